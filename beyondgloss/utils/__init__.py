@@ -1,0 +1,3 @@
+from .import_utils import require
+
+__all__ = ["require"]

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+
+install_requires = [
+    "torch>=2.4",
+    "torchcodec>=0.13",
+    "transformers>=5.0,<6",
+    "tokenizers>=0.22",
+    "datasets>=4.0",
+    "accelerate>=1.0",
+    "peft>=0.17",
+    "safetensors>=0.4",
+    "huggingface_hub>=1.0",
+    "sentencepiece>=0.2",
+    "protobuf",
+    "numpy",
+    "pillow",
+    "pyyaml",
+]
+extras = {
+    "metrics": ["sacrebleu>=2.4", "rouge-score>=0.1.2", "evaluate>=0.4"],
+    "plots": ["matplotlib>=3.7"],
+}
+extras["test"] = extras["metrics"] + extras["plots"] + ["pytest>=8"]
+extras["dev"] = extras["test"] + ["ruff"]
+
+setup(
+    name="beyondgloss",
+    version="0.1.0",
+    description="Gloss-free sign language translation (BeyondGloss, BMVC 2025) as a Hugging Face model package",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["beyondgloss", "beyondgloss.*"]),
+    package_data={"beyondgloss": ["metrics/sign_translation/*.py", "model_cards/*.md"]},
+    include_package_data=True,
+    install_requires=install_requires,
+    extras_require=extras,
+    entry_points={"console_scripts": ["beyondgloss=beyondgloss.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "License :: OSI Approved :: MIT License",
+    ],
+)
