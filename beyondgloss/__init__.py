@@ -1,6 +1,66 @@
-"""beyondgloss: gloss-free sign language translation (BeyondGloss, BMVC 2025) for the Hugging Face ecosystem."""
+"""beyondgloss: gloss-free sign language translation (BeyondGloss, BMVC 2025) for the Hugging Face ecosystem.
+
+`import beyondgloss` registers the configuration, the models, the processors and the "sign-translation"
+pipeline with transformers' Auto classes. It imports no video decoder, metric or trainer; those load on
+first use of their names.
+"""
+
+import importlib
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForSeq2SeqLM,
+)
 
 from .configuration_beyondgloss import BeyondGlossConfig
+from .modeling_beyondgloss import (
+    BeyondGlossForContrastivePretraining,
+    BeyondGlossForSignTranslation,
+    BeyondGlossModel,
+    BeyondGlossModelOutput,
+    BeyondGlossPretrainingOutput,
+    BeyondGlossPreTrainedModel,
+)
 
 __version__ = "0.1.0"
-__all__ = ["BeyondGlossConfig"]
+
+# Names loaded on first use: heavier modules (video decoding, datasets, metrics, training).
+_LAZY = {
+    "load_sign_dataset": "beyondgloss.data",
+    "FeatureStore": "beyondgloss.data.feature_store",
+    "tiny_config": "beyondgloss.testing",
+}
+
+__all__ = [
+    "BeyondGlossConfig",
+    "BeyondGlossModel",
+    "BeyondGlossModelOutput",
+    "BeyondGlossPretrainingOutput",
+    "BeyondGlossPreTrainedModel",
+    "BeyondGlossForContrastivePretraining",
+    "BeyondGlossForSignTranslation",
+    *_LAZY,
+]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'beyondgloss' has no attribute {name!r}")
+
+
+def _register():
+    AutoConfig.register(BeyondGlossConfig.model_type, BeyondGlossConfig, exist_ok=True)
+    AutoModel.register(BeyondGlossConfig, BeyondGlossModel, exist_ok=True)
+    AutoModelForPreTraining.register(BeyondGlossConfig, BeyondGlossForContrastivePretraining, exist_ok=True)
+    AutoModelForSeq2SeqLM.register(BeyondGlossConfig, BeyondGlossForSignTranslation, exist_ok=True)
+    # save_pretrained copies the code files and writes auto_map, so checkpoints load with trust_remote_code=True.
+    BeyondGlossConfig.register_for_auto_class()
+    BeyondGlossModel.register_for_auto_class("AutoModel")
+    BeyondGlossForContrastivePretraining.register_for_auto_class("AutoModelForPreTraining")
+    BeyondGlossForSignTranslation.register_for_auto_class("AutoModelForSeq2SeqLM")
+
+
+_register()

@@ -1,0 +1,127 @@
+# Copyright 2026 The beyondgloss authors. MIT license.
+"""The objectives of BeyondGloss, as pure functions.
+
+Imports only torch, so the modeling file can use it inside a checkpoint loaded with `trust_remote_code=True`.
+"""
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+__all__ = [
+    "soft_target_contrastive_loss",
+    "symmetric_contrastive_loss",
+    "masked_l2_loss",
+    "masked_mean",
+    "gather_with_grad",
+]
+
+
+def soft_target_contrastive_loss(
+    logits: torch.Tensor, positives: torch.Tensor | None = None, target_scale: float = 10.0
+) -> torch.Tensor:
+    r"""Cross-entropy of `logits` against the reference's soft targets, row-wise.
+
+    The reference computes `B * KLDivLoss(mean)(log_softmax(S), softmax(10 * I))`, that is
+    `(1/B) sum_i sum_j P_ij (log P_ij - log softmax(S_i)_j)` with `P = softmax(target_scale * I)` per row:
+    `P_ii = e^s / (e^s + N - 1)` and `P_ij = 1 / (e^s + N - 1)`. This computes the same value in closed form.
+
+    Args:
+        logits (`torch.Tensor` of shape `(B, N)`): similarity logits of B queries against N candidates.
+        positives (`torch.Tensor` of shape `(B,)`, *optional*): column of each row's positive; `arange(B)` by
+            default (N == B, in-batch negatives). With gathered negatives the local rows point into the global columns.
+        target_scale (`float`): the `10` of `softmax(10 * I)`.
+
+    Returns:
+        `torch.Tensor`: scalar loss.
+    """
+    rows, columns = logits.shape
+    if positives is None:
+        if rows != columns:
+            raise ValueError(f"logits of shape {tuple(logits.shape)} are not square; pass `positives`.")
+        positives = torch.arange(rows, device=logits.device)
+    log_probs = F.log_softmax(logits.float(), dim=-1)
+    scale = torch.tensor(float(target_scale), dtype=log_probs.dtype, device=logits.device)
+    normaliser = torch.logaddexp(scale, torch.log(torch.tensor(columns - 1.0, dtype=log_probs.dtype, device=logits.device)))
+    log_p_positive = scale - normaliser
+    log_p_negative = -normaliser
+    p_positive, p_negative = log_p_positive.exp(), log_p_negative.exp()
+    positive_log_q = log_probs.gather(1, positives[:, None]).squeeze(1)
+    negative_log_q_sum = log_probs.sum(dim=1) - positive_log_q
+    entropy_term = p_positive * log_p_positive + (columns - 1) * p_negative * log_p_negative
+    per_row = entropy_term - p_positive * positive_log_q - p_negative * negative_log_q_sum
+    return per_row.mean()
+
+
+def symmetric_contrastive_loss(
+    query_embeds: torch.Tensor,
+    key_embeds: torch.Tensor,
+    logit_scale: torch.Tensor,
+    target_scale: float = 10.0,
+    all_query_embeds: torch.Tensor | None = None,
+    all_key_embeds: torch.Tensor | None = None,
+    offset: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""CLIP-style loss in both directions, `(L(q->k) + L(k->q)) / 2`, with the soft targets above.
+
+    Args:
+        query_embeds, key_embeds (`torch.Tensor` of shape `(B, D)`): L2-normalised local embeddings.
+        logit_scale (`torch.Tensor`): the log temperature; logits are `exp(logit_scale) * q k^T`.
+        all_query_embeds, all_key_embeds (`torch.Tensor` of shape `(N, D)`, *optional*): embeddings gathered from
+            every process (see [`gather_with_grad`]); local rows are `offset : offset + B` of them.
+
+    Returns:
+        `(loss, logits_q_to_k)`: the scalar loss and the `(B, N)` query-to-key logits.
+    """
+    scale = logit_scale.exp()
+    all_keys = key_embeds if all_key_embeds is None else all_key_embeds
+    all_queries = query_embeds if all_query_embeds is None else all_query_embeds
+    logits_q = scale * query_embeds @ all_keys.t()
+    logits_k = scale * key_embeds @ all_queries.t()
+    positives = torch.arange(query_embeds.shape[0], device=query_embeds.device) + offset
+    loss = 0.5 * (
+        soft_target_contrastive_loss(logits_q, positives, target_scale)
+        + soft_target_contrastive_loss(logits_k, positives, target_scale)
+    )
+    return loss, logits_q
+
+
+def masked_l2_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    r"""Per-element mean squared error over the masked-in frames (the reference's hand loss).
+
+    `sum_{b,t} m_bt * ||p_bt - y_bt||^2 / (D * sum_{b,t} m_bt)`.
+
+    Args:
+        predictions, targets (`torch.Tensor` of shape `(B, T, D)`).
+        mask (`torch.Tensor` of shape `(B, T)`): 1 for frames that count.
+
+    Returns:
+        `torch.Tensor`: scalar loss (0 when the mask is empty).
+    """
+    mask = mask.to(predictions.dtype)
+    squared = (predictions - targets).pow(2).sum(dim=-1)
+    denominator = mask.sum() * predictions.shape[-1]
+    return (squared * mask).sum() / denominator.clamp(min=1.0)
+
+
+def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    r"""Mean over time of `(B, T, D)` states, counting only steps where `mask` `(B, T)` is set."""
+    if mask is None:
+        return hidden_states.mean(dim=1)
+    weights = mask.to(hidden_states.dtype).unsqueeze(-1)
+    return (hidden_states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def gather_with_grad(embeds: torch.Tensor) -> tuple[torch.Tensor, int]:
+    r"""All-gathers `(B, D)` embeddings from every process, keeping the gradient of the local part.
+
+    Every process must hold the same B. Returns the `(world * B, D)` concatenation and the row offset of this
+    process's embeddings in it. Without an initialised process group it returns `(embeds, 0)`.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return embeds, 0
+    gathered = [torch.zeros_like(embeds) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, embeds.detach().contiguous())
+    rank = dist.get_rank()
+    gathered[rank] = embeds
+    return torch.cat(gathered, dim=0), rank * embeds.shape[0]

@@ -1,0 +1,903 @@
+# Copyright 2026 The beyondgloss authors. MIT license.
+"""BeyondGloss models: the sign video encoder and its pre-training and translation wrappers.
+
+Imports only torch, transformers and siblings (relatively), so `save_pretrained` copies it into a checkpoint
+that loads with `trust_remote_code=True` where beyondgloss is not installed.
+"""
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Dinov2Model, GenerationConfig, MBartForConditionalGeneration, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput
+from transformers.models.mbart.modeling_mbart import MBartEncoder, shift_tokens_right
+
+from .configuration_beyondgloss import BeyondGlossConfig
+from .losses import gather_with_grad, masked_l2_loss, masked_mean, symmetric_contrastive_loss
+
+__all__ = [
+    "BeyondGlossModelOutput",
+    "BeyondGlossPretrainingOutput",
+    "BeyondGlossPreTrainedModel",
+    "BeyondGlossModel",
+    "BeyondGlossForContrastivePretraining",
+    "BeyondGlossForSignTranslation",
+    "LoRALinear",
+]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Outputs
+
+
+@dataclass
+class BeyondGlossModelOutput(ModelOutput):
+    r"""
+    Output of [`BeyondGlossModel`], the sign video encoder.
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, steps, 2 * frame_dim)`):
+            the video sequence at half the frame rate (temporal features concatenated with the description
+            branch); the `inputs_embeds` of the mBART encoder.
+        attention_mask (`torch.LongTensor` of shape `(batch_size, steps)`): 1 for real steps.
+        hand_predictions (`torch.FloatTensor` of shape `(batch_size, frames, hand_dim)`): predicted per-frame
+            hand features (zero on padded frames).
+        description_states (`torch.FloatTensor` of shape `(batch_size, steps, description_dim)`): per-step
+            vectors whose time mean is aligned with the description embedding.
+        frame_features (`torch.FloatTensor` of shape `(batch_size, frames, frame_dim)`): DINOv2 CLS features after
+            the projection and BatchNorm (zero on padded frames).
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    attention_mask: torch.LongTensor | None = None
+    hand_predictions: torch.FloatTensor | None = None
+    description_states: torch.FloatTensor | None = None
+    frame_features: torch.FloatTensor | None = None
+
+
+@dataclass
+class BeyondGlossPretrainingOutput(ModelOutput):
+    r"""
+    Output of [`BeyondGlossForContrastivePretraining`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, returned when `return_loss=True`):
+            `alignment_loss + description_loss_weight * description_loss + hand_loss_weight * hand_loss`,
+            the terms whose inputs are absent left out.
+        alignment_loss (`torch.FloatTensor` of shape `()`): video-sentence contrastive loss.
+        description_loss (`torch.FloatTensor` of shape `()`, *optional*): video-description contrastive loss.
+        hand_loss (`torch.FloatTensor` of shape `()`, *optional*): masked L2 of the hand distillation.
+        logits_per_video (`torch.FloatTensor` of shape `(batch_size, batch_size)`): scaled video-text similarities.
+        logits_per_text (`torch.FloatTensor` of shape `(batch_size, batch_size)`): their transpose.
+        logits_per_description (`torch.FloatTensor` of shape `(batch_size, batch_size)`, *optional*): scaled
+            video-description similarities (video rows).
+        video_embeds (`torch.FloatTensor` of shape `(batch_size, d_model)`): L2-normalised pooled video embeddings.
+        text_embeds (`torch.FloatTensor` of shape `(batch_size, d_model)`): L2-normalised pooled sentence embeddings.
+        encoder_output ([`BeyondGlossModelOutput`]): the sign video encoder's output.
+    """
+
+    loss: torch.FloatTensor | None = None
+    alignment_loss: torch.FloatTensor | None = None
+    description_loss: torch.FloatTensor | None = None
+    hand_loss: torch.FloatTensor | None = None
+    logits_per_video: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    logits_per_description: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    encoder_output: BeyondGlossModelOutput | None = None
+
+    def to_tuple(self):
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in self.values())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# LoRA
+
+
+class LoRALinear(nn.Linear):
+    r"""A frozen `nn.Linear` plus a trainable low-rank update `scaling * B(A(dropout(x)))` (PEFT's default init).
+
+    It keeps the `weight`/`bias` names of the layer it replaces, so pretrained state dicts load unchanged.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, rank=16, alpha=32.0, dropout=0.1, device=None, dtype=None):
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.rank, self.scaling = rank, alpha / rank
+        self.lora_A = nn.Parameter(torch.empty(rank, in_features, device=device, dtype=dtype))
+        self.lora_B = nn.Parameter(torch.zeros(out_features, rank, device=device, dtype=dtype))
+        self.lora_dropout = nn.Dropout(dropout)
+        self.reset_lora_parameters()
+
+    @classmethod
+    def wrap(cls, linear: nn.Linear, rank: int, alpha: float, dropout: float) -> "LoRALinear":
+        wrapped = cls(linear.in_features, linear.out_features, linear.bias is not None, rank, alpha, dropout,
+                      device=linear.weight.device, dtype=linear.weight.dtype)
+        wrapped.weight, wrapped.bias = linear.weight, linear.bias
+        wrapped.weight.requires_grad_(False)
+        if wrapped.bias is not None:
+            wrapped.bias.requires_grad_(False)
+        return wrapped
+
+    def reset_lora_parameters(self):
+        # transformers' init functions skip tensors loaded from a checkpoint.
+        init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        init.zeros_(self.lora_B)
+
+    def forward(self, hidden_states):
+        update = F.linear(F.linear(self.lora_dropout(hidden_states), self.lora_A), self.lora_B)
+        return F.linear(hidden_states, self.weight, self.bias) + self.scaling * update
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, rank={self.rank}, scaling={self.scaling}"
+
+
+def add_lora_to_mbart(module: nn.Module, config: BeyondGlossConfig) -> None:
+    """Freezes `module` (an mBART encoder or encoder-decoder) and puts LoRA on every q_proj and v_proj."""
+    module.requires_grad_(False)
+    targets = [
+        (parent, child_name)
+        for parent in module.modules()
+        for child_name, child in parent.named_children()
+        if child_name in ("q_proj", "v_proj") and type(child) is nn.Linear
+    ]
+    for parent, child_name in targets:
+        setattr(parent, child_name, LoRALinear.wrap(getattr(parent, child_name), config.text_lora_rank,
+                                                    config.text_lora_alpha, config.text_lora_dropout))
+
+
+class BeyondGlossVisionLoRA(nn.Module):
+    r"""The reference's LoRA of one DINOv2 block: one A shared by q, k and v with separate B blocks, and LoRA on
+    the attention output, fc1 and fc2. Init A ~ N(0, 0.02), B = 0 (`rng_init=False`)."""
+
+    def __init__(self, hidden_size: int, mlp_size: int, rank: int, alpha: float, dropout: float):
+        super().__init__()
+        self.scaling = alpha / rank
+        self.dropout = nn.Dropout(dropout)
+        self.qkv_A = nn.Parameter(torch.empty(rank, hidden_size))
+        self.q_B = nn.Parameter(torch.zeros(hidden_size, rank))
+        self.k_B = nn.Parameter(torch.zeros(hidden_size, rank))
+        self.v_B = nn.Parameter(torch.zeros(hidden_size, rank))
+        self.out_A = nn.Parameter(torch.empty(rank, hidden_size))
+        self.out_B = nn.Parameter(torch.zeros(hidden_size, rank))
+        self.fc1_A = nn.Parameter(torch.empty(rank, hidden_size))
+        self.fc1_B = nn.Parameter(torch.zeros(mlp_size, rank))
+        self.fc2_A = nn.Parameter(torch.empty(rank, mlp_size))
+        self.fc2_B = nn.Parameter(torch.zeros(hidden_size, rank))
+
+    def low_rank(self, hidden_states, name: str):
+        return F.linear(self.dropout(hidden_states), getattr(self, f"{name}_A")) * self.scaling
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Temporal encoder
+
+
+def sinusoidal_position_encoding(length: int, dim: int, device=None, dtype=None) -> torch.Tensor:
+    """`pe[p, 0::2] = sin(p * 10000^(-2i/dim))`, `pe[p, 1::2] = cos(...)`, shape `(length, dim)`."""
+    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    encoding = torch.zeros(length, dim, device=device, dtype=torch.float32)
+    encoding[:, 0::2] = torch.sin(position * frequency)
+    encoding[:, 1::2] = torch.cos(position * frequency)
+    return encoding.to(dtype or torch.float32)
+
+
+def apply_rotary(states: torch.Tensor) -> torch.Tensor:
+    r"""Interleaved (GPT-J style) RoPE over positions `0..T-1` on `(B, H, T, D)`; `theta_k = 10000^(-2k/D)`.
+
+    The reference outputs a de-interleaved layout, but applies the same permutation to q and k, so their dot
+    products, and the attention, are identical.
+    """
+    _, _, length, dim = states.shape
+    theta = torch.exp(torch.arange(0, dim, 2, device=states.device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    angle = torch.arange(length, device=states.device, dtype=torch.float32)[:, None] * theta
+    cos, sin = angle.cos().to(states.dtype), angle.sin().to(states.dtype)
+    even, odd = states[..., 0::2], states[..., 1::2]
+    return torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1).flatten(-2)
+
+
+class BandMaskCache:
+    """Local-attention band masks `|i - j| <= window // 2`, built once per (length, device)."""
+
+    def __init__(self, window: int):
+        self.half_window = window // 2
+        self._masks = {}
+
+    def __call__(self, length: int, device) -> torch.Tensor:
+        key = (length, str(device))
+        if key not in self._masks:
+            index = torch.arange(length, device=device)
+            self._masks[key] = (index[:, None] - index[None, :]).abs() <= self.half_window
+        return self._masks[key]
+
+
+def drop_path(hidden_states: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth per sample (timm's DropPath)."""
+    if rate == 0.0 or not training:
+        return hidden_states
+    keep = 1.0 - rate
+    shape = (hidden_states.shape[0],) + (1,) * (hidden_states.dim() - 1)
+    return hidden_states * hidden_states.new_empty(shape).bernoulli_(keep) / keep
+
+
+class BeyondGlossTemporalAttention(nn.Module):
+    """Multi-head local self-attention with RoPE on q and k, scores scaled by 1/sqrt(head_dim)."""
+
+    def __init__(self, config: BeyondGlossConfig):
+        super().__init__()
+        dim = config.frame_dim
+        self.num_heads = config.temporal_heads
+        self.q_proj, self.k_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.v_proj, self.out_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, hidden_states: torch.Tensor, attention_bias: torch.Tensor) -> torch.Tensor:
+        batch, length, dim = hidden_states.shape
+
+        def heads(states):
+            return states.view(batch, length, self.num_heads, dim // self.num_heads).transpose(1, 2)
+
+        query = apply_rotary(heads(self.q_proj(hidden_states)))
+        key = apply_rotary(heads(self.k_proj(hidden_states)))
+        value = heads(self.v_proj(hidden_states))
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_bias)
+        return self.out_proj(attended.transpose(1, 2).reshape(batch, length, dim))
+
+
+class BeyondGlossTemporalBlock(nn.Module):
+    """Post-LN block: `x = LN1(x + DropPath(gamma * Drop(Attn(x))))`, `x = LN2(x + DropPath(FFN(x)))`."""
+
+    def __init__(self, config: BeyondGlossConfig, drop_path_rate: float):
+        super().__init__()
+        dim = config.frame_dim
+        self.attention = BeyondGlossTemporalAttention(config)
+        self.attention_dropout = nn.Dropout(config.temporal_dropout)
+        self.layer_scale = nn.Parameter(torch.full((dim,), config.layer_scale_init))
+        self.attention_norm = nn.LayerNorm(dim)
+        self.ffn_in = nn.Linear(dim, config.temporal_ffn_dim)
+        self.ffn_dropout = nn.Dropout(config.temporal_dropout)
+        self.ffn_out = nn.Linear(config.temporal_ffn_dim, dim)
+        self.ffn_norm = nn.LayerNorm(dim)
+        self.drop_path_rate = drop_path_rate
+
+    def forward(self, hidden_states, attention_bias):
+        attended = self.layer_scale * self.attention_dropout(self.attention(hidden_states, attention_bias))
+        hidden_states = self.attention_norm(hidden_states + drop_path(attended, self.drop_path_rate, self.training))
+        fed = self.ffn_out(self.ffn_dropout(F.gelu(self.ffn_in(hidden_states))))
+        return self.ffn_norm(hidden_states + drop_path(fed, self.drop_path_rate, self.training))
+
+
+class BeyondGlossTemporalEncoder(nn.Module):
+    r"""Sinusoidal PE, `temporal_layers[0]` blocks, x2 average-pool downsampling, `temporal_layers[1]` blocks and
+    an output projection. Input `(B, T, frame_dim)` with mask `(B, T)`; output `(B, ceil(T/2), frame_dim)` and
+    its mask (`ceil(L/2)` steps for a video of L frames; the reference rule under `reference_compat`)."""
+
+    def __init__(self, config: BeyondGlossConfig):
+        super().__init__()
+        depth = sum(config.temporal_layers)
+        rates = [config.drop_path_rate * k / max(depth - 1, 1) for k in range(depth)]
+        self.blocks = nn.ModuleList(BeyondGlossTemporalBlock(config, rate) for rate in rates)
+        self.blocks_before_downsampling = config.temporal_layers[0]
+        self.output_proj = nn.Linear(config.frame_dim, config.frame_dim)
+        self.band_masks = BandMaskCache(config.temporal_window)
+        self.reference_compat = config.reference_compat
+
+    def attention_bias(self, mask: torch.Tensor) -> torch.Tensor:
+        """`(B, 1, T, T)` boolean: inside the band, to a real key, or the diagonal (so no row is empty)."""
+        length = mask.shape[1]
+        band = self.band_masks(length, mask.device)
+        allowed = band[None] & mask.bool()[:, None, :]
+        allowed = allowed | torch.eye(length, dtype=torch.bool, device=mask.device)[None]
+        return allowed[:, None]
+
+    def downsample(self, hidden_states, mask):
+        if self.reference_compat:
+            pooled = F.avg_pool1d(hidden_states.transpose(1, 2), 3, 2, 1).transpose(1, 2)
+            new_mask = F.avg_pool1d(mask[:, None].float(), 3, 2, 1, count_include_pad=False)[:, 0] > 0
+            new_mask[:, 0] = True
+            return pooled, new_mask.long()
+        # Padded steps are zeroed so that they weigh exactly like the pool's own zero padding: a video's output
+        # is the same alone and next to a longer one. Step j is real when its centre frame 2j is.
+        zeroed = hidden_states * mask[..., None].to(hidden_states.dtype)
+        pooled = F.avg_pool1d(zeroed.transpose(1, 2), 3, 2, 1).transpose(1, 2)
+        lengths = (mask.sum(dim=1) + 1) // 2
+        new_mask = torch.arange(pooled.shape[1], device=mask.device)[None] < lengths[:, None]
+        return pooled, new_mask.long()
+
+    def forward(self, hidden_states, mask):
+        hidden_states = hidden_states + sinusoidal_position_encoding(
+            hidden_states.shape[1], hidden_states.shape[2], hidden_states.device, hidden_states.dtype)
+        bias = self.attention_bias(mask)
+        for index, block in enumerate(self.blocks):
+            if index == self.blocks_before_downsampling:
+                hidden_states, mask = self.downsample(hidden_states, mask)
+                bias = self.attention_bias(mask)
+            hidden_states = block(hidden_states, bias)
+        return self.output_proj(hidden_states), mask
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Models
+
+
+class BeyondGlossPreTrainedModel(PreTrainedModel):
+    config: BeyondGlossConfig
+    config_class = BeyondGlossConfig
+    base_model_prefix = "sign_encoder"
+    main_input_name = "pixel_values_videos"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = False
+    _supports_sdpa = True
+    _no_split_modules = ["BeyondGlossTemporalBlock", "Dinov2Layer", "MBartEncoderLayer", "MBartDecoderLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, BeyondGlossTemporalEncoder):
+            # The reference's Transformer._init_weights: every Linear N(0, 0.02), bias 0; LayerNorm (1, 0); the
+            # attention output projections (weight and bias) redrawn from N(0, 0.02 / sqrt(2 * depth)).
+            depth = len(module.blocks)
+            for name, sub in module.named_modules():
+                if isinstance(sub, nn.Linear):
+                    init.normal_(sub.weight, std=std)
+                    init.zeros_(sub.bias)
+                elif isinstance(sub, nn.LayerNorm):
+                    init.ones_(sub.weight)
+                    init.zeros_(sub.bias)
+            for block in module.blocks:
+                init.normal_(block.attention.out_proj.weight, std=std / math.sqrt(2 * depth))
+                init.normal_(block.attention.out_proj.bias, std=std / math.sqrt(2 * depth))
+                init.constant_(block.layer_scale, self.config.layer_scale_init)
+        elif isinstance(module, BeyondGlossVisionLoRA):
+            for name in ("qkv_A", "out_A", "fc1_A", "fc2_A"):
+                init.normal_(getattr(module, name), std=0.02)
+            for name in ("q_B", "k_B", "v_B", "out_B", "fc1_B", "fc2_B"):
+                init.zeros_(getattr(module, name))
+        elif isinstance(module, (BeyondGlossForContrastivePretraining,)):
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+            init.constant_(module.logit_scale_description, self.config.logit_scale_init_value)
+        elif isinstance(module, nn.Linear) and not isinstance(module, LoRALinear):
+            # The heads keep PyTorch's default init, as in the reference.
+            if not getattr(module.weight, "_is_hf_initialized", False):
+                module.reset_parameters()
+        elif isinstance(module, (nn.BatchNorm1d, nn.LayerNorm)):
+            super()._init_weights(module)
+
+    def initialize_weights(self):
+        super().initialize_weights()
+        # LoRA inside the mBART sub-models is visited by mBART's own init, which does not know it; the init
+        # functions leave tensors loaded from a checkpoint untouched.
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, LoRALinear):
+                    module.reset_lora_parameters()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # Every task class loads from every checkpoint (the encoder from a translation model, stage 2 from stage 1),
+        # so the saved auto_map names all of them, not only the class that saved.
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        auto_map.update({
+            "AutoConfig": f"{module.replace('modeling_', 'configuration_')}.BeyondGlossConfig",
+            "AutoModel": f"{module}.BeyondGlossModel",
+            "AutoModelForPreTraining": f"{module}.BeyondGlossForContrastivePretraining",
+            "AutoModelForSeq2SeqLM": f"{module}.BeyondGlossForSignTranslation",
+        })
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _check_video_inputs(self, pixel_values_videos, video_attention_mask):
+        if pixel_values_videos is None:
+            raise ValueError("pixel_values_videos is required: a (batch, frames, 3, height, width) tensor.")
+        if pixel_values_videos.dim() != 5:
+            raise ValueError(
+                "pixel_values_videos must have shape (batch, frames, 3, height, width); "
+                f"got a tensor of shape {tuple(pixel_values_videos.shape)}."
+            )
+        batch, frames = pixel_values_videos.shape[:2]
+        if video_attention_mask is None:
+            return torch.ones(batch, frames, dtype=torch.long, device=pixel_values_videos.device)
+        if tuple(video_attention_mask.shape) != (batch, frames):
+            raise ValueError(
+                f"video_attention_mask must have shape (batch, frames) = ({batch}, {frames}) to match "
+                f"pixel_values_videos; got {tuple(video_attention_mask.shape)}."
+            )
+        lengths = video_attention_mask.long().sum(dim=1)
+        if (lengths == 0).any():
+            empty = torch.nonzero(lengths == 0).flatten().tolist()
+            raise ValueError(f"video_attention_mask: videos {empty} of the batch have zero valid frames.")
+        prefix = torch.arange(frames, device=lengths.device)[None] < lengths[:, None]
+        if not torch.equal(prefix, video_attention_mask.bool()):
+            raise ValueError("video_attention_mask must mark each video's real frames first, then padding "
+                             "(ones then zeros per row).")
+        return video_attention_mask.long()
+
+
+class BeyondGlossModel(BeyondGlossPreTrainedModel):
+    r"""
+    The BeyondGloss sign video encoder: frames -> DINOv2 (LoRA in the top blocks) -> CLS -> Linear + BatchNorm over
+    the real frames -> hand head and fusion -> local-attention temporal encoder (x2 downsampling) -> description head
+    and fusion -> a `(B, ceil(T/2), 2 * frame_dim)` sequence for the mBART encoder.
+
+    Padding costs no compute: the real frames of the batch are packed before DINOv2 and encoded in chunks of
+    `config.frame_chunk_size`.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from beyondgloss import BeyondGlossConfig, BeyondGlossModel
+    >>> from beyondgloss.testing import tiny_config
+    >>> model = BeyondGlossModel(tiny_config()).eval()
+    >>> video = torch.randn(2, 6, 3, 28, 28)
+    >>> mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    >>> output = model(video, mask)
+    >>> output.last_hidden_state.shape, output.attention_mask.sum(1).tolist()
+    (torch.Size([2, 3, 32]), [3, 2])
+    ```
+    """
+
+    # Loading the encoder out of a task checkpoint: the task parts are not needed.
+    _keys_to_ignore_on_load_unexpected = [r"^mbart\.", r"^text_encoder\.", r"^logit_scale"]
+
+    def __init__(self, config: BeyondGlossConfig):
+        super().__init__(config)
+        vision = config.vision_config
+        self.vision = Dinov2Model(vision)
+        mlp_size = int(vision.hidden_size * vision.mlp_ratio)
+        lora_layers = config.vision_lora_layers if config.vision_tuning == "lora" else []
+        self.vision_lora = nn.ModuleDict({
+            str(i): BeyondGlossVisionLoRA(vision.hidden_size, mlp_size, config.vision_lora_rank,
+                                          config.vision_lora_alpha, config.vision_lora_dropout)
+            for i in lora_layers
+        })
+        self.vision.requires_grad_(config.vision_tuning == "full")
+        self.frame_proj = nn.Linear(vision.hidden_size, config.frame_dim)
+        self.frame_norm = nn.BatchNorm1d(config.frame_dim)
+        self.hand_proj = nn.Linear(config.frame_dim, config.hand_dim)
+        self.hand_up = nn.Linear(config.hand_dim, config.frame_dim)
+        self.hand_fuse = nn.Linear(2 * config.frame_dim, config.frame_dim)
+        self.temporal = BeyondGlossTemporalEncoder(config)
+        self.description_proj = nn.Linear(config.frame_dim, config.description_dim)
+        self.description_down = nn.Linear(config.description_dim, config.frame_dim)
+        self.head_dropout = nn.Dropout(config.head_dropout)
+        self.post_init()
+
+    # ---- frame encoder -------------------------------------------------------------------------------------
+
+    def _vision_block(self, index: int, hidden_states: torch.Tensor, cls_only: bool) -> torch.Tensor:
+        """One DINOv2 block with the reference LoRA; with `cls_only` only the CLS row of the output is computed
+        (its keys and values still come from every token)."""
+        layer = self.vision.encoder.layer[index]
+        attention = layer.attention
+        lora = self.vision_lora[str(index)] if str(index) in self.vision_lora else None
+        normed = layer.norm1(hidden_states)
+        query_input = normed[:, :1] if cls_only else normed
+        query, key, value = attention.q_proj(query_input), attention.k_proj(normed), attention.v_proj(normed)
+        if lora is not None:
+            shared = lora.low_rank(normed, "qkv")  # one A (and one dropout mask) for q, k and v
+            query = query + F.linear(shared[:, :1] if cls_only else shared, lora.q_B)
+            key = key + F.linear(shared, lora.k_B)
+            value = value + F.linear(shared, lora.v_B)
+        batch, tokens, width = normed.shape
+        heads = attention.num_attention_heads
+
+        def split(states):
+            return states.view(batch, -1, heads, width // heads).transpose(1, 2)
+
+        attended = F.scaled_dot_product_attention(split(query), split(key), split(value))
+        attended = attended.transpose(1, 2).reshape(batch, -1, width)
+        output = attention.o_proj(attended)
+        if lora is not None:
+            output = output + F.linear(lora.low_rank(attended, "out"), lora.out_B)
+        residual = hidden_states[:, :1] if cls_only else hidden_states
+        hidden_states = residual + layer.drop_path(layer.layer_scale1(output))
+
+        normed = layer.norm2(hidden_states)
+        mlp = layer.mlp
+        inner = mlp.fc1(normed)
+        if lora is not None:
+            inner = inner + F.linear(lora.low_rank(normed, "fc1"), lora.fc1_B)
+        inner = mlp.activation_fn(inner)
+        output = mlp.fc2(inner)
+        if lora is not None:
+            output = output + F.linear(lora.low_rank(inner, "fc2"), lora.fc2_B)
+        return hidden_states + layer.drop_path(layer.layer_scale2(output))
+
+    def _first_trainable_block(self) -> int:
+        """Blocks below this index (and the embeddings) have no trainable weight and run without autograd."""
+        if self.config.vision_tuning == "full" and any(p.requires_grad for p in self.vision.parameters()):
+            return 0
+        depth = self.config.vision_config.num_hidden_layers
+        trainable = [int(i) for i in self.vision_lora]
+        trainable += [i for i in range(depth)
+                      if any(p.requires_grad for p in self.vision.encoder.layer[i].parameters())]
+        return min(trainable, default=depth)
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        r"""DINOv2 layer-normed CLS features of packed frames `(N, 3, H, W)` -> `(N, hidden_size)`."""
+        depth = self.config.vision_config.num_hidden_layers
+        first_trainable = self._first_trainable_block()
+        outputs = []
+        for chunk in frames.split(self.config.frame_chunk_size):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and first_trainable == 0):
+                hidden_states = self.vision.embeddings(chunk)
+                for index in range(min(first_trainable, depth - 1)):
+                    hidden_states = self._vision_block(index, hidden_states, cls_only=False)
+            for index in range(min(first_trainable, depth - 1), depth):
+                hidden_states = self._vision_block(index, hidden_states, cls_only=index == depth - 1)
+            outputs.append(self.vision.layernorm(hidden_states[:, 0]))
+        return torch.cat(outputs)
+
+    # ---- forward -----------------------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        video_attention_mask: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> BeyondGlossModelOutput:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, frames, 3, height, width)`):
+                normalised frames, zero-padded after each video's end (see [`BeyondGlossVideoProcessor`]).
+            video_attention_mask (`torch.LongTensor` of shape `(batch_size, frames)`, *optional*):
+                1 for real frames (first), 0 for padding. All frames are real when omitted.
+
+        Returns:
+            [`BeyondGlossModelOutput`].
+        """
+        mask = self._check_video_inputs(pixel_values_videos, video_attention_mask)
+        batch, frames = mask.shape
+        real = mask.bool()
+        packed = pixel_values_videos[real]  # (N, 3, H, W): only real frames reach DINOv2
+
+        features = self.frame_norm(self.frame_proj(self.encode_frames(packed)))  # BN over the batch's real frames
+        hand_logits = self.hand_proj(features)
+        hand_activated = F.gelu(hand_logits)
+        hand_back = self.head_dropout(self.hand_up(hand_activated))
+        fused = F.gelu(self.hand_fuse(torch.cat([features, hand_back], dim=-1)))
+        # The reference compares the post-GELU output with HaMeR (it cannot go below -0.17); the loss here takes
+        # the pre-activation, while GELU still feeds the fusion.
+        hand_predictions = hand_activated if self.config.reference_compat else hand_logits
+
+        def unpack(values):
+            padded = values.new_zeros(batch, frames, values.shape[-1])
+            padded[real] = values
+            return padded
+
+        temporal, step_mask = self.temporal(unpack(fused), mask)
+        description_states = F.gelu(self.description_proj(temporal))
+        description_back = self.head_dropout(self.description_down(description_states))
+        sequence = torch.cat([temporal, description_back], dim=-1)
+        return BeyondGlossModelOutput(
+            last_hidden_state=sequence,
+            attention_mask=step_mask,
+            hand_predictions=unpack(hand_predictions),
+            description_states=description_states,
+            frame_features=unpack(features),
+        )
+
+
+class _BackboneLoadingMixin:
+    """`from_backbones`: build a model around pretrained DINOv2 and mBART weights."""
+
+    @classmethod
+    def from_backbones(cls, vision: str, text: str, config_kwargs: dict | None = None, **load_kwargs):
+        r"""
+        Builds the model from a DINOv2 checkpoint and an mBART checkpoint (any local directory or hub id);
+        everything BeyondGloss adds starts from its own initialisation.
+
+        ```python
+        >>> model = BeyondGlossForContrastivePretraining.from_backbones(
+        ...     vision="facebook/dinov2-small", text="facebook/mbart-large-cc25")  # doctest: +SKIP
+        ```
+        """
+        vision_model = Dinov2Model.from_pretrained(vision, **load_kwargs)
+        text_model = MBartForConditionalGeneration.from_pretrained(text, **load_kwargs)
+        config = BeyondGlossConfig.from_vision_text_configs(vision_model.config, text_model.config,
+                                                            **(config_kwargs or {}))
+        if config.decoder_start_token_id is None:
+            config.decoder_start_token_id = text_model.config.decoder_start_token_id
+        model = cls(config)
+        model.load_backbone_weights(vision_model.state_dict(), text_model.state_dict())
+        return model
+
+    def load_backbone_weights(self, vision_state: dict, text_state: dict) -> None:
+        encoder = self.sign_encoder if hasattr(self, "sign_encoder") else self
+        missing, unexpected = encoder.vision.load_state_dict(vision_state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"DINOv2 weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        if hasattr(self, "mbart"):
+            self.mbart.load_state_dict(text_state, strict=False)
+        if hasattr(self, "text_encoder"):
+            encoder_state = {k[len("model.encoder."):]: v for k, v in text_state.items() if k.startswith("model.encoder.")}
+            self.text_encoder.load_state_dict(encoder_state, strict=False)
+
+
+class BeyondGlossModelWithEncoder(BeyondGlossPreTrainedModel):
+    def get_encoder_output(self, pixel_values_videos, video_attention_mask) -> BeyondGlossModelOutput:
+        return self.sign_encoder(pixel_values_videos, video_attention_mask)
+
+
+def _check_hand_inputs(hand_features, hand_mask, video_attention_mask, hand_dim):
+    batch, frames = video_attention_mask.shape
+    if hand_features.dim() != 3 or tuple(hand_features.shape) != (batch, frames, hand_dim):
+        raise ValueError(
+            f"hand_features must have shape (batch, frames, hand_dim) = ({batch}, {frames}, {hand_dim}), one row per "
+            f"frame of pixel_values_videos; got {tuple(hand_features.shape)}."
+        )
+    if hand_mask is not None and tuple(hand_mask.shape) != (batch, frames):
+        raise ValueError(f"hand_mask must have shape (batch, frames) = ({batch}, {frames}); got {tuple(hand_mask.shape)}.")
+
+
+class BeyondGlossForContrastivePretraining(_BackboneLoadingMixin, BeyondGlossModelWithEncoder):
+    r"""
+    Stage 1 of BeyondGloss: the sign video encoder feeds an mBART encoder with LoRA (the image side); its pooled
+    output is aligned CLIP-style with a frozen mBART encoder's pooled embedding of the target sentence, the pooled
+    description states with the description embedding, and the hand head is distilled from HaMeR features.
+
+    `loss = alignment_loss + description_loss_weight * description_loss + hand_loss_weight * hand_loss`; a term whose
+    inputs are absent is left out, so datasets without descriptions or hand features train too.
+
+    The image-side mBART is kept whole (`self.mbart`, its decoder idle), so that
+    `BeyondGlossForSignTranslation.from_pretrained(<this checkpoint>)` finds the encoder with its LoRA and the
+    decoder in place.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from beyondgloss import BeyondGlossForContrastivePretraining
+    >>> from beyondgloss.testing import tiny_config
+    >>> model = BeyondGlossForContrastivePretraining(tiny_config())
+    >>> out = model(pixel_values_videos=torch.randn(2, 4, 3, 28, 28), input_ids=torch.tensor([[5, 6, 2], [7, 2, 1]]),
+    ...             attention_mask=torch.tensor([[1, 1, 1], [1, 1, 0]]), return_loss=True)
+    >>> out.loss.shape, out.logits_per_video.shape
+    (torch.Size([]), torch.Size([2, 2]))
+    ```
+    """
+
+    def __init__(self, config: BeyondGlossConfig):
+        super().__init__(config)
+        self.sign_encoder = BeyondGlossModel(config)
+        self.mbart = MBartForConditionalGeneration(config.text_config)
+        add_lora_to_mbart(self.mbart.model.encoder, config)
+        self.mbart.model.decoder.requires_grad_(False)
+        self.mbart.model.shared.requires_grad_(False)
+        self.mbart.lm_head.requires_grad_(False)
+        self.text_encoder = MBartEncoder(config.text_config)
+        self.text_encoder.requires_grad_(False)
+        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        self.logit_scale_description = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        self.post_init()
+
+    def _pool(self, states, mask):
+        return states.mean(dim=1) if self.config.reference_compat else masked_mean(states, mask)
+
+    def encode_video(self, encoder_output: BeyondGlossModelOutput) -> torch.Tensor:
+        """Pooled, L2-normalised video embedding `(B, d_model)` from the image-side mBART encoder."""
+        states = self.mbart.model.encoder(
+            inputs_embeds=encoder_output.last_hidden_state, attention_mask=encoder_output.attention_mask
+        ).last_hidden_state
+        return F.normalize(self._pool(states, encoder_output.attention_mask), dim=-1)
+
+    def encode_text(self, input_ids, attention_mask=None) -> torch.Tensor:
+        """Pooled, L2-normalised sentence embedding `(B, d_model)` from the frozen text-side encoder."""
+        states = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return F.normalize(self._pool(states, attention_mask), dim=-1)
+
+    def forward(
+        self,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        video_attention_mask: torch.LongTensor | None = None,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        description_embeds: torch.FloatTensor | None = None,
+        hand_features: torch.FloatTensor | None = None,
+        hand_mask: torch.LongTensor | None = None,
+        return_loss: bool | None = None,
+        **kwargs,
+    ) -> BeyondGlossPretrainingOutput:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, frames, 3, height, width)`),
+            video_attention_mask (`torch.LongTensor` of shape `(batch_size, frames)`): the videos, see [`BeyondGlossModel`].
+            input_ids (`torch.LongTensor` of shape `(batch_size, tokens)`), attention_mask: the target sentences,
+                tokenized in target mode (`tokens, </s>, language code`).
+            description_embeds (`torch.FloatTensor` of shape `(batch_size, description_dim)`, *optional*):
+                embeddings of the hand-motion descriptions; without them the description term is left out.
+            hand_features (`torch.FloatTensor` of shape `(batch_size, frames, hand_dim)`, *optional*): HaMeR targets,
+                one row per frame; without them the hand term is left out.
+            hand_mask (`torch.LongTensor` of shape `(batch_size, frames)`, *optional*): 1 where a hand target exists
+                (the reference uses the frame mask only; so does `reference_compat`).
+            return_loss (`bool`, *optional*): compute the losses (default: when `input_ids` is given).
+        """
+        if input_ids is None:
+            raise ValueError("input_ids (the tokenized target sentences) are required for contrastive pre-training.")
+        video_attention_mask = self._check_video_inputs(pixel_values_videos, video_attention_mask)
+        return_loss = True if return_loss is None else return_loss
+        batch = pixel_values_videos.shape[0]
+        if input_ids.shape[0] != batch:
+            raise ValueError(f"input_ids has {input_ids.shape[0]} rows but there are {batch} videos.")
+        if description_embeds is not None and tuple(description_embeds.shape) != (batch, self.config.description_dim):
+            raise ValueError(
+                f"description_embeds must have shape (batch, description_dim) = ({batch}, {self.config.description_dim}); "
+                f"got {tuple(description_embeds.shape)}."
+            )
+        if hand_features is not None:
+            _check_hand_inputs(hand_features, hand_mask, video_attention_mask, self.config.hand_dim)
+
+        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)
+        video_embeds = self.encode_video(encoder_output)
+        text_embeds = self.encode_text(input_ids, attention_mask)
+
+        gather = self.config.gather_distributed_negatives
+        all_video, offset = gather_with_grad(video_embeds) if gather else (video_embeds, 0)
+        all_text, _ = gather_with_grad(text_embeds) if gather else (text_embeds, 0)
+        alignment_loss, logits_per_video = symmetric_contrastive_loss(
+            video_embeds, text_embeds, self.logit_scale, self.config.soft_target_scale, all_video, all_text, offset)
+        loss = alignment_loss
+
+        description_loss = logits_per_description = None
+        if description_embeds is not None:
+            step_description = F.normalize(self._pool(encoder_output.description_states, encoder_output.attention_mask), dim=-1)
+            description = F.normalize(description_embeds.to(step_description.dtype), dim=-1)
+            all_steps, offset_d = gather_with_grad(step_description) if gather else (step_description, 0)
+            all_desc, _ = gather_with_grad(description) if gather else (description, 0)
+            scale = self.logit_scale if self.config.reference_compat else self.logit_scale_description
+            description_loss, logits_per_description = symmetric_contrastive_loss(
+                step_description, description, scale, self.config.soft_target_scale, all_steps, all_desc, offset_d)
+            loss = loss + self.config.description_loss_weight * description_loss
+
+        hand_loss = None
+        if hand_features is not None:
+            frame_mask = video_attention_mask
+            if hand_mask is not None and not self.config.reference_compat:
+                frame_mask = frame_mask * hand_mask.to(frame_mask.dtype)
+            hand_loss = masked_l2_loss(encoder_output.hand_predictions, hand_features.to(encoder_output.hand_predictions.dtype), frame_mask)
+            loss = loss + self.config.hand_loss_weight * hand_loss
+
+        return BeyondGlossPretrainingOutput(
+            loss=loss if return_loss else None,
+            alignment_loss=alignment_loss,
+            description_loss=description_loss,
+            hand_loss=hand_loss,
+            logits_per_video=logits_per_video,
+            logits_per_text=logits_per_video.t() if not gather else None,
+            logits_per_description=logits_per_description,
+            video_embeds=video_embeds,
+            text_embeds=text_embeds,
+            encoder_output=encoder_output,
+        )
+
+
+class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossModelWithEncoder):
+    r"""
+    Stage 2 of BeyondGloss: the sign video encoder feeds `inputs_embeds` to a frozen mBART encoder-decoder with LoRA
+    on every q_proj/v_proj; trained with label-smoothed cross-entropy (computed here), decoded by beam search.
+
+    `BeyondGlossForSignTranslation.from_pretrained(<pre-training checkpoint>)` takes over the sign video encoder and
+    the image-side mBART (encoder with its LoRA, and the decoder); the decoder's LoRA starts fresh, as in the
+    reference.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from beyondgloss import BeyondGlossForSignTranslation
+    >>> from beyondgloss.testing import tiny_config
+    >>> model = BeyondGlossForSignTranslation(tiny_config()).eval()
+    >>> ids = model.generate(torch.randn(1, 4, 3, 28, 28), num_beams=2, max_new_tokens=5)
+    >>> ids.shape[0]
+    1
+    ```
+    """
+
+    # Loading a pre-training checkpoint: its text side and temperatures are not needed, the decoder LoRA starts fresh.
+    _keys_to_ignore_on_load_unexpected = [r"^text_encoder\.", r"^logit_scale"]
+    _keys_to_ignore_on_load_missing = [r"^mbart\.model\.decoder\..*\.lora_[AB]$"]
+
+    def __init__(self, config: BeyondGlossConfig):
+        super().__init__(config)
+        self.sign_encoder = BeyondGlossModel(config)
+        self.mbart = MBartForConditionalGeneration(config.text_config)
+        add_lora_to_mbart(self.mbart, config)
+        self.post_init()
+
+    @property
+    def generation_config(self) -> GenerationConfig:
+        """Beam search settings from the config: `num_beams`, `max_new_tokens`, start at the target language code."""
+        return GenerationConfig(
+            num_beams=self.config.num_beams,
+            max_new_tokens=self.config.max_new_tokens,
+            decoder_start_token_id=self.config.decoder_start_token_id,
+            bos_token_id=self.config.text_config.bos_token_id,
+            eos_token_id=self.config.text_config.eos_token_id,
+            pad_token_id=self.config.text_config.pad_token_id,
+            forced_eos_token_id=self.config.text_config.forced_eos_token_id,
+        )
+
+    @generation_config.setter
+    def generation_config(self, value):
+        # PreTrainedModel assigns a default here; settings live in the config.
+        if value is not None and getattr(value, "num_beams", None) not in (None, 1):
+            self.config.num_beams = value.num_beams
+
+    def can_generate(self) -> bool:
+        return True
+
+    def forward(
+        self,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        video_attention_mask: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, frames, 3, height, width)`),
+            video_attention_mask (`torch.LongTensor` of shape `(batch_size, frames)`): see [`BeyondGlossModel`].
+            labels (`torch.LongTensor` of shape `(batch_size, tokens)`, *optional*): target ids in target mode
+                (`tokens, </s>, language code`) with -100 on padding; the decoder input is mBART's right shift
+                (the language code wraps to the front).
+            decoder_input_ids (`torch.LongTensor` of shape `(batch_size, tokens)`, *optional*): instead of labels.
+
+        Returns:
+            [`~transformers.modeling_outputs.Seq2SeqLMOutput`] with the label-smoothed loss when labels are given.
+        """
+        video_attention_mask = self._check_video_inputs(pixel_values_videos, video_attention_mask)
+        if labels is None and decoder_input_ids is None:
+            raise ValueError("Give labels (training) or decoder_input_ids; to translate, call generate().")
+        if labels is not None and labels.shape[0] != pixel_values_videos.shape[0]:
+            raise ValueError(f"labels has {labels.shape[0]} rows but there are {pixel_values_videos.shape[0]} videos.")
+        if decoder_input_ids is None:
+            decoder_input_ids = shift_tokens_right(labels, self.config.text_config.pad_token_id)
+        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)
+        outputs = self.mbart(
+            inputs_embeds=encoder_output.last_hidden_state,
+            attention_mask=encoder_output.attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            return_dict=True,
+        )
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
+                                   label_smoothing=self.config.label_smoothing)
+        return Seq2SeqLMOutput(loss=loss, logits=outputs.logits, encoder_last_hidden_state=encoder_output.last_hidden_state)
+
+    @torch.inference_mode()
+    def generate(self, pixel_values_videos=None, video_attention_mask=None, generation_config=None, **kwargs):
+        r"""
+        Translates videos: beam search over the mBART decoder, settings from [`generation_config`] overridden by
+        keyword arguments (`num_beams`, `max_new_tokens`, ...).
+
+        Returns:
+            `torch.LongTensor` of shape `(batch_size, tokens)`: generated ids, starting with the target language code.
+        """
+        video_attention_mask = self._check_video_inputs(pixel_values_videos, video_attention_mask)
+        generation_config = copy.deepcopy(generation_config or self.generation_config)
+        kwargs = generation_config.update(**kwargs)  # returns the arguments that are not generation settings
+        start = generation_config.decoder_start_token_id
+        if start is None:
+            raise ValueError(
+                "No decoder start token: set model.config.decoder_start_token_id to the target language code id, "
+                "e.g. tokenizer.convert_tokens_to_ids('de_DE')."
+            )
+        for key in ("input_ids", "attention_mask", "labels"):
+            kwargs.pop(key, None)
+        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)
+        return self.mbart.generate(
+            inputs_embeds=encoder_output.last_hidden_state,
+            attention_mask=encoder_output.attention_mask,
+            generation_config=generation_config,
+            **kwargs,
+        )
