@@ -1,0 +1,41 @@
+"""Sign language datasets: builders, the `load_sign_dataset` entry point, collators, feature stores, SynthSign."""
+
+from .builders import (
+    BadSampleError,
+    CSLDailyBuilder,
+    Phoenix14TBuilder,
+    SignDatasetBuilder,
+    SignDatasetConfig,
+    SignVideoFolderBuilder,
+    SynthSignBuilder,
+    list_frame_images,
+)
+from .collators import PretrainingCollator, SignCollator, TranslationCollator
+from .feature_store import FeatureStore, MissingFeatureError
+from .loading import LANGUAGE_CODES, SIGN_DATASET_BUILDERS, dataset_language_code, language_code, load_sign_dataset
+from .synthsign import SYNTHSIGN_HAND_DIM, SYNTHSIGN_LANGUAGE_CODE, SYNTHSIGN_LEXICON, generate_synthsign
+
+__all__ = [
+    "BadSampleError",
+    "CSLDailyBuilder",
+    "FeatureStore",
+    "LANGUAGE_CODES",
+    "MissingFeatureError",
+    "Phoenix14TBuilder",
+    "PretrainingCollator",
+    "SIGN_DATASET_BUILDERS",
+    "SYNTHSIGN_HAND_DIM",
+    "SYNTHSIGN_LANGUAGE_CODE",
+    "SYNTHSIGN_LEXICON",
+    "SignCollator",
+    "SignDatasetBuilder",
+    "SignDatasetConfig",
+    "SignVideoFolderBuilder",
+    "SynthSignBuilder",
+    "TranslationCollator",
+    "dataset_language_code",
+    "generate_synthsign",
+    "language_code",
+    "list_frame_images",
+    "load_sign_dataset",
+]

@@ -1,0 +1,528 @@
+"""Dataset builders for sign language translation corpora (`datasets.GeneratorBasedBuilder`, used directly).
+
+datasets 5 has no loading scripts, so the builders are classes:
+
+```python
+>>> builder = Phoenix14TBuilder(data_dir="PHOENIX-2014-T", cache_dir="cache")
+>>> builder.download_and_prepare()
+>>> dataset = builder.as_dataset()          # DatasetDict: train, validation, test
+```
+
+or, in one call, `beyondgloss.data.load_sign_dataset("phoenix14t", data_dir=...)`.
+
+Every builder yields the same columns:
+
+- `id` (`string`): the sample id, which is also the key of the feature stores. For Phoenix14T and CSL-Daily it
+  is the reference code's sample name `"<official split>/<video name>"` (e.g. `"dev/01April_2010_..."`), so
+  features imported from the reference's files join without renaming; for a video folder it is the
+  `id` column of the metadata or the file name without its extension.
+- `frames` (`list[string]`, frame image paths in natural order) for frame-folder corpora, or `video`
+  (`datasets.Video`, decoded lazily by torchcodec) for video files. A folder holds one or the other.
+- `text` (`string`): the spoken-language target sentence, raw (Chinese without spaces; the metrics split
+  characters). `gloss` (`string`, space-separated glosses, "" if unknown), `signer` (`string`), `language`
+  (`string`, ISO 639-1: "de", "zh", "en"; `beyondgloss.data.language_code` gives the mBART code).
+- With a hand-feature store: `hand_features` (`Array2D` (T, hand_dim) float32, one row per video frame)
+  and `hand_mask` (T,) (the store's hand-presence mask, or ones). With a description store:
+  `description_embedding` (description_dim,) float32.
+
+Split names follow the Hugging Face convention: `train`, `validation` (the official `dev`), `test`.
+Bad samples (a missing or empty frame folder, an unreadable video, a missing feature file, hand features
+whose length differs from the frame count, an empty sentence) stop the build with an error listing every
+bad id, or, with `skip_bad_samples=True`, are left out with one warning listing them.
+"""
+
+import csv
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from ..video_io import IMAGE_EXTENSIONS, VideoReadError, count_frames, natural_sort_key
+from .feature_store import FeatureStore
+from .safe_pickle import load_pickle_file
+from .synthsign import SYNTHSIGN_LANGUAGE, generate_synthsign
+
+__all__ = [
+    "SignDatasetConfig",
+    "SignDatasetBuilder",
+    "Phoenix14TBuilder",
+    "CSLDailyBuilder",
+    "SignVideoFolderBuilder",
+    "SynthSignBuilder",
+    "BadSampleError",
+    "list_frame_images",
+]
+
+logger = logging.getLogger(__name__)
+
+_SPLIT_NAMES = {"train": "train", "dev": "validation", "val": "validation", "valid": "validation",
+                "validation": "validation", "test": "test"}
+# How many bad ids an error or warning spells out before summarising the rest.
+_LISTED_IDS = 20
+
+
+class BadSampleError(ValueError):
+    """Samples of a dataset cannot be used; the message lists their ids and what is wrong."""
+
+
+def list_frame_images(folder) -> list:
+    """Image files of a frame folder in natural order (`images2.png` before `images10.png`)."""
+    folder = Path(folder)
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+                  key=lambda p: natural_sort_key(p.name))
+
+
+def _signature(*paths) -> str:
+    """A short fingerprint of files or folders (names, sizes, modification times), so a changed source
+    gives a new cache entry instead of a stale one."""
+    digest = hashlib.sha1()
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        entries = sorted(path.iterdir()) if path.is_dir() else [path]
+        for entry in entries:
+            if entry.exists():
+                stat = entry.stat()
+                digest.update(f"{entry}|{stat.st_size}|{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class SignDatasetConfig(datasets.BuilderConfig):
+    """Options shared by the sign dataset builders.
+
+    Args:
+        hand_features (`str`, *optional*): folder of a `FeatureStore` with per-frame hand features by id.
+        descriptions (`str`, *optional*): folder of a `FeatureStore` with description embeddings by id.
+        skip_bad_samples (`bool`): leave bad samples out with a warning instead of failing.
+        reference_labels (`str`, *optional*): Phoenix14T / CSL-Daily only. Prefix of the reference code's gzip
+            label pickles (`<prefix>.train`, `.dev`, `.test`; dicts of `{name, text, gloss?, signer?}`),
+            read with the restricted unpickler, instead of the official annotation files. Opt-in only.
+        frames_dir (`str`, *optional*): Phoenix14T / CSL-Daily only: the frame-folder root, if not the
+            release's own place.
+        language (`str`, *optional*): video folders only: language of rows without a `language` column.
+        fingerprint (`str`): set by the builder from the sources' sizes and times (the cache key).
+    """
+
+    hand_features: str | None = None
+    descriptions: str | None = None
+    skip_bad_samples: bool = False
+    reference_labels: str | None = None
+    frames_dir: str | None = None
+    language: str | None = None
+    fingerprint: str = ""
+
+
+class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
+    """Common machinery: columns, feature-store joins, bad-sample handling.
+
+    Subclasses set `DATASET_NAME`, `MEDIA` ("frames" or "video") and `LANGUAGE`, and implement
+    `_read_samples()` returning `{split: [sample, ...]}`, each sample a dict with `id`, `media` (list of
+    frame paths or a video path), `text`, `gloss`, `signer`, `language`, and `problem` (a string) when the
+    sample is unusable.
+    """
+
+    BUILDER_CONFIG_CLASS = SignDatasetConfig
+    DATASET_NAME = "sign_dataset"
+    MEDIA = "frames"
+    LANGUAGE = ""
+    # Files whose change must invalidate the cache, relative to data_dir (besides the stores).
+    SOURCE_FILES: tuple = ()
+
+    def __init__(self, *args, data_dir=None, **kwargs):
+        if data_dir is None:
+            raise ValueError(f"{type(self).__name__} needs data_dir, the folder holding the dataset")
+        if not Path(data_dir).is_dir():
+            raise FileNotFoundError(f"{type(self).__name__}: data_dir {data_dir} is not a folder")
+        kwargs.setdefault("dataset_name", self.DATASET_NAME)
+        data_dir = str(Path(data_dir).resolve())
+        for key in ("hand_features", "descriptions"):
+            if kwargs.get(key) is not None:
+                store = kwargs[key]
+                path = store.path if isinstance(store, FeatureStore) else Path(store)
+                if not path.is_dir():
+                    raise FileNotFoundError(f"{key}={path}: no feature store folder there")
+                kwargs[key] = str(path.resolve())
+        kwargs["fingerprint"] = _signature(
+            *[Path(data_dir) / name for name in self.SOURCE_FILES],
+            kwargs.get("hand_features"), kwargs.get("descriptions"),
+            Path(kwargs["reference_labels"]).parent if kwargs.get("reference_labels") else None,
+        )
+        super().__init__(*args, data_dir=data_dir, **kwargs)
+
+    # -- columns -------------------------------------------------------------------------------------
+    def _media_column(self) -> str:
+        return self.MEDIA
+
+    def _extra_columns(self) -> dict:
+        return {}
+
+    def _info(self) -> datasets.DatasetInfo:
+        media = (datasets.Video() if self._media_column() == "video"
+                 else datasets.List(datasets.Value("string")))
+        features = {
+            "id": datasets.Value("string"),
+            self._media_column(): media,
+            "text": datasets.Value("string"),
+            "gloss": datasets.Value("string"),
+            "signer": datasets.Value("string"),
+            "language": datasets.Value("string"),
+        }
+        features.update(self._extra_columns())
+        if self.config.hand_features:
+            hand_dim = self._peek_dim(self.config.hand_features, "hand_features", per_frame=True)
+            features["hand_features"] = datasets.Array2D(shape=(None, hand_dim), dtype="float32")
+            features["hand_mask"] = datasets.List(datasets.Value("float32"))
+        if self.config.descriptions:
+            dim = self._peek_dim(self.config.descriptions, "descriptions", per_frame=False)
+            features["description_embedding"] = datasets.List(datasets.Value("float32"), length=dim)
+        return datasets.DatasetInfo(description=self.__doc__, features=datasets.Features(features))
+
+    @staticmethod
+    def _peek_dim(path: str, argument: str, per_frame: bool) -> int:
+        store = FeatureStore(path, create=False)
+        first = next(iter(sorted(store.path.glob("*.safetensors"))), None)
+        if first is None:
+            raise ValueError(f"{argument}={path}: the feature store is empty")
+        from safetensors import safe_open
+
+        with safe_open(str(first), framework="np") as handle:
+            shape = handle.get_slice("features").get_shape()
+        if per_frame and len(shape) != 2:
+            raise ValueError(f"{argument}={path}: {first.name} holds features of shape {tuple(shape)}; per-frame "
+                             "hand features must be (T, hand_dim)")
+        return int(shape[-1])
+
+    # -- generation ----------------------------------------------------------------------------------
+    def _read_samples(self) -> dict:
+        raise NotImplementedError
+
+    def _split_generators(self, dl_manager):
+        samples = self._read_samples()
+        self._check_samples(samples)
+        return [datasets.SplitGenerator(name=split, gen_kwargs={"samples": rows})
+                for split, rows in samples.items()]
+
+    def _check_samples(self, samples: dict) -> None:
+        hands = FeatureStore(self.config.hand_features, create=False) if self.config.hand_features else None
+        descriptions = FeatureStore(self.config.descriptions, create=False) if self.config.descriptions else None
+        for rows in samples.values():
+            for sample in rows:
+                if sample.get("problem"):
+                    continue
+                sample["problem"] = self._sample_problem(sample, hands, descriptions)
+        bad = [f"{s['id']} ({s['problem']})" for rows in samples.values() for s in rows if s.get("problem")]
+        if bad:
+            listed = "; ".join(bad[:_LISTED_IDS]) + (f"; and {len(bad) - _LISTED_IDS} more" if len(bad) > _LISTED_IDS
+                                                     else "")
+            if not self.config.skip_bad_samples:
+                raise BadSampleError(
+                    f"{self.DATASET_NAME} in {self.config.data_dir}: {len(bad)} bad sample(s): {listed}. Fix them, "
+                    "or pass skip_bad_samples=True to leave them out"
+                )
+            logger.warning("%s: skipping %d bad sample(s): %s", self.DATASET_NAME, len(bad), listed)
+            for split in samples:
+                samples[split] = [s for s in samples[split] if not s.get("problem")]
+
+    def _sample_problem(self, sample: dict, hands, descriptions) -> str | None:
+        if not sample["text"].strip():
+            return "empty target sentence"
+        num_frames = None
+        if self._media_column() == "frames":
+            num_frames = len(sample["media"])
+            if num_frames == 0:
+                return "frame folder has no images"
+        else:
+            try:
+                num_frames = count_frames(sample["media"])
+            except (VideoReadError, FileNotFoundError) as error:
+                return f"unreadable video: {error}"
+        if hands is not None:
+            if sample["id"] not in hands:
+                return f"no hand-feature file in {hands.path}"
+            rows = hands.read(sample["id"])["features"].shape[0]
+            if rows != num_frames:
+                return f"hand features have {rows} rows but the video has {num_frames} frames"
+        if descriptions is not None and sample["id"] not in descriptions:
+            return f"no description file in {descriptions.path}"
+        return None
+
+    def _generate_examples(self, samples):
+        hands = FeatureStore(self.config.hand_features, create=False) if self.config.hand_features else None
+        descriptions = FeatureStore(self.config.descriptions, create=False) if self.config.descriptions else None
+        extra = list(self._extra_columns())
+        for sample in samples:
+            media = sample["media"]
+            example = {
+                "id": sample["id"],
+                self._media_column(): [str(p) for p in media] if self._media_column() == "frames" else str(media),
+                "text": sample["text"],
+                "gloss": sample.get("gloss") or "",
+                "signer": str(sample.get("signer") or ""),
+                "language": sample.get("language") or self.LANGUAGE,
+            }
+            example.update({name: sample.get(name) for name in extra})
+            if hands is not None:
+                record = hands.read(sample["id"])
+                features = record["features"].float().numpy()
+                mask = record["mask"]
+                example["hand_features"] = features
+                example["hand_mask"] = (np.ones(len(features), np.float32) if mask is None
+                                        else mask.float().numpy())
+            if descriptions is not None:
+                example["description_embedding"] = descriptions[sample["id"]].float().reshape(-1).numpy()
+            yield sample["id"], example
+
+    # -- helpers for subclasses ----------------------------------------------------------------------
+    @staticmethod
+    def _frame_sample(sample_id: str, folder: Path, **fields) -> dict:
+        if not folder.is_dir():
+            return {"id": sample_id, "media": [], "problem": f"frame folder {folder} does not exist", **fields}
+        return {"id": sample_id, "media": list_frame_images(folder), **fields}
+
+    def _reference_label_samples(self, frame_folder, language: str) -> dict:
+        """Samples from the reference's gzip label pickles (opt-in); `frame_folder(name)` locates the frames."""
+        samples = {}
+        for official in ("train", "dev", "test"):
+            path = Path(f"{self.config.reference_labels}.{official}")
+            labels = load_pickle_file(path)
+            if not isinstance(labels, dict):
+                raise ValueError(f"{path}: expected a dict of sample name -> sample dict, got {type(labels).__name__}")
+            rows = []
+            for key, record in labels.items():
+                if not isinstance(record, dict) or "name" not in record or "text" not in record:
+                    raise ValueError(f"{path}: sample {key!r} lacks the 'name' or 'text' field")
+                name = str(record["name"])
+                rows.append(self._frame_sample(
+                    name, frame_folder(name), text=str(record["text"]), gloss=str(record.get("gloss", "")),
+                    signer=str(record.get("signer", "")), language=language))
+            samples[_SPLIT_NAMES[official]] = rows
+        return samples
+
+
+def _read_delimited(path: Path, delimiter: str, required: tuple) -> list:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: annotation file not found")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'})")
+        return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+
+
+class Phoenix14TBuilder(SignDatasetBuilder):
+    """RWTH-PHOENIX-Weather-2014-T, from its official release layout.
+
+    `data_dir` is the `PHOENIX-2014-T` folder (or its parent) holding
+    `annotations/manual/PHOENIX-2014-T.{train,dev,test}.corpus.csv` (`|`-separated columns name, video,
+    start, end, speaker, orth, translation) and `features/fullFrame-210x260px/{train,dev,test}/<name>/`
+    with `images0001.png ...`. Text: `translation`; gloss: `orth`; signer: `speaker`; language "de".
+    """
+
+    DATASET_NAME = "phoenix14t"
+    LANGUAGE = "de"
+    CSV = "annotations/manual/PHOENIX-2014-T.{split}.corpus.csv"
+    SOURCE_FILES = ("annotations/manual/PHOENIX-2014-T.train.corpus.csv",
+                    "annotations/manual/PHOENIX-2014-T.dev.corpus.csv",
+                    "annotations/manual/PHOENIX-2014-T.test.corpus.csv")
+
+    def __init__(self, *args, data_dir=None, **kwargs):
+        if data_dir is not None and not (Path(data_dir) / "annotations").is_dir() and \
+                (Path(data_dir) / "PHOENIX-2014-T" / "annotations").is_dir():
+            data_dir = Path(data_dir) / "PHOENIX-2014-T"
+        super().__init__(*args, data_dir=data_dir, **kwargs)
+
+    def _read_samples(self) -> dict:
+        root = Path(self.config.data_dir)
+        frames_root = Path(self.config.frames_dir) if self.config.frames_dir else root / "features" / "fullFrame-210x260px"
+        if self.config.reference_labels:
+            return self._reference_label_samples(lambda name: frames_root / name, self.LANGUAGE)
+        samples = {}
+        for official in ("train", "dev", "test"):
+            rows = _read_delimited(root / self.CSV.format(split=official), "|", ("name", "speaker", "orth", "translation"))
+            samples[_SPLIT_NAMES[official]] = [
+                self._frame_sample(f"{official}/{row['name']}", frames_root / official / row["name"],
+                                   text=row["translation"], gloss=row["orth"], signer=row["speaker"],
+                                   language=self.LANGUAGE)
+                for row in rows
+            ]
+        return samples
+
+
+class CSLDailyBuilder(SignDatasetBuilder):
+    """CSL-Daily, from its official release layout.
+
+    `data_dir` holds `sentence_label/csl2020ct_v2.pkl` (a pickle whose `info` is a list of records with
+    name, label_gloss, label_char, label_word, signer, length; read with the restricted unpickler),
+    `sentence_label/split_1.txt` (lines `name|split`, an optional `Name|Split` header) and the frame
+    folders `sentence/frames_512x512/<name>/`. Other places: pass `label_file`, `split_file`, `frames_dir`.
+    Text: the characters of `label_char` joined (no spaces; metrics score characters); gloss: `label_gloss`
+    joined by spaces; language "zh".
+    """
+
+    DATASET_NAME = "csl_daily"
+    LANGUAGE = "zh"
+    LABEL_FILES = ("sentence_label/csl2020ct_v2.pkl", "csl2020ct_v2.pkl")
+    SPLIT_FILES = ("sentence_label/split_1.txt", "split_1.txt")
+    FRAME_DIRS = ("sentence/frames_512x512", "frames_512x512", "frames")
+    SOURCE_FILES = LABEL_FILES + SPLIT_FILES
+    RECORD_FIELDS = ("name", "label_gloss", "label_char", "signer")
+
+    def __init__(self, *args, label_file=None, split_file=None, **kwargs):
+        self._label_file, self._split_file = label_file, split_file
+        super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def _first_existing(root: Path, candidates: tuple, what: str, is_dir=False) -> Path:
+        for candidate in candidates:
+            path = root / candidate
+            if path.is_dir() if is_dir else path.is_file():
+                return path
+        raise FileNotFoundError(f"{root}: no CSL-Daily {what} found (looked for {', '.join(candidates)})")
+
+    def _read_samples(self) -> dict:
+        root = Path(self.config.data_dir)
+        frames_root = (Path(self.config.frames_dir) if self.config.frames_dir
+                       else self._first_existing(root, self.FRAME_DIRS, "frame folder root", is_dir=True))
+        if self.config.reference_labels:
+            # The reference's names are "<split>/<video>"; CSL-Daily frame folders are not split by folder.
+            return self._reference_label_samples(lambda name: frames_root / name.split("/", 1)[-1], self.LANGUAGE)
+        label_path = Path(self._label_file) if self._label_file else self._first_existing(root, self.LABEL_FILES, "label pickle")
+        split_path = Path(self._split_file) if self._split_file else self._first_existing(root, self.SPLIT_FILES, "split file")
+        labels = load_pickle_file(label_path)
+        if not isinstance(labels, dict) or not isinstance(labels.get("info"), list):
+            raise ValueError(f"{label_path}: expected a dict with an 'info' list of sample records")
+        records = {}
+        for position, record in enumerate(labels["info"]):
+            missing = [f for f in self.RECORD_FIELDS if not isinstance(record, dict) or f not in record]
+            if missing:
+                raise ValueError(f"{label_path}: record {position} lacks field(s) {', '.join(missing)}")
+            records[str(record["name"])] = record
+        samples = {"train": [], "validation": [], "test": []}
+        for number, line in enumerate(split_path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip() or line.strip().lower() == "name|split":
+                continue
+            name, _, official = (part.strip() for part in line.partition("|"))
+            if official not in _SPLIT_NAMES:
+                raise ValueError(f"{split_path}, line {number}: expected 'name|split' with split train/dev/test, "
+                                 f"got {line!r}")
+            sample_id = f"{official}/{name}"
+            record = records.get(name)
+            if record is None:
+                samples[_SPLIT_NAMES[official]].append(
+                    {"id": sample_id, "media": [], "text": "", "problem": f"not in the label file {label_path.name}"})
+                continue
+            samples[_SPLIT_NAMES[official]].append(self._frame_sample(
+                sample_id, frames_root / name, text="".join(map(str, record["label_char"])),
+                gloss=" ".join(map(str, record["label_gloss"])), signer=str(record["signer"]), language=self.LANGUAGE))
+        return {split: rows for split, rows in samples.items() if rows}
+
+
+class SignVideoFolderBuilder(SignDatasetBuilder):
+    """Any folder of videos or frame folders described by `metadata.jsonl` or `metadata.csv`.
+
+    Columns: `file_name` (a video file or a frame folder, relative to the folder) and `text`, required;
+    `split` (default "train"; "dev"/"val" become "validation"), `id` (default: file_name without its
+    extension), `gloss`, `signer`, `language`, `description`, optional. All entries are videos, or all
+    are frame folders. This is the route for new sign datasets.
+    """
+
+    DATASET_NAME = "sign_video_folder"
+    SOURCE_FILES = ("metadata.jsonl", "metadata.csv")
+
+    def _metadata(self) -> tuple:
+        """(path, rows) of the folder's metadata, read once."""
+        if getattr(self, "_metadata_cache", None) is None:
+            root = Path(self.config.data_dir)
+            found = [root / name for name in self.SOURCE_FILES if (root / name).is_file()]
+            if len(found) != 1:
+                raise FileNotFoundError(
+                    f"{root}: expected exactly one of metadata.jsonl / metadata.csv, found {len(found)}")
+            path = found[0]
+            if path.suffix == ".csv":
+                rows = _read_delimited(path, ",", ("file_name", "text"))
+            else:
+                rows = []
+                for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as error:
+                        raise ValueError(f"{path}, line {number}: not valid JSON ({error})") from error
+                for column in ("file_name", "text"):
+                    lacking = [n for n, row in enumerate(rows, start=1) if column not in row]
+                    if lacking:
+                        raise ValueError(f"{path}: missing column {column} (rows {lacking[:5]})")
+            self._metadata_cache = (path, rows)
+        return self._metadata_cache
+
+    def _media_column(self) -> str:
+        path, rows = self._metadata()
+        root = Path(self.config.data_dir)
+        kinds = {"frames" if (root / row["file_name"]).is_dir() else "video"
+                 for row in rows if (root / row["file_name"]).exists()}
+        if len(kinds) > 1:
+            raise ValueError(f"{path}: file_name mixes videos and frame folders; keep one kind per folder")
+        return kinds.pop() if kinds else "video"
+
+    def _extra_columns(self) -> dict:
+        _, rows = self._metadata()
+        return {"description": datasets.Value("string")} if any("description" in row for row in rows) else {}
+
+    def _read_samples(self) -> dict:
+        path, rows = self._metadata()
+        root = Path(self.config.data_dir)
+        media = self._media_column()
+        samples = {}
+        for row in rows:
+            file_name = str(row["file_name"])
+            sample_id = str(row.get("id") or Path(file_name).with_suffix("").as_posix())
+            split_value = str(row.get("split") or "train")
+            split = _SPLIT_NAMES.get(split_value.lower(), split_value)
+            fields = {"text": str(row["text"] or ""), "gloss": str(row.get("gloss") or ""),
+                      "signer": str(row.get("signer") or ""),
+                      "language": str(row.get("language") or self.config.language or ""),
+                      "description": str(row.get("description") or "")}
+            target = root / file_name
+            if media == "frames":
+                sample = self._frame_sample(sample_id, target, **fields)
+            elif not target.is_file():
+                sample = {"id": sample_id, "media": str(target), "problem": f"video file {target} does not exist",
+                          **fields}
+            else:
+                sample = {"id": sample_id, "media": str(target), **fields}
+            samples.setdefault(split, []).append(sample)
+        return samples
+
+
+class SynthSignBuilder(SignVideoFolderBuilder):
+    """The SynthSign corpus (`beyondgloss.data.synthsign`): generated into `data_dir` on first use (reused
+    when its settings match), then read as a video folder with its hand features and descriptions joined.
+
+    Generation arguments (`num_train`, `num_validation`, `num_test`, `seed`, `image_size`, `description_dim`,
+    `frames_per_sign`, `num_workers`, `overwrite`) go to `generate_synthsign`. Pass `hand_features=None` or
+    `descriptions=None` to leave those columns out. Language "en" (mBART code en_XX).
+    """
+
+    DATASET_NAME = "synthsign"
+
+    def __init__(self, *args, data_dir=None, num_train: int = 3000, num_validation: int = 300, num_test: int = 300,
+                 seed: int = 0, image_size: int = 32, description_dim: int = 1024, frames_per_sign=(6, 10),
+                 num_workers: int | None = None, overwrite: bool = False, **kwargs):
+        if data_dir is None:
+            raise ValueError("SynthSignBuilder needs data_dir, the folder to generate the corpus into (or reuse)")
+        root = generate_synthsign(data_dir, num_train=num_train, num_validation=num_validation, num_test=num_test,
+                                  seed=seed, image_size=image_size, description_dim=description_dim,
+                                  frames_per_sign=frames_per_sign, num_workers=num_workers, overwrite=overwrite)
+        kwargs.setdefault("hand_features", str(root / "hand_features"))
+        kwargs.setdefault("descriptions", str(root / "descriptions"))
+        kwargs.setdefault("language", SYNTHSIGN_LANGUAGE)
+        super().__init__(*args, data_dir=root, **kwargs)
