@@ -1,0 +1,180 @@
+# Copyright 2026 The beyondgloss authors. MIT license.
+"""BeyondGloss processor: the video processor and the mBART tokenizer behind one call.
+
+Imports only transformers and siblings, so `save_pretrained` can copy it into a checkpoint that loads with
+`trust_remote_code=True` where beyondgloss is not installed.
+"""
+
+from transformers.image_processing_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+from transformers.video_processing_utils import VideoProcessorMixin
+
+from .video_processing_beyondgloss import BeyondGlossVideoProcessor
+
+__all__ = ["BeyondGlossProcessor"]
+
+# The language code the reference forces for every dataset (also Chinese CSL-Daily): trim.py, Finetune_Model.py.
+REFERENCE_LANGUAGE = "de_DE"
+
+
+class BeyondGlossProcessor(ProcessorMixin):
+    r"""
+    Prepares sign videos and target sentences for the BeyondGloss models.
+
+    Videos go through [`BeyondGlossVideoProcessor`] (`pixel_values_videos`, `video_attention_mask`). Sentences are
+    tokenized by the mBART tokenizer in target mode, `[tokens..., </s>, <language code>]`, with the dataset's
+    language code (`target_language`), at most `max_target_length` tokens (128, as the reference), truncating:
+    `text_target` gives `labels` for translation (padding is -100, ignored by the loss); `text` gives
+    `input_ids` / `attention_mask` for the text side of contrastive pre-training, encoded the same way as the reference
+    encodes it.
+
+    Args:
+        video_processor ([`BeyondGlossVideoProcessor`]): frames to pixel values.
+        tokenizer ([`MBartTokenizer`]): an mBART tokenizer (the model's, trimmed or not, or one from
+            [`~beyondgloss.tokenization.train_sign_tokenizer`]).
+        target_language (`str`, *optional*): the dataset's mBART language code (`"de_DE"` for Phoenix14T, `"zh_CN"`
+            for CSL-Daily); defaults to the tokenizer's `tgt_lang`.
+        reference_compat (`bool`, defaults to `False`): use `de_DE` for every dataset, as the reference code does
+            (also for Chinese); needed for converted reference checkpoints.
+        max_target_length (`int`, defaults to 128): the longest tokenized sentence (the reference's `max_words`).
+
+    Example:
+
+    ```python
+    >>> from transformers import AutoProcessor
+    >>> processor = AutoProcessor.from_pretrained("path/to/checkpoint", trust_remote_code=True)
+    >>> batch = processor(videos=["a.mp4", "frames_dir/"], text_target=["Morgen regnet es.", "Es schneit."])
+    >>> sorted(batch.keys())
+    ['labels', 'pixel_values_videos', 'video_attention_mask']
+    ```
+    """
+
+    def __init__(
+        self,
+        video_processor=None,
+        tokenizer=None,
+        target_language: str | None = None,
+        reference_compat: bool = False,
+        max_target_length: int = 128,
+        **kwargs,
+    ):
+        super().__init__(video_processor, tokenizer, **kwargs)
+        self.target_language = target_language if target_language is not None else self._tokenizer_language()
+        self.reference_compat = bool(reference_compat)
+        self.max_target_length = int(max_target_length)
+        code = self.language_code
+        if self.tokenizer.convert_tokens_to_ids(code) in (None, self.tokenizer.unk_token_id):
+            raise ValueError(
+                f"target language code {code!r} is not in the tokenizer's vocabulary; pass one of its language codes "
+                "(e.g. 'de_DE', 'zh_CN', 'en_XX') as target_language"
+            )
+
+    def _tokenizer_language(self) -> str:
+        language = getattr(self.tokenizer, "tgt_lang", None) or getattr(self.tokenizer, "src_lang", None)
+        if language is None:
+            raise ValueError("pass target_language: the tokenizer has no tgt_lang or src_lang to take it from")
+        return language
+
+    def check_argument_for_proper_class(self, argument_name, argument):
+        # transformers resolves the base class by name from its top level, where video processors only exist with
+        # torchvision installed; check against the mixin directly.
+        if argument_name == "video_processor":
+            if not isinstance(argument, VideoProcessorMixin):
+                raise TypeError(
+                    f"video_processor must be a video processor such as BeyondGlossVideoProcessor, got "
+                    f"{type(argument).__name__}"
+                )
+            return VideoProcessorMixin
+        return super().check_argument_for_proper_class(argument_name, argument)
+
+    @property
+    def language_code(self) -> str:
+        """The language code sentences are tokenized with: `de_DE` under `reference_compat`, else `target_language`."""
+        return REFERENCE_LANGUAGE if self.reference_compat else self.target_language
+
+    @property
+    def language_code_id(self) -> int:
+        """Token id of `language_code`: the decoder start token (`config.decoder_start_token_id`)."""
+        return self.tokenizer.convert_tokens_to_ids(self.language_code)
+
+    def __call__(
+        self,
+        videos=None,
+        text: str | list[str] | None = None,
+        text_target: str | list[str] | None = None,
+        training: bool = False,
+        return_tensors: str | None = "pt",
+        return_frame_indices: bool = False,
+        generator=None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Processes videos and/or sentences.
+
+        Args:
+            videos: one video or a batch, in any form [`BeyondGlossVideoProcessor`] accepts.
+            text (`str` or `list[str]`, *optional*): sentences for the pre-training text encoder ->
+                `input_ids`, `attention_mask` `(B, L)`.
+            text_target (`str` or `list[str]`, *optional*): target sentences -> `labels` `(B, L)`, -100 at padding.
+            training (`bool`, defaults to `False`): random crop and augmentation of the videos.
+            return_tensors (`str`, defaults to `"pt"`): `"pt"` or `"np"`.
+            return_frame_indices (`bool`, defaults to `False`): also return the kept source frames per video.
+            generator (`torch.Generator`, *optional*): random source of the video augmentation.
+            kwargs: passed to the tokenizer (e.g. `max_length`, `padding`).
+
+        Returns:
+            [`BatchFeature`] with the keys of the inputs given.
+        """
+        if videos is None and text is None and text_target is None:
+            raise ValueError("BeyondGlossProcessor needs videos, text or text_target")
+        data = {}
+        if videos is not None:
+            data.update(
+                self.video_processor(
+                    videos,
+                    training=training,
+                    return_tensors=return_tensors,
+                    return_frame_indices=return_frame_indices,
+                    generator=generator,
+                )
+            )
+        if text is not None:
+            encoded = self._tokenize_targets(text, **kwargs)
+            data.update(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"])
+        if text_target is not None:
+            encoded = self._tokenize_targets(text_target, **kwargs)
+            data["labels"] = [
+                [token if keep else -100 for token, keep in zip(ids, mask)]
+                for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])
+            ]
+        return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=["frame_indices"])
+
+    def _tokenize_targets(self, sentences, **kwargs):
+        if isinstance(sentences, str):
+            sentences = [sentences]
+        kwargs.setdefault("max_length", self.max_target_length)
+        kwargs.setdefault("truncation", True)
+        kwargs.setdefault("padding", True)
+        # Target mode appends </s> and the language code, as the reference's as_target_tokenizer() call.
+        self.tokenizer.tgt_lang = self.language_code
+        return self.tokenizer(text_target=list(sentences), **kwargs)
+
+    def batch_decode(self, sequences, skip_special_tokens: bool = True, **kwargs) -> list[str]:
+        """Decodes generated ids or `labels` (their -100 padding is skipped) to sentences."""
+        return self.tokenizer.batch_decode(self._unmask(sequences), skip_special_tokens=skip_special_tokens, **kwargs)
+
+    def decode(self, token_ids, skip_special_tokens: bool = True, **kwargs) -> str:
+        """Decodes one sequence of ids (or labels with -100) to a sentence."""
+        return self.tokenizer.decode(self._unmask(token_ids), skip_special_tokens=skip_special_tokens, **kwargs)
+
+    def _unmask(self, ids):
+        if hasattr(ids, "masked_fill"):
+            return ids.masked_fill(ids < 0, self.tokenizer.pad_token_id)
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        if ids and isinstance(ids[0], (list, tuple)):
+            return [self._unmask(row) for row in ids]
+        return [self.tokenizer.pad_token_id if i < 0 else i for i in ids]
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return list(BeyondGlossVideoProcessor.model_input_names) + ["input_ids", "attention_mask"]

@@ -1,0 +1,383 @@
+# Copyright 2026 The beyondgloss authors. MIT license.
+"""Reading sign videos in every form users bring them, decoding only the frames that are kept.
+
+Accepted sources (one video each):
+
+- a video file path (`str` / `os.PathLike`; mp4, webm, avi, ... anything FFmpeg reads), decoded with torchcodec;
+- a folder of frame images (`.png`, `.jpg`, `.jpeg`), in natural order: `images0002.png` before `images0010.png`;
+- a list of image paths or of `PIL.Image`s, in the given order;
+- a `torchcodec.decoders.VideoDecoder` (what a `datasets.Video()` column yields);
+- a `{"path": ..., "bytes": ...}` dict (a `datasets.Video(decode=False)` value) or the encoded `bytes` of a file;
+- an array or tensor `(T, H, W, C)` or `(T, C, H, W)` (or `(T, H, W)` grayscale), `uint8` or float in [0, 1].
+
+Every reader returns RGB `uint8` frames `(T, 3, H, W)`. Conversions are documented, not silent failures:
+grayscale frames are repeated to three channels and RGBA frames lose their alpha channel (`PIL.Image.convert("RGB")`
+for images, the first three channels for arrays). Anything unreadable raises `VideoReadError` naming the file (and
+the frame) and what is wrong.
+
+This module imports only torch, numpy, Pillow and torchcodec (the last two lazily), so it can travel with
+`video_processing_beyondgloss.py` into a checkpoint folder loaded with `trust_remote_code=True`.
+"""
+
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VideoReadError",
+    "VideoSource",
+    "count_frames",
+    "is_single_video",
+    "natural_sort_key",
+    "open_video",
+    "read_video_frames",
+    "video_fps",
+]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+class VideoReadError(ValueError):
+    """A video source cannot be read: the message names the file (and frame) and what is wrong."""
+
+
+def natural_sort_key(name: str) -> tuple:
+    """Sort key that orders digit runs by value: `images0002.png` < `images10.png` < `images0011.png`.
+
+    Text parts compare case-insensitively; the full name breaks ties so the order is total.
+    """
+    parts = re.split(r"(\d+)", name)
+    # (0, int) for digit runs and (1, str) for text never compare an int with a str.
+    return tuple((0, int(p)) if p.isdigit() else (1, p.lower()) for p in parts), name
+
+
+def _is_image_path(item) -> bool:
+    return isinstance(item, (str, os.PathLike)) and Path(item).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _is_pil_image(item) -> bool:
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(item, pil.Image)
+
+
+def _is_decoder(item) -> bool:
+    # A VideoDecoder instance implies torchcodec is already imported; no need to import it here.
+    decoders = sys.modules.get("torchcodec.decoders")
+    return decoders is not None and isinstance(item, decoders.VideoDecoder)
+
+
+def is_single_video(item) -> bool:
+    """Whether `item` is one video (as opposed to a batch of videos).
+
+    A list whose elements are image paths or PIL images is one video (its frames); any other list or tuple is a
+    batch. Everything else (a path, a decoder, a dict, bytes, an array, a `VideoSource`) is one video.
+    """
+    if isinstance(item, (list, tuple)):
+        return len(item) > 0 and all(_is_image_path(x) or _is_pil_image(x) for x in item)
+    return True
+
+
+class VideoSource:
+    """An opened video: its frame count and frame rate are known, frames are decoded on `read`.
+
+    Attributes:
+        name (`str`): what the error messages call this video (a path, or a description).
+        num_frames (`int`): number of frames (at least 1).
+        fps (`float` or `None`): average frame rate, `None` when the source has none (frame folders, arrays).
+    """
+
+    name: str
+    num_frames: int
+    fps: float | None = None
+
+    def read(self, indices: Sequence[int] | None = None) -> torch.Tensor:
+        """Decodes the frames at `indices` (all frames when `None`), in the given order.
+
+        Returns:
+            `torch.Tensor`: uint8 RGB frames of shape `(len(indices), 3, H, W)`.
+        """
+        if indices is None:
+            indices = range(self.num_frames)
+        indices = [int(i) for i in indices]
+        bad = [i for i in indices if not 0 <= i < self.num_frames]
+        if bad:
+            raise IndexError(f"{self.name}: frame indices {bad[:5]} are out of range; the video has {self.num_frames} frames")
+        if not indices:
+            raise VideoReadError(f"{self.name}: no frames were requested; pass at least one frame index")
+        return self._read(indices)
+
+    def _read(self, indices: list[int]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, num_frames={self.num_frames}, fps={self.fps})"
+
+
+class _DecodedVideo(VideoSource):
+    """A video file, encoded bytes or an existing torchcodec decoder."""
+
+    def __init__(self, decoder, name: str):
+        self.decoder = decoder
+        self.name = name
+        metadata = decoder.metadata
+        self.num_frames = int(metadata.num_frames if metadata.num_frames is not None else len(decoder))
+        self.fps = float(metadata.average_fps) if metadata.average_fps else None
+        self._size = (metadata.height, metadata.width)
+        if self.num_frames == 0:
+            raise VideoReadError(f"{name}: the video stream has zero frames; it may be truncated or empty")
+
+    def _read(self, indices: list[int]) -> torch.Tensor:
+        try:
+            frames = self.decoder.get_frames_at(indices=indices).data
+        except (RuntimeError, ValueError, IndexError) as error:
+            raise VideoReadError(
+                f"{self.name}: could not decode frames {indices[:5]}{'...' if len(indices) > 5 else ''} "
+                f"({error}); the file may be corrupt or truncated"
+            ) from error
+        # datasets.Video(dimension_order="NHWC") yields channels-last decoders.
+        if tuple(frames.shape[1:3]) == self._size and frames.shape[1] != 3:
+            frames = frames.permute(0, 3, 1, 2)
+        return frames.contiguous()
+
+
+def _describe_unreadable(path: Path) -> str:
+    """Why FFmpeg probably failed on `path`, for the error message."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+            return "it looks like a text file, not a video"
+        except UnicodeDecodeError:
+            pass
+    return "it is corrupt, truncated or not a video file"
+
+
+def _open_decoder(source, name: str, path: Path | None = None) -> _DecodedVideo:
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except (ImportError, OSError) as error:
+        raise ImportError(
+            f"Decoding the video {name} needs torchcodec (and FFmpeg's shared libraries): pip install torchcodec"
+        ) from error
+    try:
+        decoder = VideoDecoder(source, dimension_order="NCHW", seek_mode="exact")
+    except (RuntimeError, ValueError) as error:
+        reason = _describe_unreadable(path) if path is not None else "the bytes are corrupt, truncated or not a video"
+        raise VideoReadError(f"{name}: FFmpeg cannot open it as a video; {reason} ({error})") from error
+    return _DecodedVideo(decoder, name)
+
+
+class _ImageSequence(VideoSource):
+    """A list of image files (or PIL images), one per frame; each frame is opened only when read."""
+
+    def __init__(self, items: list, name: str):
+        self.items = list(items)
+        self.name = name
+        self.num_frames = len(self.items)
+        self._size = None
+
+    def _frame_name(self, index: int) -> str:
+        item = self.items[index]
+        return str(item) if not _is_pil_image(item) else f"{self.name} frame {index}"
+
+    def _load(self, index: int):
+        from PIL import Image, UnidentifiedImageError
+
+        item = self.items[index]
+        if _is_pil_image(item):
+            return item
+        try:
+            image = Image.open(item)
+            image.load()
+        except FileNotFoundError as error:
+            raise VideoReadError(f"{item} (frame {index} of {self.name}): the image file does not exist") from error
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise VideoReadError(
+                f"{item} (frame {index} of {self.name}): not a readable image, it may be corrupt or truncated ({error})"
+            ) from error
+        return image
+
+    def _read(self, indices: list[int]) -> torch.Tensor:
+        if self._size is None:
+            self._size = self._load(0).size
+        frames = []
+        for index in indices:
+            image = self._load(index)
+            if image.size != self._size:
+                raise VideoReadError(
+                    f"{self._frame_name(index)} (frame {index} of {self.name}) is {image.size[0]}x{image.size[1]} px "
+                    f"but the first frame ({self._frame_name(0)}) is {self._size[0]}x{self._size[1]} px; all frames "
+                    "of a video must have one size"
+                )
+            # Documented conversion: grayscale, palette and RGBA (alpha dropped) frames become RGB.
+            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+            frames.append(torch.from_numpy(array.copy()).permute(2, 0, 1))
+        return torch.stack(frames)
+
+
+def _frame_folder(path: Path) -> _ImageSequence:
+    files = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
+    if not files:
+        others = sorted(p.name for p in path.iterdir())
+        found = f"it holds {len(others)} other entries (e.g. {', '.join(others[:3])})" if others else "it is empty"
+        raise VideoReadError(
+            f"{path}: the frame folder has no images ({'/'.join(IMAGE_EXTENSIONS)}); {found}. Pass a folder of frame "
+            "images or a video file"
+        )
+    files.sort(key=lambda p: natural_sort_key(p.name))
+    return _ImageSequence(files, str(path))
+
+
+class _ArrayVideo(VideoSource):
+    """Frames already in memory: `(T, H, W, C)`, `(T, C, H, W)` or `(T, H, W)`."""
+
+    def __init__(self, array, name: str = "the video array"):
+        tensor = torch.from_numpy(np.ascontiguousarray(array)) if isinstance(array, np.ndarray) else array
+        self.name = name
+        if tensor.ndim == 3:
+            tensor = tensor.unsqueeze(1)
+        if tensor.ndim != 4:
+            raise VideoReadError(
+                f"{name}: expected frames of shape (T, H, W, C), (T, C, H, W) or (T, H, W), got {tuple(tensor.shape)}"
+            )
+        # Channels-first when dim 1 looks like channels; otherwise channels-last.
+        if tensor.shape[1] in (1, 2, 3, 4):
+            pass
+        elif tensor.shape[-1] in (1, 2, 3, 4):
+            tensor = tensor.permute(0, 3, 1, 2)
+        else:
+            raise VideoReadError(
+                f"{name}: cannot find the channel axis in shape {tuple(tensor.shape)}; expected 1, 3 or 4 channels "
+                "in dim 1 (T, C, H, W) or in the last dim (T, H, W, C)"
+            )
+        if tensor.shape[0] == 0:
+            raise VideoReadError(f"{name}: the array has zero frames")
+        if tensor.dtype != torch.uint8:
+            self._check_range(tensor, name)
+        self.tensor = tensor
+        self.num_frames = int(tensor.shape[0])
+
+    @staticmethod
+    def _check_range(tensor: torch.Tensor, name: str):
+        if tensor.dtype == torch.bool or tensor.is_complex():
+            raise VideoReadError(f"{name}: frames of dtype {tensor.dtype} are not supported; pass uint8 or float")
+        low, high = tensor.min().item(), tensor.max().item()
+        if tensor.is_floating_point() and (low < 0 or high > 1):
+            raise VideoReadError(
+                f"{name}: float frames must be in [0, 1], got values in [{low:.3g}, {high:.3g}]; pass uint8 frames "
+                "or divide by 255 (and undo any normalisation first)"
+            )
+        if not tensor.is_floating_point() and (low < 0 or high > 255):
+            raise VideoReadError(f"{name}: integer frames must be in [0, 255], got values in [{low}, {high}]")
+
+    def _read(self, indices: list[int]) -> torch.Tensor:
+        frames = self.tensor[indices].cpu()
+        if frames.is_floating_point():
+            frames = (frames.float() * 255).round()
+        frames = frames.to(torch.uint8)
+        channels = frames.shape[1]
+        # Documented conversion: grayscale (and gray+alpha) is repeated to RGB, RGBA loses its alpha channel.
+        if channels in (1, 2):
+            frames = frames[:, :1].expand(-1, 3, -1, -1)
+        elif channels == 4:
+            frames = frames[:, :3]
+        return frames.contiguous()
+
+
+def open_video(source) -> VideoSource:
+    """Opens a video source of any accepted form (see the module docstring) without decoding frames.
+
+    Raises:
+        `VideoReadError`: the source is missing, empty, unreadable, not a video, or has no frames.
+    """
+    if isinstance(source, VideoSource):
+        return source
+    if _is_decoder(source):
+        encoded = getattr(source, "_hf_encoded", None) or {}
+        return _DecodedVideo(source, str(encoded.get("path") or "the torchcodec VideoDecoder"))
+    if isinstance(source, dict):
+        if source.get("bytes"):
+            return _open_decoder(source["bytes"], str(source.get("path") or "the video bytes"))
+        if source.get("path"):
+            return open_video(source["path"])
+        raise VideoReadError(f"a video dict needs a non-empty 'path' or 'bytes', got keys {sorted(source)} (empty)")
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise VideoReadError("the video bytes are empty (0 bytes)")
+        return _open_decoder(bytes(source), "the video bytes")
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        return _ArrayVideo(source)
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise VideoReadError("an empty list is not a video: pass image paths, a path, a decoder or an array")
+        if not is_single_video(source):
+            raise VideoReadError(
+                f"a list is one video only when every element is an image path ({'/'.join(IMAGE_EXTENSIONS)}) or a "
+                f"PIL image; got elements of types {sorted({type(x).__name__ for x in source})}"
+            )
+        first = source[0]
+        name = f"the list of {len(source)} frames starting with {first if not _is_pil_image(first) else 'a PIL image'}"
+        return _ImageSequence(source, name)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise VideoReadError(f"{path}: no such file or folder")
+        if path.is_dir():
+            return _frame_folder(path)
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            raise VideoReadError(
+                f"{path} is a single image, not a video: pass the folder of frames or a list of image paths ([path] "
+                "for a one-frame video)"
+            )
+        if path.stat().st_size == 0:
+            raise VideoReadError(f"{path}: the video file is empty (0 bytes)")
+        return _open_decoder(str(path), str(path), path)
+    raise VideoReadError(
+        f"cannot read a video from a {type(source).__name__}: pass a video path, a frame folder, a list of image paths, "
+        "a torchcodec VideoDecoder, a {'path', 'bytes'} dict or a (T, H, W, C) / (T, C, H, W) array"
+    )
+
+
+def read_video_frames(source, indices: Sequence[int] | None = None) -> torch.Tensor:
+    """Decodes the frames at `indices` (all when `None`) of a video in any accepted form.
+
+    Only the requested frames are decoded (video files via `VideoDecoder.get_frames_at`, frame folders open only
+    those images).
+
+    Args:
+        source: a video path, a frame folder, a list of image paths, a torchcodec `VideoDecoder`, a
+            `{"path", "bytes"}` dict, encoded bytes, or an array / tensor (see the module docstring).
+        indices (`Sequence[int]`, *optional*): frame indices to read, in output order.
+
+    Returns:
+        `torch.Tensor`: uint8 RGB frames of shape `(T, 3, H, W)`.
+
+    Example:
+
+    ```python
+    >>> frames = read_video_frames("signing.mp4", indices=[0, 10, 20])
+    >>> frames.shape, frames.dtype
+    (torch.Size([3, 3, 260, 210]), torch.uint8)
+    ```
+    """
+    return open_video(source).read(indices)
+
+
+def count_frames(source) -> int:
+    """Number of frames of a video in any accepted form, without decoding any."""
+    return open_video(source).num_frames
+
+
+def video_fps(source) -> float | None:
+    """Average frame rate of a video file or decoder; `None` for frame folders, image lists and arrays."""
+    return open_video(source).fps
