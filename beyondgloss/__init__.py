@@ -31,6 +31,9 @@ _LAZY = {
     "load_sign_dataset": "beyondgloss.data",
     "FeatureStore": "beyondgloss.data.feature_store",
     "tiny_config": "beyondgloss.testing",
+    "compute_translation_metrics": "beyondgloss.metrics",
+    "make_compute_metrics": "beyondgloss.metrics",
+    "METRIC_PATH": "beyondgloss.metrics",
 }
 
 __all__ = [

@@ -171,7 +171,7 @@ class BeyondGlossConfig(PreTrainedConfig):
         if self.temporal_window < 1 or self.temporal_window % 2 == 0:
             fail(f"temporal_window={self.temporal_window}; use an odd window (centred), e.g. 7.")
         if 2 * self.frame_dim != self.text_config.d_model:
-            fail(f"the video sequence is 2 x frame_dim = {2 * self.frame_dim} wide but text_config.d_model="
+            fail(f"frame_dim={self.frame_dim}: the video sequence is 2 x frame_dim = {2 * self.frame_dim} wide but text_config.d_model="
                  f"{self.text_config.d_model}; set frame_dim to d_model / 2 (512 for mBART-large).")
         for name in ("vision_lora_rank", "text_lora_rank", "max_frames", "frame_chunk_size", "hand_dim",
                      "description_dim", "num_beams", "max_new_tokens"):

@@ -40,7 +40,7 @@ def soft_target_contrastive_loss(
         if rows != columns:
             raise ValueError(f"logits of shape {tuple(logits.shape)} are not square; pass `positives`.")
         positives = torch.arange(rows, device=logits.device)
-    log_probs = F.log_softmax(logits.float(), dim=-1)
+    log_probs = F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
     scale = torch.tensor(float(target_scale), dtype=log_probs.dtype, device=logits.device)
     normaliser = torch.logaddexp(scale, torch.log(torch.tensor(columns - 1.0, dtype=log_probs.dtype, device=logits.device)))
     log_p_positive = scale - normaliser

@@ -119,9 +119,6 @@ class LoRALinear(nn.Linear):
         wrapped = cls(linear.in_features, linear.out_features, linear.bias is not None, rank, alpha, dropout,
                       device=linear.weight.device, dtype=linear.weight.dtype)
         wrapped.weight, wrapped.bias = linear.weight, linear.bias
-        wrapped.weight.requires_grad_(False)
-        if wrapped.bias is not None:
-            wrapped.bias.requires_grad_(False)
         return wrapped
 
     def reset_lora_parameters(self):
@@ -138,8 +135,7 @@ class LoRALinear(nn.Linear):
 
 
 def add_lora_to_mbart(module: nn.Module, config: BeyondGlossConfig) -> None:
-    """Freezes `module` (an mBART encoder or encoder-decoder) and puts LoRA on every q_proj and v_proj."""
-    module.requires_grad_(False)
+    """Puts LoRA on every q_proj and v_proj of `module` (an mBART encoder or encoder-decoder)."""
     targets = [
         (parent, child_name)
         for parent in module.modules()
@@ -149,6 +145,15 @@ def add_lora_to_mbart(module: nn.Module, config: BeyondGlossConfig) -> None:
     for parent, child_name in targets:
         setattr(parent, child_name, LoRALinear.wrap(getattr(parent, child_name), config.text_lora_rank,
                                                     config.text_lora_alpha, config.text_lora_dropout))
+
+
+def freeze_all_but_lora(module: nn.Module) -> None:
+    """Freezes `module` except the LoRA matrices of its `LoRALinear` layers."""
+    module.requires_grad_(False)
+    for sub in module.modules():
+        if isinstance(sub, LoRALinear):
+            sub.lora_A.requires_grad_(True)
+            sub.lora_B.requires_grad_(True)
 
 
 class BeyondGlossVisionLoRA(nn.Module):
@@ -377,6 +382,16 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
                 if isinstance(module, LoRALinear):
                     module.reset_lora_parameters()
 
+    def set_trainable(self) -> None:
+        """Sets `requires_grad` to what the method trains (frozen backbones, trainable LoRA and heads)."""
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        # Loading replaces parameters, which resets requires_grad; the frozen parts must be frozen again.
+        model = super().from_pretrained(*args, **kwargs)
+        model.set_trainable()
+        return model
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # Every task class loads from every checkpoint (the encoder from a translation model, stage 2 from stage 1),
         # so the saved auto_map names all of them, not only the class that saved.
@@ -456,7 +471,6 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
                                           config.vision_lora_alpha, config.vision_lora_dropout)
             for i in lora_layers
         })
-        self.vision.requires_grad_(config.vision_tuning == "full")
         self.frame_proj = nn.Linear(vision.hidden_size, config.frame_dim)
         self.frame_norm = nn.BatchNorm1d(config.frame_dim)
         self.hand_proj = nn.Linear(config.frame_dim, config.hand_dim)
@@ -466,7 +480,11 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         self.description_proj = nn.Linear(config.frame_dim, config.description_dim)
         self.description_down = nn.Linear(config.description_dim, config.frame_dim)
         self.head_dropout = nn.Dropout(config.head_dropout)
+        self.set_trainable()
         self.post_init()
+
+    def set_trainable(self) -> None:
+        self.vision.requires_grad_(self.config.vision_tuning == "full")
 
     # ---- frame encoder -------------------------------------------------------------------------------------
 
@@ -668,14 +686,16 @@ class BeyondGlossForContrastivePretraining(_BackboneLoadingMixin, BeyondGlossMod
         self.sign_encoder = BeyondGlossModel(config)
         self.mbart = MBartForConditionalGeneration(config.text_config)
         add_lora_to_mbart(self.mbart.model.encoder, config)
-        self.mbart.model.decoder.requires_grad_(False)
-        self.mbart.model.shared.requires_grad_(False)
-        self.mbart.lm_head.requires_grad_(False)
         self.text_encoder = MBartEncoder(config.text_config)
-        self.text_encoder.requires_grad_(False)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.logit_scale_description = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        self.set_trainable()
         self.post_init()
+
+    def set_trainable(self) -> None:
+        self.sign_encoder.set_trainable()
+        freeze_all_but_lora(self.mbart)
+        self.text_encoder.requires_grad_(False)
 
     def _pool(self, states, mask):
         return states.mean(dim=1) if self.config.reference_compat else masked_mean(states, mask)
@@ -808,7 +828,12 @@ class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossModelWithE
         self.sign_encoder = BeyondGlossModel(config)
         self.mbart = MBartForConditionalGeneration(config.text_config)
         add_lora_to_mbart(self.mbart, config)
+        self.set_trainable()
         self.post_init()
+
+    def set_trainable(self) -> None:
+        self.sign_encoder.set_trainable()
+        freeze_all_but_lora(self.mbart)
 
     @property
     def generation_config(self) -> GenerationConfig:
