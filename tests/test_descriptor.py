@@ -128,17 +128,6 @@ def write_frame_folder(folder, frames, size=(12, 10)):
     return folder
 
 
-def read_png_folder(source, indices=None):
-    """Reads a PNG frame folder into uint8 (T, 3, H, W); the describer's tests need no video decoder."""
-    files = sorted(source.glob("*.png"))
-    files = files if indices is None else [files[i] for i in indices]
-    return torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1) for f in files])
-
-
-def count_png_folder(source):
-    return len(list(source.glob("*.png")))
-
-
 @pytest.fixture
 def video_folder(tmp_path):
     root = tmp_path / "videos"
@@ -148,10 +137,7 @@ def video_folder(tmp_path):
 
 
 def run(videos, output_dir, describer, refiner):
-    return describe_videos(
-        videos, output_dir, describer, refiner, read_frames=read_png_folder, count_frames=count_png_folder,
-        progress=False,
-    )
+    return describe_videos(videos, output_dir, describer, refiner, progress=False)
 
 
 # --- segments and grids ---------------------------------------------------------------------------------
@@ -283,14 +269,27 @@ def test_describer_batches_segments_and_sends_grids(describer, monkeypatch):
 
 def test_video_without_frames_is_marked_failed_and_the_run_continues(tmp_path, describer, refiner):
     (tmp_path / "empty").mkdir()
-    videos = {"empty": tmp_path / "empty", "short": write_frame_folder(tmp_path / "short", 2)}
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    videos = {
+        "empty": tmp_path / "empty",
+        "zero": tmp_path / "zero.mp4",
+        "short": write_frame_folder(tmp_path / "short", 2),
+    }
     output = tmp_path / "descriptions"
     summary = run(videos, output, describer, refiner)
-    assert summary.described == ["short"] and list(summary.failed) == ["empty"]
-    assert "has no frames" in summary.failed["empty"] and "empty" in summary.failed["empty"]
+    assert summary.described == ["short"] and sorted(summary.failed) == ["empty", "zero"]
+    assert "video 'empty'" in summary.failed["empty"] and "no images" in summary.failed["empty"]
+    assert "zero.mp4" in summary.failed["zero"] and "empty (0 bytes)" in summary.failed["zero"]
     failure = json.loads((output / "empty.failed.json").read_text())
-    assert failure["stage"] == "read" and "has no frames" in failure["error"]
-    assert not (output / "empty.json").exists()
+    assert failure["stage"] == "read" and failure["error"] == summary.failed["empty"]
+    assert not (output / "empty.json").exists() and not (output / "zero.json").exists()
+
+    # A counter that reports no frames (a custom reader) is refused before any segmenting.
+    summary = describe_videos(
+        {"none": "anything"}, output, describer, refiner, read_frames=_Exploding(), count_frames=lambda source: 0,
+        progress=False,
+    )
+    assert "has no frames" in summary.failed["none"]
 
 
 # --- the endpoint refiner -------------------------------------------------------------------------------
@@ -386,16 +385,20 @@ def test_not_an_image_text_to_text_model(tiny_chat_lm):
 
 
 def test_describe_command(video_folder, tmp_path, tiny_vlm, tiny_chat_lm, capsys):
+    from torchcodec.encoders import VideoEncoder
+
     output = tmp_path / "out"
+    clip = torch.randint(0, 256, (18, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    VideoEncoder(clip, frame_rate=25).to_file(str(tmp_path / "clip.mp4"))
     with pytest.raises(SystemExit) as exit_info:
         describe([str(video_folder), "--output-dir", str(output), "--vlm", str(tiny_chat_lm),
                   "--refiner", str(tiny_chat_lm)])
     assert exit_info.value.code == 2 and "AutoModelForImageTextToText cannot load" in capsys.readouterr().err
-    argv = [str(video_folder / "a"), str(video_folder / "c"), "--output-dir", str(output), "--vlm", str(tiny_vlm),
+    argv = [str(video_folder / "a"), str(tmp_path / "clip.mp4"), "--output-dir", str(output), "--vlm", str(tiny_vlm),
             "--refiner", str(tiny_chat_lm), "--max-new-tokens", "3", "--refine-max-new-tokens", "3", "--no-progress"]
     assert describe(argv) == 0
-    assert sorted(p.name for p in output.iterdir()) == ["a.json", "c.json"]
-    assert list(json.loads((output / "a.json").read_text())) == ["chunk_0", "refined"]
+    assert sorted(p.name for p in output.iterdir()) == ["a.json", "clip.json"]
+    assert list(json.loads((output / "clip.json").read_text())) == ["chunk_0", "refined"]
 
 
 # --- the encoder ----------------------------------------------------------------------------------------

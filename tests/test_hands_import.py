@@ -24,15 +24,21 @@ def write_reference_file(root, split, video_id, content):
 
 
 def reference_content(frames, seed, empty_rows=()):
+    """The dict the Hands-On extractor pickles: features plus per-frame lists (None: no hand) and details."""
     rng = np.random.default_rng(seed)
     features = rng.uniform(-1, 1, size=(frames, 288)).astype(np.float32)
     features[list(empty_rows)] = 0.0
-    # The extractor also stores these; the import must ignore them.
+    no_hand = set(empty_rows)
     return {
         "features": features,
-        "pred_cam": rng.normal(size=(frames, 2, 3)).astype(np.float32),
-        "beta": rng.normal(size=(frames, 2, 10)).astype(np.float32),
-        "details": [{"frame": i, "hands": ["left", "right"]} for i in range(frames)],
+        "pred_cam": [None if i in no_hand else rng.normal(size=(2, 3)).tolist() for i in range(frames)],
+        "beta": [None if i in no_hand else rng.normal(size=(2, 10)).tolist() for i in range(frames)],
+        "details": {
+            "num_features": frames,
+            "fps": 25.0,
+            "focal_length": [[5000.0, 5000.0]],
+            "Bounding_Box": np.array([[0.0, 0.0, 210.0, 260.0]], dtype=np.float32),
+        },
     }
 
 
