@@ -12,6 +12,7 @@ from transformers.configuration_utils import SubConfigSpec
 
 __all__ = ["BeyondGlossConfig", "VISION_TUNING_MODES"]
 
+# How a backbone trains: LoRA on a frozen backbone (the paper), every weight, or nothing.
 VISION_TUNING_MODES = ("lora", "full", "frozen")
 
 # DINOv2 ViT-S/14 (facebook/dinov2-small) at 224 px, the frame encoder of the paper.
@@ -64,6 +65,9 @@ class BeyondGlossConfig(PreTrainedConfig):
         head_dropout (`float`, defaults to 0.1): dropout in the hand and description heads.
         vision_tuning (`str`, defaults to `"lora"`): `"lora"` (frozen DINOv2 with LoRA in the top blocks),
             `"full"` (every DINOv2 weight trains, no LoRA) or `"frozen"` (no LoRA, nothing trains).
+        text_tuning (`str`, defaults to `"lora"`): `"lora"` (frozen mBART with LoRA on every q_proj/v_proj, the
+            paper), `"full"` (every mBART weight the task uses trains, no LoRA: for randomly initialised text
+            backbones such as the SynthSign demo's) or `"frozen"`. The pre-training text side stays frozen.
         vision_lora_layers (`list[int]`, *optional*): DINOv2 blocks with LoRA; the top 3 by default.
         vision_lora_rank, vision_lora_alpha, vision_lora_dropout: DINOv2 LoRA, 4 / 4.0 / 0.1 as the reference.
         text_lora_rank, text_lora_alpha, text_lora_dropout: mBART LoRA on every q_proj/v_proj, 16 / 32 / 0.1.
@@ -113,6 +117,7 @@ class BeyondGlossConfig(PreTrainedConfig):
     layer_scale_init: float = 1e-5
     head_dropout: float = 0.1
     vision_tuning: str = "lora"
+    text_tuning: str = "lora"
     vision_lora_layers: list[int] | tuple[int, ...] | None = None
     vision_lora_rank: int = 4
     vision_lora_alpha: float = 4.0
@@ -158,6 +163,8 @@ class BeyondGlossConfig(PreTrainedConfig):
             fail(f"text_config must be an MBartConfig, got model_type={self.text_config.model_type!r}.")
         if self.vision_tuning not in VISION_TUNING_MODES:
             fail(f"vision_tuning={self.vision_tuning!r}; choose one of {VISION_TUNING_MODES}.")
+        if self.text_tuning not in VISION_TUNING_MODES:
+            fail(f"text_tuning={self.text_tuning!r}; choose one of {VISION_TUNING_MODES}.")
         depth = self.vision_config.num_hidden_layers
         bad = [i for i in self.vision_lora_layers if not 0 <= i < depth]
         if bad:

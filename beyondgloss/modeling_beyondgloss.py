@@ -135,7 +135,10 @@ class LoRALinear(nn.Linear):
 
 
 def add_lora_to_mbart(module: nn.Module, config: BeyondGlossConfig) -> None:
-    """Puts LoRA on every q_proj and v_proj of `module` (an mBART encoder or encoder-decoder)."""
+    """Puts LoRA on every q_proj and v_proj of `module` (an mBART encoder or encoder-decoder) when
+    `config.text_tuning == "lora"`."""
+    if config.text_tuning != "lora":
+        return
     targets = [
         (parent, child_name)
         for parent in module.modules()
@@ -147,9 +150,9 @@ def add_lora_to_mbart(module: nn.Module, config: BeyondGlossConfig) -> None:
                                                     config.text_lora_alpha, config.text_lora_dropout))
 
 
-def freeze_all_but_lora(module: nn.Module) -> None:
-    """Freezes `module` except the LoRA matrices of its `LoRALinear` layers."""
-    module.requires_grad_(False)
+def set_text_trainable(module: nn.Module, text_tuning: str) -> None:
+    """`"full"`: every weight of `module` trains; otherwise it is frozen except its LoRA matrices (if any)."""
+    module.requires_grad_(text_tuning == "full")
     for sub in module.modules():
         if isinstance(sub, LoRALinear):
             sub.lora_A.requires_grad_(True)
@@ -694,7 +697,9 @@ class BeyondGlossForContrastivePretraining(_BackboneLoadingMixin, BeyondGlossMod
 
     def set_trainable(self) -> None:
         self.sign_encoder.set_trainable()
-        freeze_all_but_lora(self.mbart)
+        self.mbart.requires_grad_(False)  # the decoder is idle in pre-training
+        set_text_trainable(self.mbart.model.encoder, self.config.text_tuning)
+        self.mbart.model.encoder.embed_tokens.requires_grad_(False)  # unused: the encoder reads inputs_embeds
         self.text_encoder.requires_grad_(False)
 
     def _pool(self, states, mask):
@@ -833,7 +838,7 @@ class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossModelWithE
 
     def set_trainable(self) -> None:
         self.sign_encoder.set_trainable()
-        freeze_all_but_lora(self.mbart)
+        set_text_trainable(self.mbart, self.config.text_tuning)
 
     @property
     def generation_config(self) -> GenerationConfig:

@@ -372,3 +372,16 @@ def test_bad_auxiliary_inputs(config, videos):
         model(pixels, mask, input_ids=ids, attention_mask=text_mask, description_embeds=torch.randn(2, 23))
     with pytest.raises(ValueError, match="input_ids"):
         model(pixels, mask)
+
+
+@pytest.mark.parametrize("tuning", ["lora", "full", "frozen"])
+def test_text_tuning_modes(tuning):
+    config = tiny_config(text_tuning=tuning)
+    pretraining, translation = BeyondGlossForContrastivePretraining(config), BeyondGlossForSignTranslation(config)
+    has_lora = any(isinstance(m, LoRALinear) for m in translation.modules())
+    assert has_lora == (tuning == "lora")
+    encoder_weight = pretraining.mbart.model.encoder.layers[0].fc1.weight
+    assert encoder_weight.requires_grad == (tuning == "full")
+    assert translation.mbart.model.decoder.layers[0].fc1.weight.requires_grad == (tuning == "full")
+    assert not pretraining.mbart.model.decoder.layers[0].fc1.weight.requires_grad  # idle in pre-training
+    assert not any(p.requires_grad for p in pretraining.text_encoder.parameters())
