@@ -1,0 +1,258 @@
+# Copyright 2026 The beyondgloss authors. MIT license.
+"""Hub-ready checkpoint folders and their upload.
+
+A beyondgloss checkpoint is one folder in the Hub's layout:
+
+- `config.json` with `auto_map` (the configuration and every model class: `AutoModel` gives the sign video encoder,
+  `AutoModelForPreTraining` stage 1, `AutoModelForSeq2SeqLM` the translation model) and, for translation models,
+  `custom_pipelines` (the "sign-translation" pipeline);
+- `model.safetensors` (or safetensors shards with their index);
+- the code those entries name (`configuration_beyondgloss.py`, `modeling_beyondgloss.py`,
+  `pipeline_sign_translation.py`, `processing_beyondgloss.py`, ... and their sibling imports);
+- the processor (`processor_config.json`) and tokenizer files;
+- `README.md`, the model card.
+
+[`save_for_hub`] writes such a folder, [`push_to_hub`] writes one and uploads it, [`push_folder`] (and
+`beyondgloss push <folder> <repo_id>`) uploads an existing one after checking it.
+"""
+
+import argparse
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+from .model_card import SignTranslationCardData, write_model_card
+from .pipeline_sign_translation import TASK, SignTranslationPipeline
+
+__all__ = [
+    "IGNORE_PATTERNS",
+    "NotACheckpointError",
+    "check_checkpoint_folder",
+    "push_command",
+    "push_folder",
+    "push_to_hub",
+    "save_for_hub",
+]
+
+logger = logging.getLogger(__name__)
+
+MODEL_TYPE = "beyondgloss"
+REQUIRED_AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForPreTraining", "AutoModelForSeq2SeqLM")
+# Not uploaded from a Trainer output directory: intermediate checkpoints, TensorBoard logs, and the pickled training
+# state (optimizer, scheduler, RNG, arguments), which nobody should have to unpickle to use the model.
+IGNORE_PATTERNS = ("checkpoint-*/*", "runs/*", "*.bin", "*.pt", "*.pth", "*.pkl")
+SAVE_HINT = "write one with beyondgloss.hub.save_for_hub(model, processor, folder)"
+
+
+class NotACheckpointError(ValueError):
+    """A folder is not a complete beyondgloss checkpoint; the message names the folder, what is missing and the fix."""
+
+
+def _fail(folder: Path, problem: str):
+    raise NotACheckpointError(f"{folder} is not a beyondgloss checkpoint: {problem}; {SAVE_HINT}")
+
+
+def _module_file(folder: Path, reference) -> Path:
+    # auto_map values are "module.Class", or (slow, fast) pairs for tokenizers, or "repo--module.Class" for code
+    # hosted in another repository.
+    if isinstance(reference, (list, tuple)):
+        reference = next(ref for ref in reference if ref)
+    return folder / (reference.split("--")[-1].rsplit(".", 1)[0] + ".py")
+
+
+def _read_json(folder: Path, name: str) -> dict:
+    try:
+        return json.loads((folder / name).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        _fail(folder, f"{name} cannot be read as JSON ({error})")
+
+
+def check_checkpoint_folder(folder: str | Path) -> dict:
+    """Checks that `folder` is a complete beyondgloss checkpoint (see the module docstring).
+
+    Args:
+        folder (`str` or `Path`): the folder to check.
+
+    Returns:
+        `dict`: the folder's `config.json`.
+
+    Raises:
+        [`NotACheckpointError`]: naming the first problem found (not a folder, no or foreign `config.json`, no
+            safetensors weights, pickled weights, missing code or processor files).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        _fail(folder, "it does not exist or is not a folder")
+    if not (folder / "config.json").is_file():
+        _fail(folder, "it has no config.json")
+    config = _read_json(folder, "config.json")
+    if config.get("model_type") != MODEL_TYPE:
+        _fail(folder, f"config.json has model_type {config.get('model_type')!r}, not {MODEL_TYPE!r}")
+    if (folder / "model.safetensors.index.json").is_file():
+        shards = set(_read_json(folder, "model.safetensors.index.json").get("weight_map", {}).values())
+        missing = sorted(shard for shard in shards if not (folder / shard).is_file())
+        if missing:
+            _fail(folder, f"the safetensors shards {missing} named by model.safetensors.index.json are missing")
+    elif not (folder / "model.safetensors").is_file():
+        pickled = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt"))
+        found = f" (it holds pickle-based weights {pickled}, which beyondgloss does not publish)" if pickled else ""
+        _fail(folder, f"it has no model.safetensors{found}")
+    auto_map = config.get("auto_map") or {}
+    missing_classes = [name for name in REQUIRED_AUTO_CLASSES if name not in auto_map]
+    if missing_classes:
+        _fail(folder, f"config.json's auto_map lacks {missing_classes}, so it does not load with trust_remote_code")
+    references = list(auto_map.values())
+    pipeline = (config.get("custom_pipelines") or {}).get(TASK)
+    if pipeline is not None:
+        references.append(pipeline["impl"])
+        if not (folder / "processor_config.json").is_file():
+            _fail(folder, f"config.json names the {TASK!r} pipeline but there is no processor_config.json")
+        processor_map = _read_json(folder, "processor_config.json").get("auto_map") or {}
+        if "AutoProcessor" not in processor_map:
+            _fail(folder, "processor_config.json has no auto_map entry for AutoProcessor")
+        references.append(processor_map["AutoProcessor"])
+    missing_code = sorted({_module_file(folder, ref).name for ref in references} - {p.name for p in folder.glob("*.py")})
+    if missing_code:
+        _fail(folder, f"the code files {missing_code} named by its auto_map / custom_pipelines are missing")
+    if not (folder / "README.md").is_file():
+        logger.warning("%s has no README.md: the Hub page will have no model card", folder)
+    return config
+
+
+def _can_translate(model) -> bool:
+    return getattr(model, "main_input_name", None) == "pixel_values_videos" and model.can_generate()
+
+
+def save_for_hub(
+    model,
+    processor,
+    save_directory: str | Path,
+    card_data: SignTranslationCardData | None = None,
+    **save_kwargs,
+) -> Path:
+    """Saves a model, its processor, the "sign-translation" pipeline and a model card into one Hub-ready folder.
+
+    Args:
+        model: a beyondgloss model (the translation model gets the pipeline; any of them gets `auto_map`).
+        processor ([`BeyondGlossProcessor`]): the model's processor (video processor + tokenizer).
+        save_directory (`str` or `Path`): the folder to write (created if needed).
+        card_data ([`SignTranslationCardData`], *optional*): dataset, language, scores, ... for the model card.
+        save_kwargs: passed to `model.save_pretrained` (e.g. `max_shard_size`).
+
+    Returns:
+        `Path`: the folder, checked with [`check_checkpoint_folder`].
+
+    Example:
+
+    ```python
+    >>> from beyondgloss.hub import save_for_hub
+    >>> from beyondgloss.model_card import SignTranslationCardData
+    >>> save_for_hub(model, processor, "phoenix-translator", SignTranslationCardData(dataset_name="phoenix14t"))
+    ```
+    """
+    if processor is None:
+        raise ValueError("save_for_hub needs the model's processor: a checkpoint without it cannot read videos")
+    save_directory = Path(save_directory)
+    save_directory.mkdir(parents=True, exist_ok=True)
+    # The processor's code must travel with the checkpoint for AutoProcessor(..., trust_remote_code=True).
+    if getattr(type(processor), "_auto_class", None) is None:
+        type(processor).register_for_auto_class("AutoProcessor")
+    if _can_translate(model):
+        pipe = SignTranslationPipeline(model=model, processor=processor, task=TASK, device=model.device)
+        pipe.save_pretrained(save_directory, **save_kwargs)
+    else:
+        model.save_pretrained(save_directory, **save_kwargs)
+        processor.save_pretrained(save_directory)
+    write_model_card(card_data or SignTranslationCardData(), save_directory, model=model, processor=processor)
+    check_checkpoint_folder(save_directory)
+    return save_directory
+
+
+def push_folder(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    create_pr: bool = False,
+):
+    """Uploads a checked beyondgloss checkpoint folder to a Hub model repository (created if needed).
+
+    Files matching [`IGNORE_PATTERNS`] (a Trainer's intermediate checkpoints, logs and pickled training state) stay
+    behind. `HF_ENDPOINT` selects the Hub; the token comes from `token`, `HF_TOKEN` or `hf auth login`.
+
+    Returns:
+        `huggingface_hub.CommitInfo`: the commit that was made.
+    """
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    check_checkpoint_folder(folder)
+    api = HfApi(token=token, library_name="beyondgloss")
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
+    logger.info("Uploading %s to %s", folder, repo_id)
+    return api.upload_folder(
+        folder_path=folder,
+        repo_id=repo_id,
+        repo_type="model",
+        revision=revision,
+        commit_message=commit_message or f"Upload beyondgloss checkpoint {folder.name}",
+        create_pr=create_pr,
+        ignore_patterns=list(IGNORE_PATTERNS),
+    )
+
+
+def push_to_hub(
+    model,
+    processor,
+    repo_id: str,
+    card_data: SignTranslationCardData | None = None,
+    **push_kwargs,
+):
+    """Saves model, processor, pipeline and card with [`save_for_hub`] and uploads that folder with [`push_folder`].
+
+    Returns:
+        `huggingface_hub.CommitInfo`: the commit that was made.
+    """
+    card_data = card_data or SignTranslationCardData()
+    if card_data.repo_id is None:
+        card_data.repo_id = repo_id
+    if card_data.model_name is None:
+        card_data.model_name = repo_id.split("/")[-1]
+    with tempfile.TemporaryDirectory(prefix="beyondgloss-push-") as folder:
+        save_for_hub(model, processor, folder, card_data)
+        return push_folder(folder, repo_id, **push_kwargs)
+
+
+def push_command(argv: list[str] | None = None) -> int:
+    """`beyondgloss push <folder> <repo_id>`: uploads a saved checkpoint folder to the Hub."""
+    parser = argparse.ArgumentParser(
+        prog="beyondgloss push",
+        description="Upload a beyondgloss checkpoint folder (written by save_for_hub or a beyondgloss training "
+        "command) to a Hub model repository. Intermediate checkpoints, logs and pickled training state stay behind.",
+    )
+    parser.add_argument("folder", type=Path, help="the checkpoint folder")
+    parser.add_argument("repo_id", help="the Hub repository, e.g. your-name/phoenix14t-beyondgloss")
+    parser.add_argument("--private", action="store_true", default=None, help="create the repository as private")
+    parser.add_argument("--revision", help="branch to push to")
+    parser.add_argument("--commit-message", help="the commit message")
+    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the `hf auth login` token)")
+    args = parser.parse_args(argv)
+    try:
+        commit = push_folder(
+            args.folder,
+            args.repo_id,
+            token=args.token,
+            private=args.private,
+            revision=args.revision,
+            commit_message=args.commit_message,
+            create_pr=args.create_pr,
+        )
+    except NotACheckpointError as error:
+        parser.error(str(error))
+    logger.info("Pushed %s to %s", args.folder, commit.commit_url)
+    return 0

@@ -1,0 +1,335 @@
+# Copyright 2026 The beyondgloss authors. MIT license.
+"""The "sign-translation" pipeline: sign language videos in, spoken-language sentences out.
+
+Imports only torch, transformers and siblings (relatively), so `save_pretrained` copies it into a checkpoint folder
+whose config names it in `custom_pipelines`; `pipeline("sign-translation", model=folder, trust_remote_code=True)`
+then works where beyondgloss is not installed.
+"""
+
+import inspect
+import sys
+from collections.abc import Sized
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from transformers import AutoModelForSeq2SeqLM, GenerationConfig, GenerationMixin
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.pipelines.base import Pipeline
+from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
+
+__all__ = ["TASK", "SignTranslationInputError", "SignTranslationPipeline", "register_pipeline"]
+
+TASK = "sign-translation"
+ERROR_MODES = ("raise", "skip")
+# Keys of a `datasets` row that hold the video, in the order the beyondgloss collators look for them.
+ROW_VIDEO_KEYS = ("video", "frames")
+# Everything `generate()` takes: the GenerationConfig fields plus its own arguments.
+_GENERATE_ARGUMENTS = (
+    {key for key in vars(GenerationConfig()) if not key.startswith("_")}
+    | set(inspect.signature(GenerationMixin.generate).parameters)
+) - {"self", "inputs", "kwargs", "model_kwargs"}
+
+
+class SignTranslationInputError(ValueError):
+    """An input of the pipeline cannot be read; the message names the input (its position and what it is) and why."""
+
+
+@dataclass
+class _Numbered:
+    """One input with its position in the call, so that an error can say which input it is."""
+
+    index: int | None
+    value: Any
+    total: int | None = None
+
+
+class _NumberedInputs(Dataset):
+    """A sized, indexable collection of inputs (list, `datasets.Dataset`, `KeyDataset`) seen as `_Numbered` items."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return _Numbered(index, self.items[index], len(self.items))
+
+
+def _is_hf_dataset(inputs) -> bool:
+    # datasets is not imported here: a `datasets.Dataset` input means the caller already imported it.
+    module = sys.modules.get("datasets")
+    return module is not None and isinstance(inputs, (module.Dataset, module.IterableDataset))
+
+
+def _describe(value) -> str:
+    """A short name of an input for error messages."""
+    if isinstance(value, dict) and any(key in value for key in ROW_VIDEO_KEYS):
+        return f"the dataset row with id {value['id']!r}" if "id" in value else "a dataset row"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)} frames" + (f" starting with {value[0]}" if value else "")
+    if hasattr(value, "shape"):
+        return f"an array of shape {tuple(value.shape)}"
+    if isinstance(value, dict):
+        return str(value.get("path") or "a video dict")
+    if isinstance(value, (bytes, bytearray)):
+        return f"{len(value)} bytes of video"
+    return str(value) if isinstance(value, str) or hasattr(value, "__fspath__") else type(value).__name__
+
+
+def _video_of(value):
+    """The video of a `datasets` row (its `video` or `frames` entry); any other input is a video itself."""
+    if isinstance(value, dict) and any(key in value for key in ROW_VIDEO_KEYS):
+        for key in ROW_VIDEO_KEYS:
+            if value.get(key) is not None:
+                return value[key]
+        raise ValueError(f"the row has no video: its {' and '.join(ROW_VIDEO_KEYS)} entries are empty")
+    return value
+
+
+def collate_videos(items: list[dict]) -> dict:
+    """Joins preprocessed inputs (each a batch of one) into one batch; inputs that failed keep only their error.
+
+    Args:
+        items (`list[dict]`): outputs of [`SignTranslationPipeline.preprocess`].
+
+    Returns:
+        `dict` with `pixel_values_videos` `(N, T_max, 3, H, W)` and `video_attention_mask` `(N, T_max)` of the N
+        readable inputs, zero-padded in time (both `None` when no input was readable), and `errors`, one entry per
+        input (`None` for a readable one).
+    """
+    errors = [error for item in items for error in item["errors"]]
+    good = [item for item in items if item["pixel_values_videos"] is not None]
+    if not good:
+        return {"pixel_values_videos": None, "video_attention_mask": None, "errors": errors}
+    sizes = {tuple(item["pixel_values_videos"].shape[2:]) for item in good}
+    if len(sizes) > 1:
+        raise ValueError(
+            f"the videos of a batch have different frame sizes {sorted(sizes)}; give the video processor a "
+            "resize_size / crop_size so that every video gets one size, or use batch_size=1"
+        )
+    length = max(item["pixel_values_videos"].shape[1] for item in good)
+    first = good[0]["pixel_values_videos"]
+    pixels = first.new_zeros((len(good), length, *first.shape[2:]))
+    mask = torch.zeros(len(good), length, dtype=torch.long)
+    for row, item in enumerate(good):
+        frames = item["pixel_values_videos"].shape[1]
+        pixels[row, :frames] = item["pixel_values_videos"][0]
+        mask[row, :frames] = item["video_attention_mask"][0]
+    return {"pixel_values_videos": pixels, "video_attention_mask": mask, "errors": errors}
+
+
+class SignTranslationPipeline(Pipeline):
+    r"""
+    Translates sign language videos into spoken-language sentences with a [`BeyondGlossForSignTranslation`] model and
+    its [`BeyondGlossProcessor`].
+
+    Inputs, alone or in a list (a list of image paths is one video, its frames):
+
+    - a video file path (mp4, webm, ...), a folder of frame images, a list of frame image paths;
+    - an array or tensor of frames `(T, H, W, C)` / `(T, C, H, W)` (uint8, or float in [0, 1]);
+    - a torchcodec `VideoDecoder`, a `{"path", "bytes"}` dict;
+    - a `datasets` row: a dict with a `video` (a `datasets.Video` value) or `frames` (a folder or image paths) entry;
+    - a `datasets.Dataset` or `KeyDataset` of such rows/videos (the result is then a lazy iterator).
+
+    Call arguments:
+
+    - `batch_size` (`int`, defaults to 1): videos translated together (padded in time);
+    - generation settings as keyword arguments (`num_beams`, `max_new_tokens`, `min_new_tokens`, `length_penalty`,
+      ...), on top of the model's (beam search with `config.num_beams` beams);
+    - `target_language` (`str`, *optional*): the language code to start decoding with (multilingual models only;
+      the model's `decoder_start_token_id` by default);
+    - `errors` (`str`, defaults to `"raise"`): what an unreadable input does. `"raise"` raises
+      [`SignTranslationInputError`] naming the input and why; `"skip"` translates the other inputs and gives
+      `{"translation_text": None, "error": "<why>"}` for that one.
+
+    Returns:
+        `{"translation_text": str}` per input; a list of them for a list of inputs.
+
+    Example:
+
+    ```python
+    >>> import beyondgloss  # registers the pipeline; without it pass trust_remote_code=True
+    >>> from transformers import pipeline
+    >>> translator = pipeline("sign-translation", model="path/to/checkpoint")
+    >>> translator("signing.mp4")
+    {'translation_text': 'am tag sonne im süden'}
+    >>> translator(["a.mp4", "frames_dir/"], num_beams=5, batch_size=2)
+    [{'translation_text': '...'}, {'translation_text': '...'}]
+    ```
+    """
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_image_processor = False
+    _load_video_processor = False
+    _load_feature_extractor = False
+    _pipeline_calls_generate = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.processor is not None:
+            self.video_processor = getattr(self.processor, "video_processor", None) or self.video_processor
+            self.tokenizer = self.tokenizer or getattr(self.processor, "tokenizer", None)
+        if self.video_processor is None or self.tokenizer is None:
+            raise ValueError(
+                "SignTranslationPipeline needs a BeyondGlossProcessor (processor=...), or both video_processor=... "
+                "and tokenizer=...; a checkpoint saved with beyondgloss.hub.save_for_hub holds the processor"
+            )
+        if getattr(self.model, "main_input_name", None) != "pixel_values_videos" or not self.model.can_generate():
+            raise ValueError(
+                f"SignTranslationPipeline needs a sign translation model (BeyondGlossForSignTranslation, loaded with "
+                f"AutoModelForSeq2SeqLM); got {type(self.model).__name__}"
+            )
+
+    def __call__(self, inputs, **kwargs):
+        """Translates one input or each of a list of inputs (see the class docstring for forms and arguments)."""
+        from .video_io import is_single_video  # the video reader loads on first use, not at `import beyondgloss`
+
+        if isinstance(inputs, (list, tuple)) and not is_single_video(inputs):
+            return list(super().__call__(_NumberedInputs(list(inputs)), **kwargs)) if inputs else []
+        if isinstance(inputs, Dataset) or (_is_hf_dataset(inputs) and isinstance(inputs, Sized)):
+            return super().__call__(_NumberedInputs(inputs), **kwargs)
+        if _is_hf_dataset(inputs) or inspect.isgenerator(inputs):
+            return super().__call__((_Numbered(i, value) for i, value in enumerate(inputs)), **kwargs)
+        return super().__call__(_Numbered(None, inputs), **kwargs)
+
+    def _sanitize_parameters(
+        self, errors=None, target_language=None, skip_special_tokens=None, clean_up_tokenization_spaces=None,
+        **generate_kwargs,
+    ):
+        preprocess_params, forward_params, postprocess_params = {}, {}, {}
+        if errors is not None:
+            if errors not in ERROR_MODES:
+                raise ValueError(f"errors={errors!r} is not one of {ERROR_MODES}")
+            preprocess_params["errors"] = errors
+        unknown = sorted(set(generate_kwargs) - _GENERATE_ARGUMENTS)
+        if unknown:
+            raise TypeError(
+                f"SignTranslationPipeline got unknown arguments {unknown}: it takes batch_size, num_workers, errors, "
+                "target_language, skip_special_tokens, clean_up_tokenization_spaces and generation settings "
+                "(GenerationConfig fields such as num_beams, max_new_tokens, min_new_tokens)"
+            )
+        forward_params.update(generate_kwargs)
+        if target_language is not None:
+            forward_params["decoder_start_token_id"] = self._language_code_id(target_language)
+        if skip_special_tokens is not None:
+            postprocess_params["skip_special_tokens"] = skip_special_tokens
+        if clean_up_tokenization_spaces is not None:
+            postprocess_params["clean_up_tokenization_spaces"] = clean_up_tokenization_spaces
+        return preprocess_params, forward_params, postprocess_params
+
+    def _language_code_id(self, language: str) -> int:
+        # Pipeline.__init__ sanitizes its arguments before it takes the tokenizer from the processor.
+        tokenizer = self.tokenizer or getattr(self.processor, "tokenizer", None)
+        token_id = tokenizer.convert_tokens_to_ids(language)
+        if token_id is None or token_id == tokenizer.unk_token_id:
+            raise ValueError(
+                f"target_language={language!r} is not a language code of the tokenizer; use one of its codes such "
+                "as 'de_DE', 'zh_CN' or 'en_XX' (a model only translates into languages it was trained on)"
+            )
+        return token_id
+
+    def preprocess(self, inputs, errors: str = "raise") -> dict:
+        """Decodes and normalises one video.
+
+        Args:
+            inputs: one input (see the class docstring), as wrapped by `__call__`.
+            errors (`str`, defaults to `"raise"`): `"raise"` or `"skip"` (keep the error for the output).
+
+        Returns:
+            `dict`: a batch of one for [`collate_videos`]: `pixel_values_videos` `(1, T, 3, H, W)`,
+            `video_attention_mask` `(1, T)` and `errors` `[None]`; or, for an unreadable input under
+            `errors="skip"`, `None` tensors and `errors` `[<why>]`.
+        """
+        item = inputs if isinstance(inputs, _Numbered) else _Numbered(None, inputs)
+        try:
+            features = self.video_processor(_video_of(item.value), training=False, return_tensors="pt")
+        except (ValueError, OSError) as error:
+            where = "the input" if item.index is None else f"input [{item.index}]"
+            if item.total is not None:
+                where += f" of {item.total}"
+            message = f"{where} ({_describe(item.value)}) cannot be translated: {error}"
+            if errors == "raise":
+                raise SignTranslationInputError(
+                    f"{message}. Fix or remove it, or pass errors='skip' to translate the other inputs"
+                ) from error
+            return {"pixel_values_videos": None, "video_attention_mask": None, "errors": [message]}
+        return {
+            "pixel_values_videos": features["pixel_values_videos"],
+            "video_attention_mask": features["video_attention_mask"],
+            "errors": [None],
+        }
+
+    def _forward(self, model_inputs: dict, **generate_kwargs) -> dict:
+        """Generates token ids for the readable videos of a batch.
+
+        Returns:
+            `dict` with `sequences` (a 1-D LongTensor of generated ids per input, `None` where the input failed) and
+            `errors` (per input).
+        """
+        errors = model_inputs["errors"]
+        sequences = [None] * len(errors)
+        if model_inputs["pixel_values_videos"] is not None:
+            generated = iter(
+                self.model.generate(
+                    pixel_values_videos=model_inputs["pixel_values_videos"],
+                    video_attention_mask=model_inputs["video_attention_mask"],
+                    **self._prepare_generate_kwargs(generate_kwargs),
+                )
+            )
+            sequences = [next(generated) if error is None else None for error in errors]
+        return {"sequences": sequences, "errors": errors}
+
+    def postprocess(self, model_outputs: dict, skip_special_tokens: bool = True, clean_up_tokenization_spaces=None):
+        sequence, error = model_outputs["sequences"], model_outputs["errors"]
+        # A batch of one arrives as it left _forward (lists); the loader unrolls larger batches item by item.
+        if isinstance(error, list):
+            sequence, error = sequence[0], error[0]
+        if error is not None:
+            return {"translation_text": None, "error": error}
+        text = self.tokenizer.decode(
+            sequence.reshape(-1).tolist(),
+            skip_special_tokens=skip_special_tokens,
+            clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+        )
+        return {"translation_text": text}
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        # As Pipeline.get_iterator, with a collate function that pads videos in time and carries per-input errors
+        # (transformers' pad_collate_fn pads token sequences and needs every item to have the same keys).
+        if isinstance(inputs, Sized):
+            dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
+        else:
+            dataset = PipelineIterator(inputs, self.preprocess, preprocess_params)
+            num_workers = min(num_workers, 1)  # an iterable cannot be split between workers
+        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate_videos)
+        model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """Saves the model with `custom_pipelines` in its config, this file and its siblings, and the processor."""
+        if not hasattr(self, "_registered_impl"):
+            # A pipeline loaded with trust_remote_code was never registered in this process; record it as
+            # register_pipeline() does, so the saved config still names it.
+            self._registered_impl = {TASK: _task_impl(type(self))}
+        super().save_pretrained(save_directory, **kwargs)
+        if self.processor is not None:
+            self.processor.save_pretrained(save_directory)
+
+
+def _task_impl(pipeline_class: type) -> dict:
+    return {"impl": pipeline_class, "pt": (AutoModelForSeq2SeqLM,), "type": "multimodal"}
+
+
+def register_pipeline() -> None:
+    """Registers [`SignTranslationPipeline`] as transformers' `"sign-translation"` task (idempotent)."""
+    registered = PIPELINE_REGISTRY.supported_tasks.get(TASK)
+    if registered is not None and registered["impl"] is SignTranslationPipeline:
+        return
+    impl = _task_impl(SignTranslationPipeline)
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK, pipeline_class=impl["impl"], pt_model=impl["pt"], type=impl["type"]
+    )
