@@ -1,0 +1,816 @@
+# Copyright 2026 The beyondgloss authors. MIT license.
+"""Conversion of checkpoints of the BeyondGloss reference code (PyTorch Lightning) into beyondgloss checkpoints.
+
+The reference code saves two kinds of Lightning checkpoints (their every tensor is listed in
+`official_checkpoint_layout.tsv`, keys prefixed `model.`):
+
+- **pre-training** (`PreTrainModel`): the sign video encoder under `model.model_images.model.`, the image-side
+  mBART encoder with PEFT LoRA under `model.model_images.trans_encoder.base_model.model.`, the frozen text-side
+  mBART encoder under `model.model_txt.model_txt.`, and `logit_scale`/`logit_scale_desc`. It holds no mBART decoder.
+- **translation** (`FineTuneModel`): the sign video encoder under `model.backbone.` and the PEFT-wrapped mBART
+  encoder-decoder under `model.mbart.base_model.model.`.
+
+The converter derives the architecture from the tensor shapes, rebuilds the exact layout those shapes imply, refuses
+a checkpoint that differs from it (naming the first missing, unexpected and wrongly shaped keys), maps every tensor
+into [`BeyondGlossForContrastivePretraining`] or [`BeyondGlossForSignTranslation`] and saves it with
+`reference_compat=True`, so that the converted model computes what the reference computed.
+"""
+
+import logging
+import math
+import pickle
+import re
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from ..configuration_beyondgloss import BeyondGlossConfig
+from ..modeling_beyondgloss import (
+    BeyondGlossForContrastivePretraining,
+    BeyondGlossForSignTranslation,
+    sinusoidal_position_encoding,
+)
+
+__all__ = [
+    "STAGES",
+    "ReferenceCheckpointError",
+    "load_reference_state_dict",
+    "detect_stage",
+    "infer_config",
+    "reference_layout",
+    "check_reference_layout",
+    "check_reference_values",
+    "map_reference_state_dict",
+    "convert_reference_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("pretraining", "translation")
+MODEL_CLASSES = {"pretraining": BeyondGlossForContrastivePretraining, "translation": BeyondGlossForSignTranslation}
+
+# Where each part lives in the reference checkpoints.
+_SIGN_PREFIX = {"pretraining": "model.model_images.model.", "translation": "model.backbone."}
+_DINO = "conv_2d.dino.spatial_model."
+_IMAGE_ENCODER = "model.model_images.trans_encoder.base_model.model."  # PEFT around MBartEncoder
+_TEXT_ENCODER = "model.model_txt.model_txt."  # plain MBartEncoder
+_MBART = "model.mbart.base_model.model."  # PEFT around MBartForConditionalGeneration
+
+# mBART-large-cc25 settings that shapes cannot tell (spec §5.2: cc25 defaults, the reference's trimmed model).
+_CC25_SETTINGS = {
+    "scale_embedding": True,
+    "dropout": 0.1,
+    "attention_dropout": 0.0,
+    "activation_dropout": 0.0,
+    "activation_function": "gelu",
+    "pad_token_id": 1,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "forced_eos_token_id": 2,
+}
+# LoRA scalings of the reference (alpha / rank): DINOv2 4/4, mBART 32/16; kept when a checkpoint has other ranks.
+_VISION_LORA_SCALING = 1.0
+_TEXT_LORA_SCALING = 2.0
+# Width of one attention head in DINOv2 (ViT-S/B/L/g: 384/6, 768/12, 1024/16, 1536/24) and mBART-large (1024/16).
+_HEAD_WIDTH = 64
+# The reference stores its sinusoidal and rotary tables; they must equal the ones the model computes.
+_BUFFER_TOLERANCE = 1e-4
+
+
+class ReferenceCheckpointError(ValueError):
+    """A reference checkpoint that cannot be read or whose layout is not the reference's."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def load_reference_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Reads the tensors of a reference checkpoint without unpickling arbitrary objects.
+
+    Accepts a Lightning checkpoint (a dict whose `state_dict` holds the tensors), a bare state dict saved with
+    `torch.save`, or a `.safetensors` file with the same keys. Torch files are read with
+    `torch.load(weights_only=True)` (memory-mapped when possible).
+
+    Args:
+        path (`str` or `Path`): the checkpoint file.
+
+    Returns:
+        `dict[str, torch.Tensor]`: the state dict, keys as in the reference (`model.` prefix).
+
+    Raises:
+        ReferenceCheckpointError: the file is missing, holds Python objects that `weights_only` refuses, or has
+            no state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReferenceCheckpointError(f"{path}: no such checkpoint file.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as error:
+        # torch's message is long and generic; the line naming the refused class is the useful one.
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines() if line.strip()]
+        reason = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[0] if lines else "")
+        raise ReferenceCheckpointError(
+            f"{path}: torch.load(weights_only=True) refuses this checkpoint because it holds Python objects "
+            f"beyond tensors and plain containers ({reason}). beyondgloss never unpickles arbitrary objects. "
+            "If you trust the file, extract its weights once in a trusted environment, e.g. "
+            f"python -c \"import torch; torch.save({{'state_dict': torch.load('{path}', weights_only=False)"
+            f"['state_dict']}}, '{path.with_suffix('.weights.ckpt')}')\", and convert the extracted file."
+        ) from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ReferenceCheckpointError(f"{path}: not a readable torch checkpoint ({error}).") from error
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
+        checkpoint = checkpoint["state_dict"]
+    if not isinstance(checkpoint, dict) or not checkpoint or not all(
+        isinstance(value, torch.Tensor) for value in checkpoint.values()
+    ):
+        raise ReferenceCheckpointError(
+            f"{path}: found no state dict; expected a Lightning checkpoint with a 'state_dict' entry or a dict of "
+            "tensors."
+        )
+    return checkpoint
+
+
+def detect_stage(state: dict[str, torch.Tensor]) -> str:
+    """`"pretraining"` or `"translation"`, from the key prefixes of a reference state dict."""
+    pretraining = any(key.startswith(_SIGN_PREFIX["pretraining"]) for key in state)
+    translation = any(key.startswith(_SIGN_PREFIX["translation"]) for key in state)
+    if pretraining != translation:
+        return "pretraining" if pretraining else "translation"
+    found = ", ".join(sorted(state)[:3])
+    raise ReferenceCheckpointError(
+        "unknown checkpoint layout: expected the sign video encoder under "
+        f"'{_SIGN_PREFIX['pretraining']}' (pre-training) or '{_SIGN_PREFIX['translation']}' (translation)"
+        + (", found both" if pretraining else f"; the first keys are {found}")
+        + ". Is this a checkpoint of the BeyondGloss reference code?"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Architecture from shapes
+
+
+class _Shapes:
+    """Shape look-ups that report a missing anchor key as a layout error."""
+
+    def __init__(self, state: dict[str, torch.Tensor]):
+        self.state = state
+
+    def __call__(self, key: str) -> tuple[int, ...]:
+        if key not in self.state:
+            raise ReferenceCheckpointError(f"unknown checkpoint layout: missing key {key!r}.")
+        return tuple(self.state[key].shape)
+
+    def indices(self, pattern: str) -> list[int]:
+        """Sorted distinct block indices `(\\d+)` of the keys matching `pattern`."""
+        regex = re.compile(pattern)
+        return sorted({int(match.group(1)) for key in self.state if (match := regex.match(key))})
+
+    def common(self, pattern: str, axis: int) -> int:
+        """The most frequent size along `axis` of the tensors whose keys match `pattern` (so that one wrongly
+        shaped block is reported as the odd one out rather than taken as the reference)."""
+        regex = re.compile(pattern)
+        sizes = Counter(self.state[key].shape[axis] for key in self.state if regex.match(key))
+        if not sizes:
+            raise ReferenceCheckpointError(f"unknown checkpoint layout: no key matches {pattern!r}.")
+        return sizes.most_common(1)[0][0]
+
+
+def _stack_settings(shapes: _Shapes, prefix: str, side: str) -> dict:
+    """Layer count and FFN width of an mBART encoder or decoder stored under `prefix`."""
+    layers = shapes.indices(re.escape(prefix) + r"layers\.(\d+)\.")
+    if not layers:
+        raise ReferenceCheckpointError(f"unknown checkpoint layout: no mBART layers under {prefix!r}.")
+    ffn = shapes.common(re.escape(prefix) + r"layers\.\d+\.fc1\.weight$", 0)
+    return {f"{side}_layers": layers[-1] + 1, f"{side}_ffn_dim": ffn}
+
+
+def _merge(settings: dict, overrides: dict | None) -> dict:
+    """`settings` updated by `overrides`, merging the `vision_config`/`text_config` dicts one level deep."""
+    merged = dict(settings)
+    for key, value in (overrides or {}).items():
+        if key in ("vision_config", "text_config") and isinstance(value, dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def infer_config(
+    state: dict[str, torch.Tensor],
+    stage: str,
+    text_config=None,
+    config_overrides: dict | None = None,
+) -> BeyondGlossConfig:
+    r"""Derives the [`BeyondGlossConfig`] of a reference checkpoint from its tensor shapes.
+
+    Shapes give every width, depth, rank, vocabulary size and table length. What they cannot give comes from the
+    reference: DINOv2 and mBART heads of width 64, LayerNorm eps 1e-6, the LoRA scalings (1.0 for DINOv2, 2.0 for
+    mBART) and the mBART-large-cc25 settings (`scale_embedding=True`, dropouts 0.1/0.0/0.0, ...), or the settings of
+    `text_config` when given. `reference_compat` is on. The pre-training stage has no decoder: its depth and width
+    come from `text_config`, else they mirror the encoder.
+
+    Args:
+        state (`dict[str, torch.Tensor]`): the reference state dict.
+        stage (`str`): `"pretraining"` or `"translation"`.
+        text_config ([`MBartConfig`], *optional*): the configuration of the trimmed mBART the checkpoint was trained
+            from; its shapes must agree with the checkpoint's.
+        config_overrides (`dict`, *optional*): [`BeyondGlossConfig`] arguments applied last (`vision_config` and
+            `text_config` dicts are merged), e.g. `{"vision_config": {"num_attention_heads": 1}}`.
+
+    Returns:
+        [`BeyondGlossConfig`] with `reference_compat=True` and `vision_config.image_size` set to the size the
+        stored position table was made for (518 px for the reference; the model interpolates to the input size).
+    """
+    if stage not in STAGES:
+        raise ValueError(f"stage={stage!r}; choose one of {STAGES}.")
+    shapes = _Shapes(state)
+    sign = _SIGN_PREFIX[stage]
+    dino = sign + _DINO
+
+    hidden = shapes(dino + "cls_token")[-1]
+    patch = shapes(dino + "patch_embed.proj.weight")[-1]
+    positions = shapes(dino + "pos_embed")[1] - 1
+    grid = math.isqrt(positions)
+    if grid * grid != positions:
+        raise ReferenceCheckpointError(
+            f"unknown checkpoint layout: {dino}pos_embed has {positions} patch positions, not a square grid.")
+    blocks = shapes.indices(re.escape(dino) + r"blocks\.(\d+)\.")
+    if not blocks:
+        raise ReferenceCheckpointError(f"unknown checkpoint layout: no DINOv2 blocks under {dino!r}.")
+    mlp = shapes.common(re.escape(dino) + r"blocks\.\d+\.mlp\.fc1\.weight$", 0)
+    if mlp % hidden:
+        raise ReferenceCheckpointError(
+            f"unknown checkpoint layout: DINOv2 MLP width {mlp} is not a multiple of its width {hidden}.")
+    lora_pattern = re.escape(dino) + r"blocks\.(\d+)\.attn\.lora_w1_l1\.weight$"
+    lora_layers = shapes.indices(lora_pattern)
+    vision_rank = shapes.common(lora_pattern, 0) if lora_layers else 4
+
+    frame_dim = shapes(sign + "conv_2d.dino.lin.weight")[0]
+    temporal = shapes.indices(re.escape(sign) + r"conv_1d\.layers\.(\d+)\.")
+    gaps = [i for i in range(temporal[-1] + 1) if i not in temporal] if temporal else []
+    if len(gaps) != 1:
+        raise ReferenceCheckpointError(
+            f"unknown checkpoint layout: the temporal encoder ({sign}conv_1d.layers.N) should have blocks around "
+            f"one parameter-free downsampler index, found block indices {temporal}.")
+    first_block = f"{sign}conv_1d.layers.{temporal[0]}.attention."
+    head_dim = 2 * shapes(first_block + "rotary_emb.sin")[-1]
+
+    text_rank_pattern = r".*\.q_proj\.lora_A\.default\.weight$"
+    if stage == "pretraining":
+        encoder, decoder = _IMAGE_ENCODER, None
+    else:
+        encoder, decoder = _MBART + "model.encoder.", _MBART + "model.decoder."
+    vocab, d_model = shapes(encoder + "embed_tokens.weight")
+    text = {"vocab_size": vocab, "d_model": d_model,
+            "max_position_embeddings": shapes(encoder + "embed_positions.weight")[0] - 2}
+    text.update(_stack_settings(shapes, encoder, "encoder"))
+    if decoder is not None:
+        text.update(_stack_settings(shapes, decoder, "decoder"))
+    text_rank = shapes.common(text_rank_pattern, 0)
+
+    if text_config is not None:
+        text_settings = text_config.to_dict()
+        conflicts = {k: (text_settings.get(k), v) for k, v in text.items() if text_settings.get(k) != v}
+        if conflicts:
+            detail = ", ".join(f"{k}: text backbone {a} vs checkpoint {b}" for k, (a, b) in conflicts.items())
+            raise ReferenceCheckpointError(
+                f"the text backbone's configuration does not fit the checkpoint ({detail}); pass the trimmed mBART "
+                "the checkpoint was trained from.")
+    else:
+        heads = max(1, d_model // _HEAD_WIDTH)
+        text_settings = {**_CC25_SETTINGS, "encoder_attention_heads": heads, "decoder_attention_heads": heads,
+                         "decoder_layers": text["encoder_layers"], "decoder_ffn_dim": text["encoder_ffn_dim"]}
+    text_settings = {**text_settings, **text, "model_type": "mbart"}
+    text_settings.pop("architectures", None)
+
+    settings = {
+        "vision_config": {
+            "hidden_size": hidden,
+            "num_hidden_layers": blocks[-1] + 1,
+            "num_attention_heads": max(1, hidden // _HEAD_WIDTH),
+            "mlp_ratio": mlp // hidden,
+            "patch_size": patch,
+            "image_size": grid * patch,
+            "num_channels": shapes(dino + "patch_embed.proj.weight")[1],
+            "layer_norm_eps": 1e-6,
+            "use_mask_token": True,  # the reference keeps DINOv2's (unused) mask token
+        },
+        "text_config": text_settings,
+        "frame_dim": frame_dim,
+        "hand_dim": shapes(sign + "hamer_mapper_1.weight")[0],
+        "description_dim": shapes(sign + "mapper_1.weight")[0],
+        "temporal_layers": [gaps[0], temporal[-1] - gaps[0]],
+        "temporal_heads": max(1, frame_dim // head_dim),
+        "temporal_ffn_dim": shapes.common(re.escape(sign) + r"conv_1d\.layers\.\d+\.ffn\.linear1\.weight$", 0),
+        "max_frames": shapes(sign + "conv_1d.pos_embedding.pe")[0],
+        "vision_tuning": "lora" if lora_layers else "frozen",
+        "vision_lora_layers": lora_layers or None,
+        "vision_lora_rank": vision_rank,
+        "vision_lora_alpha": _VISION_LORA_SCALING * vision_rank,
+        "text_lora_rank": text_rank,
+        "text_lora_alpha": _TEXT_LORA_SCALING * text_rank,
+        "reference_compat": True,
+    }
+    settings = _merge(settings, config_overrides)
+    try:
+        return BeyondGlossConfig(**settings)
+    except (ValueError, TypeError) as error:
+        raise ReferenceCheckpointError(
+            f"the architecture derived from the checkpoint's shapes is not a valid BeyondGloss configuration: "
+            f"{error} Use config_overrides to set what shapes cannot tell (e.g. attention heads).") from error
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The layout a configuration implies
+
+
+def _mbart_stack_layout(prefix: str, config, layers: int, ffn: int, lora_rank: int | None, cross: bool) -> dict:
+    """Keys and shapes of an mBART encoder (`cross=False`) or decoder stored under `prefix`; with `lora_rank`, the
+    q_proj/v_proj of every attention are PEFT LoRA layers (`base_layer`, `lora_A.default`, `lora_B.default`)."""
+    d = config.d_model
+    layout = {prefix + "embed_tokens.weight": (config.vocab_size, d),
+              prefix + "embed_positions.weight": (config.max_position_embeddings + 2, d)}
+    for i in range(layers):
+        block = f"{prefix}layers.{i}."
+        for attention in ("self_attn", "encoder_attn") if cross else ("self_attn",):
+            for projection in ("k_proj", "v_proj", "q_proj", "out_proj"):
+                name = f"{block}{attention}.{projection}."
+                if lora_rank and projection in ("q_proj", "v_proj"):
+                    layout[name + "base_layer.weight"], layout[name + "base_layer.bias"] = (d, d), (d,)
+                    layout[name + "lora_A.default.weight"] = (lora_rank, d)
+                    layout[name + "lora_B.default.weight"] = (d, lora_rank)
+                else:
+                    layout[name + "weight"], layout[name + "bias"] = (d, d), (d,)
+            for parameter in ("weight", "bias"):
+                layout[f"{block}{attention}_layer_norm.{parameter}"] = (d,)
+        layout.update({block + "fc1.weight": (ffn, d), block + "fc1.bias": (ffn,),
+                       block + "fc2.weight": (d, ffn), block + "fc2.bias": (d,)})
+        for parameter in ("weight", "bias"):
+            layout[f"{block}final_layer_norm.{parameter}"] = (d,)
+    for norm in ("layernorm_embedding", "layer_norm"):
+        for parameter in ("weight", "bias"):
+            layout[f"{prefix}{norm}.{parameter}"] = (d,)
+    return layout
+
+
+def _linear(name: str, out_features: int, in_features: int) -> dict:
+    return {name + ".weight": (out_features, in_features), name + ".bias": (out_features,)}
+
+
+def _norm(name: str, width: int) -> dict:
+    return {name + ".weight": (width,), name + ".bias": (width,)}
+
+
+def _temporal_reference_indices(config: BeyondGlossConfig) -> list[int]:
+    """Indices of the temporal blocks in the reference's `conv_1d.layers` (the downsampler takes one index)."""
+    before, after = config.temporal_layers
+    return list(range(before)) + list(range(before + 1, before + 1 + after))
+
+
+def _sign_encoder_layout(prefix: str, config: BeyondGlossConfig) -> dict:
+    vision = config.vision_config
+    h, p = vision.hidden_size, vision.patch_size
+    m = int(h * vision.mlp_ratio)
+    r = config.vision_lora_rank
+    lora = set(config.vision_lora_layers) if config.vision_tuning == "lora" else set()
+    dino = prefix + _DINO
+    layout = {
+        dino + "cls_token": (1, 1, h),
+        dino + "pos_embed": (1, (vision.image_size // p) ** 2 + 1, h),
+        dino + "mask_token": (1, h),
+        dino + "patch_embed.proj.weight": (h, vision.num_channels, p, p),
+        dino + "patch_embed.proj.bias": (h,),
+    }
+    for i in range(vision.num_hidden_layers):
+        block = f"{dino}blocks.{i}."
+        layout.update(_norm(block + "norm1", h))
+        layout.update(_linear(block + "attn.qkv", 3 * h, h))
+        layout.update(_linear(block + "attn.proj", h, h))
+        if i in lora:
+            layout.update({block + "attn.lora_w1_l1.weight": (r, h), block + "attn.lora_w1_l2.weight": (3 * h, r),
+                           block + "attn.lora_w2_l1.weight": (r, h), block + "attn.lora_w2_l2.weight": (h, r)})
+        layout[block + "ls1.gamma"] = (h,)
+        layout.update(_norm(block + "norm2", h))
+        layout.update(_linear(block + "mlp.fc1", m, h))
+        layout.update(_linear(block + "mlp.fc2", h, m))
+        if i in lora:
+            layout.update({block + "mlp.lora_w1_l1.weight": (r, h), block + "mlp.lora_w1_l2.weight": (m, r),
+                           block + "mlp.lora_w2_l1.weight": (r, m), block + "mlp.lora_w2_l2.weight": (h, r)})
+        layout[block + "ls2.gamma"] = (h,)
+    layout.update(_norm(dino + "norm", h))
+
+    f, hand, desc = config.frame_dim, config.hand_dim, config.description_dim
+    layout.update(_linear(prefix + "conv_2d.dino.lin", f, h))
+    layout.update({prefix + f"conv_2d.dino.bn.{name}": (f,) for name in ("weight", "bias", "running_mean", "running_var")})
+    layout[prefix + "conv_2d.dino.bn.num_batches_tracked"] = ()
+    layout.update(_linear(prefix + "hamer_mapper_1", hand, f))
+    layout.update(_linear(prefix + "hamer_mapper_2", f, hand))
+    layout.update(_linear(prefix + "mapper_1_downsample.0", f, 2 * f))
+    layout[prefix + "conv_1d.pos_embedding.pe"] = (config.max_frames, f)
+    head_dim = f // config.temporal_heads
+    for j in _temporal_reference_indices(config):
+        block = f"{prefix}conv_1d.layers.{j}."
+        layout[block + "attention.layer_scale"] = (f,)
+        for name in ("query_proj", "key_proj", "value_proj", "out_proj"):
+            layout.update(_linear(f"{block}attention.{name}", f, f))
+        layout[block + "attention.rotary_emb.sin"] = (config.max_frames, 1, 1, head_dim // 2)
+        layout[block + "attention.rotary_emb.cos"] = (config.max_frames, 1, 1, head_dim // 2)
+        layout.update(_linear(block + "ffn.linear1", config.temporal_ffn_dim, f))
+        layout.update(_linear(block + "ffn.linear2", f, config.temporal_ffn_dim))
+        layout.update(_norm(block + "norm1", f))
+        layout.update(_norm(block + "norm2", f))
+    layout.update(_linear(prefix + "conv_1d.output_proj", f, f))
+    layout.update(_linear(prefix + "mapper_1", desc, f))
+    layout.update(_linear(prefix + "mapper_2", f, desc))
+    return layout
+
+
+def reference_layout(config: BeyondGlossConfig, stage: str) -> dict[str, tuple[int, ...]]:
+    """Every key of a reference checkpoint of `stage` built with `config`'s shapes, with its shape (`()` for scalars).
+
+    For the reference settings (`infer_config` of a reference checkpoint) this is
+    `official_checkpoint_layout.tsv`, key for key and shape for shape.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"stage={stage!r}; choose one of {STAGES}.")
+    text = config.text_config
+    layout = _sign_encoder_layout(_SIGN_PREFIX[stage], config)
+    if stage == "pretraining":
+        layout.update({"model.logit_scale": (), "model.logit_scale_desc": ()})
+        layout.update(_mbart_stack_layout(_TEXT_ENCODER, text, text.encoder_layers, text.encoder_ffn_dim, None, False))
+        layout.update(_mbart_stack_layout(_IMAGE_ENCODER, text, text.encoder_layers, text.encoder_ffn_dim,
+                                          config.text_lora_rank, False))
+    else:
+        rank = config.text_lora_rank
+        layout[_MBART + "final_logits_bias"] = (1, text.vocab_size)
+        layout[_MBART + "model.shared.weight"] = (text.vocab_size, text.d_model)
+        layout.update(_mbart_stack_layout(_MBART + "model.encoder.", text, text.encoder_layers, text.encoder_ffn_dim,
+                                          rank, False))
+        layout.update(_mbart_stack_layout(_MBART + "model.decoder.", text, text.decoder_layers, text.decoder_ffn_dim,
+                                          rank, True))
+        layout[_MBART + "lm_head.weight"] = (text.vocab_size, text.d_model)
+    return layout
+
+
+def check_reference_layout(state: dict[str, torch.Tensor], layout: dict[str, tuple[int, ...]], limit: int = 5) -> None:
+    """Raises [`ReferenceCheckpointError`] naming the first missing, unexpected and wrongly shaped keys of `state`
+    against `layout` (at most `limit` of each)."""
+    missing = [key for key in layout if key not in state]
+    unexpected = [key for key in state if key not in layout]
+    wrong = [f"{key} {tuple(state[key].shape)} (expected {shape})"
+             for key, shape in layout.items() if key in state and tuple(state[key].shape) != shape]
+    problems = []
+    for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)):
+        if items:
+            more = f" and {len(items) - limit} more" if len(items) > limit else ""
+            problems.append(f"{title} ({len(items)}): " + ", ".join(items[:limit]) + more)
+    if problems:
+        raise ReferenceCheckpointError(
+            "the checkpoint does not have the reference layout (see official_checkpoint_layout.tsv): "
+            + "; ".join(problems) + ".")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Mapping
+
+
+def _split3(tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Rows of the reference's fused q|k|v tensors (DINOv2 order), as three tensors."""
+    return tuple(part.clone() for part in tensor.chunk(3, dim=0))
+
+
+# Sign-encoder keys (after the stage prefix) whose target is a plain rename.
+_SIGN_RENAMES = [
+    (r"conv_2d\.dino\.spatial_model\.cls_token$", r"vision.embeddings.cls_token"),
+    (r"conv_2d\.dino\.spatial_model\.mask_token$", r"vision.embeddings.mask_token"),
+    (r"conv_2d\.dino\.spatial_model\.pos_embed$", r"vision.embeddings.position_embeddings"),
+    (r"conv_2d\.dino\.spatial_model\.patch_embed\.proj\.(weight|bias)$", r"vision.embeddings.patch_embeddings.projection.\1"),
+    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.norm([12])\.(weight|bias)$", r"vision.encoder.layer.\1.norm\2.\3"),
+    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.proj\.(weight|bias)$", r"vision.encoder.layer.\1.attention.o_proj.\2"),
+    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.ls([12])\.gamma$", r"vision.encoder.layer.\1.layer_scale\2.lambda1"),
+    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.mlp\.fc([12])\.(weight|bias)$", r"vision.encoder.layer.\1.mlp.fc\2.\3"),
+    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.lora_w1_l1\.weight$", r"vision_lora.\1.qkv_A"),
+    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.lora_w2_l1\.weight$", r"vision_lora.\1.out_A"),
+    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.lora_w2_l2\.weight$", r"vision_lora.\1.out_B"),
+    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.mlp\.lora_w1_l1\.weight$", r"vision_lora.\1.fc1_A"),
+    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.mlp\.lora_w1_l2\.weight$", r"vision_lora.\1.fc1_B"),
+    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.mlp\.lora_w2_l1\.weight$", r"vision_lora.\1.fc2_A"),
+    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.mlp\.lora_w2_l2\.weight$", r"vision_lora.\1.fc2_B"),
+    (r"conv_2d\.dino\.spatial_model\.norm\.(weight|bias)$", r"vision.layernorm.\1"),
+    (r"conv_2d\.dino\.lin\.(weight|bias)$", r"frame_proj.\1"),
+    (r"conv_2d\.dino\.bn\.(\w+)$", r"frame_norm.\1"),
+    (r"hamer_mapper_1\.(weight|bias)$", r"hand_proj.\1"),
+    (r"hamer_mapper_2\.(weight|bias)$", r"hand_up.\1"),
+    (r"mapper_1_downsample\.0\.(weight|bias)$", r"hand_fuse.\1"),
+    (r"mapper_1\.(weight|bias)$", r"description_proj.\1"),
+    (r"mapper_2\.(weight|bias)$", r"description_down.\1"),
+    (r"conv_1d\.output_proj\.(weight|bias)$", r"temporal.output_proj.\1"),
+]
+_SIGN_RENAMES = [(re.compile(pattern), target) for pattern, target in _SIGN_RENAMES]
+_QKV = re.compile(r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)$")
+_QKV_LORA_B = re.compile(r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.lora_w1_l2\.weight$")
+_TEMPORAL = re.compile(r"conv_1d\.layers\.(\d+)\.(.+)$")
+_TEMPORAL_RENAMES = {
+    "attention.layer_scale": "layer_scale",
+    "attention.query_proj.weight": "attention.q_proj.weight", "attention.query_proj.bias": "attention.q_proj.bias",
+    "attention.key_proj.weight": "attention.k_proj.weight", "attention.key_proj.bias": "attention.k_proj.bias",
+    "attention.value_proj.weight": "attention.v_proj.weight", "attention.value_proj.bias": "attention.v_proj.bias",
+    "attention.out_proj.weight": "attention.out_proj.weight", "attention.out_proj.bias": "attention.out_proj.bias",
+    "ffn.linear1.weight": "ffn_in.weight", "ffn.linear1.bias": "ffn_in.bias",
+    "ffn.linear2.weight": "ffn_out.weight", "ffn.linear2.bias": "ffn_out.bias",
+    "norm1.weight": "attention_norm.weight", "norm1.bias": "attention_norm.bias",
+    "norm2.weight": "ffn_norm.weight", "norm2.bias": "ffn_norm.bias",
+}
+# Tables the model computes instead of storing; checked against the computed ones, then dropped.
+_COMPUTED = re.compile(r"conv_1d\.(pos_embedding\.pe|layers\.\d+\.attention\.rotary_emb\.(sin|cos))$")
+_PEFT_BASE = re.compile(r"(.+)\.base_layer\.(weight|bias)$")
+_PEFT_LORA = re.compile(r"(.+)\.lora_([AB])\.default\.weight$")
+
+
+def _map_sign_encoder(state: dict, prefix: str, config: BeyondGlossConfig) -> dict[str, torch.Tensor]:
+    """The sign video encoder's tensors under `prefix`, keyed as in [`BeyondGlossModel`] (without `sign_encoder.`)."""
+    before = config.temporal_layers[0]
+    mapped = {}
+    for key, tensor in state.items():
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix):]
+        if _COMPUTED.match(rest):
+            continue
+        if match := _QKV.match(rest):
+            block, parameter = match.groups()
+            for name, part in zip(("q_proj", "k_proj", "v_proj"), _split3(tensor)):
+                mapped[f"vision.encoder.layer.{block}.attention.{name}.{parameter}"] = part
+            continue
+        if match := _QKV_LORA_B.match(rest):
+            for name, part in zip(("q_B", "k_B", "v_B"), _split3(tensor)):
+                mapped[f"vision_lora.{match.group(1)}.{name}"] = part
+            continue
+        if match := _TEMPORAL.match(rest):
+            index, name = int(match.group(1)), match.group(2)
+            block = index if index < before else index - 1  # the downsampler holds reference index `before`
+            mapped[f"temporal.blocks.{block}.{_TEMPORAL_RENAMES[name]}"] = tensor
+            continue
+        for pattern, target in _SIGN_RENAMES:
+            if pattern.match(rest):
+                mapped[pattern.sub(target, rest)] = tensor
+                break
+        else:
+            raise ReferenceCheckpointError(f"no mapping for {key!r}.")
+    return mapped
+
+
+def _map_peft(state: dict, prefix: str, target: str) -> dict[str, torch.Tensor]:
+    """An mBART (sub-)model under `prefix`, PEFT names (`base_layer`, `lora_A.default`) turned into beyondgloss's
+    `LoRALinear` names (`weight`, `lora_A`), keyed under `target`."""
+    mapped = {}
+    for key, tensor in state.items():
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix):]
+        rest = _PEFT_BASE.sub(r"\1.\2", rest)
+        rest = _PEFT_LORA.sub(r"\1.lora_\2", rest)
+        mapped[target + rest] = tensor
+    return mapped
+
+
+def check_reference_values(state: dict[str, torch.Tensor], config: BeyondGlossConfig, stage: str) -> None:
+    """Checks the tensors the converted model does not store separately. The reference stores its sinusoidal
+    position table and RoPE sin/cos tables, which beyondgloss computes, and (translation) copies of the tied mBART
+    embeddings. A checkpoint whose tables differ from the computed ones, or whose tied copies differ, was made by
+    different code: refuse it."""
+    prefix = _SIGN_PREFIX[stage]
+    f, length = config.frame_dim, config.max_frames
+    expected = {prefix + "conv_1d.pos_embedding.pe": sinusoidal_position_encoding(length, f)}
+    head_dim = f // config.temporal_heads
+    theta = torch.exp(torch.arange(0, head_dim, 2, dtype=torch.float32) * (-math.log(10000.0) / head_dim))
+    angle = (torch.arange(length, dtype=torch.float32)[:, None] * theta)[:, None, None, :]
+    for j in _temporal_reference_indices(config):
+        block = f"{prefix}conv_1d.layers.{j}.attention.rotary_emb."
+        expected[block + "sin"], expected[block + "cos"] = angle.sin(), angle.cos()
+    for key, table in expected.items():
+        difference = (state[key].float() - table).abs().max().item()
+        if difference > _BUFFER_TOLERANCE:
+            raise ReferenceCheckpointError(
+                f"{key} differs from the table beyondgloss computes (max difference {difference:.3g}); this "
+                "checkpoint's temporal encoder is not the reference's (sinusoidal PE and interleaved RoPE).")
+    if stage == "translation":
+        shared = state[_MBART + "model.shared.weight"]
+        for key in ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"):
+            if not torch.equal(state[_MBART + key], shared):
+                raise ReferenceCheckpointError(
+                    f"{_MBART}{key} differs from {_MBART}model.shared.weight; mBART ties them, and beyondgloss cannot "
+                    "hold untied copies.")
+
+
+def map_reference_state_dict(
+    state: dict[str, torch.Tensor], config: BeyondGlossConfig, stage: str
+) -> dict[str, torch.Tensor]:
+    """Maps a reference state dict (already checked against [`reference_layout`]) to the state dict of the
+    beyondgloss task model of `stage`, tied embeddings included. The pre-training stage's mBART decoder and
+    `final_logits_bias` are not in the reference checkpoint and are not returned.
+
+    DINOv2's fused `qkv` weight and bias and the fused LoRA B of the shared-A qkv LoRA split row-wise into q, k, v;
+    the temporal blocks renumber around the downsampler; PEFT's `base_layer`/`lora_A.default` become
+    `weight`/`lora_A`; the computed position tables are dropped.
+    """
+    mapped = {"sign_encoder." + key: value
+              for key, value in _map_sign_encoder(state, _SIGN_PREFIX[stage], config).items()}
+    if stage == "pretraining":
+        mapped["logit_scale"] = state["model.logit_scale"]
+        mapped["logit_scale_description"] = state["model.logit_scale_desc"]
+        mapped.update(_map_peft(state, _TEXT_ENCODER, "text_encoder."))
+        mapped.update(_map_peft(state, _IMAGE_ENCODER, "mbart.model.encoder."))
+        shared = mapped["mbart.model.encoder.embed_tokens.weight"]
+    else:
+        mapped.update(_map_peft(state, _MBART, "mbart."))
+        shared = mapped["mbart.model.shared.weight"]
+    for key in ("mbart.model.shared.weight", "mbart.model.encoder.embed_tokens.weight",
+                "mbart.model.decoder.embed_tokens.weight", "mbart.lm_head.weight"):
+        mapped[key] = shared
+    return mapped
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Building and saving
+
+
+def _decoder_state(config: BeyondGlossConfig, text_backbone, shared: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The mBART decoder and `final_logits_bias` for a pre-training checkpoint: from `text_backbone` (the trimmed
+    mBART the reference started from, as its stage 2 does) or freshly initialised when it is None."""
+    from transformers import MBartForConditionalGeneration
+    from transformers.models.mbart.modeling_mbart import MBartDecoder
+
+    if text_backbone is None:
+        decoder = MBartDecoder(config.text_config)
+        state = {"mbart.model.decoder." + k: v for k, v in decoder.state_dict().items()}
+        state["mbart.final_logits_bias"] = torch.zeros(1, config.text_config.vocab_size)
+    else:
+        backbone = MBartForConditionalGeneration.from_pretrained(text_backbone, dtype=torch.float32)
+        backbone_state = backbone.state_dict()
+        if not torch.equal(backbone_state["model.shared.weight"], shared.float()):
+            raise ReferenceCheckpointError(
+                f"text_backbone {text_backbone}: its token embeddings differ from the checkpoint's (frozen) mBART "
+                "embeddings; pass the trimmed mBART the checkpoint was trained from.")
+        state = {"mbart." + k: v for k, v in backbone_state.items() if k.startswith("model.decoder.")}
+        state["mbart.final_logits_bias"] = backbone_state["final_logits_bias"]
+    state.pop("mbart.model.decoder.embed_tokens.weight", None)
+    return state
+
+
+def _build_model(model_class, config: BeyondGlossConfig, state: dict[str, torch.Tensor]):
+    """The task model holding exactly `state` (no random initialisation of what the state replaces)."""
+    with torch.device("meta"):
+        model = model_class(config)
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [key for key in expected if key in state and tuple(state[key].shape) != expected[key]]
+    if missing or unexpected or wrong:
+        # The layout check passed, so this is a mapping defect, not a user error.
+        raise RuntimeError(f"conversion mapping does not fit {model_class.__name__}: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}")
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    model.load_state_dict(state, strict=True, assign=True)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name in trainable)
+    # mBART ties the encoder/decoder token embeddings and the LM head to `shared`.
+    model.mbart.model.set_input_embeddings(model.mbart.model.shared)
+    model.mbart.lm_head.weight = model.mbart.model.shared.weight
+    return model
+
+
+def _load_tokenizer(tokenizer, text_backbone, vocab_size: int):
+    from transformers import AutoTokenizer
+
+    source = tokenizer if tokenizer is not None else text_backbone
+    if source is None:
+        return None
+    if not isinstance(source, (str, Path)):
+        loaded = source
+    elif tokenizer is None and not any((Path(source) / name).is_file()
+                                       for name in ("tokenizer.json", "sentencepiece.bpe.model", "tokenizer_config.json")):
+        return None  # a text backbone without tokenizer files: nothing to take over
+    else:
+        loaded = AutoTokenizer.from_pretrained(str(source))
+    if len(loaded) != vocab_size:
+        raise ReferenceCheckpointError(
+            f"tokenizer {source}: {len(loaded)} tokens, but the checkpoint's vocabulary has {vocab_size} rows; pass "
+            "the trimmed tokenizer the checkpoint was trained with.")
+    return loaded
+
+
+def convert_reference_checkpoint(
+    path: str | Path,
+    out_dir: str | Path | None = None,
+    stage: str | None = None,
+    text_backbone: str | Path | None = None,
+    random_decoder: bool = False,
+    tokenizer=None,
+    target_language: str = "de_DE",
+    config_overrides: dict | None = None,
+):
+    r"""
+    Converts a checkpoint of the BeyondGloss reference code into a beyondgloss model (and saves it).
+
+    The pre-training checkpoint becomes a [`BeyondGlossForContrastivePretraining`], the translation checkpoint a
+    [`BeyondGlossForSignTranslation`], both with `reference_compat=True`. Every tensor of the checkpoint is used or
+    checked: DINOv2 (fused qkv split into q/k/v, the shared-A qkv LoRA split into q/k/v B blocks, LayerScale), the
+    frame projection and BatchNorm with its statistics, the hand and description heads, the temporal encoder (its
+    stored sinusoidal and RoPE tables are compared with the computed ones and dropped), the mBART encoders with
+    their PEFT LoRA, the mBART decoder (translation) and the temperatures (pre-training).
+
+    The pre-training checkpoint has no mBART decoder, which [`BeyondGlossForSignTranslation`] initialised from the
+    converted model needs (the reference takes it from the trimmed mBART). Give that mBART as `text_backbone`; or
+    pass `random_decoder=True` to accept a randomly initialised decoder (fine for contrastive pre-training and for
+    the video encoder, useless for translation until trained). Without either, the conversion is refused.
+
+    Args:
+        path (`str` or `Path`): the Lightning checkpoint (or a state dict / `.safetensors` file with its keys).
+        out_dir (`str` or `Path`, *optional*): where to `save_pretrained` the model (safetensors) and tokenizer.
+        stage (`str`, *optional*): `"pretraining"` or `"translation"`; detected from the keys when omitted.
+        text_backbone (`str` or `Path`, *optional*): the trimmed mBART folder the checkpoint was trained from; gives
+            the mBART settings that shapes do not tell, the pre-training decoder and, when it holds one, the tokenizer.
+        random_decoder (`bool`, defaults to `False`): pre-training only; allow a freshly initialised decoder.
+        tokenizer (`str`, `Path` or tokenizer, *optional*): the (trimmed) tokenizer; saved with the model, and the id
+            of `target_language` becomes `decoder_start_token_id`.
+        target_language (`str`, defaults to `"de_DE"`): the language code generation starts from (the reference
+            uses `de_DE` for every dataset).
+        config_overrides (`dict`, *optional*): see [`infer_config`].
+
+    Returns:
+        The converted model ([`BeyondGlossForContrastivePretraining`] or [`BeyondGlossForSignTranslation`]).
+
+    Raises:
+        ReferenceCheckpointError: unreadable checkpoint, unknown layout (the message names the first missing,
+            unexpected and wrongly shaped keys), or a backbone/tokenizer that does not fit.
+
+    Example:
+
+    ```python
+    >>> from beyondgloss.convert import convert_reference_checkpoint
+    >>> model = convert_reference_checkpoint("best.ckpt", "converted/", text_backbone="pretrained/MBart_trimmed")  # doctest: +SKIP
+    ```
+    """
+    state = load_reference_state_dict(path)
+    detected = detect_stage(state)
+    if stage is not None and stage != detected:
+        raise ReferenceCheckpointError(f"{path}: stage={stage!r} was asked, but the keys are those of a {detected} "
+                                       "checkpoint.")
+    stage = detected
+    if stage == "pretraining" and text_backbone is None and not random_decoder:
+        raise ReferenceCheckpointError(
+            f"{path} is a pre-training checkpoint, which holds no mBART decoder. Pass text_backbone (--text_backbone) "
+            "= the trimmed mBART it was trained from, so that translation fine-tuning starts from its decoder as in "
+            "the reference, or random_decoder=True (--random_decoder) to accept a randomly initialised decoder.")
+    if stage == "translation" and random_decoder:
+        raise ValueError("random_decoder applies to pre-training checkpoints; a translation checkpoint has its decoder.")
+
+    text_config = None
+    if text_backbone is not None:
+        from transformers import AutoConfig
+
+        text_config = AutoConfig.from_pretrained(str(text_backbone))
+        if text_config.model_type not in ("mbart", "mbart-50"):
+            raise ReferenceCheckpointError(f"text_backbone {text_backbone} is a {text_config.model_type!r} model, not "
+                                           "an mBART.")
+    config = infer_config(state, stage, text_config, config_overrides)
+    check_reference_layout(state, reference_layout(config, stage))
+    check_reference_values(state, config, stage)
+
+    mapped = map_reference_state_dict(state, config, stage)
+    if stage == "pretraining":
+        if text_backbone is None:
+            logger.warning(
+                "%s: pre-training checkpoint converted with a RANDOMLY INITIALISED mBART decoder (random_decoder=True); "
+                "translation models initialised from it need the decoder trained or replaced.", path)
+        mapped.update(_decoder_state(config, text_backbone, mapped["mbart.model.shared.weight"]))
+
+    loaded_tokenizer = _load_tokenizer(tokenizer, text_backbone, config.text_config.vocab_size)
+    if loaded_tokenizer is not None:
+        start = loaded_tokenizer.convert_tokens_to_ids(target_language)
+        if start is None or start == loaded_tokenizer.unk_token_id:
+            raise ReferenceCheckpointError(f"target_language={target_language!r} is not a token of the tokenizer.")
+        config.decoder_start_token_id = start
+        for attribute in ("src_lang", "tgt_lang"):
+            if hasattr(loaded_tokenizer, attribute):
+                setattr(loaded_tokenizer, attribute, target_language)
+    else:
+        logger.warning("%s: no tokenizer given; set config.decoder_start_token_id to the id of %s before generating.",
+                       path, target_language)
+
+    model = _build_model(MODEL_CLASSES[stage], config, mapped)
+    if out_dir is not None:
+        model.save_pretrained(str(out_dir))
+        if loaded_tokenizer is not None:
+            loaded_tokenizer.save_pretrained(str(out_dir))
+        logger.info("converted %s (%s stage) into %s", path, stage, out_dir)
+    return model
