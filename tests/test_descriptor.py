@@ -399,6 +399,29 @@ def test_describe_command(video_folder, tmp_path, tiny_vlm, tiny_chat_lm, capsys
     assert describe(argv) == 0
     assert sorted(p.name for p in output.iterdir()) == ["a.json", "clip.json"]
     assert list(json.loads((output / "clip.json").read_text())) == ["chunk_0", "refined"]
+    # Everything done: the rerun returns before loading any model (these model paths do not exist).
+    missing = str(tmp_path / "no-model")
+    assert describe([*argv[:4], "--vlm", missing, "--refiner", missing]) == 0
+
+
+def test_describe_a_dataset_names_files_by_sample_id(video_folder, tmp_path, tiny_vlm, tiny_chat_lm, tiny_mbart):
+    rows = [{"file_name": "a", "text": "x", "split": "train", "id": "train/a"},
+            {"file_name": "c", "text": "y", "split": "dev", "id": "dev/c"}]
+    (video_folder / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    output = tmp_path / "out"
+    argv = ["--dataset", str(video_folder), "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(output),
+            "--vlm", str(tiny_vlm), "--refiner", str(tiny_chat_lm), "--max-new-tokens", "2",
+            "--refine-max-new-tokens", "2", "--no-progress"]
+    assert describe(argv) == 0
+    assert sorted(p.relative_to(output).as_posix() for p in output.rglob("*.json")) == ["dev/c.json", "train/a.json"]
+    store = tmp_path / "store"
+    assert encode_descriptions([str(output), "--model", str(tiny_mbart), "--store", str(store), "--no-progress"]) == 0
+    assert sorted(FeatureStore(store).ids()) == ["dev/c", "train/a"]
+
+
+def test_names_that_escape_the_output_folder_are_refused(tmp_path, describer, refiner):
+    with pytest.raises(ValueError, match="'../x' cannot be a file name"):
+        run({"../x": tmp_path}, tmp_path / "out", describer, refiner)
 
 
 # --- the encoder ----------------------------------------------------------------------------------------

@@ -52,9 +52,19 @@ def _describe_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "inputs", nargs="+",
+        "inputs", nargs="*",
         help="video files, frame folders, or folders holding video files and frame folders",
     )
+    parser.add_argument(
+        "--dataset",
+        help=(
+            "describe a sign dataset instead (phoenix14t, csl_daily, sign_video_folder, or a folder with "
+            "metadata.jsonl); files are named by sample id, e.g. {output-dir}/train/{video}.json"
+        ),
+    )
+    parser.add_argument("--data-dir", help="the dataset's folder (with --dataset)")
+    parser.add_argument("--splits", nargs="+", help="dataset splits to describe (default: all)")
+    parser.add_argument("--cache-dir", help="the datasets cache for --dataset (default: the Hugging Face one)")
     parser.add_argument("--output-dir", required=True, help="folder of the per-video JSON files")
     parser.add_argument("--vlm", required=True, help="image-text-to-text model (hub id or folder)")
     refine = parser.add_mutually_exclusive_group(required=True)
@@ -81,11 +91,29 @@ def _describe_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dataset_videos(args) -> dict:
+    from ..data.loading import load_sign_dataset
+    from .runs import dataset_videos
+
+    splits = load_sign_dataset(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    chosen = args.splits or list(splits)
+    unknown = [name for name in chosen if name not in splits]
+    if unknown:
+        raise ValueError(f"dataset {args.dataset!r} has no split(s) {unknown}; it has {sorted(splits)}")
+    videos = {}
+    for name in chosen:
+        for sample_id, media in dataset_videos(splits[name]).items():
+            if sample_id in videos:
+                raise ValueError(f"sample id {sample_id!r} is in more than one split; its descriptions would collide")
+            videos[sample_id] = media
+    return videos
+
+
 def describe(argv) -> int:
-    """`beyondgloss describe INPUT... --output-dir DIR --vlm MODEL (--refiner MODEL | --refine-endpoint URL)`."""
+    """`beyondgloss describe (INPUT... | --dataset NAME) --output-dir DIR --vlm MODEL (--refiner MODEL | ...)`."""
     from .describer import DESCRIBE_PROMPT, NotAnImageTextToTextModelError, SignVideoDescriber
     from .refiner import REFINE_PROMPT, DescriptionRefiner
-    from .runs import describe_videos, find_videos
+    from .runs import describe_videos, find_videos, finished_videos
 
     parser = _describe_parser()
     args = parser.parse_args(argv)
@@ -95,10 +123,15 @@ def describe(argv) -> int:
     for name in ("batch_size", "max_new_tokens", "refine_max_new_tokens", "segment_length", "max_side"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if bool(args.inputs) == bool(args.dataset):
+        parser.error("give either video inputs or --dataset")
     try:
-        videos = find_videos(args.inputs)
+        videos = find_videos(args.inputs) if args.inputs else _dataset_videos(args)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
+    if len(finished_videos(videos, args.output_dir)) == len(videos):
+        logger.info("all %d videos already have descriptions in %s; nothing to do", len(videos), args.output_dir)
+        return 0
     prompt = _read_prompt(parser, args.prompt_file) or DESCRIBE_PROMPT
     refine_prompt = _read_prompt(parser, args.refine_prompt_file) or REFINE_PROMPT
     loading = dict(device_map=args.device_map, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
@@ -138,12 +171,18 @@ def encode_descriptions(argv) -> int:
             "encoder's real tokens; the reference uses mBART-large-50, 1024-d)."
         ),
     )
-    parser.add_argument("descriptions", help="folder of description JSON files ({name}.json)")
+    parser.add_argument(
+        "descriptions",
+        help="folder written by `beyondgloss describe`; a file's path below it, without .json, is its sample id",
+    )
     parser.add_argument("--model", required=True, help="text encoder (AutoModel; encoder-decoders use their encoder)")
     parser.add_argument("--store", required=True, help="feature store folder to write")
     parser.add_argument(
         "--id-prefix", default="",
-        help="prefix giving the dataset's sample id, e.g. 'train/' when the dataset's ids are {split}/{video_id}",
+        help=(
+            "prefix giving the dataset's sample id, e.g. 'train/' for a folder of one split's videos when the "
+            "dataset's ids are {split}/{video_id} (descriptions made with --dataset already carry the ids)"
+        ),
     )
     parser.add_argument("--text-key", default="refined", help="which JSON field to encode")
     parser.add_argument("--src-lang", help="language code for tokenizers that take one (mBART-50: en_XX)")

@@ -1,6 +1,8 @@
 """Describing and encoding many videos: resumable runs that write one JSON file per video.
 
-A finished video has `{output_dir}/{name}.json` with its segment descriptions and the refined sentence, keys
+A video's name is its file or folder name, or a dataset's sample id; an id such as `train/video-1` is
+written as `{output_dir}/train/video-1.json`, so `load_descriptions` gives back the same ids. A finished
+video has `{output_dir}/{name}.json` with its segment descriptions and the refined sentence, keys
 in order: `{"chunk_0": ..., "chunk_1": ..., "refined": ...}` (the reference's layout, spec §8). Files are
 written atomically and never overwritten, so a run that stops anywhere can be started again and only the
 videos without a JSON are done. A video that fails (unreadable, no frames, refinement failing after every
@@ -21,7 +23,9 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "DescribeSummary",
     "find_videos",
+    "dataset_videos",
     "describe_videos",
+    "finished_videos",
     "load_descriptions",
     "write_json_atomic",
 ]
@@ -82,11 +86,55 @@ def find_videos(inputs: Iterable) -> dict[str, Path]:
     return videos
 
 
+def dataset_videos(dataset) -> dict[str, object]:
+    """Maps each sample id of a sign dataset split to its video (`frames`: image paths, or `video`).
+
+    Args:
+        dataset (`datasets.Dataset`): a split with an `id` column and a `frames` or `video` column, as the
+            beyondgloss dataset builders make them.
+
+    Returns:
+        `dict[str, object]`: sample id -> a list of frame paths or a `{"path", "bytes"}` video.
+    """
+    import datasets
+
+    if "id" not in dataset.column_names:
+        raise ValueError(f"the dataset has no 'id' column (columns: {dataset.column_names})")
+    if "frames" in dataset.column_names:
+        column = "frames"
+    elif "video" in dataset.column_names:
+        # Undecoded: a path/bytes dict per row, opened only when that video is described.
+        column = "video"
+        dataset = dataset.cast_column("video", datasets.Video(decode=False))
+    else:
+        raise ValueError(f"the dataset has neither a 'frames' nor a 'video' column (columns: {dataset.column_names})")
+    videos = {}
+    for sample_id, media in zip(dataset["id"], dataset[column]):
+        if sample_id in videos:
+            raise ValueError(f"sample id {sample_id!r} appears twice in the dataset")
+        videos[sample_id] = media
+    return videos
+
+
+def _output_path(output_dir: Path, name: str, suffix: str) -> Path:
+    parts = Path(name).parts
+    if not name or Path(name).is_absolute() or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"video name {name!r} cannot be a file name under {output_dir}: use a relative name without '..'")
+    return output_dir / f"{name}{suffix}"
+
+
 def write_json_atomic(path: Path, content: dict):
     """Writes JSON through a temporary file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
     temporary.write_text(json.dumps(content, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, path)
+
+
+def finished_videos(names: Iterable[str], output_dir) -> set[str]:
+    """The names that already have a finished `{name}.json` in `output_dir`."""
+    output_dir = Path(output_dir)
+    return {name for name in names if _output_path(output_dir, name, ".json").is_file()}
 
 
 @dataclass
@@ -175,11 +223,11 @@ def describe_videos(
     summary = DescribeSummary()
     bar = tqdm(videos.items(), desc="describing videos", unit="video", disable=not progress)
     for name, source in bar:
-        target = output_dir / f"{name}.json"
-        failed_path = output_dir / f"{name}{_FAILED_SUFFIX}"
-        if target.is_file():
+        if name in finished_videos([name], output_dir):
             summary.skipped.append(name)
             continue
+        target = _output_path(output_dir, name, ".json")
+        failed_path = _output_path(output_dir, name, _FAILED_SUFFIX)
         chunks = _reusable_chunks(failed_path)
         if chunks is None:
             try:
@@ -217,7 +265,10 @@ def _record_failure(summary, failed_path: Path, name: str, stage: str, error: Ex
 
 
 def load_descriptions(folder, key: str = "refined") -> list[tuple[str, str]]:
-    """Reads `(name, text)` from the finished description files of a folder (`*.json`, not `*.failed.json`).
+    """Reads `(name, text)` from the finished description files under a folder (`*.json`, not `*.failed.json`).
+
+    Names are the files' paths relative to the folder without `.json` (`train/video-1`), as `describe_videos`
+    wrote them.
 
     Files whose `key` is missing or empty are skipped with a warning.
 
@@ -229,7 +280,7 @@ def load_descriptions(folder, key: str = "refined") -> list[tuple[str, str]]:
     if not folder.is_dir():
         raise FileNotFoundError(f"description folder {folder} does not exist")
     found = []
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.rglob("*.json")):
         if path.name.endswith(_FAILED_SUFFIX) or path.name.startswith("."):
             continue
         try:
@@ -240,5 +291,5 @@ def load_descriptions(folder, key: str = "refined") -> list[tuple[str, str]]:
         if not isinstance(text, str) or not text.strip():
             logger.warning("%s has no %r text; skipped", path, key)
             continue
-        found.append((path.stem, text.strip()))
+        found.append((path.relative_to(folder).with_suffix("").as_posix(), text.strip()))
     return found
