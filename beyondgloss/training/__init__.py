@@ -1,0 +1,28 @@
+"""Training and evaluation: Trainer subclasses, the reference's hyperparameters as presets, callbacks, commands.
+
+Importing this package imports `transformers.Trainer` (and through it accelerate), so `import beyondgloss` does not
+import it; `from beyondgloss.training import ...` does.
+"""
+
+from .callbacks import LogFileCallback
+from .presets import PRETRAINING_PRESET, TRANSLATION_PRESET, pretraining_arguments, translation_arguments
+from .trainers import (
+    LOSS_PARTS,
+    BeyondGlossPretrainingTrainer,
+    BeyondGlossTranslationTrainer,
+    LossPartsTracker,
+    RetrievalMetrics,
+)
+
+__all__ = [
+    "BeyondGlossPretrainingTrainer",
+    "BeyondGlossTranslationTrainer",
+    "LOSS_PARTS",
+    "LossPartsTracker",
+    "RetrievalMetrics",
+    "LogFileCallback",
+    "PRETRAINING_PRESET",
+    "TRANSLATION_PRESET",
+    "pretraining_arguments",
+    "translation_arguments",
+]

@@ -1,0 +1,323 @@
+"""`Trainer` subclasses for the two BeyondGloss stages: they change *what* is computed, callbacks change *when*.
+
+- [`BeyondGlossPretrainingTrainer`]: contrastive pre-training. Logs each loss part (alignment, description, hand)
+  next to the total at every logging step, and evaluates the same parts plus video-to-text retrieval recall over the
+  whole evaluation set.
+- [`BeyondGlossTranslationTrainer`]: translation fine-tuning, evaluated by beam search (`predict_with_generate`),
+  scored with `beyondgloss.metrics` against the dataset's raw reference texts, predictions written to the output
+  folder next to their references.
+"""
+
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from transformers import Seq2SeqTrainer, Trainer
+
+__all__ = [
+    "LOSS_PARTS",
+    "METADATA_KEYS",
+    "LossPartsTracker",
+    "RetrievalMetrics",
+    "BeyondGlossPretrainingTrainer",
+    "BeyondGlossTranslationTrainer",
+]
+
+logger = logging.getLogger(__name__)
+
+# Loss components of `BeyondGlossPretrainingOutput`, logged under these names (`eval_` prefixed in evaluation).
+LOSS_PARTS = ("alignment_loss", "description_loss", "hand_loss")
+# Batch entries the collators add for evaluation loops (`return_metadata=True`); they are not model inputs.
+METADATA_KEYS = ("ids", "texts")
+
+
+def _model_inputs(inputs: dict) -> dict:
+    return {key: value for key, value in inputs.items() if key not in METADATA_KEYS}
+
+
+class _BeyondGlossTrainerMixin:
+    """What both trainers share: the reference's weight-decay scope and the loss-normalisation contract."""
+
+    def _setup_beyondgloss(self, decay_all_parameters: bool, eval_data_collator) -> None:
+        self.decay_all_parameters = decay_all_parameters
+        self.eval_data_collator = eval_data_collator
+        # The models take **kwargs, from which Trainer infers that they normalise their loss by `num_items_in_batch`
+        # across gradient-accumulation steps and devices; they return per-batch means, so Trainer must divide by
+        # the accumulation steps itself (and must not multiply by the number of processes).
+        self.model_accepts_loss_kwargs = False
+
+    def _with_eval_collator(self, make_dataloader, dataset):
+        if self.eval_data_collator is None:
+            return make_dataloader(dataset)
+        saved, self.data_collator = self.data_collator, self.eval_data_collator
+        try:
+            return make_dataloader(dataset)
+        finally:
+            self.data_collator = saved
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        return self._with_eval_collator(super().get_eval_dataloader, eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        return self._with_eval_collator(super().get_test_dataloader, test_dataset)
+
+    def _copy_weights_from(self, checkpoint: str, model: torch.nn.Module) -> None:
+        # `save_pretrained` writes DINOv2 weights under their legacy names (transformers 5 reverts its key conversion
+        # on save), and Trainer's own resume / best-model loading reads the file with a bare `load_state_dict`, which
+        # leaves every renamed tensor at its fresh value with only a warning. `from_pretrained` applies the
+        # conversion; copy its weights over strictly so that nothing is silently skipped.
+        target = self.accelerator.unwrap_model(model)
+        loaded = type(target).from_pretrained(checkpoint)
+        target.load_state_dict(loaded.state_dict(), strict=True)
+        del loaded
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        logger.info("Loading model weights from %s", resume_from_checkpoint)
+        self._copy_weights_from(resume_from_checkpoint, model if model is not None else self.model)
+
+    def _load_best_model(self):
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return super()._load_best_model()
+        logger.info("Loading the best model from %s (score: %s)", self.state.best_model_checkpoint, self.state.best_metric)
+        self._copy_weights_from(self.state.best_model_checkpoint, self.model_wrapped)
+
+    def get_decay_parameter_names(self, model: torch.nn.Module) -> list[str]:
+        """Every parameter with `decay_all_parameters` (the reference, spec §10.6), else HF's bias/norm exclusion."""
+        if self.decay_all_parameters:
+            return [name for name, _ in model.named_parameters()]
+        return super().get_decay_parameter_names(model)
+
+
+class LossPartsTracker:
+    """Sums loss parts between logging steps; `averages` reduces them over processes and resets.
+
+    Parts absent from a batch (no description embeddings, no hand features) are not counted for that batch.
+    """
+
+    def __init__(self, names: Sequence[str] = LOSS_PARTS):
+        self.names = tuple(names)
+        self.totals = torch.zeros(2 * len(self.names), dtype=torch.float64)
+
+    def add(self, outputs) -> None:
+        for index, name in enumerate(self.names):
+            value = getattr(outputs, name, None)
+            if value is not None:
+                self.totals[2 * index] += float(value.detach())
+                self.totals[2 * index + 1] += 1
+
+    def averages(self, accelerator=None) -> dict[str, float]:
+        totals = self.totals
+        if accelerator is not None and accelerator.num_processes > 1:
+            # Every process calls this at the same logging step, so the collective always pairs up.
+            totals = accelerator.reduce(totals.to(accelerator.device), reduction="sum").cpu()
+        self.totals = torch.zeros_like(self.totals)
+        result = {}
+        for index, name in enumerate(self.names):
+            total, count = float(totals[2 * index]), float(totals[2 * index + 1])
+            if count > 0:
+                result[name] = total / count
+        return result
+
+
+class RetrievalMetrics:
+    """`compute_metrics` of [`BeyondGlossPretrainingTrainer`]: loss parts and retrieval recall over the eval set.
+
+    Receives `EvalPrediction(predictions=(video_embeds (N, D), text_embeds (N, D)), label_ids=parts (N, 3))`,
+    gathered by the Trainer over every batch and process, where `parts` holds each sample's batch value of
+    `LOSS_PARTS` (NaN where a part was not computed). A video's rank is 1 + the number of sentences scored strictly
+    higher than its own, so identical sentences elsewhere in the set (same embedding) do not count against it.
+
+    Args:
+        ks (`Sequence[int]`, defaults to `(1, 5)`): recall@k values to report.
+
+    Returns (from `__call__`):
+        `dict[str, float]`: the parts' means, `video_to_text_recall@k` and `text_to_video_recall@k` (percent) and
+        `video_to_text_median_rank`.
+    """
+
+    def __init__(self, ks: Sequence[int] = (1, 5)):
+        self.ks = tuple(ks)
+
+    @staticmethod
+    def ranks(queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """0-based rank of each query's own key `keys[i]` among all keys, by dot product."""
+        scores = queries.astype(np.float64) @ keys.astype(np.float64).T
+        positive = np.diag(scores)[:, None]
+        return (scores > positive).sum(axis=1)
+
+    def __call__(self, eval_prediction) -> dict[str, float]:
+        video, text = eval_prediction.predictions
+        parts = np.asarray(eval_prediction.label_ids, dtype=np.float64).reshape(len(video), -1)
+        metrics = {}
+        for index, name in enumerate(LOSS_PARTS[: parts.shape[1]]):
+            column = parts[:, index]
+            if np.isfinite(column).any():
+                metrics[name] = float(np.nanmean(column))
+        video_ranks, text_ranks = self.ranks(video, text), self.ranks(text, video)
+        for k in self.ks:
+            metrics[f"video_to_text_recall@{k}"] = 100.0 * float((video_ranks < k).mean())
+            metrics[f"text_to_video_recall@{k}"] = 100.0 * float((text_ranks < k).mean())
+        metrics["video_to_text_median_rank"] = float(np.median(video_ranks) + 1)
+        return metrics
+
+
+class BeyondGlossPretrainingTrainer(_BeyondGlossTrainerMixin, Trainer):
+    r"""
+    `Trainer` for [`BeyondGlossForContrastivePretraining`].
+
+    Training logs `loss` (the weighted total) and its parts `alignment_loss`, `description_loss`, `hand_loss`, each
+    averaged over the steps since the last log and over processes. Evaluation reports `eval_loss`, the parts, and
+    video-to-text / text-to-video retrieval recall@1/@5 over the whole evaluation set (embeddings of every batch and
+    process are gathered first, so recall is over N candidates, not per batch). Select checkpoints with
+    `metric_for_best_model="eval_loss"` (the reference) or e.g. `"video_to_text_recall@1"`.
+
+    Contrastive negatives across processes are the model's `config.gather_distributed_negatives`; every process then
+    needs the same batch size (keep `dataloader_drop_last=True` when the training set does not divide evenly).
+
+    Args:
+        decay_all_parameters (`bool`, defaults to `True`): apply weight decay to every trainable parameter as the
+            reference does; `False` keeps HF's exclusion of biases and norm weights.
+        eval_data_collator (*optional*): collator for evaluation and prediction batches (e.g. one built with
+            `training=False`, without augmentation); `data_collator` by default.
+        Everything else as [`~transformers.Trainer`]; `compute_metrics` defaults to [`RetrievalMetrics`].
+
+    Example:
+
+    ```python
+    >>> from beyondgloss.training import BeyondGlossPretrainingTrainer, pretraining_arguments
+    >>> trainer = BeyondGlossPretrainingTrainer(model=model, args=pretraining_arguments("runs/pt"),
+    ...     train_dataset=dataset["train"], eval_dataset=dataset["validation"],
+    ...     data_collator=PretrainingCollator(processor))  # doctest: +SKIP
+    >>> trainer.train()  # doctest: +SKIP
+    ```
+    """
+
+    def __init__(self, *args, decay_all_parameters: bool = True, eval_data_collator=None, compute_metrics=None,
+                 **kwargs):
+        super().__init__(*args, compute_metrics=compute_metrics or RetrievalMetrics(), **kwargs)
+        self._setup_beyondgloss(decay_all_parameters, eval_data_collator)
+        self._loss_parts = LossPartsTracker()
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**_model_inputs(inputs), return_loss=True)
+        if model.training:
+            self._loss_parts.add(outputs)
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Training logs carry "loss"; add the parts accumulated since the previous one (sentence-transformers style).
+        if "loss" in logs:
+            logs.update({name: round(value, 6) for name, value in self._loss_parts.averages(self.accelerator).items()})
+        super().log(logs, start_time)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Returns `(loss, (video_embeds, text_embeds), parts)`, `parts` `(B, 3)`: the batch's loss parts per sample."""
+        inputs = self._prepare_inputs(_model_inputs(inputs))
+        with torch.no_grad(), self.compute_loss_context_manager():
+            outputs = model(**inputs, return_loss=True)
+        loss = outputs.loss.detach()
+        if prediction_loss_only:
+            return loss, None, None
+        batch = outputs.video_embeds.shape[0]
+        parts = torch.full((batch, len(LOSS_PARTS)), float("nan"), device=loss.device)
+        for index, name in enumerate(LOSS_PARTS):
+            value = getattr(outputs, name)
+            if value is not None:
+                parts[:, index] = value.detach().float()
+        return loss, (outputs.video_embeds.detach(), outputs.text_embeds.detach()), parts
+
+
+def _column(dataset, name: str) -> list | None:
+    """A column of a `datasets.Dataset` as a list (ignoring any transform), or None if there is none."""
+    if dataset is None or name not in (getattr(dataset, "column_names", None) or []):
+        return None
+    return list(dataset.with_format(None)[name])
+
+
+class BeyondGlossTranslationTrainer(_BeyondGlossTrainerMixin, Seq2SeqTrainer):
+    r"""
+    `Seq2SeqTrainer` for [`BeyondGlossForSignTranslation`], evaluated by generation.
+
+    With `predict_with_generate=True` every evaluation translates the evaluation set by beam search (settings from
+    the model's generation config: `num_beams`, `max_new_tokens`; `generation_num_beams` / `generation_max_length`
+    override them) and scores the output with `compute_metrics`. A [`~beyondgloss.metrics.TranslationComputeMetrics`]
+    (from `make_compute_metrics`) is pointed at the raw `text` column of whichever dataset is evaluated, so scores are
+    against the dataset's references, not a tokenizer round trip of them. After each evaluation the output folder holds
+    `<prefix>_predictions.jsonl` (`id`, `reference`, `prediction` per sample, dataset order) and `<prefix>_scores.json`
+    (every score with its sacrebleu signature and convention). Select checkpoints with
+    `metric_for_best_model="bleu4"`.
+
+    Args:
+        decay_all_parameters (`bool`, defaults to `True`), eval_data_collator: as in [`BeyondGlossPretrainingTrainer`].
+        Everything else as [`~transformers.Seq2SeqTrainer`].
+    """
+
+    def __init__(self, *args, decay_all_parameters: bool = True, eval_data_collator=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._setup_beyondgloss(decay_all_parameters, eval_data_collator)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        return super().compute_loss(model, _model_inputs(inputs), return_outputs=return_outputs)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        """Returns `(loss, generated_ids, labels)`; generation sees only the video inputs."""
+        inputs = _model_inputs(inputs)
+        if not self.args.predict_with_generate or prediction_loss_only:
+            return Trainer.prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        if not gen_kwargs:
+            gen_kwargs = dict(getattr(self, "_gen_kwargs", None) or {})
+        gen_kwargs = {key: value for key, value in gen_kwargs.items() if value is not None}
+        generator = self.accelerator.unwrap_model(model)
+        generated = generator.generate(
+            pixel_values_videos=inputs["pixel_values_videos"],
+            video_attention_mask=inputs.get("video_attention_mask"),
+            **gen_kwargs,
+        )
+        loss = None
+        labels = inputs.get("labels")
+        if labels is not None:
+            with torch.no_grad(), self.compute_loss_context_manager():
+                loss = model(**inputs).loss.detach()
+        return loss, generated, labels
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        dataset = getattr(dataloader, "dataset", None)
+        scorer = self.compute_metrics
+        references = _column(dataset, "text")
+        uses_references = references is not None and hasattr(scorer, "references")
+        if uses_references:
+            saved, scorer.references = scorer.references, references
+        try:
+            output = super().evaluation_loop(dataloader, description, prediction_loss_only=prediction_loss_only,
+                                             ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        finally:
+            if uses_references:
+                scorer.references = saved
+        predictions = getattr(scorer, "last_predictions", None)
+        if self.args.should_save and predictions is not None and output.metrics.get(f"{metric_key_prefix}_bleu4") is not None:
+            self._write_predictions(metric_key_prefix, dataset, predictions, references, scorer.last_result)
+        return output
+
+    def _write_predictions(self, prefix: str, dataset, predictions: list, references: list | None, result) -> None:
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        ids = _column(dataset, "id") or [str(i) for i in range(len(predictions))]
+        references = references or [None] * len(predictions)
+        path = os.path.join(self.args.output_dir, f"{prefix}_predictions.jsonl")
+        with open(path, "w", encoding="utf-8") as handle:
+            for sample_id, reference, prediction in zip(ids, references, predictions):
+                record = {"id": sample_id, "reference": reference, "prediction": prediction}
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if result is not None:
+            scores = {key: value for key, value in result.items() if not (isinstance(value, float) and math.isnan(value))}
+            scores["global_step"] = self.state.global_step
+            with open(os.path.join(self.args.output_dir, f"{prefix}_scores.json"), "w", encoding="utf-8") as handle:
+                json.dump(scores, handle, ensure_ascii=False, indent=2)
+        logger.info("Wrote %d predictions with their references to %s", len(predictions), path)
