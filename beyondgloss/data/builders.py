@@ -205,8 +205,9 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         samples = self._read_samples()
         self._check_samples(samples)
+        # A split left empty (every sample skipped) has no data files; datasets cannot read it back.
         return [datasets.SplitGenerator(name=split, gen_kwargs={"samples": rows})
-                for split, rows in samples.items()]
+                for split, rows in samples.items() if rows]
 
     def _check_samples(self, samples: dict) -> None:
         hands = FeatureStore(self.config.hand_features, create=False) if self.config.hand_features else None

@@ -349,10 +349,19 @@ def description_embedding(text: str, dim: int = 1024) -> np.ndarray:
     return (vector / max(float(np.linalg.norm(vector)), 1e-8)).astype(np.float32)
 
 
+def _encode_video(frames: np.ndarray, path) -> None:
+    """Writes uint8 frames (T, 3, S, S) as an h264 mp4 at `FRAME_RATE`."""
+    import torch
+    from torchcodec.encoders import VideoEncoder
+
+    # yuv444p keeps full-resolution colour: at 32 px, 4:2:0 chroma would smear the small coloured hands.
+    VideoEncoder(torch.from_numpy(frames), frame_rate=FRAME_RATE).to_file(
+        str(path), pixel_format="yuv444p", crf=10, preset="ultrafast")
+
+
 def _write_clips(output_dir: str, jobs: list, image_size: int, description_dim: int) -> list:
     """Worker: renders, encodes and stores a chunk of clips; returns `[(index, num_frames), ...]`."""
     import torch
-    from torchcodec.encoders import VideoEncoder
 
     torch.set_num_threads(1)
     root = Path(output_dir)
@@ -361,9 +370,7 @@ def _write_clips(output_dir: str, jobs: list, image_size: int, description_dim: 
     for job in jobs:
         frames, params = render_clip(job["glosses"], job["frames_per_sign"], job["signer"], image_size,
                                      np.asarray(job["jitter"]))
-        # yuv444p keeps full-resolution colour: at 32 px, 4:2:0 chroma would smear the small coloured hands.
-        VideoEncoder(torch.from_numpy(frames), frame_rate=FRAME_RATE).to_file(
-            str(root / job["file_name"]), pixel_format="yuv444p", crf=10, preset="ultrafast")
+        _encode_video(frames, root / job["file_name"])
         hands.write(job["id"], torch.from_numpy(params), mask=torch.ones(len(params)))
         descriptions.write(job["id"], torch.from_numpy(description_embedding(job["description"], description_dim)))
         done.append((job["index"], len(params)))
@@ -456,13 +463,16 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
         (staging / split).mkdir(parents=True)
     workers = num_workers if num_workers is not None else min(2, os.cpu_count() or 1)
     frame_totals = {}
-    chunks = [jobs[start:start + 100] for start in range(0, len(jobs), 100)]
+    # Several chunks per worker balance the load; each chunk is at most 100 clips.
+    chunk = max(1, min(100, -(-len(jobs) // (4 * max(workers, 1)))))
+    chunks = [jobs[start:start + chunk] for start in range(0, len(jobs), chunk)]
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
             frame_totals.update(_write_clips(str(staging), chunk, image_size, description_dim))
     else:
-        # spawn, not fork: the parent may hold torch/OpenMP thread pools that a forked child cannot use.
-        context = multiprocessing.get_context("spawn")
+        # fork where there is one (as torch's DataLoader does): a spawned worker would first spend seconds
+        # importing torch and beyondgloss. Workers only run numpy, the encoder and file writes.
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
             futures = [pool.submit(_write_clips, str(staging), chunk, image_size, description_dim)
                        for chunk in chunks]
