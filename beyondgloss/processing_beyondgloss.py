@@ -178,3 +178,7 @@ class BeyondGlossProcessor(ProcessorMixin):
     @property
     def model_input_names(self) -> list[str]:
         return list(BeyondGlossVideoProcessor.model_input_names) + ["input_ids", "attention_mask"]
+
+
+# Saving copies this file and its siblings next to the config (see video_processing_beyondgloss.py).
+BeyondGlossProcessor.register_for_auto_class("AutoProcessor")

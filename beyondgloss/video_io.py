@@ -107,7 +107,9 @@ class VideoSource:
         indices = [int(i) for i in indices]
         bad = [i for i in indices if not 0 <= i < self.num_frames]
         if bad:
-            raise IndexError(f"{self.name}: frame indices {bad[:5]} are out of range; the video has {self.num_frames} frames")
+            raise IndexError(
+                f"{self.name}: frame indices {bad[:5]} are out of range; the video has {self.num_frames} frames"
+            )
         if not indices:
             raise VideoReadError(f"{self.name}: no frames were requested; pass at least one frame index")
         return self._read(indices)
@@ -343,8 +345,8 @@ def open_video(source) -> VideoSource:
             raise VideoReadError(f"{path}: the video file is empty (0 bytes)")
         return _open_decoder(str(path), str(path), path)
     raise VideoReadError(
-        f"cannot read a video from a {type(source).__name__}: pass a video path, a frame folder, a list of image paths, "
-        "a torchcodec VideoDecoder, a {'path', 'bytes'} dict or a (T, H, W, C) / (T, C, H, W) array"
+        f"cannot read a video from a {type(source).__name__}: pass a video path, a frame folder, a list of image "
+        "paths, a torchcodec VideoDecoder, a {'path', 'bytes'} dict or a (T, H, W, C) / (T, C, H, W) array"
     )
 
 
