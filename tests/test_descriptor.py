@@ -379,9 +379,13 @@ def test_endpoint_client_error_is_not_retried():
 # --- bad models and the command -------------------------------------------------------------------------
 
 
-def test_not_an_image_text_to_text_model(tiny_chat_lm):
+def test_not_an_image_text_to_text_model(tiny_chat_lm, tmp_path):
     with pytest.raises(NotAnImageTextToTextModelError, match="'llama' model.*vision-language"):
         SignVideoDescriber.from_pretrained(str(tiny_chat_lm))
+    with pytest.raises(OSError, match="no-such-model'.*neither a checkpoint folder"):
+        SignVideoDescriber.from_pretrained(str(tmp_path / "no-such-model"))
+    with pytest.raises(OSError, match="no-such-model'.*neither a checkpoint folder"):
+        DescriptionRefiner.from_pretrained(str(tmp_path / "no-such-model"))
 
 
 def test_describe_command(video_folder, tmp_path, tiny_vlm, tiny_chat_lm, capsys):

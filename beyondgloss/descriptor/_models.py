@@ -2,12 +2,30 @@
 
 import torch
 
-__all__ = ["default_device_map", "load_model", "move_to_model", "decode_new_tokens"]
+__all__ = ["default_device_map", "load_config", "load_model", "move_to_model", "decode_new_tokens"]
 
 
 def default_device_map() -> str:
     """`"auto"` (every visible GPU, through accelerate) when CUDA is available, else `"cpu"`."""
     return "auto" if torch.cuda.is_available() else "cpu"
+
+
+def _not_found(model_id: str, error: Exception) -> OSError:
+    return OSError(
+        f"cannot load {model_id!r}: it is neither a checkpoint folder (with config.json) nor a hub id that can be "
+        f"fetched (with HF_HUB_OFFLINE=1 it must already be in the cache). {type(error).__name__}: {error}"
+    )
+
+
+def load_config(model_id: str, trust_remote_code: bool = False):
+    """`AutoConfig.from_pretrained`, with an error that says what `model_id` must be."""
+    from huggingface_hub.errors import HFValidationError
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+    except (OSError, HFValidationError) as error:
+        raise _not_found(model_id, error) from error
 
 
 def load_model(auto_class, model_id: str, device_map=None, dtype="auto", trust_remote_code: bool = False):
@@ -20,9 +38,14 @@ def load_model(auto_class, model_id: str, device_map=None, dtype="auto", trust_r
         dtype (`str` or `torch.dtype`): weight dtype; `"auto"` keeps the checkpoint's.
         trust_remote_code (`bool`): allow a checkpoint's own modeling code.
     """
-    return auto_class.from_pretrained(
-        model_id, device_map=device_map or default_device_map(), dtype=dtype, trust_remote_code=trust_remote_code
-    )
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        return auto_class.from_pretrained(
+            model_id, device_map=device_map or default_device_map(), dtype=dtype, trust_remote_code=trust_remote_code
+        )
+    except (OSError, HFValidationError) as error:
+        raise _not_found(model_id, error) from error
 
 
 def move_to_model(batch, model) -> dict:

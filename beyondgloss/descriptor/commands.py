@@ -127,15 +127,21 @@ def describe(argv) -> int:
         parser.error("give either video inputs or --dataset")
     try:
         videos = find_videos(args.inputs) if args.inputs else _dataset_videos(args)
+        finished = finished_videos(videos, args.output_dir)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
-    if len(finished_videos(videos, args.output_dir)) == len(videos):
+    if len(finished) == len(videos):
         logger.info("all %d videos already have descriptions in %s; nothing to do", len(videos), args.output_dir)
         return 0
     prompt = _read_prompt(parser, args.prompt_file) or DESCRIBE_PROMPT
     refine_prompt = _read_prompt(parser, args.refine_prompt_file) or REFINE_PROMPT
     loading = dict(device_map=args.device_map, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
     try:
+        # The vision-language model first: a wrong --vlm fails before the chat model is loaded.
+        describer = SignVideoDescriber.from_pretrained(
+            args.vlm, prompt=prompt, max_new_tokens=args.max_new_tokens, segment_length=args.segment_length,
+            max_side=args.max_side, batch_size=args.batch_size, **loading,
+        )
         if args.refine_endpoint:
             refiner = DescriptionRefiner.from_endpoint(
                 args.refine_endpoint, args.refine_endpoint_model, api_key_env=args.api_key_env,
@@ -145,10 +151,6 @@ def describe(argv) -> int:
             refiner = DescriptionRefiner.from_pretrained(
                 args.refiner, prompt=refine_prompt, max_new_tokens=args.refine_max_new_tokens, **loading
             )
-        describer = SignVideoDescriber.from_pretrained(
-            args.vlm, prompt=prompt, max_new_tokens=args.max_new_tokens, segment_length=args.segment_length,
-            max_side=args.max_side, batch_size=args.batch_size, **loading,
-        )
     except (NotAnImageTextToTextModelError, ValueError, OSError) as error:
         parser.error(str(error))
     summary = describe_videos(videos, args.output_dir, describer, refiner, progress=not args.no_progress)

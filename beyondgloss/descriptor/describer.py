@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
-from ._models import decode_new_tokens, load_model, move_to_model
+from ._models import decode_new_tokens, load_config, load_model, move_to_model
 from .segments import GRID_GAP, GRID_MAX_SIDE, SEGMENT_LENGTH, frame_grid, segment_ranges
 
 __all__ = ["DESCRIBE_PROMPT", "SignVideoDescriber", "NotAnImageTextToTextModelError"]
@@ -104,10 +104,10 @@ class SignVideoDescriber:
         Raises:
             `NotAnImageTextToTextModelError`: the checkpoint is not an image-text-to-text model.
         """
-        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText, AutoProcessor
         from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-        config = AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+        config = load_config(model_id, trust_remote_code)
         remote = "AutoModelForImageTextToText" in (getattr(config, "auto_map", None) or {})
         if config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not remote:
             raise NotAnImageTextToTextModelError(

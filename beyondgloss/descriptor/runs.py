@@ -162,18 +162,29 @@ class _UnreadableVideo(Exception):
     """A video's frames cannot be read; the video is marked failed and the run goes on."""
 
 
+def _source_label(source) -> str:
+    # Dataset sources are a path/bytes dict or a list of frame paths; name them without dumping their content.
+    if isinstance(source, dict):
+        return str(source.get("path") or "video bytes")
+    if isinstance(source, (list, tuple)):
+        return f"{len(source)} frames from {source[0]}" if source else "no frames"
+    return str(source)
+
+
 def _reading(name, source, function, *args, **kwargs):
     # Only reading errors mark a video failed; a model error must stop the run, not fail every video.
     try:
         return function(source, *args, **kwargs)
     except (ValueError, OSError) as error:
-        raise _UnreadableVideo(f"video {name!r} ({source}) cannot be read: {error}") from error
+        raise _UnreadableVideo(f"video {name!r} ({_source_label(source)}) cannot be read: {error}") from error
 
 
 def _describe_segments(name, source, describer, read_frames, count_frames) -> list[str]:
     num_frames = _reading(name, source, count_frames)
     if num_frames < 1:
-        raise _UnreadableVideo(f"video {name!r} ({source}) has no frames; it needs at least one to be described")
+        raise _UnreadableVideo(
+            f"video {name!r} ({_source_label(source)}) has no frames; it needs at least one to be described"
+        )
     segments = describer.segments(num_frames)
     texts = []
     # Read and tile one batch of segments at a time: a whole long video never sits in memory.
