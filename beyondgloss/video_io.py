@@ -76,8 +76,11 @@ def is_single_video(item) -> bool:
     """Whether `item` is one video (as opposed to a batch of videos).
 
     A list whose elements are image paths or PIL images is one video (its frames); any other list or tuple is a
-    batch. Everything else (a path, a decoder, a dict, bytes, an array, a `VideoSource`) is one video.
+    batch, and so is a 5-d array `(B, T, ...)`. Everything else (a path, a decoder, a dict, bytes, a 3-d or 4-d array,
+    a `VideoSource`) is one video.
     """
+    if isinstance(item, (np.ndarray, torch.Tensor)):
+        return item.ndim < 5
     if isinstance(item, (list, tuple)):
         return len(item) > 0 and all(_is_image_path(x) or _is_pil_image(x) for x in item)
     return True

@@ -5,20 +5,20 @@ Implemented with torch alone (no torchvision, which has no CPU build next to CPU
 transformers and siblings, so `save_pretrained` can copy it into a checkpoint loadable with `trust_remote_code=True`.
 """
 
-import logging
 import math
 from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
 from transformers.image_processing_utils import BatchFeature
+from transformers.utils import logging
 from transformers.video_processing_utils import VideoProcessorMixin
 
 from .video_io import VideoSource, is_single_video, open_video
 
 __all__ = ["BeyondGlossVideoProcessor", "FRAME_SAMPLING_MODES", "affine_frames", "select_frame_indices"]
 
-logger = logging.getLogger(__name__)
+logger = logging.get_logger(__name__)
 
 FRAME_SAMPLING_MODES = ("uniform", "truncate")
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -261,10 +261,10 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
     def frame_indices_for(self, source: VideoSource) -> list[int]:
         """The source frames kept for an opened video (see [`select_frame_indices`])."""
         if self.target_fps is not None and source.fps is None:
-            logger.warning(
-                "%s has no known frame rate (frame folders and arrays do not), so target_fps=%s is not applied to it",
-                source.name,
-                self.target_fps,
+            # Once per process: a dataset of frame folders would otherwise repeat it for every sample.
+            logger.warning_once(
+                f"target_fps={self.target_fps} is not applied to videos without a known frame rate (frame folders, "
+                "image lists, arrays); all their frames are candidates"
             )
         return select_frame_indices(
             source.num_frames, self.max_frames, self.frame_sampling, source.fps, self.target_fps

@@ -155,6 +155,8 @@ def test_batch_is_padded_with_a_mask(tmp_path, small, frames):
     assert torch.equal(pixels[1, :2], small(frames[:2])["pixel_values_videos"][0])
     assert (pixels[1, 2:] == 0).all() and (pixels[2, 1:] == 0).all()
     assert set(small(frames).keys()) == {"pixel_values_videos", "video_attention_mask"}
+    stacked = torch.stack([frames, frames.flip(0)])  # a 5-d (B, T, C, H, W) tensor is a batch
+    assert torch.equal(small(stacked)["pixel_values_videos"], small([frames, frames.flip(0)])["pixel_values_videos"])
 
 
 def test_save_and_load_round_trip(tmp_path, frames):
