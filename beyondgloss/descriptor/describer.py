@@ -155,7 +155,10 @@ class SignVideoDescriber:
         descriptions = []
         for start in range(0, len(images), self.batch_size):
             chunk = list(images[start : start + self.batch_size])
-            batch = self.processor(images=chunk, text=[text] * len(chunk), return_tensors="pt", padding=True)
+            # One image list per prompt: the form every processor takes (Idefics, SmolVLM, Gemma 3 need it).
+            batch = self.processor(
+                images=[[image] for image in chunk], text=[text] * len(chunk), return_tensors="pt", padding=True
+            )
             batch = move_to_model(batch, self.model)
             generated = self.model.generate(
                 **batch, do_sample=False, num_beams=1, max_new_tokens=self.max_new_tokens
