@@ -493,39 +493,55 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
 
     def _vision_block(self, index: int, hidden_states: torch.Tensor, cls_only: bool) -> torch.Tensor:
         """One DINOv2 block with the reference LoRA; with `cls_only` only the CLS row of the output is computed
-        (its keys and values still come from every token)."""
+        (its keys and values still come from every token).
+
+        q, k and v come out of one GEMM over concatenated weights (k and v only under `cls_only`): one pass over
+        the tokens instead of three, here and in the backward. When the LoRA needs neither gradients nor dropout
+        (inference), it is folded into the frozen weights, `W + scaling * B A`, which is the same linear map."""
         layer = self.vision.encoder.layer[index]
-        attention = layer.attention
+        attention, mlp = layer.attention, layer.mlp
         lora = self.vision_lora[str(index)] if str(index) in self.vision_lora else None
+        weights = {name: (module.weight, module.bias) for name, module in (
+            ("q", attention.q_proj), ("k", attention.k_proj), ("v", attention.v_proj), ("out", attention.o_proj),
+            ("fc1", mlp.fc1), ("fc2", mlp.fc2))}
+        if lora is not None and not torch.is_grad_enabled() and not (lora.dropout.training and lora.dropout.p > 0):
+            for name, a_name in (("q", "qkv"), ("k", "qkv"), ("v", "qkv"), ("out", "out"), ("fc1", "fc1"), ("fc2", "fc2")):
+                weight, bias = weights[name]
+                update = getattr(lora, f"{name}_B") @ getattr(lora, f"{a_name}_A")
+                weights[name] = (weight + lora.scaling * update.to(weight.dtype), bias)
+            lora = None
+
         normed = layer.norm1(hidden_states)
-        query_input = normed[:, :1] if cls_only else normed
-        query, key, value = attention.q_proj(query_input), attention.k_proj(normed), attention.v_proj(normed)
+        batch, tokens, width = normed.shape
+        projected = ("k", "v") if cls_only else ("q", "k", "v")
+        fused = F.linear(normed, torch.cat([weights[p][0] for p in projected]), torch.cat([weights[p][1] for p in projected]))
+        states = dict(zip(projected, fused.split(width, dim=-1)))
+        if cls_only:
+            states["q"] = F.linear(normed[:, :1], *weights["q"])
         if lora is not None:
             shared = lora.low_rank(normed, "qkv")  # one A (and one dropout mask) for q, k and v
-            query = query + F.linear(shared[:, :1] if cls_only else shared, lora.q_B)
-            key = key + F.linear(shared, lora.k_B)
-            value = value + F.linear(shared, lora.v_B)
-        batch, tokens, width = normed.shape
+            states["q"] = states["q"] + F.linear(shared[:, :1] if cls_only else shared, lora.q_B)
+            states["k"] = states["k"] + F.linear(shared, lora.k_B)
+            states["v"] = states["v"] + F.linear(shared, lora.v_B)
         heads = attention.num_attention_heads
 
         def split(states):
-            return states.view(batch, -1, heads, width // heads).transpose(1, 2)
+            return states.reshape(batch, -1, heads, width // heads).transpose(1, 2)
 
-        attended = F.scaled_dot_product_attention(split(query), split(key), split(value))
+        attended = F.scaled_dot_product_attention(split(states["q"]), split(states["k"]), split(states["v"]))
         attended = attended.transpose(1, 2).reshape(batch, -1, width)
-        output = attention.o_proj(attended)
+        output = F.linear(attended, *weights["out"])
         if lora is not None:
             output = output + F.linear(lora.low_rank(attended, "out"), lora.out_B)
         residual = hidden_states[:, :1] if cls_only else hidden_states
         hidden_states = residual + layer.drop_path(layer.layer_scale1(output))
 
         normed = layer.norm2(hidden_states)
-        mlp = layer.mlp
-        inner = mlp.fc1(normed)
+        inner = F.linear(normed, *weights["fc1"])
         if lora is not None:
             inner = inner + F.linear(lora.low_rank(normed, "fc1"), lora.fc1_B)
         inner = mlp.activation_fn(inner)
-        output = mlp.fc2(inner)
+        output = F.linear(inner, *weights["fc2"])
         if lora is not None:
             output = output + F.linear(lora.low_rank(inner, "fc2"), lora.fc2_B)
         return hidden_states + layer.drop_path(layer.layer_scale2(output))
