@@ -19,6 +19,7 @@ install_requires = [
     "numpy",
     "pillow",
     "pyyaml",
+    "tqdm",
 ]
 extras = {
     "metrics": ["sacrebleu>=2.4", "rouge-score>=0.1.2", "evaluate>=0.4"],

@@ -12,7 +12,9 @@ from transformers import (
     AutoModel,
     AutoModelForPreTraining,
     AutoModelForSeq2SeqLM,
+    AutoProcessor,
 )
+from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 
 from .configuration_beyondgloss import BeyondGlossConfig
 from .modeling_beyondgloss import (
@@ -23,6 +25,8 @@ from .modeling_beyondgloss import (
     BeyondGlossPretrainingOutput,
     BeyondGlossPreTrainedModel,
 )
+from .processing_beyondgloss import BeyondGlossProcessor
+from .video_processing_beyondgloss import BeyondGlossVideoProcessor
 
 __version__ = "0.1.0"
 
@@ -31,6 +35,13 @@ _LAZY = {
     "load_sign_dataset": "beyondgloss.data",
     "FeatureStore": "beyondgloss.data.feature_store",
     "tiny_config": "beyondgloss.testing",
+    "train_sign_tokenizer": "beyondgloss.tokenization",
+    "read_video_frames": "beyondgloss.video_io",
+    "count_frames": "beyondgloss.video_io",
+    "video_fps": "beyondgloss.video_io",
+    "VideoReadError": "beyondgloss.video_io",
+    "convert_reference_checkpoint": "beyondgloss.convert",
+    "trim_mbart": "beyondgloss.convert",
     "compute_translation_metrics": "beyondgloss.metrics",
     "make_compute_metrics": "beyondgloss.metrics",
     "METRIC_PATH": "beyondgloss.metrics",
@@ -44,6 +55,8 @@ __all__ = [
     "BeyondGlossPreTrainedModel",
     "BeyondGlossForContrastivePretraining",
     "BeyondGlossForSignTranslation",
+    "BeyondGlossVideoProcessor",
+    "BeyondGlossProcessor",
     *_LAZY,
 ]
 
@@ -59,6 +72,8 @@ def _register():
     AutoModel.register(BeyondGlossConfig, BeyondGlossModel, exist_ok=True)
     AutoModelForPreTraining.register(BeyondGlossConfig, BeyondGlossForContrastivePretraining, exist_ok=True)
     AutoModelForSeq2SeqLM.register(BeyondGlossConfig, BeyondGlossForSignTranslation, exist_ok=True)
+    AutoVideoProcessor.register(BeyondGlossConfig, BeyondGlossVideoProcessor, exist_ok=True)
+    AutoProcessor.register(BeyondGlossConfig, BeyondGlossProcessor, exist_ok=True)
     # save_pretrained copies the code files and writes auto_map, so checkpoints load with trust_remote_code=True.
     BeyondGlossConfig.register_for_auto_class()
     BeyondGlossModel.register_for_auto_class("AutoModel")
