@@ -155,14 +155,17 @@ def save_for_hub(
         raise ValueError("save_for_hub needs the model's processor: a checkpoint without it cannot read videos")
     save_directory = Path(save_directory)
     save_directory.mkdir(parents=True, exist_ok=True)
-    # The processor's code must travel with the checkpoint for AutoProcessor(..., trust_remote_code=True).
-    if getattr(type(processor), "_auto_class", None) is None:
-        type(processor).register_for_auto_class("AutoProcessor")
     if _can_translate(model):
         pipe = SignTranslationPipeline(model=model, processor=processor, task=TASK, device=model.device)
         pipe.save_pretrained(save_directory, **save_kwargs)
     else:
-        model.save_pretrained(save_directory, **save_kwargs)
+        # A config loaded from a translation checkpoint names the pipeline, which this model cannot serve.
+        pipelines = model.config.__dict__.pop("custom_pipelines", None)
+        try:
+            model.save_pretrained(save_directory, **save_kwargs)
+        finally:
+            if pipelines is not None:
+                model.config.custom_pipelines = pipelines
         processor.save_pretrained(save_directory)
     write_model_card(card_data or SignTranslationCardData(), save_directory, model=model, processor=processor)
     check_checkpoint_folder(save_directory)
