@@ -68,6 +68,9 @@ def test_phoenix14t_official_layout(tmp_path):
     frames = train[0]["frames"]
     folder = root / "features" / "fullFrame-210x260px" / "train" / PHOENIX_ROWS["train"][0][0]
     assert frames == [str(folder / f"images{i}.png") for i in range(1, 12)]
+    write_frames(folder, 12)
+    rebuilt = load_sign_dataset("phoenix14t", data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", rebuild=True)
+    assert len(rebuilt["train"][0]["frames"]) == 12
 
 
 def test_phoenix14t_missing_column_names_file_and_column(tmp_path):
@@ -99,6 +102,7 @@ def test_features_joined_by_id_and_missing_file_reported(tmp_path):
     expected = {}
     for number, sample_id in enumerate(all_phoenix_ids()):
         features = torch.full((4, 6), float(number))
+        features[2] = 0  # no hand in frame 2: without a stored mask, the row is masked out
         mask = torch.tensor([1.0, 0.0, 1.0, 1.0]) if number == 0 else None
         hands.write(sample_id, features, mask=mask)
         descriptions.write(sample_id, torch.full((1, 5), float(number)))  # the reference's (1, D) shape
@@ -109,9 +113,9 @@ def test_features_joined_by_id_and_missing_file_reported(tmp_path):
         for row in split:
             number = expected[row["id"]]
             assert np.array(row["hand_features"]).shape == (4, 6)
-            assert np.all(np.array(row["hand_features"]) == number)
+            assert np.all(np.array(row["hand_features"])[[0, 1, 3]] == number)
             assert row["description_embedding"] == [float(number)] * 5
-            assert row["hand_mask"] == ([1.0, 0.0, 1.0, 1.0] if number == 0 else [1.0] * 4)
+            assert row["hand_mask"] == ([1.0, 0.0, 1.0, 1.0] if number == 0 else [1.0, 1.0, 0.0, 1.0])
 
     missing = PHOENIX_ROWS["dev"][0][0]
     hands.file_for(f"dev/{missing}").unlink()

@@ -22,10 +22,13 @@ Every builder yields the same columns:
   characters). `gloss` (`string`, space-separated glosses, "" if unknown), `signer` (`string`), `language`
   (`string`, ISO 639-1: "de", "zh", "en"; `beyondgloss.data.language_code` gives the mBART code).
 - With a hand-feature store: `hand_features` (`Array2D` (T, hand_dim) float32, one row per video frame)
-  and `hand_mask` (T,) (the store's hand-presence mask, or ones). With a description store:
+  and `hand_mask` (T,) float32: the store's hand-presence mask or, when it has none, 0 for all-zero rows (the
+  reference's "no hand detected") and 1 elsewhere. With a description store:
   `description_embedding` (description_dim,) float32.
 
 Split names follow the Hugging Face convention: `train`, `validation` (the official `dev`), `test`.
+The cache is keyed on the annotation files and the feature stores (names, sizes, times); frame folders
+are listed once, so after changing frames rebuild with `load_sign_dataset(..., rebuild=True)`.
 Bad samples (a missing or empty frame folder, an unreadable video, a missing feature file, hand features
 whose length differs from the frame count, an empty sentence) stop the build with an error listing every
 bad id, or, with `skip_bad_samples=True`, are left out with one warning listing them.
@@ -105,6 +108,8 @@ class SignDatasetConfig(datasets.BuilderConfig):
             read with the restricted unpickler, instead of the official annotation files. Opt-in only.
         frames_dir (`str`, *optional*): Phoenix14T / CSL-Daily only: the frame-folder root, if not the
             release's own place.
+        label_file, split_file (`str`, *optional*): CSL-Daily only: the label pickle and the split file, if not
+            in the release's own place.
         language (`str`, *optional*): video folders only: language of rows without a `language` column.
         fingerprint (`str`): set by the builder from the sources' sizes and times (the cache key).
     """
@@ -114,6 +119,8 @@ class SignDatasetConfig(datasets.BuilderConfig):
     skip_bad_samples: bool = False
     reference_labels: str | None = None
     frames_dir: str | None = None
+    label_file: str | None = None
+    split_file: str | None = None
     language: str | None = None
     fingerprint: str = ""
 
@@ -151,7 +158,9 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
         kwargs["fingerprint"] = _signature(
             *[Path(data_dir) / name for name in self.SOURCE_FILES],
             kwargs.get("hand_features"), kwargs.get("descriptions"),
-            Path(kwargs["reference_labels"]).parent if kwargs.get("reference_labels") else None,
+            kwargs.get("label_file"), kwargs.get("split_file"),
+            *([f"{kwargs['reference_labels']}.{split}" for split in ("train", "dev", "test")]
+              if kwargs.get("reference_labels") else []),
         )
         super().__init__(*args, data_dir=data_dir, **kwargs)
 
@@ -273,7 +282,8 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
                 features = record["features"].float().numpy()
                 mask = record["mask"]
                 example["hand_features"] = features
-                example["hand_mask"] = (np.ones(len(features), np.float32) if mask is None
+                # Without a stored mask, an all-zero row is the reference's "no hand detected".
+                example["hand_mask"] = ((features != 0).any(axis=1).astype(np.float32) if mask is None
                                         else mask.float().numpy())
             if descriptions is not None:
                 example["description_embedding"] = descriptions[sample["id"]].float().reshape(-1).numpy()
@@ -376,10 +386,6 @@ class CSLDailyBuilder(SignDatasetBuilder):
     SOURCE_FILES = LABEL_FILES + SPLIT_FILES
     RECORD_FIELDS = ("name", "label_gloss", "label_char", "signer")
 
-    def __init__(self, *args, label_file=None, split_file=None, **kwargs):
-        self._label_file, self._split_file = label_file, split_file
-        super().__init__(*args, **kwargs)
-
     @staticmethod
     def _first_existing(root: Path, candidates: tuple, what: str, is_dir=False) -> Path:
         for candidate in candidates:
@@ -395,8 +401,10 @@ class CSLDailyBuilder(SignDatasetBuilder):
         if self.config.reference_labels:
             # The reference's names are "<split>/<video>"; CSL-Daily frame folders are not split by folder.
             return self._reference_label_samples(lambda name: frames_root / name.split("/", 1)[-1], self.LANGUAGE)
-        label_path = Path(self._label_file) if self._label_file else self._first_existing(root, self.LABEL_FILES, "label pickle")
-        split_path = Path(self._split_file) if self._split_file else self._first_existing(root, self.SPLIT_FILES, "split file")
+        label_path = (Path(self.config.label_file) if self.config.label_file
+                      else self._first_existing(root, self.LABEL_FILES, "label pickle"))
+        split_path = (Path(self.config.split_file) if self.config.split_file
+                      else self._first_existing(root, self.SPLIT_FILES, "split file"))
         labels = load_pickle_file(label_path)
         if not isinstance(labels, dict) or not isinstance(labels.get("info"), list):
             raise ValueError(f"{label_path}: expected a dict with an 'info' list of sample records")

@@ -45,7 +45,7 @@ def dataset_language_code(dataset) -> str:
 
 
 def load_sign_dataset(name_or_path: str, data_dir=None, cache_dir=None, hand_features=None, descriptions=None,
-                      skip_bad_samples: bool = False, **builder_kwargs) -> datasets.DatasetDict:
+                      skip_bad_samples: bool = False, rebuild: bool = False, **builder_kwargs) -> datasets.DatasetDict:
     """Builds (or reuses from the cache) a sign language translation dataset.
 
     Args:
@@ -57,6 +57,7 @@ def load_sign_dataset(name_or_path: str, data_dir=None, cache_dir=None, hand_fea
         hand_features (`str` or `FeatureStore`, *optional*): per-frame hand features by sample id.
         descriptions (`str` or `FeatureStore`, *optional*): description embeddings by sample id.
         skip_bad_samples (`bool`): leave bad samples out with one warning listing their ids instead of failing.
+        rebuild (`bool`): rebuild the Arrow tables even if the cache holds them (e.g. after frame folders changed).
         builder_kwargs: builder options (`reference_labels`, `frames_dir`, `language`, `label_file`,
             `split_file`; for "synthsign" the generation settings `num_train`, `num_validation`, `num_test`,
             `seed`, `image_size`, `description_dim`, `frames_per_sign`, `num_workers`, `overwrite`).
@@ -90,5 +91,5 @@ def load_sign_dataset(name_or_path: str, data_dir=None, cache_dir=None, hand_fea
             builder_kwargs[name] = str(store.path if isinstance(store, FeatureStore) else store)
     builder = builder_class(data_dir=str(data_dir), cache_dir=cache_dir, skip_bad_samples=skip_bad_samples,
                             **builder_kwargs)
-    builder.download_and_prepare()
+    builder.download_and_prepare(download_mode="force_redownload" if rebuild else None)
     return builder.as_dataset()

@@ -183,13 +183,17 @@ def sample_sentences(count: int, rng: np.random.Generator) -> list:
     with probability 1/2. The language has 43,008 sentences; asking for more than a third of them is refused
     because rejection sampling would slow down and the held-out splits would lose their meaning.
     """
-    space = 8 * 8 * 8 * 7 * 6 * 2
+    sizes = {role: len(signs) for role, signs in _BY_ROLE.items()}
+    space = sizes["subject"] * sizes["object"] * sizes["verb"] * (1 + sizes["adjective"]) * (1 + sizes["time"]) * 2
     if count > space // 3:
         raise ValueError(f"SynthSign has {space} distinct sentences; {count} requested is more than a third of them. "
                          "Ask for fewer clips.")
+
+    def pick(role: str) -> str:
+        return _BY_ROLE[role][rng.integers(sizes[role])].gloss
+
     seen, sentences = set(), []
     while len(sentences) < count:
-        pick = lambda role: _BY_ROLE[role][rng.integers(len(_BY_ROLE[role]))].gloss  # noqa: E731
         glosses = [pick("time")] if rng.random() < 0.5 else []
         glosses += [pick("subject"), pick("object")]
         glosses += [pick("adjective")] if rng.random() < 0.5 else []
