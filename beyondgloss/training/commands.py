@@ -177,9 +177,12 @@ def _load_dataset(data: DataArguments, args: TrainingArguments, splits: list):
         raise CommandError(f"--dataset_options is not a JSON object: {error}") from error
     # One process builds (or generates) the dataset, the others then read it from the cache.
     with args.main_process_first(desc="building the dataset"):
-        dataset = load_sign_dataset(data.dataset, data_dir=data.data_dir, cache_dir=data.cache_dir,
-                                    hand_features=data.hand_features, descriptions=data.descriptions,
-                                    skip_bad_samples=data.skip_bad_samples, **options)
+        try:
+            dataset = load_sign_dataset(data.dataset, data_dir=data.data_dir, cache_dir=data.cache_dir,
+                                        hand_features=data.hand_features, descriptions=data.descriptions,
+                                        skip_bad_samples=data.skip_bad_samples, **options)
+        except (ValueError, FileNotFoundError) as error:
+            raise CommandError(f"could not load dataset {data.dataset!r}: {error}") from error
     selected = {}
     for split, limit in splits:
         if split is None:
@@ -461,9 +464,13 @@ def _guarded(function, argv, name):
     return 0
 
 
+# `evaluate` trains nothing: no periodic evaluation or checkpoints; results go next to the model unless told.
+_EVALUATION_ONLY = {"output_dir": None, "eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
+
+
 def _run_evaluate(argv: list, name: str):
     model_args, data, run, args = _parse(argv, (ModelArguments, DataArguments, RunArguments, Seq2SeqTrainingArguments),
-                                         {**TRANSLATION_PRESET, "output_dir": None}, name)
+                                         {**TRANSLATION_PRESET, **_EVALUATION_ONLY}, name)
     _setup_logging(args)
     if not model_args.model_name_or_path:
         raise CommandError("--model_name_or_path (a trained model folder) is required")

@@ -1,0 +1,151 @@
+"""The `beyondgloss pretrain|finetune|evaluate|translate` commands on a tiny SynthSign corpus, and their bad inputs."""
+
+import json
+
+import pytest
+
+from beyondgloss.cli import main
+from beyondgloss.data import load_sign_dataset
+from beyondgloss.training import BeyondGlossPretrainingTrainer
+
+SYNTHSIGN = {"num_train": 12, "num_validation": 4, "num_test": 4, "image_size": 28, "description_dim": 24,
+             "frames_per_sign": [2, 2], "num_workers": 1}
+QUICK = ["--tiny", "--crop_size", "28", "--resize_size", "28", "--max_frames", "12", "--use_cpu", "true",
+         "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--logging_steps", "2",
+         "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "steps", "--eval_steps", "2",
+         "--disable_tqdm", "true", "--dataloader_num_workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthsign")
+    options = ["--dataset", "synthsign", "--data_dir", str(root / "data"), "--cache_dir", str(root / "cache"),
+               "--dataset_options", json.dumps(SYNTHSIGN)]
+    dataset = load_sign_dataset("synthsign", data_dir=str(root / "data"), cache_dir=str(root / "cache"), **SYNTHSIGN)
+    return root, options, dataset
+
+
+@pytest.fixture(scope="module")
+def pretrained(corpus):
+    """A pre-training run configured by a YAML file (2 steps)."""
+    root, options, _ = corpus
+    output = root / "pretrain"
+    values = {"dataset": "synthsign", "data_dir": str(root / "data"), "cache_dir": str(root / "cache"),
+              "dataset_options": json.dumps(SYNTHSIGN), "tiny": True, "crop_size": 28, "resize_size": 28,
+              "max_frames": 12, "use_cpu": True, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 4,
+              "max_steps": 2, "logging_steps": 1, "eval_strategy": "no", "save_strategy": "no",
+              "load_best_model_at_end": False, "disable_tqdm": True, "output_dir": str(output)}
+    config = root / "pretrain.yaml"
+    config.write_text("\n".join(f"{key}: {json.dumps(value)}" for key, value in values.items()))
+    assert main(["pretrain", str(config)]) == 0
+    return output
+
+
+def test_pretrain_from_a_yaml_file_leaves_model_processor_and_loss_parts(pretrained, capsys):
+    for name in ("model.safetensors", "config.json", "processor_config.json", "tokenizer.json", "log_history.jsonl"):
+        assert (pretrained / name).is_file(), name
+    logs = [json.loads(line) for line in (pretrained / "log_history.jsonl").read_text().splitlines()]
+    training = [entry for entry in logs if "loss" in entry]
+    assert [entry["step"] for entry in training] == [1, 2]
+    assert all({"alignment_loss", "description_loss", "hand_loss"} <= entry.keys() for entry in training)
+    config = json.loads((pretrained / "config.json").read_text())
+    assert config["architectures"] == ["BeyondGlossForContrastivePretraining"]
+    assert config["hand_dim"] == 18 and config["description_dim"] == 24  # fitted to the dataset's columns
+
+
+def test_finetune_evaluate_translate(corpus, pretrained, capsys):
+    root, options, dataset = corpus
+    output = root / "finetune"
+    argv = ["finetune", *options, *QUICK, "--model_name_or_path", str(pretrained), "--output_dir", str(output),
+            "--max_steps", "2", "--generation_num_beams", "2", "--config_overrides", "max_new_tokens=4"]
+    argv.remove("--tiny")
+    assert main(argv) == 0
+    summary = capsys.readouterr().out
+    assert "beyondgloss finetune: done" in summary and "test_bleu4" in summary and str(output) in summary
+    records = [json.loads(line) for line in (output / "test_predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == dataset["test"]["id"]
+    assert [r["reference"] for r in records] == dataset["test"]["text"]
+    results = json.loads((output / "all_results.json").read_text())
+    assert "test_bleu4" in results and "eval_bleu4" in results
+    assert (output / "checkpoint-2").is_dir()
+
+    evaluation = root / "evaluation"
+    assert main(["evaluate", *options, "--model_name_or_path", str(output), "--output_dir", str(evaluation),
+                 "--per_device_eval_batch_size", "4", "--use_cpu", "true", "--disable_tqdm", "true",
+                 "--generation_num_beams", "2"]) == 0
+    assert "test_bleu4" in capsys.readouterr().out
+    assert json.loads((evaluation / "test_results.json").read_text())["test_bleu4"] == pytest.approx(
+        results["test_bleu4"])
+    # Evaluating again into the same folder would overwrite its results.
+    assert main(["evaluate", *options, "--model_name_or_path", str(output), "--output_dir", str(evaluation),
+                 "--use_cpu", "true"]) == 2
+    assert "--overwrite_output_dir" in capsys.readouterr().err
+
+    videos = [str(root / "data" / "test" / f"00000{i}.mp4") for i in range(2)]
+    assert main(["translate", "--model_name_or_path", str(output), "--videos", *videos, "--num_beams", "2",
+                 "--max_new_tokens", "4", "--output_file", str(root / "translations.jsonl")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == videos
+    assert len((root / "translations.jsonl").read_text().splitlines()) == 2
+
+
+def test_an_output_folder_with_a_run_or_another_model_is_refused(corpus, pretrained, capsys):
+    root, options, _ = corpus
+    before = (pretrained / "model.safetensors").stat().st_mtime_ns
+    # Another pre-training run into the folder of a finished one.
+    assert main(["pretrain", *options, *QUICK, "--output_dir", str(pretrained), "--max_steps", "1"]) == 2
+    message = capsys.readouterr().err
+    assert "--resume_from_checkpoint" in message and "--overwrite_output_dir" in message
+    # A translation run into a folder that holds a pre-training model.
+    argv = ["finetune", *options, *QUICK, "--model_name_or_path", str(pretrained), "--output_dir", str(pretrained)]
+    argv.remove("--tiny")
+    assert main(argv) == 2
+    assert "BeyondGlossForContrastivePretraining" in capsys.readouterr().err
+    assert (pretrained / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_bad_dataset_and_language_are_clear_errors(corpus, pretrained, tmp_path, capsys):
+    root, options, _ = corpus
+    folder = tmp_path / "no_text"
+    folder.mkdir()
+    (folder / "metadata.jsonl").write_text(json.dumps({"file_name": "a.mp4", "gloss": "HELLO"}) + "\n")
+    assert main(["pretrain", "--dataset", str(folder), "--cache_dir", str(tmp_path / "cache"), *QUICK,
+                 "--output_dir", str(tmp_path / "out")]) == 2
+    assert "text" in capsys.readouterr().err
+    argv = ["finetune", *options, *QUICK, "--model_name_or_path", str(pretrained), "--target_language", "xx_YY",
+            "--output_dir", str(tmp_path / "ft")]
+    argv.remove("--tiny")
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "xx_YY" in error and "--target_language" in error
+    assert not (tmp_path / "ft").exists()
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(corpus, monkeypatch, capsys):
+    root, options, _ = corpus
+    output = root / "interrupted"
+    argv = ["pretrain", *options, *QUICK, "--output_dir", str(output), "--max_steps", "4", "--eval_strategy", "no",
+            "--load_best_model_at_end", "false"]
+    original = BeyondGlossPretrainingTrainer.training_step
+
+    def interrupt_at_step_three(self, *args, **kwargs):
+        if self.state.global_step == 2:
+            raise KeyboardInterrupt  # as Ctrl-C (or a kill) in the middle of the epoch
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BeyondGlossPretrainingTrainer, "training_step", interrupt_at_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    monkeypatch.setattr(BeyondGlossPretrainingTrainer, "training_step", original)
+    assert (output / "checkpoint-2").is_dir() and not (output / "model.safetensors").exists()
+    # Starting over without a decision is refused; resuming continues at step 2.
+    assert main(argv) == 2
+    assert main([*argv, "--resume_from_checkpoint", "last"]) == 0
+    state = json.loads((output / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    entries = [json.loads(line) for line in (output / "log_history.jsonl").read_text().splitlines()]
+    # The interrupted run logged step 2; the resumed one step 4, with no step logged twice.
+    assert [entry["step"] for entry in entries if "loss" in entry] == [2, 4]
+    # --overwrite_output_dir replaces the run: its checkpoints go.
+    assert main([*argv, "--overwrite_output_dir", "true", "--max_steps", "1", "--save_strategy", "no"]) == 0
+    assert not list(output.glob("checkpoint-*"))
