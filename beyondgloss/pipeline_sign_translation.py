@@ -19,7 +19,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
-__all__ = ["TASK", "SignTranslationInputError", "SignTranslationPipeline", "register_pipeline"]
+__all__ = ["TASK", "SignTranslationInputError", "SignTranslationPipeline", "collate_videos", "register_pipeline"]
 
 TASK = "sign-translation"
 ERROR_MODES = ("raise", "skip")
@@ -284,6 +284,12 @@ class SignTranslationPipeline(Pipeline):
         return {"sequences": sequences, "errors": errors}
 
     def postprocess(self, model_outputs: dict, skip_special_tokens: bool = True, clean_up_tokenization_spaces=None):
+        """Decodes one input's generated ids.
+
+        Returns:
+            `dict`: `{"translation_text": str}`, or `{"translation_text": None, "error": str}` for an input skipped
+            under `errors="skip"`.
+        """
         sequence, error = model_outputs["sequences"], model_outputs["errors"]
         # A batch of one arrives as it left _forward (lists); the loader unrolls larger batches item by item.
         if isinstance(error, list):
