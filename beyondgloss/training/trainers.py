@@ -105,17 +105,20 @@ class LossPartsTracker:
         self.totals = torch.zeros(2 * len(self.names), dtype=torch.float64)
 
     def add(self, outputs) -> None:
+        # Summed on the loss's device: no host synchronisation per step, only at logging steps.
         for index, name in enumerate(self.names):
             value = getattr(outputs, name, None)
             if value is not None:
-                self.totals[2 * index] += float(value.detach())
+                self.totals = self.totals.to(value.device)
+                self.totals[2 * index] += value.detach().double()
                 self.totals[2 * index + 1] += 1
 
     def averages(self, accelerator=None) -> dict[str, float]:
         totals = self.totals
         if accelerator is not None and accelerator.num_processes > 1:
             # Every process calls this at the same logging step, so the collective always pairs up.
-            totals = accelerator.reduce(totals.to(accelerator.device), reduction="sum").cpu()
+            totals = accelerator.reduce(totals.to(accelerator.device), reduction="sum")
+        totals = totals.cpu()
         self.totals = torch.zeros_like(self.totals)
         result = {}
         for index, name in enumerate(self.names):
