@@ -232,21 +232,6 @@ def _check_language(tokenizer, code: str, source: str) -> None:
         )
 
 
-def _load_saved_processor(folder: str):
-    """`BeyondGlossProcessor.from_pretrained(folder)` with the installed classes, not the folder's copy of them."""
-    from transformers import AutoProcessor
-    from transformers.models.auto.video_processing_auto import AutoVideoProcessor
-
-    from ..configuration_beyondgloss import BeyondGlossConfig
-    from ..processing_beyondgloss import BeyondGlossProcessor
-    from ..video_processing_beyondgloss import BeyondGlossVideoProcessor
-
-    # Without these, the Auto classes see the folder's auto_map and ask for trust_remote_code.
-    AutoVideoProcessor.register(BeyondGlossConfig, BeyondGlossVideoProcessor, exist_ok=True)
-    AutoProcessor.register(BeyondGlossConfig, BeyondGlossProcessor, exist_ok=True)
-    return BeyondGlossProcessor.from_pretrained(folder)
-
-
 def _load_processor(model_args: ModelArguments, data: DataArguments, train_texts, target: str):
     """The processor: saved with the model, from --processor_name_or_path, or built around a tokenizer."""
     from ..processing_beyondgloss import BeyondGlossProcessor
@@ -254,7 +239,7 @@ def _load_processor(model_args: ModelArguments, data: DataArguments, train_texts
 
     saved = model_args.processor_name_or_path or model_args.model_name_or_path
     if saved and (Path(saved) / "processor_config.json").is_file():
-        processor = _load_saved_processor(saved)
+        processor = BeyondGlossProcessor.from_pretrained(saved)
         source = saved
     else:
         tokenizer_source = model_args.tokenizer_name or model_args.text_backbone
@@ -535,12 +520,13 @@ def _run_translate(argv: list, name: str):
     from tqdm.auto import tqdm
 
     from ..modeling_beyondgloss import BeyondGlossForSignTranslation
+    from ..processing_beyondgloss import BeyondGlossProcessor
 
     folder = Path(options.model_name_or_path)
     if not (folder / "processor_config.json").is_file():
         raise CommandError(f"{folder} has no saved processor (processor_config.json); translate needs a model folder "
                            "written by `beyondgloss finetune` or saved with its processor")
-    processor = _load_saved_processor(str(folder))
+    processor = BeyondGlossProcessor.from_pretrained(str(folder))
     model = BeyondGlossForSignTranslation.from_pretrained(str(folder)).to(options.device).eval()
     generation = {key: value for key, value in (("num_beams", options.num_beams),
                                                  ("max_new_tokens", options.max_new_tokens)) if value is not None}
