@@ -298,6 +298,8 @@ class BeyondGlossTranslationTrainer(_BeyondGlossTrainerMixin, Seq2SeqTrainer):
         uses_references = references is not None and hasattr(scorer, "references")
         if uses_references:
             saved, scorer.references = scorer.references, references
+        if hasattr(scorer, "last_predictions"):
+            scorer.last_predictions = None  # so that a run without scoring does not rewrite an earlier run's outputs
         try:
             output = super().evaluation_loop(dataloader, description, prediction_loss_only=prediction_loss_only,
                                              ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
@@ -305,7 +307,7 @@ class BeyondGlossTranslationTrainer(_BeyondGlossTrainerMixin, Seq2SeqTrainer):
             if uses_references:
                 scorer.references = saved
         predictions = getattr(scorer, "last_predictions", None)
-        if self.args.should_save and predictions is not None and output.metrics.get(f"{metric_key_prefix}_bleu4") is not None:
+        if self.args.should_save and predictions is not None:
             self._write_predictions(metric_key_prefix, dataset, predictions, references, scorer.last_result)
         return output
 
