@@ -20,6 +20,7 @@ install_requires = [
     "pillow",
     "pyyaml",
     "tqdm",
+    "jinja2",
 ]
 extras = {
     "metrics": ["sacrebleu>=2.4", "rouge-score>=0.1.2", "evaluate>=0.4"],

@@ -25,6 +25,7 @@ from .modeling_beyondgloss import (
     BeyondGlossPretrainingOutput,
     BeyondGlossPreTrainedModel,
 )
+from .pipeline_sign_translation import register_pipeline
 from .processing_beyondgloss import BeyondGlossProcessor
 from .video_processing_beyondgloss import BeyondGlossVideoProcessor
 
@@ -42,6 +43,15 @@ _LAZY = {
     "VideoReadError": "beyondgloss.video_io",
     "convert_reference_checkpoint": "beyondgloss.convert",
     "trim_mbart": "beyondgloss.convert",
+    "SignTranslationPipeline": "beyondgloss.pipeline_sign_translation",
+    "SignTranslationInputError": "beyondgloss.pipeline_sign_translation",
+    "save_for_hub": "beyondgloss.hub",
+    "push_to_hub": "beyondgloss.hub",
+    "SignTranslationCardData": "beyondgloss.model_card",
+    "ModelCardCallback": "beyondgloss.model_card",
+    "generate_synthsign": "beyondgloss.data",
+    "PretrainingCollator": "beyondgloss.data",
+    "TranslationCollator": "beyondgloss.data",
     "compute_translation_metrics": "beyondgloss.metrics",
     "make_compute_metrics": "beyondgloss.metrics",
     "METRIC_PATH": "beyondgloss.metrics",
@@ -74,6 +84,7 @@ def _register():
     AutoModelForSeq2SeqLM.register(BeyondGlossConfig, BeyondGlossForSignTranslation, exist_ok=True)
     AutoVideoProcessor.register(BeyondGlossConfig, BeyondGlossVideoProcessor, exist_ok=True)
     AutoProcessor.register(BeyondGlossConfig, BeyondGlossProcessor, exist_ok=True)
+    register_pipeline()  # "sign-translation"; video decoding loads on the pipeline's first call
     # save_pretrained copies the code files and writes auto_map, so checkpoints load with trust_remote_code=True.
     BeyondGlossConfig.register_for_auto_class()
     BeyondGlossModel.register_for_auto_class("AutoModel")

@@ -212,9 +212,24 @@ class BeyondGlossConfig(PreTrainedConfig):
             self.text_config.eos_token_id = value
 
     @property
-    def temporal_steps_downsample(self) -> int:
-        """The temporal encoder halves the frame rate once."""
-        return 2
+    def custom_pipelines(self) -> dict:
+        # transformers' pipeline() refuses a task listed here without trust_remote_code even when the installed
+        # beyondgloss registered it; show only the tasks this process does not serve. The saved value is kept.
+        from transformers.pipelines import PIPELINE_REGISTRY
+
+        saved = self.__dict__.get("_custom_pipelines") or {}
+        return {task: info for task, info in saved.items() if task not in PIPELINE_REGISTRY.supported_tasks}
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value):
+        self.__dict__["_custom_pipelines"] = value
+
+    def to_dict(self):
+        output = super().to_dict()
+        saved = output.pop("_custom_pipelines", None)
+        if saved:
+            output["custom_pipelines"] = saved
+        return output
 
     @classmethod
     def from_vision_text_configs(cls, vision_config, text_config, **kwargs):

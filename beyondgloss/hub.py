@@ -160,7 +160,7 @@ def save_for_hub(
         pipe.save_pretrained(save_directory, **save_kwargs)
     else:
         # A config loaded from a translation checkpoint names the pipeline, which this model cannot serve.
-        pipelines = model.config.__dict__.pop("custom_pipelines", None)
+        pipelines = model.config.__dict__.pop("_custom_pipelines", None)  # the config property's storage
         try:
             model.save_pretrained(save_directory, **save_kwargs)
         finally:

@@ -113,15 +113,15 @@ def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch
 
 
 def gather_with_grad(embeds: torch.Tensor) -> tuple[torch.Tensor, int]:
-    r"""All-gathers `(B, D)` embeddings from every process, keeping the gradient of the local part.
+    r"""All-gathers `(B, D)` embeddings from every process, differentiably.
 
-    Every process must hold the same B. Returns the `(world * B, D)` concatenation and the row offset of this
-    process's embeddings in it. Without an initialised process group it returns `(embeds, 0)`.
+    The backward pass sends each process the gradient of every process's loss with respect to its embeddings, so
+    with DDP's gradient averaging the update equals the one of the joined batch. Every process must hold the same
+    B. Returns the `(world * B, D)` concatenation and the row offset of this process's embeddings in it. Without an
+    initialised process group it returns `(embeds, 0)`.
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return embeds, 0
-    gathered = [torch.zeros_like(embeds) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered, embeds.detach().contiguous())
-    rank = dist.get_rank()
-    gathered[rank] = embeds
-    return torch.cat(gathered, dim=0), rank * embeds.shape[0]
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(embeds.contiguous()), dim=0), dist.get_rank() * embeds.shape[0]

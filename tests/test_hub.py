@@ -107,9 +107,6 @@ def test_folder_loads_where_beyondgloss_is_not_importable(folder, frames_dir, tr
     assert report["batch"] == [expected, expected]
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="transformers' pipeline() refuses a task named in config.custom_pipelines "
-                   "without trust_remote_code even when the installed package registered it; needs the config to hide "
-                   "custom_pipelines where beyondgloss serves the task (reported on issue 5)")
 def test_folder_loads_with_installed_beyondgloss(folder, frames_dir, translator):
     register_pipeline()
     loaded = pipeline("sign-translation", model=str(folder))
