@@ -435,6 +435,8 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values_videos"
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = False
+    # forward takes **kwargs but returns per-batch mean losses: Trainer must scale for gradient accumulation itself.
+    accepts_loss_kwargs = False
     _supports_sdpa = True
     _no_split_modules = ["BeyondGlossTemporalBlock", "Dinov2Layer", "MBartEncoderLayer", "MBartDecoderLayer"]
 
