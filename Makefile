@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PYTHON) -m pytest -q tests
 
 demo: $(STAMP)
-	$(VENV)/bin/beyondgloss demo --output_dir $(DEMO_OUT)
+	$(VENV)/bin/beyondgloss demo --output_dir $(DEMO_OUT) --overwrite_output_dir $(DEMO_ARGS)
 
 benchmark: $(STAMP)
 	$(PYTHON) scripts/benchmark.py

@@ -1,0 +1,394 @@
+"""`beyondgloss demo`: the whole method on the built-in SynthSign corpus, on a CPU, in minutes.
+
+1. Generate SynthSign (rendered mp4 clips, per-frame hand parameters, hand-motion descriptions).
+2. Build a tokenizer on the training sentences and a processor for the 32 px clips.
+3. Stage 1: contrastive pre-training with all three losses (alignment, description, hand).
+4. Stage 2: translation, initialised from stage 1.
+5. Score the unseen test sentences by beam search; translate a few test videos with
+   `pipeline("sign-translation")`.
+6. Leave everything in one folder: the model with its processor and model card (loadable with
+   `from_pretrained`), `metrics.json`, the predictions, and plots of both stages' losses and of the video-text
+   similarity matrix of a test batch.
+
+`--ablation` instead trains the variants of the paper's ablation on the same budget (translation alone, and
+pre-training with alignment only, + hand, + hand + description) and writes `ablation.json`.
+
+The model is tiny and its backbones start from random weights (nothing downloads), so both backbones train in
+full (`vision_tuning="full"`, `text_tuning="full"`); the method is otherwise the paper's.
+"""
+
+import concurrent.futures
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import HfArgumentParser, set_seed
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DemoArguments", "demo_config", "run_demo", "main"]
+
+
+@dataclass
+class DemoArguments:
+    """Settings of `beyondgloss demo` (defaults: measured to finish within the 15-minute budget on 2 CPU cores)."""
+
+    output_dir: str = field(default="demo_output", metadata={"help": "Where everything is written."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an existing demo output folder."})
+    num_train: int = field(default=3000, metadata={"help": "Training clips (distinct sentences)."})
+    num_validation: int = field(default=200, metadata={"help": "Validation clips (sentences unseen in training)."})
+    num_test: int = field(default=200, metadata={"help": "Test clips (sentences unseen in training)."})
+    seed: int = field(default=0, metadata={"help": "Corpus and training seed."})
+    pretraining_steps: int = field(default=300, metadata={"help": "Stage-1 optimizer steps (0 skips stage 1)."})
+    translation_steps: int = field(default=900, metadata={"help": "Stage-2 optimizer steps."})
+    batch_size: int = field(default=32, metadata={"help": "Videos per step in both stages."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate of both stages."})
+    description_loss: bool = field(default=True, metadata={"help": "Use the description term in stage 1."})
+    hand_loss: bool = field(default=True, metadata={"help": "Use the hand-distillation term in stage 1."})
+    num_beams: int = field(default=5, metadata={"help": "Beams for the test translations."})
+    pipeline_examples: int = field(default=5, metadata={"help": "Test videos translated through the pipeline."})
+    ablation: bool = field(default=False, metadata={"help": "Train the ablation variants instead; writes ablation.json."})
+
+
+def demo_config(vocab_size: int, decoder_start_token_id: int, hand_dim: int, description_dim: int, image_size: int,
+                **overrides):
+    """The demo's model: the BeyondGloss architecture at ~0.5 M parameters for 32 px clips."""
+    from ..configuration_beyondgloss import BeyondGlossConfig
+
+    width = 128
+    settings = dict(
+        vision_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, mlp_ratio=2, patch_size=8,
+                           image_size=image_size, use_mask_token=False),
+        text_config=dict(vocab_size=vocab_size, d_model=width, encoder_layers=2, decoder_layers=2,
+                         encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * width,
+                         decoder_ffn_dim=2 * width, max_position_embeddings=256, scale_embedding=True, dropout=0.1),
+        frame_dim=width // 2, temporal_heads=4, temporal_ffn_dim=width, hand_dim=hand_dim,
+        description_dim=description_dim, vision_tuning="full", text_tuning="full", drop_path_rate=0.0,
+        decoder_start_token_id=decoder_start_token_id, max_new_tokens=40, frame_chunk_size=1024,
+    )
+    settings.update(overrides)
+    return BeyondGlossConfig(**settings)
+
+
+def video_paths(split) -> list:
+    """The file paths of a split's `video` column, without opening a decoder per clip."""
+    from datasets import Video
+
+    return [video["path"] for video in split.cast_column("video", Video(decode=False))["video"]]
+
+
+def _decode_chunk(paths: list) -> list:
+    from ..video_io import read_video_frames
+
+    return [read_video_frames(path) for path in paths]
+
+
+def decode_videos(dataset, workers: int = 2) -> dict:
+    """Decodes every clip of a `DatasetDict` once (real mp4 decoding, in parallel): `{id: uint8 (T, 3, H, W)}`.
+
+    The demo trains for many epochs over 32 px clips without augmentation, so decoding each clip once and keeping
+    the frames in memory (about 0.1 MB a clip) is the same input, without paying the decoder at every step.
+    """
+    ids, paths = [], []
+    for split in dataset.values():
+        ids += list(split["id"])
+        paths += video_paths(split)
+    chunks = [paths[start:start + 200] for start in range(0, len(paths), 200)]
+    frames = []
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        for decoded in pool.map(_decode_chunk, chunks):
+            frames.extend(decoded)
+    return dict(zip(ids, frames))
+
+
+class DecodedVideoCollator:
+    """Wraps a collator so that each row's video comes from a `{id: frames}` cache of decoded clips."""
+
+    def __init__(self, collator, frames: dict):
+        self.collator, self.frames = collator, frames
+
+    def __call__(self, rows: list) -> dict:
+        return self.collator([{**row, "video": self.frames[row["id"]]} for row in rows])
+
+
+def _check_output_dir(path: Path, overwrite: bool) -> None:
+    marker = path / "demo_settings.json"
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise SystemExit(
+                f"{path} already holds files; pass --overwrite_output_dir to replace them, or choose another "
+                "--output_dir (nothing was changed)."
+            )
+        if not marker.is_file():
+            raise SystemExit(f"{path} holds files that are not a beyondgloss demo's; refusing to overwrite them.")
+        for child in path.iterdir():
+            if child.name != "synthsign":  # the corpus is reused when its settings match
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _stage_arguments(preset, output_dir: Path, args: DemoArguments, steps: int, **overrides):
+    return preset(
+        str(output_dir),
+        max_steps=steps,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=50,
+        learning_rate=args.learning_rate,
+        logging_steps=10,
+        eval_strategy="no",
+        save_strategy="no",
+        load_best_model_at_end=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        seed=args.seed,
+        use_cpu=not torch.cuda.is_available(),
+        **overrides,
+    )
+
+
+def _train_variant(args: DemoArguments, data, frames, processor, config, out: Path, pretraining_steps: int,
+                   use_hand: bool, use_description: bool, evaluate_split: str, log: dict):
+    """Trains stage 1 (if `pretraining_steps`) then stage 2; returns `(model, translation trainer, test metrics)`."""
+    from ..data import PretrainingCollator, TranslationCollator
+    from ..metrics import make_compute_metrics
+    from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
+    from .presets import pretraining_arguments, translation_arguments
+    from .trainers import BeyondGlossPretrainingTrainer, BeyondGlossTranslationTrainer
+
+    set_seed(args.seed)
+    drop = [name for name, keep in (("hand_features", use_hand), ("hand_mask", use_hand),
+                                    ("description_embedding", use_description)) if not keep]
+    train = data["train"].remove_columns([c for c in drop if c in data["train"].column_names])
+    started = time.time()
+    if pretraining_steps > 0:
+        model = BeyondGlossForContrastivePretraining(config)
+        # The reference's two text-side encoders are copies of one mBART; the demo's start from one random draw.
+        model.text_encoder.load_state_dict(model.mbart.model.encoder.state_dict(), strict=False)
+        trainer = BeyondGlossPretrainingTrainer(
+            model=model,
+            args=_stage_arguments(pretraining_arguments, out / "pretraining", args, pretraining_steps),
+            train_dataset=train,
+            data_collator=DecodedVideoCollator(PretrainingCollator(processor, training=True), frames),
+        )
+        trainer.train()
+        log["pretraining"] = trainer.state.log_history
+        model.save_pretrained(out / "pretraining")
+        processor.save_pretrained(out / "pretraining")
+        model = BeyondGlossForSignTranslation.from_pretrained(out / "pretraining")
+    else:
+        model = BeyondGlossForSignTranslation(config)
+    pretraining_seconds = time.time() - started
+
+    started = time.time()
+    compute_metrics = make_compute_metrics(processor.tokenizer, language="en", convention="plain")
+    trainer = BeyondGlossTranslationTrainer(
+        model=model,
+        args=_stage_arguments(translation_arguments, out / "translation", args, args.translation_steps,
+                              warmup_steps=0.1, generation_num_beams=args.num_beams),
+        train_dataset=data["train"],
+        data_collator=DecodedVideoCollator(TranslationCollator(processor, training=True), frames),
+        eval_data_collator=DecodedVideoCollator(TranslationCollator(processor, training=False), frames),
+        compute_metrics=compute_metrics,
+        processing_class=processor.tokenizer,
+    )
+    trainer.train()
+    log["translation"] = trainer.state.log_history
+    translation_seconds = time.time() - started
+    started = time.time()
+    metrics = trainer.evaluate(data[evaluate_split], metric_key_prefix=evaluate_split)
+    metrics.update({
+        "pretraining_seconds": round(pretraining_seconds, 1),
+        "translation_seconds": round(translation_seconds, 1),
+        "evaluation_seconds": round(time.time() - started, 1),
+    })
+    return model, trainer, metrics
+
+
+def _plot_losses(log: dict, path: Path) -> None:
+    from ..utils import require
+
+    matplotlib = require("matplotlib", "The demo's plots")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    pretraining = [entry for entry in log.get("pretraining", []) if "loss" in entry]
+    if pretraining:
+        steps = [entry["step"] for entry in pretraining]
+        for name in ("loss", "alignment_loss", "description_loss", "hand_loss"):
+            if name in pretraining[0]:
+                axes[0].plot(steps, [entry[name] for entry in pretraining], label=name)
+        axes[0].legend()
+    axes[0].set(title="Stage 1: contrastive pre-training", xlabel="step", ylabel="loss")
+    translation = [entry for entry in log.get("translation", []) if "loss" in entry]
+    axes[1].plot([entry["step"] for entry in translation], [entry["loss"] for entry in translation], label="loss")
+    axes[1].set(title="Stage 2: translation (label-smoothed CE)", xlabel="step", ylabel="loss")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _plot_similarity(pretraining_dir: Path, data, frames, processor, path: Path, count: int = 16) -> None:
+    from ..data import PretrainingCollator
+    from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining
+
+    import matplotlib.pyplot as plt
+
+    model = BeyondGlossForContrastivePretraining.from_pretrained(pretraining_dir).eval()
+    rows = list(data["test"].select(range(min(count, len(data["test"])))))
+    batch = DecodedVideoCollator(PretrainingCollator(processor, training=False), frames)(rows)
+    with torch.no_grad():
+        output = model(pixel_values_videos=batch["pixel_values_videos"],
+                       video_attention_mask=batch["video_attention_mask"],
+                       input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    similarity = (output.video_embeds @ output.text_embeds.t()).numpy()
+    figure, axis = plt.subplots(figsize=(7, 6))
+    image = axis.imshow(similarity, cmap="viridis")
+    axis.set(title="Cosine similarity, test videos (rows) vs their sentences (columns)", xlabel="sentence",
+             ylabel="video")
+    figure.colorbar(image)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    recall = float((similarity.argmax(1) == range(len(rows))).mean())
+    logger.info("test batch video->text recall@1: %.2f", recall)
+
+
+def run_demo(args: DemoArguments) -> dict:
+    from ..data import load_sign_dataset
+    from ..data.synthsign import SYNTHSIGN_HAND_DIM, SYNTHSIGN_LANGUAGE_CODE
+    from ..processing_beyondgloss import BeyondGlossProcessor
+    from ..tokenization import train_sign_tokenizer
+    from ..video_processing_beyondgloss import BeyondGlossVideoProcessor
+
+    started = time.time()
+    out = Path(args.output_dir)
+    _check_output_dir(out, args.overwrite_output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "demo_settings.json").write_text(json.dumps(asdict(args), indent=2))
+    set_seed(args.seed)
+    image_size, description_dim = 32, 64
+
+    print(f"[demo] SynthSign: {args.num_train} / {args.num_validation} / {args.num_test} clips", flush=True)
+    data = load_sign_dataset("synthsign", data_dir=str(out / "synthsign"), cache_dir=str(out / ".cache"),
+                             num_train=args.num_train, num_validation=args.num_validation, num_test=args.num_test,
+                             seed=args.seed, image_size=image_size, description_dim=description_dim)
+    frames = decode_videos(data)
+    print(f"[demo] corpus ready and decoded in {time.time() - started:.0f} s", flush=True)
+
+    tokenizer = train_sign_tokenizer(data["train"]["text"], language=SYNTHSIGN_LANGUAGE_CODE)
+    video_processor = BeyondGlossVideoProcessor(resize_size=None, crop_size=None, augment=False)
+    processor = BeyondGlossProcessor(video_processor, tokenizer, target_language=SYNTHSIGN_LANGUAGE_CODE)
+    config = demo_config(len(tokenizer), processor.language_code_id, SYNTHSIGN_HAND_DIM, description_dim, image_size)
+
+    if args.ablation:
+        return _run_ablation(args, data, frames, processor, config, out, started)
+
+    log = {}
+    model, trainer, metrics = _train_variant(args, data, frames, processor, config, out, args.pretraining_steps,
+                                              args.hand_loss, args.description_loss, "test", log)
+    return _finish(args, data, frames, processor, model, trainer, metrics, log, out, started)
+
+
+def _run_ablation(args, data, frames, processor, config, out: Path, started: float) -> dict:
+    variants = {
+        "translation only": (0, False, False),
+        "pre-training: alignment": (args.pretraining_steps, False, False),
+        "pre-training: alignment + hand": (args.pretraining_steps, True, False),
+        "pre-training: alignment + hand + description": (args.pretraining_steps, True, True),
+    }
+    results = {}
+    for name, (steps, hand, description) in variants.items():
+        print(f"[demo] ablation: {name}", flush=True)
+        variant_dir = out / "ablation" / name.replace(" ", "_").replace(":", "").replace("+", "plus")
+        _, _, metrics = _train_variant(args, data, frames, processor, config, variant_dir, steps, hand, description,
+                                       "test", {})
+        results[name] = {key: metrics[f"test_{key}"] for key in ("bleu1", "bleu4", "rouge_l", "chrf")}
+        results[name].update(pretraining_steps=steps, translation_steps=args.translation_steps,
+                             seconds=metrics["pretraining_seconds"] + metrics["translation_seconds"])
+        print(f"[demo]   {name}: BLEU-4 {results[name]['bleu4']:.2f}", flush=True)
+    summary = {"variants": results, "seed": args.seed, "total_seconds": round(time.time() - started, 1)}
+    (out / "ablation.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+def _finish(args, data, frames, processor, model, trainer, metrics, log, out: Path, started: float) -> dict:
+    from transformers import pipeline
+
+    from ..hub import save_for_hub
+    from ..model_card import EvaluationResult, SignTranslationCardData
+
+    last = getattr(trainer.compute_metrics, "last_result", None) or {}
+    model_dir = out / "model"
+    card = SignTranslationCardData(
+        model_name="beyondgloss-synthsign-demo", dataset_name="SynthSign", language="en",
+        sign_language="SynthSign (a synthetic sign language)", domain="synthetic sentences",
+        results=[EvaluationResult(metric=key, value=metrics[f"test_{key}"], split="test",
+                                  convention=last.get("convention"), signature=last.get("signature"))
+                 for key in ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "chrf")],
+        training_settings={"pretraining steps": args.pretraining_steps, "translation steps": args.translation_steps,
+                           "batch size": args.batch_size, "learning rate": args.learning_rate, "seed": args.seed},
+        notes="Trained by `beyondgloss demo` from random weights on SynthSign; it translates SynthSign only.",
+    )
+    save_for_hub(model, processor, model_dir, card)
+    shutil.copy(Path(trainer.args.output_dir) / "test_predictions.jsonl", out / "test_predictions.jsonl")
+
+    translator = pipeline("sign-translation", model=str(model_dir))
+    examples = data["test"].select(range(min(args.pipeline_examples, len(data["test"]))))
+    paths = video_paths(examples)
+    outputs = translator(paths, num_beams=args.num_beams)
+    pipeline_examples = [{"video": path, "reference": text, "translation": output["translation_text"]}
+                         for path, text, output in zip(paths, examples["text"], outputs)]
+    (out / "pipeline_examples.json").write_text(json.dumps(pipeline_examples, indent=2, ensure_ascii=False))
+
+    _plot_losses(log, out / "losses.png")
+    if args.pretraining_steps > 0:
+        _plot_similarity(out / "pretraining", data, frames, processor, out / "similarity_matrix.png")
+    (out / "training_log.json").write_text(json.dumps(log, indent=2))
+
+    pretraining_log = [entry for entry in log.get("pretraining", []) if "alignment_loss" in entry]
+    summary = {
+        "test": {key[len("test_"):]: value for key, value in metrics.items() if key.startswith("test_")},
+        "bleu_signature": last.get("signature"),
+        "convention": last.get("convention"),
+        "alignment_loss_first_last": [pretraining_log[0]["alignment_loss"], pretraining_log[-1]["alignment_loss"]]
+        if pretraining_log else None,
+        "seconds": {"total": round(time.time() - started, 1), "pretraining": metrics["pretraining_seconds"],
+                    "translation": metrics["translation_seconds"], "evaluation": metrics["evaluation_seconds"]},
+        "settings": asdict(args),
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+
+    print("\n[demo] done in {:.1f} min".format(summary["seconds"]["total"] / 60))
+    print(f"[demo] test (unseen sentences, beam {args.num_beams}): BLEU-4 {metrics['test_bleu4']:.2f}, "
+          f"BLEU-1 {metrics['test_bleu1']:.2f}, ROUGE-L {metrics['test_rouge_l']:.2f}, chrF {metrics['test_chrf']:.2f}")
+    if pretraining_log:
+        print(f"[demo] stage-1 alignment loss {pretraining_log[0]['alignment_loss']:.3f} -> "
+              f"{pretraining_log[-1]['alignment_loss']:.3f}")
+    for example in pipeline_examples[:3]:
+        print(f"[demo]   {example['reference']!r} -> {example['translation']!r}")
+    print(f"[demo] model (from_pretrained / pipeline): {model_dir}")
+    print(f"[demo] metrics: {out / 'metrics.json'}; predictions: {out / 'test_predictions.jsonl'}; plots: "
+          f"{out / 'losses.png'}, {out / 'similarity_matrix.png'}")
+    return summary
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = HfArgumentParser(DemoArguments)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        (args,) = parser.parse_json_file(argv[0]) if argv[0].endswith(".json") else parser.parse_yaml_file(argv[0])
+    else:
+        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    run_demo(args)
+    return 0
+
