@@ -95,6 +95,14 @@ def _image_size(config) -> int:
     return config.vision_config.image_size
 
 
+def _build(model_class, args, device, training: bool = False):
+    """A randomly initialised `model_class` of the benchmark config: `(model, config, image_size)`."""
+    config = build_config(args)
+    torch.manual_seed(0)
+    model = model_class(config).to(device).train(training)
+    return model, config, _image_size(config)
+
+
 def _peak_rss_mb() -> float:
     # Linux reports ru_maxrss in KiB, macOS in bytes.
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20
@@ -195,13 +203,11 @@ def _pretrain_step(args, device, reference: bool) -> dict:
     from .modeling_beyondgloss import BeyondGlossForContrastivePretraining
     from .reference_impl import ReferenceSignEncoder
 
-    config = build_config(args)
-    torch.manual_seed(0)
-    model = BeyondGlossForContrastivePretraining(config).to(device).train()
+    model, config, size = _build(BeyondGlossForContrastivePretraining, args, device, training=True)
     if reference:
         model.sign_encoder = ReferenceSignEncoder.from_beyondgloss(model.sign_encoder)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    size, batch, frames = _image_size(config), args.batch, args.frames
+    batch, frames = args.batch, args.frames
     inputs = {
         "pixel_values_videos": torch.randn(batch, frames, 3, size, size, device=device),
         "video_attention_mask": torch.ones(batch, frames, dtype=torch.long, device=device),
@@ -232,10 +238,7 @@ def _pretrain_step(args, device, reference: bool) -> dict:
 def _translation(args, device) -> dict:
     from .modeling_beyondgloss import BeyondGlossForSignTranslation
 
-    config = build_config(args)
-    torch.manual_seed(0)
-    model = BeyondGlossForSignTranslation(config).to(device).eval()
-    size = _image_size(config)
+    model, config, size = _build(BeyondGlossForSignTranslation, args, device)
     video = torch.randn(1, args.translation_frames, 3, size, size, device=device)
     rss_after_build = _current_rss_mb()
 
@@ -254,10 +257,8 @@ def _encoder_inference(args, device) -> dict:
     from .modeling_beyondgloss import BeyondGlossModel
 
     peak = measure_matmul_peak(device, quick=args.quick)
-    config = build_config(args)
-    torch.manual_seed(0)
-    model = BeyondGlossModel(config).to(device).eval()
-    size, frames = _image_size(config), args.batch * args.frames
+    model, config, size = _build(BeyondGlossModel, args, device)
+    frames = args.batch * args.frames
     # The difference of two counts leaves out the once-per-chunk work (folding the LoRA into the weights).
     flops_per_frame = count_frame_encoder_flops(model, frames=2) - count_frame_encoder_flops(model, frames=1)
     pixels = torch.randn(frames, 3, size, size, device=device)
@@ -295,10 +296,7 @@ def _encoder_inference(args, device) -> dict:
 def _long_video(args, device) -> dict:
     from .modeling_beyondgloss import BeyondGlossModel
 
-    config = build_config(args)
-    torch.manual_seed(0)
-    model = BeyondGlossModel(config).to(device).eval()
-    size = _image_size(config)
+    model, config, size = _build(BeyondGlossModel, args, device)
     video = torch.randn(1, args.long_frames, 3, size, size, device=device)
     rss_before = _current_rss_mb()
     start = time.perf_counter()
