@@ -1,0 +1,52 @@
+"""The demo's whole path on a tiny corpus and budget (the real run is `make demo`; its scores are in the README)."""
+
+import json
+
+import pytest
+from transformers import AutoModelForSeq2SeqLM, AutoProcessor
+
+from beyondgloss.training.demo import main
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    code = main(["--output_dir", str(out), "--num_train", "48", "--num_validation", "8", "--num_test", "12",
+                 "--pretraining_steps", "3", "--translation_steps", "3", "--batch_size", "8",
+                 "--pipeline_examples", "2", "--num_beams", "2"])
+    assert code == 0
+    return out
+
+
+def test_demo_leaves_everything_in_one_folder(demo_dir):
+    for name in ("metrics.json", "test_predictions.jsonl", "pipeline_examples.json", "losses.png",
+                 "similarity_matrix.png", "training_log.json", "model/README.md", "model/model.safetensors",
+                 "model/config.json", "model/processor_config.json"):
+        assert (demo_dir / name).is_file(), name
+    metrics = json.loads((demo_dir / "metrics.json").read_text())
+    assert {"bleu1", "bleu4", "rouge_l", "chrf"} <= set(metrics["test"])
+    assert metrics["bleu_signature"].startswith("nrefs:1")
+    first, last = metrics["alignment_loss_first_last"]
+    assert first > 0 and last > 0
+    predictions = [json.loads(line) for line in (demo_dir / "test_predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 12 and {"id", "reference", "prediction"} <= set(predictions[0])
+    examples = json.loads((demo_dir / "pipeline_examples.json").read_text())
+    assert len(examples) == 2 and all(isinstance(e["translation"], str) for e in examples)
+
+
+def test_demo_model_loads_with_from_pretrained(demo_dir):
+    model = AutoModelForSeq2SeqLM.from_pretrained(demo_dir / "model")
+    processor = AutoProcessor.from_pretrained(demo_dir / "model")
+    assert type(model).__name__ == "BeyondGlossForSignTranslation"
+    assert model.config.decoder_start_token_id == processor.language_code_id
+
+
+def test_demo_refuses_to_overwrite(demo_dir, tmp_path):
+    with pytest.raises(SystemExit, match="--overwrite_output_dir"):
+        main(["--output_dir", str(demo_dir)])
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(SystemExit, match="not a beyondgloss demo"):
+        main(["--output_dir", str(foreign), "--overwrite_output_dir"])
+    assert (foreign / "notes.txt").read_text() == "keep me"
