@@ -474,13 +474,18 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
         return self._metadata_cache
 
     def _media_column(self) -> str:
+        # Called once per sample while checking; the answer depends only on the metadata, so it is kept.
         path, rows = self._metadata()
+        cached = getattr(self, "_media_column_cache", None)
+        if cached is not None and cached[0] == path:
+            return cached[1]
         root = Path(self.config.data_dir)
         kinds = {"frames" if (root / row["file_name"]).is_dir() else "video"
                  for row in rows if (root / row["file_name"]).exists()}
         if len(kinds) > 1:
             raise ValueError(f"{path}: file_name mixes videos and frame folders; keep one kind per folder")
-        return kinds.pop() if kinds else "video"
+        self._media_column_cache = (path, kinds.pop() if kinds else "video")
+        return self._media_column_cache[1]
 
     def _extra_columns(self) -> dict:
         _, rows = self._metadata()
