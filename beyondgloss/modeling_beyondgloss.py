@@ -669,13 +669,37 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         outputs = []
         for chunk in frames.split(self.config.frame_chunk_size):
             with torch.set_grad_enabled(torch.is_grad_enabled() and first_trainable == 0):
-                hidden_states = self.vision.embeddings(chunk)
+                hidden_states = self.embed_frames(chunk)
                 for index in range(min(first_trainable, depth - 1)):
                     hidden_states = self._vision_block(index, hidden_states, cls_only=False)
             for index in range(min(first_trainable, depth - 1), depth):
                 hidden_states = self._vision_block(index, hidden_states, cls_only=index == depth - 1)
             outputs.append(self.vision.layernorm(hidden_states[:, 0]))
         return torch.cat(outputs)
+
+    def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        r"""DINOv2 patch and CLS embeddings with position embeddings, `(N, 3, H, W)` -> `(N, 1 + patches, hidden)`.
+
+        The position table is resized to the frame's patch grid with HF's rule (`size=grid`), or under
+        `reference_compat` with the original DINOv2 rule the reference uses (`scale_factor=(grid + 0.1) / table`);
+        the two differ slightly."""
+        embeddings = self.vision.embeddings
+        if not self.config.reference_compat:
+            return embeddings(frames)
+        patches = embeddings.patch_embeddings(frames)
+        tokens = torch.cat([embeddings.cls_token.expand(frames.shape[0], -1, -1), patches], dim=1)
+        table = embeddings.position_embeddings
+        side = math.isqrt(table.shape[1] - 1)
+        patch = embeddings.patch_embeddings.patch_size
+        rows, columns = frames.shape[-2] // patch[0], frames.shape[-1] // patch[1]
+        if (rows, columns) != (side, side):
+            grid = table[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+            # DINOv2's interpolate_pos_encoding: scale factors (w0 + 0.1) / M and (h0 + 0.1) / M, in that order.
+            grid = F.interpolate(grid, scale_factor=((columns + 0.1) / side, (rows + 0.1) / side), mode="bicubic",
+                                 align_corners=False)
+            grid = grid.to(table.dtype).permute(0, 2, 3, 1).reshape(1, -1, table.shape[-1])
+            table = torch.cat([table[:, :1], grid], dim=1)
+        return embeddings.dropout(tokens + table)
 
     def enable_frozen_feature_cache(self, max_megabytes: float = 1024.0) -> "FrozenFeatureCache":
         r"""Caches each video's DINOv2 CLS features while no DINOv2 or LoRA weight trains (`vision_tuning="frozen"`),

@@ -385,3 +385,24 @@ def test_text_tuning_modes(tuning):
     assert translation.mbart.model.decoder.layers[0].fc1.weight.requires_grad == (tuning == "full")
     assert not pretraining.mbart.model.decoder.layers[0].fc1.weight.requires_grad  # idle in pre-training
     assert not any(p.requires_grad for p in pretraining.text_encoder.parameters())
+
+
+def test_reference_compat_uses_dinov2_legacy_position_interpolation():
+    # Table for 56 px (4x4 patches), frames of 28 px (2x2 patches): the table must be resized.
+    config = tiny_config(reference_compat=True, vision_config=dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=14, image_size=56,
+        use_mask_token=False))
+    model = BeyondGlossModel(config).eval()
+    frames = torch.randn(3, 3, 28, 28)
+    embeddings = model.vision.embeddings
+    table = embeddings.position_embeddings
+    grid = table[:, 1:].reshape(1, 4, 4, 32).permute(0, 3, 1, 2)
+    resized = F.interpolate(grid, scale_factor=(2.1 / 4, 2.1 / 4), mode="bicubic", align_corners=False)
+    expected_table = torch.cat([table[:, :1], resized.permute(0, 2, 3, 1).reshape(1, 4, 32)], dim=1)
+    tokens = torch.cat([embeddings.cls_token.expand(3, -1, -1), embeddings.patch_embeddings(frames)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed_frames(frames), tokens + expected_table)
+        corrected = BeyondGlossModel(tiny_config(vision_config=config.vision_config.to_dict())).eval()
+        corrected.load_state_dict(model.state_dict())
+        torch.testing.assert_close(corrected.embed_frames(frames), embeddings(frames))  # HF's rule
+        assert not torch.allclose(corrected.embed_frames(frames), model.embed_frames(frames))
