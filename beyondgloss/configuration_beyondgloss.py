@@ -73,6 +73,9 @@ class BeyondGlossConfig(PreTrainedConfig):
         text_lora_rank, text_lora_alpha, text_lora_dropout: mBART LoRA on every q_proj/v_proj, 16 / 32 / 0.1.
         description_loss_weight (`float`, defaults to 0.5), hand_loss_weight (`float`, defaults to 0.3):
             weights of the description and hand terms (`scripts/pretrain.sub` of the reference).
+        translation_hand_loss_weight (`float`, defaults to 0.0): weight of the hand-distillation term during
+            translation training, when hand features are given. The reference has none in stage 2 (0.0); a per-frame
+            signal there helps a decoder trained from scratch to read the video (the SynthSign demo uses it).
         soft_target_scale (`float`, defaults to 10.0): contrastive targets are `softmax(scale * I)`.
         logit_scale_init_value (`float`, defaults to ln(1/0.07)): initial log temperature (CLIP).
         gather_distributed_negatives (`bool`, defaults to `False`): all-gather the contrastive embeddings of every
@@ -127,6 +130,7 @@ class BeyondGlossConfig(PreTrainedConfig):
     text_lora_dropout: float = 0.1
     description_loss_weight: float = 0.5
     hand_loss_weight: float = 0.3
+    translation_hand_loss_weight: float = 0.0
     soft_target_scale: float = 10.0
     logit_scale_init_value: float = math.log(1 / 0.07)
     gather_distributed_negatives: bool = False
@@ -188,7 +192,7 @@ class BeyondGlossConfig(PreTrainedConfig):
                      "text_lora_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 fail(f"{name}={getattr(self, name)} must lie in [0, 1).")
-        for name in ("description_loss_weight", "hand_loss_weight"):
+        for name in ("description_loss_weight", "hand_loss_weight", "translation_hand_loss_weight"):
             if getattr(self, name) < 0:
                 fail(f"{name}={getattr(self, name)} must be >= 0 (0 switches the term off).")
 

@@ -1024,6 +1024,8 @@ class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossModelWithE
         labels: torch.LongTensor | None = None,
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.LongTensor | None = None,
+        hand_features: torch.FloatTensor | None = None,
+        hand_mask: torch.LongTensor | None = None,
         **kwargs,
     ) -> Seq2SeqLMOutput:
         r"""
@@ -1034,9 +1036,12 @@ class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossModelWithE
                 (`tokens, </s>, language code`) with -100 on padding; the decoder input is mBART's right shift
                 (the language code wraps to the front).
             decoder_input_ids (`torch.LongTensor` of shape `(batch_size, tokens)`, *optional*): instead of labels.
+            hand_features (`torch.FloatTensor` of shape `(batch_size, frames, hand_dim)`, *optional*), hand_mask:
+                hand targets; used only when `config.translation_hand_loss_weight > 0` (not in the reference).
 
         Returns:
-            [`~transformers.modeling_outputs.Seq2SeqLMOutput`] with the label-smoothed loss when labels are given.
+            [`~transformers.modeling_outputs.Seq2SeqLMOutput`] with the label-smoothed loss when labels are given (plus
+            the weighted hand term when it is switched on).
         """
         video_attention_mask = self._check_video_inputs(pixel_values_videos, video_attention_mask)
         if labels is None and decoder_input_ids is None:
@@ -1057,6 +1062,11 @@ class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossModelWithE
         if labels is not None:
             loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
                                    label_smoothing=self.config.label_smoothing)
+            if hand_features is not None and self.config.translation_hand_loss_weight > 0:
+                _check_hand_inputs(hand_features, hand_mask, video_attention_mask, self.config.hand_dim)
+                frame_mask = video_attention_mask if hand_mask is None else video_attention_mask * hand_mask.long()
+                loss = loss + self.config.translation_hand_loss_weight * masked_l2_loss(
+                    encoder_output.hand_predictions, hand_features.to(encoder_output.hand_predictions.dtype), frame_mask)
         return Seq2SeqLMOutput(loss=loss, logits=outputs.logits, encoder_last_hidden_state=encoder_output.last_hidden_state)
 
     @torch.inference_mode()

@@ -200,6 +200,9 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
     def to_dict(self) -> dict:
         output = super().to_dict()
         output["image_mean"], output["image_std"] = list(self.image_mean), list(self.image_std)
+        # The base class leaves None values out, which would bring back the defaults (256 / 224) on loading.
+        for name in ("target_fps", "resize_size", "crop_size"):
+            output[name] = getattr(self, name)
         return output
 
     def __call__(self, videos, **kwargs) -> BatchFeature:

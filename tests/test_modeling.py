@@ -406,3 +406,18 @@ def test_reference_compat_uses_dinov2_legacy_position_interpolation():
         corrected.load_state_dict(model.state_dict())
         torch.testing.assert_close(corrected.embed_frames(frames), embeddings(frames))  # HF's rule
         assert not torch.allclose(corrected.embed_frames(frames), model.embed_frames(frames))
+
+
+def test_translation_hand_loss_is_optional(videos):
+    pixels, mask = videos
+    labels = torch.tensor([[5, 6, 7, 2, 3], [8, 9, 2, 3, -100]])
+    hands = torch.randn(2, 7, 6)
+    plain = BeyondGlossForSignTranslation(tiny_config()).eval()
+    with_hands = BeyondGlossForSignTranslation(tiny_config(translation_hand_loss_weight=0.5)).eval()
+    with_hands.load_state_dict(plain.state_dict())
+    reference = plain(pixels, mask, labels=labels)
+    torch.testing.assert_close(plain(pixels, mask, labels=labels, hand_features=hands).loss, reference.loss)
+    out = with_hands(pixels, mask, labels=labels, hand_features=hands)
+    encoder = with_hands.sign_encoder(pixels, mask)
+    hand = ((encoder.hand_predictions - hands) ** 2).sum(-1)[mask.bool()].sum() / (mask.sum() * 6)
+    torch.testing.assert_close(out.loss, reference.loss + 0.5 * hand)

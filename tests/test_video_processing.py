@@ -198,3 +198,15 @@ def test_frames_of_different_sizes_need_a_resize(frames):
         processor([frames, make_frames(2, 16, 16)])
     with pytest.raises(ValueError, match="crop_size=28 is larger than the 20x24 frames"):
         BeyondGlossVideoProcessor(resize_size=None, crop_size=28)(frames)
+
+
+def test_none_sizes_survive_save_and_load(tmp_path):
+    # A processor that keeps the frames' own size (the SynthSign demo's) must not come back resizing to 256 / 224.
+    from beyondgloss import BeyondGlossVideoProcessor
+
+    processor = BeyondGlossVideoProcessor(resize_size=None, crop_size=None, augment=False)
+    processor.save_pretrained(tmp_path)
+    loaded = BeyondGlossVideoProcessor.from_pretrained(tmp_path)
+    assert (loaded.resize_size, loaded.crop_size, loaded.target_fps) == (None, None, None)
+    frames = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    assert loaded([frames])["pixel_values_videos"].shape == (1, 3, 3, 32, 32)

@@ -48,7 +48,9 @@ class DemoArguments:
     pretraining_steps: int = field(default=300, metadata={"help": "Stage-1 optimizer steps (0 skips stage 1)."})
     translation_steps: int = field(default=900, metadata={"help": "Stage-2 optimizer steps."})
     batch_size: int = field(default=32, metadata={"help": "Videos per step in both stages."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate of both stages."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate of both stages."})
+    translation_hand_loss: float = field(default=0.3, metadata={
+        "help": "Weight of the hand-distillation term during translation (0 is the paper's stage 2)."})
     description_loss: bool = field(default=True, metadata={"help": "Use the description term in stage 1."})
     hand_loss: bool = field(default=True, metadata={"help": "Use the hand-distillation term in stage 1."})
     num_beams: int = field(default=5, metadata={"help": "Beams for the test translations."})
@@ -290,7 +292,8 @@ def run_demo(args: DemoArguments) -> dict:
     tokenizer = train_sign_tokenizer(data["train"]["text"], language=SYNTHSIGN_LANGUAGE_CODE)
     video_processor = BeyondGlossVideoProcessor(resize_size=None, crop_size=None, augment=False)
     processor = BeyondGlossProcessor(video_processor, tokenizer, target_language=SYNTHSIGN_LANGUAGE_CODE)
-    config = demo_config(len(tokenizer), processor.language_code_id, SYNTHSIGN_HAND_DIM, description_dim, image_size)
+    config = demo_config(len(tokenizer), processor.language_code_id, SYNTHSIGN_HAND_DIM, description_dim, image_size,
+                         translation_hand_loss_weight=args.translation_hand_loss)
 
     if args.ablation:
         return _run_ablation(args, data, frames, processor, config, out, started)
