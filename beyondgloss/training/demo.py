@@ -49,7 +49,7 @@ class DemoArguments:
     translation_steps: int = field(default=900, metadata={"help": "Stage-2 optimizer steps."})
     batch_size: int = field(default=32, metadata={"help": "Videos per step in both stages."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate of both stages."})
-    translation_hand_loss: float = field(default=0.3, metadata={
+    translation_hand_loss: float = field(default=3.0, metadata={
         "help": "Weight of the hand-distillation term during translation (0 is the paper's stage 2)."})
     description_loss: bool = field(default=True, metadata={"help": "Use the description term in stage 1."})
     hand_loss: bool = field(default=True, metadata={"help": "Use the hand-distillation term in stage 1."})
