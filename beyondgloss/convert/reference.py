@@ -120,9 +120,8 @@ def load_reference_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise ReferenceCheckpointError(
             f"{path}: torch.load(weights_only=True) refuses this checkpoint because it holds Python objects "
             f"beyond tensors and plain containers ({reason}). beyondgloss never unpickles arbitrary objects. "
-            "If you trust the file, extract its weights once in a trusted environment, e.g. "
-            f"python -c \"import torch; torch.save({{'state_dict': torch.load('{path}', weights_only=False)"
-            f"['state_dict']}}, '{path.with_suffix('.weights.ckpt')}')\", and convert the extracted file."
+            "If you trust the file, re-save only its 'state_dict' (a dict of tensors) with torch.save in an "
+            "environment you trust, and convert that file."
         ) from error
     except (RuntimeError, EOFError, OSError) as error:
         raise ReferenceCheckpointError(f"{path}: not a readable torch checkpoint ({error}).") from error

@@ -235,7 +235,7 @@ def _plot_losses(log: dict, path: Path) -> None:
     axes[0].set(title="Stage 1: contrastive pre-training", xlabel="step", ylabel="loss")
     translation = [entry for entry in log.get("translation", []) if "loss" in entry]
     axes[1].plot([entry["step"] for entry in translation], [entry["loss"] for entry in translation], label="loss")
-    axes[1].set(title="Stage 2: translation (label-smoothed CE)", xlabel="step", ylabel="loss")
+    axes[1].set(title="Stage 2: translation (label-smoothed CE + hand term)", xlabel="step", ylabel="loss")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
