@@ -785,8 +785,7 @@ class _BackboneLoadingMixin:
         return model
 
     def load_backbone_weights(self, vision_state: dict, text_state: dict) -> None:
-        encoder = self.sign_encoder if hasattr(self, "sign_encoder") else self
-        missing, unexpected = encoder.vision.load_state_dict(vision_state, strict=False)
+        missing, unexpected = self.sign_encoder.vision.load_state_dict(vision_state, strict=False)
         if missing or unexpected:
             raise ValueError(f"DINOv2 weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
         if hasattr(self, "mbart"):
@@ -794,11 +793,6 @@ class _BackboneLoadingMixin:
         if hasattr(self, "text_encoder"):
             encoder_state = {k[len("model.encoder."):]: v for k, v in text_state.items() if k.startswith("model.encoder.")}
             self.text_encoder.load_state_dict(encoder_state, strict=False)
-
-
-class BeyondGlossModelWithEncoder(BeyondGlossPreTrainedModel):
-    def get_encoder_output(self, pixel_values_videos, video_attention_mask) -> BeyondGlossModelOutput:
-        return self.sign_encoder(pixel_values_videos, video_attention_mask)
 
 
 def _check_hand_inputs(hand_features, hand_mask, video_attention_mask, hand_dim):
@@ -812,7 +806,7 @@ def _check_hand_inputs(hand_features, hand_mask, video_attention_mask, hand_dim)
         raise ValueError(f"hand_mask must have shape (batch, frames) = ({batch}, {frames}); got {tuple(hand_mask.shape)}.")
 
 
-class BeyondGlossForContrastivePretraining(_BackboneLoadingMixin, BeyondGlossModelWithEncoder):
+class BeyondGlossForContrastivePretraining(_BackboneLoadingMixin, BeyondGlossPreTrainedModel):
     r"""
     Stage 1 of BeyondGloss: the sign video encoder feeds an mBART encoder with LoRA (the image side); its pooled
     output is aligned CLIP-style with a frozen mBART encoder's pooled embedding of the target sentence, the pooled
@@ -957,7 +951,7 @@ class BeyondGlossForContrastivePretraining(_BackboneLoadingMixin, BeyondGlossMod
         )
 
 
-class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossModelWithEncoder):
+class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossPreTrainedModel):
     r"""
     Stage 2 of BeyondGloss: the sign video encoder feeds `inputs_embeds` to a frozen mBART encoder-decoder with LoRA
     on every q_proj/v_proj; trained with label-smoothed cross-entropy (computed here), decoded by beam search.
