@@ -42,6 +42,7 @@ __all__ = ["main", "MEASUREMENTS", "build_config", "count_frame_encoder_flops", 
 
 MEASUREMENTS = ("matmul_peak", "pretrain_step", "reference_pretrain_step", "translation", "encoder_inference",
                 "long_video")
+PAIRED = ("pretrain_step", "reference_pretrain_step")  # compared with each other, so alternated under --rounds
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -62,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32",
                         help="fp32, or bf16/fp16 autocast (meant for GPUs; bf16 is slow on most CPUs)")
     parser.add_argument("--steps", type=int, default=3, help="timed repetitions per measurement (median)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the two pre-training steps this many times, alternating, so that both see the same "
+                             "machine load; medians are over every round (default 1)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
     parser.add_argument("--quick", action="store_true", help="tiny random configs: finishes in seconds (CI)")
     parser.add_argument("--skip-reference", action="store_true", help="do not run the reference pre-training step")
@@ -355,6 +359,16 @@ def _machine(args) -> dict:
     }
 
 
+def _merge_rounds(runs: list[dict]) -> dict:
+    """One measurement's result over `--rounds` runs: every timed step pooled, the largest peak memory."""
+    failed = [run for run in runs if "error" in run]
+    if failed or len(runs) == 1:
+        return (failed or runs)[0]
+    times = [t for run in runs for t in run["times_s"]]
+    return {**runs[-1], "median_s": round(statistics.median(times), 3), "best_s": min(times), "times_s": times,
+            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs), "rounds": len(runs)}
+
+
 def _derived(results: dict) -> dict:
     derived = {}
     ours, reference = results.get("pretrain_step", {}), results.get("reference_pretrain_step", {})
@@ -369,7 +383,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     for name in ("batch", "frames", "target_tokens", "translation_frames", "beams", "new_tokens", "long_frames",
-                 "vocab_size", "steps"):
+                 "vocab_size", "steps", "rounds"):
         if getattr(args, name) < 1:
             _parser().error(f"--{name.replace('_', '-')}={getattr(args, name)} must be a positive integer.")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -392,9 +406,18 @@ def main(argv=None) -> int:
     if not args.quick:
         results["settings"]["note"] = (f"full-size default config (ViT-S/14 at 224 px, mBART-large shapes) with "
                                        f"the mBART vocabulary trimmed to {args.vocab_size}; random weights")
-    for name in selected:
-        results[name] = _spawn(name, child_argv)
+    rounds = {name: [] for name in selected}
+    for round_index in range(args.rounds):
+        for name in selected:
+            if round_index == 0 or name in PAIRED:
+                rounds[name].append(_spawn(name, child_argv))
+    results.update({name: _merge_rounds(runs) for name, runs in rounds.items()})
     results["derived"] = _derived(results)
+    if all(name in selected for name in PAIRED) and args.rounds > 1:
+        results["derived"]["pretrain_speedup_per_round"] = [
+            round(reference["median_s"] / ours["median_s"], 3)
+            for ours, reference in zip(*(rounds[name] for name in PAIRED))
+            if "median_s" in ours and "median_s" in reference]
     if "encoder_inference" in results and "fraction_of_matmul_peak" in results["encoder_inference"]:
         results["derived"]["frame_encoder_fraction_of_matmul_peak"] = results["encoder_inference"]["fraction_of_matmul_peak"]
     results["wall_time_s"] = round(time.perf_counter() - start, 1)

@@ -8,6 +8,7 @@ that loads with `trust_remote_code=True` where beyondgloss is not installed.
 import copy
 import hashlib
 import math
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -182,7 +183,33 @@ class BeyondGlossVisionLoRA(nn.Module):
         self.fc2_B = nn.Parameter(torch.zeros(hidden_size, rank))
 
     def low_rank(self, hidden_states, name: str):
-        return F.linear(self.dropout(hidden_states), getattr(self, f"{name}_A")) * self.scaling
+        """`scaling * A(dropout(x))`; in training the dropout mask comes from [`dropout_keep_mask`] and its
+        `1 / keep_probability` is folded into the scaling of the rank-r output instead of a pass over `x`."""
+        weight = getattr(self, f"{name}_A")
+        if not (self.training and self.dropout.p > 0):
+            return F.linear(hidden_states, weight) * self.scaling
+        keep, keep_probability = dropout_keep_mask(hidden_states, self.dropout.p)
+        return F.linear(torch.where(keep, hidden_states, 0.0), weight) * (self.scaling / keep_probability)
+
+
+def dropout_keep_mask(reference: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+    r"""A Bernoulli keep mask shaped like `reference` that drops each entry with probability `p`, and its keep
+    probability.
+
+    On the CPU, `torch.bernoulli_` costs about 12 ns per entry; the DINOv2 LoRA dropout of one pre-training step
+    (B=2 x T=32 frames) masks 88 M entries. Here every 64-bit draw of torch's generator gives three 16-bit
+    uniform integers (its top 16 bits hold the always-zero sign bit and are skipped), about 3x fewer generator
+    calls: `p` is rounded to a multiple of 2^-16 (0.1 -> 0.1000061) and the returned keep probability is the exact
+    one of the mask, so the dropout stays unbiased. Other devices draw `torch.rand >= p`."""
+    if reference.device.type != "cpu":
+        return torch.rand(reference.shape, device=reference.device) >= p, 1.0 - p
+    dropped = min(round(p * 65536), 65535)
+    numel = reference.numel()
+    draws = torch.empty((numel + 2) // 3, dtype=torch.int64).random_()
+    lanes = draws.view(torch.int16).view(-1, 4)
+    lanes = lanes[:, :3] if sys.byteorder == "little" else lanes[:, 1:]
+    keep = lanes.reshape(-1)[:numel].view(reference.shape) >= dropped - 32768
+    return keep, 1.0 - dropped / 65536
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -588,13 +615,18 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
 
     # ---- frame encoder -------------------------------------------------------------------------------------
 
-    def _vision_block(self, index: int, hidden_states: torch.Tensor, cls_only: bool) -> torch.Tensor:
-        """One DINOv2 block with the reference LoRA; with `cls_only` only the CLS row of the output is computed
-        (its keys and values still come from every token).
+    def _block_weights(self, index: int) -> dict:
+        """The GEMM operands of DINOv2 block `index`, prepared once per `_encode_frames` call and shared by its
+        chunks: `{"qkv", "out", "fc1", "fc2": (weight, bias), "lora": module or None, "layer_scale": (l1, l2) or
+        None}`.
 
-        q, k and v come out of one GEMM over concatenated weights (k and v only under `cls_only`): one pass over
-        the tokens instead of three, here and in the backward. When the LoRA needs neither gradients nor dropout
-        (inference), it is folded into the frozen weights, `W + scaling * B A`, which is the same linear map."""
+        - q, k and v are concatenated into one weight, so that one GEMM makes all three (its k/v rows alone under
+          `cls_only`): one pass over the tokens instead of three, here and in the backward.
+        - When the block's LoRA needs neither gradients nor dropout (inference), it is folded into the frozen
+          weights, `W + scaling * B A`, the same linear map.
+        - Without an unfolded LoRA, LayerScale is folded into the output and fc2 weights, `diag(l) (W x + b) =
+          (diag(l) W) x + l b`: two elementwise passes over the activations fewer (still differentiable when the
+          ViT trains in full)."""
         layer = self.vision.encoder.layer[index]
         attention, mlp = layer.attention, layer.mlp
         lora = self.vision_lora[str(index)] if str(index) in self.vision_lora else None
@@ -607,20 +639,38 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
                 update = getattr(lora, f"{name}_B") @ getattr(lora, f"{a_name}_A")
                 weights[name] = (weight + lora.scaling * update.to(weight.dtype), bias)
             lora = None
+        layer_scale = (layer.layer_scale1.lambda1, layer.layer_scale2.lambda1)
+        if lora is None:
+            for name, scale in zip(("out", "fc2"), layer_scale):
+                weight, bias = weights[name]
+                weights[name] = (weight * scale[:, None], bias * scale)
+            layer_scale = None
+        weights["qkv"] = tuple(torch.cat([weights[p][i] for p in ("q", "k", "v")]) for i in range(2))
+        return {"qkv": weights["qkv"], "out": weights["out"], "fc1": weights["fc1"], "fc2": weights["fc2"],
+                "lora": lora, "layer_scale": layer_scale}
 
+    def _vision_block(self, index: int, hidden_states: torch.Tensor, cls_only: bool, weights: dict) -> torch.Tensor:
+        """One DINOv2 block with the reference LoRA, on the operands of [`_block_weights`]; with `cls_only` only
+        the CLS row of the output is computed (its keys and values still come from every token). Without autograd
+        the residual sums are made in place."""
+        layer = self.vision.encoder.layer[index]
+        lora, layer_scale = weights["lora"], weights["layer_scale"]
+        in_place = not torch.is_grad_enabled()
+        qkv_weight, qkv_bias = weights["qkv"]
         normed = layer.norm1(hidden_states)
         batch, tokens, width = normed.shape
-        projected = ("k", "v") if cls_only else ("q", "k", "v")
-        fused = F.linear(normed, torch.cat([weights[p][0] for p in projected]), torch.cat([weights[p][1] for p in projected]))
-        states = dict(zip(projected, fused.split(width, dim=-1)))
-        if cls_only:
-            states["q"] = F.linear(normed[:, :1], *weights["q"])
+        if cls_only:  # the rows of k and v are a contiguous slice of the fused weight
+            fused = F.linear(normed, qkv_weight[width:], qkv_bias[width:])
+            states = dict(zip(("k", "v"), fused.split(width, dim=-1)))
+            states["q"] = F.linear(normed[:, :1], qkv_weight[:width], qkv_bias[:width])
+        else:
+            states = dict(zip(("q", "k", "v"), F.linear(normed, qkv_weight, qkv_bias).split(width, dim=-1)))
         if lora is not None:
             shared = lora.low_rank(normed, "qkv")  # one A (and one dropout mask) for q, k and v
             states["q"] = states["q"] + F.linear(shared[:, :1] if cls_only else shared, lora.q_B)
             states["k"] = states["k"] + F.linear(shared, lora.k_B)
             states["v"] = states["v"] + F.linear(shared, lora.v_B)
-        heads = attention.num_attention_heads
+        heads = layer.attention.num_attention_heads
 
         def split(states):
             return states.reshape(batch, -1, heads, width // heads).transpose(1, 2)
@@ -630,18 +680,24 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         output = F.linear(attended, *weights["out"])
         if lora is not None:
             output = output + F.linear(lora.low_rank(attended, "out"), lora.out_B)
+        if layer_scale is not None:
+            output = output * layer_scale[0]
         residual = hidden_states[:, :1] if cls_only else hidden_states
-        hidden_states = residual + layer.drop_path(layer.layer_scale1(output))
+        output = layer.drop_path(output)
+        hidden_states = output.add_(residual) if in_place else residual + output
 
         normed = layer.norm2(hidden_states)
         inner = F.linear(normed, *weights["fc1"])
         if lora is not None:
             inner = inner + F.linear(lora.low_rank(normed, "fc1"), lora.fc1_B)
-        inner = mlp.activation_fn(inner)
+        inner = layer.mlp.activation_fn(inner)
         output = F.linear(inner, *weights["fc2"])
         if lora is not None:
             output = output + F.linear(lora.low_rank(inner, "fc2"), lora.fc2_B)
-        return hidden_states + layer.drop_path(layer.layer_scale2(output))
+        if layer_scale is not None:
+            output = output * layer_scale[1]
+        output = layer.drop_path(output)
+        return output.add_(hidden_states) if in_place else hidden_states + output
 
     def _first_trainable_block(self) -> int:
         """Blocks below this index (and the embeddings) have no trainable weight and run without autograd."""
@@ -666,14 +722,19 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
     def _encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         depth = self.config.vision_config.num_hidden_layers
         first_trainable = self._first_trainable_block()
+        split = min(first_trainable, depth - 1)
+        prefix_grad = torch.is_grad_enabled() and first_trainable == 0
+        with torch.set_grad_enabled(prefix_grad):
+            prefix = [self._block_weights(index) for index in range(split)]
+        top = [self._block_weights(index) for index in range(split, depth)]
         outputs = []
         for chunk in frames.split(self.config.frame_chunk_size):
-            with torch.set_grad_enabled(torch.is_grad_enabled() and first_trainable == 0):
+            with torch.set_grad_enabled(prefix_grad):
                 hidden_states = self.embed_frames(chunk)
-                for index in range(min(first_trainable, depth - 1)):
-                    hidden_states = self._vision_block(index, hidden_states, cls_only=False)
-            for index in range(min(first_trainable, depth - 1), depth):
-                hidden_states = self._vision_block(index, hidden_states, cls_only=index == depth - 1)
+                for index, weights in enumerate(prefix):
+                    hidden_states = self._vision_block(index, hidden_states, False, weights)
+            for index, weights in enumerate(top, start=split):
+                hidden_states = self._vision_block(index, hidden_states, index == depth - 1, weights)
             outputs.append(self.vision.layernorm(hidden_states[:, 0]))
         return torch.cat(outputs)
 

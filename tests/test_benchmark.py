@@ -62,3 +62,23 @@ def test_bad_arguments_are_refused_with_the_reason(argv, message, capsys):
     with pytest.raises(SystemExit):
         main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_rounds_alternate_the_pretraining_pair_and_pool_their_steps(capsys, monkeypatch):
+    from beyondgloss import benchmark
+
+    order = []
+
+    def fake_spawn(name, argv):
+        order.append(name)
+        seconds = {"pretrain_step": 1.0, "reference_pretrain_step": 2.0}.get(name, 0.5) * len(order)
+        return {"median_s": seconds, "best_s": seconds, "times_s": [seconds], "peak_rss_mb": 10.0 * len(order)}
+
+    monkeypatch.setattr(benchmark, "_spawn", fake_spawn)
+    assert main(["--rounds", "2", "--only", "pretrain_step", "reference_pretrain_step", "translation"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert order == ["pretrain_step", "reference_pretrain_step", "translation", "pretrain_step",
+                     "reference_pretrain_step"]
+    assert results["pretrain_step"]["times_s"] == [1.0, 4.0] and results["pretrain_step"]["median_s"] == 2.5
+    assert results["reference_pretrain_step"]["peak_rss_mb"] == 50.0 and results["translation"]["times_s"] == [1.5]
+    assert results["derived"]["pretrain_speedup_per_round"] == [4.0, 2.5]
