@@ -11,9 +11,11 @@ import math
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 from transformers import Dinov2Model, GenerationConfig, MBartForConditionalGeneration, PreTrainedModel
 from transformers import initialization as init
@@ -461,7 +463,7 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
     base_model_prefix = "sign_encoder"
     main_input_name = "pixel_values_videos"
     input_modalities = ("video", "text")
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
     # forward takes **kwargs but returns per-batch mean losses: Trainer must scale for gradient accumulation itself.
     accepts_loss_kwargs = False
     _supports_sdpa = True
@@ -607,6 +609,9 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         self.description_proj = nn.Linear(config.frame_dim, config.description_dim)
         self.description_down = nn.Linear(config.description_dim, config.frame_dim)
         self.head_dropout = nn.Dropout(config.head_dropout)
+        # `activation_checkpointing_enable()` (or `TrainingArguments(gradient_checkpointing=True)`) sets this: the
+        # trainable top of DINOv2 then keeps only each chunk's input for the backward and recomputes the rest.
+        self.gradient_checkpointing = False
         self.set_trainable()
         self.post_init()
 
@@ -649,22 +654,38 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         return {"qkv": weights["qkv"], "out": weights["out"], "fc1": weights["fc1"], "fc2": weights["fc2"],
                 "lora": lora, "layer_scale": layer_scale}
 
-    def _vision_block(self, index: int, hidden_states: torch.Tensor, cls_only: bool, weights: dict) -> torch.Tensor:
+    def _vision_block(self, index: int, hidden_states: torch.Tensor, cls_only: bool, weights: dict,
+                      workspace: dict | None = None) -> torch.Tensor:
         """One DINOv2 block with the reference LoRA, on the operands of [`_block_weights`]; with `cls_only` only
-        the CLS row of the output is computed (its keys and values still come from every token). Without autograd
-        the residual sums are made in place."""
+        the CLS row of the output is computed (its keys and values still come from every token).
+
+        Without autograd the residual sums and GELU are made in place, and the two widest outputs (q/k/v and fc1)
+        go into `workspace` buffers that every block and chunk of one call reuses: on the CPU a fresh 20-25 MB
+        tensor costs a page fault per 4 KB page at its first write, which took more time than GELU itself."""
         layer = self.vision.encoder.layer[index]
         lora, layer_scale = weights["lora"], weights["layer_scale"]
         in_place = not torch.is_grad_enabled()
+        buffered = in_place and workspace is not None and not torch.is_autocast_enabled(hidden_states.device.type)
+
+        def linear(states, weight, bias, buffer=None):
+            if not (buffered and buffer):
+                return F.linear(states, weight, bias)
+            rows, size = states.shape[:-1], states.shape[:-1].numel() * weight.shape[0]
+            store = workspace.get(buffer)
+            if store is None or store.numel() < size or store.dtype != states.dtype:
+                store = workspace[buffer] = states.new_empty(size)
+            out = store[:size].view(-1, weight.shape[0])
+            return torch.addmm(bias, states.reshape(-1, states.shape[-1]), weight.t(), out=out).view(*rows, -1)
+
         qkv_weight, qkv_bias = weights["qkv"]
         normed = layer.norm1(hidden_states)
         batch, tokens, width = normed.shape
         if cls_only:  # the rows of k and v are a contiguous slice of the fused weight
-            fused = F.linear(normed, qkv_weight[width:], qkv_bias[width:])
+            fused = linear(normed, qkv_weight[width:], qkv_bias[width:], "qkv")
             states = dict(zip(("k", "v"), fused.split(width, dim=-1)))
             states["q"] = F.linear(normed[:, :1], qkv_weight[:width], qkv_bias[:width])
         else:
-            states = dict(zip(("q", "k", "v"), F.linear(normed, qkv_weight, qkv_bias).split(width, dim=-1)))
+            states = dict(zip(("q", "k", "v"), linear(normed, qkv_weight, qkv_bias, "qkv").split(width, dim=-1)))
         if lora is not None:
             shared = lora.low_rank(normed, "qkv")  # one A (and one dropout mask) for q, k and v
             states["q"] = states["q"] + F.linear(shared[:, :1] if cls_only else shared, lora.q_B)
@@ -687,10 +708,13 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         hidden_states = output.add_(residual) if in_place else residual + output
 
         normed = layer.norm2(hidden_states)
-        inner = F.linear(normed, *weights["fc1"])
+        inner = linear(normed, *weights["fc1"], "fc1")
         if lora is not None:
             inner = inner + F.linear(lora.low_rank(normed, "fc1"), lora.fc1_B)
-        inner = layer.mlp.activation_fn(inner)
+        if in_place and self.config.vision_config.hidden_act == "gelu":
+            inner = torch.ops.aten.gelu_(inner)
+        else:
+            inner = layer.mlp.activation_fn(inner)
         output = F.linear(inner, *weights["fc2"])
         if lora is not None:
             output = output + F.linear(lora.low_rank(inner, "fc2"), lora.fc2_B)
@@ -727,15 +751,24 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         with torch.set_grad_enabled(prefix_grad):
             prefix = [self._block_weights(index) for index in range(split)]
         top = [self._block_weights(index) for index in range(split, depth)]
-        outputs = []
+
+        def encode_top(hidden_states):
+            for index, weights in enumerate(top, start=split):
+                hidden_states = self._vision_block(index, hidden_states, index == depth - 1, weights, workspace)
+            return self.vision.layernorm(hidden_states[:, 0])
+
+        checkpointed = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        checkpoint = getattr(self, "_gradient_checkpointing_func", None) or partial(
+            torch.utils.checkpoint.checkpoint, use_reentrant=False)
+        outputs, workspace = [], {}
         for chunk in frames.split(self.config.frame_chunk_size):
             with torch.set_grad_enabled(prefix_grad):
                 hidden_states = self.embed_frames(chunk)
                 for index, weights in enumerate(prefix):
-                    hidden_states = self._vision_block(index, hidden_states, False, weights)
-            for index, weights in enumerate(top, start=split):
-                hidden_states = self._vision_block(index, hidden_states, index == depth - 1, weights)
-            outputs.append(self.vision.layernorm(hidden_states[:, 0]))
+                    hidden_states = self._vision_block(index, hidden_states, False, weights, workspace)
+            # Checkpointing keeps the chunk's input and recomputes the top blocks (same dropout masks: the RNG
+            # state is restored) in the backward, so training memory no longer grows with the frames' activations.
+            outputs.append(checkpoint(encode_top, hidden_states) if checkpointed else encode_top(hidden_states))
         return torch.cat(outputs)
 
     def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:

@@ -299,3 +299,40 @@ def test_lora_dropout_mask_drops_with_its_probability_and_stays_unbiased(p):
     lora.train()
     average = torch.stack([lora.low_rank(states, "qkv") for _ in range(4000)]).mean(0)
     torch.testing.assert_close(average, exact, atol=0.1 * exact.abs().max().item(), rtol=0)
+
+
+def _saved_bytes_and_gradients(model, pixels, mask):
+    """Bytes autograd keeps for the backward during the forward, and the gradients after it."""
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    torch.manual_seed(3)  # the LoRA dropout masks
+    model.zero_grad(set_to_none=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        output = model(pixels, mask)
+    _loss(output).backward()
+    return sum(saved), output, _gradients(model)
+
+
+def test_activation_checkpointing_recomputes_the_same_values_and_keeps_less():
+    """With `activation_checkpointing_enable()` the trainable DINOv2 blocks keep only each chunk's input and are
+    recomputed in the backward with the same dropout masks: outputs and gradients equal (rtol 1e-6), and autograd
+    keeps less than half the bytes (28 px frames: 5 tokens of width 32)."""
+    model = _model(_config(vision_lora_dropout=0.1))
+    pixels, mask = _videos()
+    plain_bytes, plain, plain_grads = _saved_bytes_and_gradients(model, pixels, mask)
+    model.activation_checkpointing_enable()
+    assert model.gradient_checkpointing
+    checkpointed_bytes, checkpointed, checkpointed_grads = _saved_bytes_and_gradients(model, pixels, mask)
+    for key in OUTPUT_KEYS:
+        torch.testing.assert_close(checkpointed[key], plain[key], rtol=1e-6, atol=1e-7)
+    assert set(checkpointed_grads) == set(plain_grads)
+    for name, gradient in plain_grads.items():
+        torch.testing.assert_close(checkpointed_grads[name], gradient, rtol=1e-6, atol=1e-7, msg=name)
+    # The chunk inputs checkpointing keeps are held by the checkpoint, outside the hooks: count them here.
+    frames, tokens, width = int(mask.sum()), 5, model.config.vision_config.hidden_size
+    kept_inputs = frames * tokens * width * 4
+    assert checkpointed_bytes + kept_inputs < plain_bytes / 2, (checkpointed_bytes, kept_inputs, plain_bytes)
