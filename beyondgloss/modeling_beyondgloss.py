@@ -173,6 +173,7 @@ class BeyondGlossVisionLoRA(nn.Module):
         super().__init__()
         self.scaling = alpha / rank
         self.dropout = nn.Dropout(dropout)
+        self._scratch = {}  # the dropout's random draws, reused (not state: nothing is saved)
         self.qkv_A = nn.Parameter(torch.empty(rank, hidden_size))
         self.q_B = nn.Parameter(torch.zeros(hidden_size, rank))
         self.k_B = nn.Parameter(torch.zeros(hidden_size, rank))
@@ -190,11 +191,11 @@ class BeyondGlossVisionLoRA(nn.Module):
         weight = getattr(self, f"{name}_A")
         if not (self.training and self.dropout.p > 0):
             return F.linear(hidden_states, weight) * self.scaling
-        keep, keep_probability = dropout_keep_mask(hidden_states, self.dropout.p)
+        keep, keep_probability = dropout_keep_mask(hidden_states, self.dropout.p, self._scratch)
         return F.linear(torch.where(keep, hidden_states, 0.0), weight) * (self.scaling / keep_probability)
 
 
-def dropout_keep_mask(reference: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+def dropout_keep_mask(reference: torch.Tensor, p: float, scratch: dict | None = None) -> tuple[torch.Tensor, float]:
     r"""A Bernoulli keep mask shaped like `reference` that drops each entry with probability `p`, and its keep
     probability.
 
@@ -202,15 +203,21 @@ def dropout_keep_mask(reference: torch.Tensor, p: float) -> tuple[torch.Tensor, 
     (B=2 x T=32 frames) masks 88 M entries. Here every 64-bit draw of torch's generator gives three 16-bit
     uniform integers (its top 16 bits hold the always-zero sign bit and are skipped), about 3x fewer generator
     calls: `p` is rounded to a multiple of 2^-16 (0.1 -> 0.1000061) and the returned keep probability is the exact
-    one of the mask, so the dropout stays unbiased. Other devices draw `torch.rand >= p`."""
+    one of the mask, so the dropout stays unbiased. The draws go into `scratch["draws"]` when given, a buffer
+    reused from call to call (a fresh one pays a page fault per 4 KB). Other devices draw `torch.rand >= p`."""
     if reference.device.type != "cpu":
         return torch.rand(reference.shape, device=reference.device) >= p, 1.0 - p
     dropped = min(round(p * 65536), 65535)
     numel = reference.numel()
-    draws = torch.empty((numel + 2) // 3, dtype=torch.int64).random_()
-    lanes = draws.view(torch.int16).view(-1, 4)
+    count = (numel + 2) // 3
+    draws = None if scratch is None else scratch.get("draws")
+    if draws is None or draws.numel() < count:
+        draws = torch.empty(count, dtype=torch.int64)
+        if scratch is not None:
+            scratch["draws"] = draws
+    lanes = draws[:count].random_().view(torch.int16).view(-1, 4)
     lanes = lanes[:, :3] if sys.byteorder == "little" else lanes[:, 1:]
-    keep = lanes.reshape(-1)[:numel].view(reference.shape) >= dropped - 32768
+    keep = (lanes >= dropped - 32768).view(-1)[:numel].view(reference.shape)
     return keep, 1.0 - dropped / 65536
 
 
@@ -622,16 +629,17 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
 
     def _block_weights(self, index: int) -> dict:
         """The GEMM operands of DINOv2 block `index`, prepared once per `_encode_frames` call and shared by its
-        chunks: `{"qkv", "out", "fc1", "fc2": (weight, bias), "lora": module or None, "layer_scale": (l1, l2) or
-        None}`.
+        chunks: `(weight, bias)` of "qkv", "out", "fc1" and "fc2", and the block's LoRA ("lora", or None) with its B
+        matrices ("lora_B").
 
-        - q, k and v are concatenated into one weight, so that one GEMM makes all three (its k/v rows alone under
-          `cls_only`): one pass over the tokens instead of three, here and in the backward.
-        - When the block's LoRA needs neither gradients nor dropout (inference), it is folded into the frozen
-          weights, `W + scaling * B A`, the same linear map.
-        - Without an unfolded LoRA, LayerScale is folded into the output and fc2 weights, `diag(l) (W x + b) =
-          (diag(l) W) x + l b`: two elementwise passes over the activations fewer (still differentiable when the
-          ViT trains in full)."""
+        - q, k and v are concatenated into one weight (and their LoRA B into one), so that one GEMM makes all
+          three, or k and v alone under `cls_only`: one pass over the tokens instead of three, here and in the
+          backward.
+        - When the LoRA needs neither gradients nor dropout (inference), it is folded into the frozen weights,
+          `W + scaling * B A`, the same linear map.
+        - LayerScale is folded into the output and fc2 weights, biases and LoRA B, `diag(l) (W x + b + B a) =
+          (diag(l) W) x + l b + (diag(l) B) a`: no elementwise pass over the activations (the products stay
+          differentiable for whatever trains)."""
         layer = self.vision.encoder.layer[index]
         attention, mlp = layer.attention, layer.mlp
         lora = self.vision_lora[str(index)] if str(index) in self.vision_lora else None
@@ -644,84 +652,87 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
                 update = getattr(lora, f"{name}_B") @ getattr(lora, f"{a_name}_A")
                 weights[name] = (weight + lora.scaling * update.to(weight.dtype), bias)
             lora = None
-        layer_scale = (layer.layer_scale1.lambda1, layer.layer_scale2.lambda1)
-        if lora is None:
-            for name, scale in zip(("out", "fc2"), layer_scale):
-                weight, bias = weights[name]
-                weights[name] = (weight * scale[:, None], bias * scale)
-            layer_scale = None
+        lora_B = None if lora is None else {
+            "qkv": torch.cat([lora.q_B, lora.k_B, lora.v_B]), "out": lora.out_B, "fc1": lora.fc1_B, "fc2": lora.fc2_B}
+        for name, scale in (("out", layer.layer_scale1.lambda1), ("fc2", layer.layer_scale2.lambda1)):
+            weight, bias = weights[name]
+            weights[name] = (weight * scale[:, None], bias * scale)
+            if lora_B is not None:
+                lora_B[name] = lora_B[name] * scale[:, None]
         weights["qkv"] = tuple(torch.cat([weights[p][i] for p in ("q", "k", "v")]) for i in range(2))
         return {"qkv": weights["qkv"], "out": weights["out"], "fc1": weights["fc1"], "fc2": weights["fc2"],
-                "lora": lora, "layer_scale": layer_scale}
+                "lora": lora, "lora_B": lora_B}
 
     def _vision_block(self, index: int, hidden_states: torch.Tensor, cls_only: bool, weights: dict,
                       workspace: dict | None = None) -> torch.Tensor:
         """One DINOv2 block with the reference LoRA, on the operands of [`_block_weights`]; with `cls_only` only
         the CLS row of the output is computed (its keys and values still come from every token).
 
-        Without autograd the residual sums and GELU are made in place, and the two widest outputs (q/k/v and fc1)
-        go into `workspace` buffers that every block and chunk of one call reuses: on the CPU a fresh 20-25 MB
-        tensor costs a page fault per 4 KB page at its first write, which took more time than GELU itself."""
+        Fresh large tensors are few: on the CPU a new 20-25 MB tensor costs a page fault per 4 KB page at its first
+        write, which took more time than GELU itself. So the LoRA term is accumulated into the output of the
+        frozen GEMM in place (`addmm_`), the residual sums are in place, and without autograd GELU is in place and
+        the two widest outputs (q/k/v and fc1) go into `workspace` buffers that every block and chunk of one call
+        reuses."""
         layer = self.vision.encoder.layer[index]
-        lora, layer_scale = weights["lora"], weights["layer_scale"]
-        in_place = not torch.is_grad_enabled()
-        buffered = in_place and workspace is not None and not torch.is_autocast_enabled(hidden_states.device.type)
+        lora, lora_B = weights["lora"], weights["lora_B"]
+        grad = torch.is_grad_enabled()
+        buffered = not grad and workspace is not None and not torch.is_autocast_enabled(hidden_states.device.type)
 
-        def linear(states, weight, bias, buffer=None):
-            if not (buffered and buffer):
-                return F.linear(states, weight, bias)
-            rows, size = states.shape[:-1], states.shape[:-1].numel() * weight.shape[0]
-            store = workspace.get(buffer)
-            if store is None or store.numel() < size or store.dtype != states.dtype:
-                store = workspace[buffer] = states.new_empty(size)
-            out = store[:size].view(-1, weight.shape[0])
-            return torch.addmm(bias, states.reshape(-1, states.shape[-1]), weight.t(), out=out).view(*rows, -1)
+        def project(states, weight, bias, name=None, low=None, low_weight=None):
+            """`states W^T + b (+ low B^T)` over the rows of `(..., features)` states, as a 2-D tensor."""
+            rows = states.reshape(-1, states.shape[-1])
+            if buffered and name:
+                size = rows.shape[0] * weight.shape[0]
+                store = workspace.get(name)
+                if store is None or store.numel() < size or store.dtype != rows.dtype:
+                    store = workspace[name] = rows.new_empty(size)
+                output = torch.addmm(bias, rows, weight.t(), out=store[:size].view(-1, weight.shape[0]))
+            else:
+                output = F.linear(rows, weight, bias)
+            if low is not None:  # the output of a GEMM is not saved for its backward: accumulate in place
+                output = output.addmm_(low.reshape(-1, low.shape[-1]), low_weight.t())
+            return output
+
+        def project_with_lora(states, weight, bias, name, buffer=None):
+            """The output, fc1 and fc2 projections, each with its own LoRA A."""
+            if lora is None:
+                return project(states, weight, bias, buffer)
+            return project(states, weight, bias, buffer, lora.low_rank(states, name), lora_B[name])
 
         qkv_weight, qkv_bias = weights["qkv"]
         normed = layer.norm1(hidden_states)
         batch, tokens, width = normed.shape
-        if cls_only:  # the rows of k and v are a contiguous slice of the fused weight
-            fused = linear(normed, qkv_weight[width:], qkv_bias[width:], "qkv")
-            states = dict(zip(("k", "v"), fused.split(width, dim=-1)))
-            states["q"] = F.linear(normed[:, :1], qkv_weight[:width], qkv_bias[:width])
+        shared = lora.low_rank(normed, "qkv") if lora is not None else None  # one A, one dropout mask for q, k, v
+        if cls_only:  # the rows of k and v (and of their LoRA B) are a contiguous slice of the fused weight
+            fused = project(normed, qkv_weight[width:], qkv_bias[width:], "qkv", shared,
+                            None if lora is None else lora_B["qkv"][width:])
+            key, value = fused.view(batch, tokens, 2 * width).split(width, dim=-1)
+            query = project(normed[:, :1], qkv_weight[:width], qkv_bias[:width], None,
+                            None if lora is None else shared[:, :1], None if lora is None else lora_B["qkv"][:width])
+            query = query.view(batch, 1, width)
         else:
-            states = dict(zip(("q", "k", "v"), linear(normed, qkv_weight, qkv_bias, "qkv").split(width, dim=-1)))
-        if lora is not None:
-            shared = lora.low_rank(normed, "qkv")  # one A (and one dropout mask) for q, k and v
-            states["q"] = states["q"] + F.linear(shared[:, :1] if cls_only else shared, lora.q_B)
-            states["k"] = states["k"] + F.linear(shared, lora.k_B)
-            states["v"] = states["v"] + F.linear(shared, lora.v_B)
+            fused = project(normed, qkv_weight, qkv_bias, "qkv", shared, None if lora is None else lora_B["qkv"])
+            query, key, value = fused.view(batch, tokens, 3 * width).split(width, dim=-1)
         heads = layer.attention.num_attention_heads
 
         def split(states):
             return states.reshape(batch, -1, heads, width // heads).transpose(1, 2)
 
-        attended = F.scaled_dot_product_attention(split(states["q"]), split(states["k"]), split(states["v"]))
+        attended = F.scaled_dot_product_attention(split(query), split(key), split(value))
         attended = attended.transpose(1, 2).reshape(batch, -1, width)
-        output = F.linear(attended, *weights["out"])
-        if lora is not None:
-            output = output + F.linear(lora.low_rank(attended, "out"), lora.out_B)
-        if layer_scale is not None:
-            output = output * layer_scale[0]
-        residual = hidden_states[:, :1] if cls_only else hidden_states
-        output = layer.drop_path(output)
-        hidden_states = output.add_(residual) if in_place else residual + output
+        output = project_with_lora(attended, *weights["out"], "out")
+        output = layer.drop_path(output.view(batch, -1, width))
+        hidden_states = output.add_(hidden_states[:, :1] if cls_only else hidden_states)
 
         normed = layer.norm2(hidden_states)
-        inner = linear(normed, *weights["fc1"], "fc1")
-        if lora is not None:
-            inner = inner + F.linear(lora.low_rank(normed, "fc1"), lora.fc1_B)
-        if in_place and self.config.vision_config.hidden_act == "gelu":
+        inner = project_with_lora(normed, *weights["fc1"], "fc1", buffer="fc1")
+        if not grad and self.config.vision_config.hidden_act == "gelu":
             inner = torch.ops.aten.gelu_(inner)
         else:
             inner = layer.mlp.activation_fn(inner)
-        output = F.linear(inner, *weights["fc2"])
-        if lora is not None:
-            output = output + F.linear(lora.low_rank(inner, "fc2"), lora.fc2_B)
-        if layer_scale is not None:
-            output = output * layer_scale[1]
-        output = layer.drop_path(output)
-        return output.add_(hidden_states) if in_place else hidden_states + output
+        output = project_with_lora(inner, *weights["fc2"], "fc2")
+        output = layer.drop_path(output.view(batch, -1, width))
+        return output.add_(hidden_states)
 
     def _first_trainable_block(self) -> int:
         """Blocks below this index (and the embeddings) have no trainable weight and run without autograd."""

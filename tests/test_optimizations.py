@@ -2,9 +2,10 @@
 
 The straightforward path is `beyondgloss.reference_impl.ReferenceSignEncoder`: the authors' computation (fused qkv
 with shared-A LoRA, plain softmax attention, every token of every block, autograd everywhere, one pass over all
-frames, the band mask rebuilt in Python). Tolerances (fp32): outputs within rtol 1e-4 / atol 1e-5; each gradient
-within 1e-4 of its own largest entry (plus 1e-7), since sums of many terms are reordered; see
-`_assert_gradients_close` for gradients that are zero in exact arithmetic.
+frames, the band mask rebuilt in Python). Tolerances (fp32): outputs within rtol 1e-4 / atol 5e-5 (every output
+follows the training-mode BatchNorm, which divides the frame features' round-off, about 4e-7 here, by small
+per-channel batch deviations); each gradient within 1e-4 of its own largest entry (plus 1e-7), since sums of many
+terms are reordered; see `_assert_gradients_close` for gradients that are zero in exact arithmetic.
 """
 
 import pytest
@@ -16,7 +17,7 @@ from beyondgloss.modeling_beyondgloss import BandMaskCache, BeyondGlossModel, Be
 from beyondgloss.reference_impl import ReferenceSignEncoder, local_1d_pattern
 from beyondgloss.testing import tiny_config
 
-OUTPUT_TOLERANCE = dict(rtol=1e-4, atol=1e-5)
+OUTPUT_TOLERANCE = dict(rtol=1e-4, atol=5e-5)
 GRADIENT_TOLERANCE = 1e-4
 ZERO_IN_EXACT_ARITHMETIC = {"frame_proj.bias"}
 OUTPUT_KEYS = ("last_hidden_state", "attention_mask", "hand_predictions", "description_states", "frame_features")
@@ -97,6 +98,9 @@ def test_encoder_matches_reference_forward_and_backward(overrides):
     pixels, mask = _videos()
     ours, theirs = model(pixels, mask), reference(pixels, mask)
     _assert_outputs_close(ours, theirs)
+    with torch.no_grad():  # before the BatchNorm the frame features agree much more closely
+        packed = pixels[mask.bool()]
+        torch.testing.assert_close(model.encode_frames(packed), reference.encode_frames(packed), rtol=1e-5, atol=2e-6)
     _loss(ours).backward()
     _loss(theirs).backward()
     _assert_gradients_close(_gradients(model), reference.to_beyondgloss_names(_gradients(reference)))
