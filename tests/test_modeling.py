@@ -1,3 +1,4 @@
+import copy
 import math
 import os
 import subprocess
@@ -161,6 +162,10 @@ def test_vision_tuning_modes(tuning, vision_trainable):
 
 
 def test_gradients_reach_exactly_the_trainable_parameters(config, videos):
+    # Stochastic depth may drop a temporal block for the whole (2-video) batch, which zeroes its gradients by
+    # chance, depending on the random state earlier tests leave behind: switched off here.
+    config = copy.deepcopy(config)
+    config.drop_path_rate = 0.0
     model = BeyondGlossForContrastivePretraining(config)
     with torch.no_grad():  # with B = 0 LoRA's A gets no gradient; give B a value so every path is exercised
         for module in model.modules():
