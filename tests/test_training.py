@@ -129,6 +129,23 @@ def test_pretraining_trainer_logs_each_loss_part_averaged_between_logging_steps(
             entry["alignment_loss"] + 0.5 * entry["description_loss"] + 0.3 * entry["hand_loss"], rel=1e-4)
 
 
+def test_activation_checkpointing_argument_trains_the_same_steps(tmp_path, tokenizer):
+    """`--activation_checkpointing` reaches the frame encoder (and mBART) and recomputes the same values: the
+    losses of every training batch equal those of a run without it (dropout included)."""
+    losses = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = BeyondGlossForContrastivePretraining(_config(tokenizer))
+        trainer = PartsRecorder(
+            model=model, args=pretraining_arguments(str(tmp_path / str(checkpointing)),
+                                                    **_quick(activation_checkpointing=checkpointing)),
+            train_dataset=_dataset(tokenizer), data_collator=TensorCollator(tokenizer, "pretraining"))
+        trainer.train()
+        assert model.sign_encoder.gradient_checkpointing == checkpointing
+        losses.append([batch["loss"] for batch in trainer.recorded])
+    assert len(losses[0]) == 4 and losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
 def test_pretraining_evaluation_reports_parts_and_retrieval_over_the_whole_set(tmp_path, tokenizer):
     torch.manual_seed(0)
     model = BeyondGlossForContrastivePretraining(_config(tokenizer))
