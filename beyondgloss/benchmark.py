@@ -21,6 +21,7 @@ Example:
 ```
 beyondgloss benchmark                   # full size, 2 threads, fp32 on CPU (a few minutes)
 beyondgloss benchmark --quick           # tiny, seconds
+beyondgloss benchmark --rounds 3        # the pre-training pair alternated 3 times (noisy, shared machines)
 beyondgloss benchmark --device cuda --dtype bf16
 ```
 """

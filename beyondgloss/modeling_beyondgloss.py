@@ -616,7 +616,7 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         self.description_proj = nn.Linear(config.frame_dim, config.description_dim)
         self.description_down = nn.Linear(config.description_dim, config.frame_dim)
         self.head_dropout = nn.Dropout(config.head_dropout)
-        # `activation_checkpointing_enable()` (or `TrainingArguments(gradient_checkpointing=True)`) sets this: the
+        # `activation_checkpointing_enable()` (or `TrainingArguments(activation_checkpointing=True)`) sets this: the
         # trainable top of DINOv2 then keeps only each chunk's input for the backward and recomputes the rest.
         self.gradient_checkpointing = False
         self.set_trainable()
