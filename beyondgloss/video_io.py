@@ -21,6 +21,7 @@ This module imports only torch, numpy, Pillow and torchcodec (the last two lazil
 
 import os
 import re
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,14 +34,16 @@ __all__ = [
     "VideoReadError",
     "VideoSource",
     "count_frames",
+    "image_to_rgb",
     "is_single_video",
+    "list_frame_images",
     "natural_sort_key",
     "open_video",
     "read_video_frames",
     "video_fps",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 class VideoReadError(ValueError):
@@ -55,6 +58,46 @@ def natural_sort_key(name: str) -> tuple:
     parts = re.split(r"(\d+)", name)
     # (0, int) for digit runs and (1, str) for text never compare an int with a str.
     return tuple((0, int(p)) if p.isdigit() else (1, p.lower()) for p in parts), name
+
+
+def _is_regular_file(path: Path) -> bool:
+    """Whether `path` is (or links to) a regular file: FIFOs, sockets, devices and broken links are not."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):  # broken or looping symlink, no permission, NUL in the name
+        return False
+
+
+def list_frame_images(folder: str | os.PathLike) -> list[Path]:
+    """The frame images of a folder, in natural order (`images0002.png` before `images0010.png`).
+
+    Kept: regular files (or symlinks to regular files) whose suffix is one of `IMAGE_EXTENSIONS` (any case).
+    Skipped: hidden names (starting with `.`), sub-folders, special files (FIFOs, sockets, devices: opening them
+    could block forever) and broken symlinks. Nothing is opened or decoded here.
+
+    Args:
+        folder (`str` or `os.PathLike`): a frame folder.
+
+    Returns:
+        `list[Path]`: the image files, possibly empty.
+
+    Raises:
+        `VideoReadError`: `folder` is not a readable folder.
+    """
+    folder = Path(folder)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as error:
+        raise VideoReadError(f"{folder}: cannot list the frame folder ({error}); pass an existing folder") from error
+    files = [
+        folder / entry.name
+        for entry in entries
+        if not entry.name.startswith(".")
+        and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS
+        and _is_regular_file(folder / entry.name)
+    ]
+    files.sort(key=lambda p: natural_sort_key(p.name))
+    return files
 
 
 def _is_image_path(item) -> bool:
@@ -196,21 +239,10 @@ class _ImageSequence(VideoSource):
         return str(item) if not _is_pil_image(item) else f"{self.name} frame {index}"
 
     def _load(self, index: int):
-        from PIL import Image, UnidentifiedImageError
-
         item = self.items[index]
         if _is_pil_image(item):
             return item
-        try:
-            image = Image.open(item)
-            image.load()
-        except FileNotFoundError as error:
-            raise VideoReadError(f"{item} (frame {index} of {self.name}): the image file does not exist") from error
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise VideoReadError(
-                f"{item} (frame {index} of {self.name}): not a readable image, it may be corrupt or truncated ({error})"
-            ) from error
-        return image
+        return _open_image(Path(item), f"{item} (frame {index} of {self.name})")
 
     def _read(self, indices: list[int]) -> torch.Tensor:
         if self._size is None:
@@ -224,22 +256,105 @@ class _ImageSequence(VideoSource):
                     f"but the first frame ({self._frame_name(0)}) is {self._size[0]}x{self._size[1]} px; all frames "
                     "of a video must have one size"
                 )
-            # Documented conversion: grayscale, palette and RGBA (alpha dropped) frames become RGB.
-            array = np.asarray(image.convert("RGB"), dtype=np.uint8)
-            frames.append(torch.from_numpy(array.copy()).permute(2, 0, 1))
+            frames.append(image_to_rgb(image, f"{self._frame_name(index)} (frame {index} of {self.name})"))
         return torch.stack(frames)
 
 
+def _open_image(path: Path, name: str):
+    """Opens and decodes one image file; every failure becomes a `VideoReadError` naming it."""
+    from PIL import Image
+
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait forever for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError as error:
+        raise VideoReadError(f"{name}: the image file does not exist") from error
+    except OSError as error:
+        raise VideoReadError(f"{name}: cannot open the image file ({error})") from error
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise VideoReadError(f"{name}: not a regular file (a FIFO, socket or device); pass image files only")
+        try:
+            image = Image.open(handle)
+            image.load()
+        except Exception as error:  # noqa: BLE001 - Pillow raises many types (DecompressionBombError, SyntaxError, ...)
+            if isinstance(error, Image.DecompressionBombError):
+                reason = "the image is too large to decode safely (Pillow's decompression-bomb limit)"
+            else:
+                reason = "not a readable image, it may be corrupt or truncated"
+            raise VideoReadError(f"{name}: {reason} ({type(error).__name__}: {error})") from error
+    return image
+
+
+# Greyscale modes with more than 8 bits, and the largest value of each (mapped to 255).
+_WIDE_GREY_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+
+
+def image_to_rgb(image, name: str = "the image") -> torch.Tensor:
+    """Converts a PIL image of any mode to an RGB uint8 frame `(3, H, W)`, by one documented rule per mode.
+
+    - `RGB`: unchanged. Pillow itself opens 16-bit-per-channel RGB(A) files as 8-bit `RGB`/`RGBA`.
+    - `1`, `L`, `P`, `LA`, `PA`, `RGBA`, `RGBa`, `RGBX`, `CMYK`, `YCbCr`, `LAB`, `HSV`: Pillow's
+      `convert("RGB")`: greyscale is repeated to three channels, palettes are looked up, alpha is dropped (not
+      composited onto a background), CMYK uses Pillow's formula.
+    - 16-bit greyscale (`I;16`, `I;16L`, `I;16B`, `I;16N`) and 32-bit integer `I` (read as 16-bit, the range
+      Pillow stores 16-bit greyscale in): `round(v / 257)`, so 0 -> 0 and 65535 -> 255 (Pillow's own conversion
+      clips at 255 instead, which turns most 16-bit images white). `I` values outside [0, 65535] are an error.
+    - 32-bit float `F`: values in [0, 1] (as float arrays) become `round(255 v)`; NaN, infinity or values outside
+      [0, 1] are an error.
+
+    Raises:
+        `VideoReadError`: naming `name`, for the errors above and for modes Pillow cannot convert.
+    """
+    mode = image.mode
+    if mode == "F" or mode in _WIDE_GREY_MODES:
+        values = torch.from_numpy(np.asarray(image).astype(np.float64))
+        if mode == "F":
+            _check_float_range(values, f"{name} (mode F)")
+            grey = (values * 255).round()
+        else:
+            low, high = values.min().item(), values.max().item()
+            if low < 0 or high > _WIDE_GREY_MODES[mode]:
+                raise VideoReadError(
+                    f"{name}: mode {mode} values must be in [0, 65535] (16-bit greyscale), got [{low:.0f}, {high:.0f}]"
+                )
+            grey = (values / 257).round()
+        return grey.to(torch.uint8).unsqueeze(0).expand(3, -1, -1).contiguous()
+    try:
+        rgb = image if mode == "RGB" else image.convert("RGB")
+        array = np.asarray(rgb, dtype=np.uint8)
+    except Exception as error:  # noqa: BLE001 - Pillow's conversions raise ValueError, OSError, ...
+        raise VideoReadError(f"{name}: cannot convert an image of mode {mode!r} to RGB ({error})") from error
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def _check_float_range(tensor: torch.Tensor, name: str):
+    """Float frames must be finite and in [0, 1]: NaN would otherwise become silent black pixels."""
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        where = (~finite).nonzero()[0].tolist()
+        raise VideoReadError(
+            f"{name}: {bad} value(s) are NaN or infinite (first at index {where}); frames must be finite numbers in "
+            "[0, 1] (or uint8)"
+        )
+    low, high = tensor.min().item(), tensor.max().item()
+    if low < 0 or high > 1:
+        raise VideoReadError(
+            f"{name}: float frames must be in [0, 1], got values in [{low:.3g}, {high:.3g}]; pass uint8 frames "
+            "or divide by 255 (and undo any normalisation first)"
+        )
+
+
 def _frame_folder(path: Path) -> _ImageSequence:
-    files = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
+    files = list_frame_images(path)
     if not files:
         others = sorted(p.name for p in path.iterdir())
         found = f"it holds {len(others)} other entries (e.g. {', '.join(others[:3])})" if others else "it is empty"
         raise VideoReadError(
-            f"{path}: the frame folder has no images ({'/'.join(IMAGE_EXTENSIONS)}); {found}. Pass a folder of frame "
-            "images or a video file"
+            f"{path}: the frame folder has no images ({'/'.join(IMAGE_EXTENSIONS)}, regular files); {found}. Pass a "
+            "folder of frame images or a video file"
         )
-    files.sort(key=lambda p: natural_sort_key(p.name))
     return _ImageSequence(files, str(path))
 
 
@@ -276,12 +391,10 @@ class _ArrayVideo(VideoSource):
     def _check_range(tensor: torch.Tensor, name: str):
         if tensor.dtype == torch.bool or tensor.is_complex():
             raise VideoReadError(f"{name}: frames of dtype {tensor.dtype} are not supported; pass uint8 or float")
+        if tensor.is_floating_point():
+            _check_float_range(tensor, name)
+            return
         low, high = tensor.min().item(), tensor.max().item()
-        if tensor.is_floating_point() and (low < 0 or high > 1):
-            raise VideoReadError(
-                f"{name}: float frames must be in [0, 1], got values in [{low:.3g}, {high:.3g}]; pass uint8 frames "
-                "or divide by 255 (and undo any normalisation first)"
-            )
         if not tensor.is_floating_point() and (low < 0 or high > 255):
             raise VideoReadError(f"{name}: integer frames must be in [0, 255], got values in [{low}, {high}]")
 
@@ -321,7 +434,7 @@ def open_video(source) -> VideoSource:
             raise VideoReadError("the video bytes are empty (0 bytes)")
         return _open_decoder(bytes(source), "the video bytes")
     if isinstance(source, (np.ndarray, torch.Tensor)):
-        return _ArrayVideo(source)
+        return _ArrayVideo(source, f"the video array of shape {tuple(source.shape)} and dtype {source.dtype}")
     if isinstance(source, (list, tuple)):
         if not source:
             raise VideoReadError("an empty list is not a video: pass image paths, a path, a decoder or an array")
@@ -344,6 +457,9 @@ def open_video(source) -> VideoSource:
                 f"{path} is a single image, not a video: pass the folder of frames or a list of image paths ([path] "
                 "for a one-frame video)"
             )
+        if not _is_regular_file(path):
+            # FFmpeg would block forever reading a FIFO, or read a device such as /dev/zero without end.
+            raise VideoReadError(f"{path}: not a regular file (a FIFO, socket or device); pass a video file or folder")
         if path.stat().st_size == 0:
             raise VideoReadError(f"{path}: the video file is empty (0 bytes)")
         return _open_decoder(str(path), str(path), path)

@@ -1,0 +1,201 @@
+"""Hostile and careless video inputs: special files, decompression bombs, odd image modes, NaN frames, corrupt files.
+
+Every case ends in a `VideoReadError` naming the input, or in a documented conversion; none may hang. Files that
+could block a reader (FIFOs) are only ever touched under a watchdog thread, so a regression fails instead of hanging.
+"""
+
+import os
+import socket
+import struct
+import threading
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from beyondgloss.testing_video import make_frames, write_frame_folder, write_mp4
+from beyondgloss.video_io import VideoReadError, image_to_rgb, list_frame_images, read_video_frames
+from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
+
+posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and sockets need a POSIX system")
+
+
+def _without_hanging(function, seconds: float = 10.0):
+    """Runs `function` in a thread; fails the test if it has not returned within `seconds` (a hang)."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # noqa: BLE001 - handed back to the test thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{function} did not return within {seconds} s: it hangs"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _png_header_only(path, width: int, height: int):
+    """A PNG whose header claims `width` x `height` pixels, with one tiny data chunk (no real pixels)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.fixture
+def frames():
+    return make_frames(3)
+
+
+@posix_only
+def test_lister_keeps_only_regular_image_files_in_natural_order(tmp_path, frames):
+    folder = write_frame_folder(tmp_path / "clip", frames, pattern="img{}.PNG", start=9)  # img9, img10, img11
+    os.mkfifo(folder / "img5.png")
+    (folder / ".hidden.png").write_bytes((folder / "img9.PNG").read_bytes())
+    (folder / "notes.txt").write_text("x")
+    (folder / "sub.png").mkdir()
+    (folder / "broken.png").symlink_to(tmp_path / "missing.png")
+    (folder / "link12.png").symlink_to(folder / "img9.PNG")
+    (folder / "dev.png").symlink_to("/dev/null")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(folder / "sock.png"))
+        names = [p.name for p in _without_hanging(lambda: list_frame_images(folder))]
+    assert names == ["img9.PNG", "img10.PNG", "img11.PNG", "link12.png"]
+    with pytest.raises(VideoReadError, match="cannot list"):
+        list_frame_images(tmp_path / "missing")
+
+
+@posix_only
+def test_a_fifo_among_the_frames_never_hangs_the_reader(tmp_path, frames):
+    folder = write_frame_folder(tmp_path / "clip", frames)
+    os.mkfifo(folder / "images0002b.png")  # sorts between frames 2 and 3
+    decoded = _without_hanging(lambda: read_video_frames(folder))
+    assert torch.equal(decoded, frames)
+    # Given explicitly (a list of paths, or a video path), a special file is refused by name, without blocking.
+    fifo = folder / "images0002b.png"
+    with pytest.raises(VideoReadError, match=r"images0002b\.png.*not a regular file"):
+        _without_hanging(lambda: read_video_frames([folder / "images0001.png", fifo]))
+    os.mkfifo(tmp_path / "video.mp4")
+    with pytest.raises(VideoReadError, match=r"video\.mp4: not a regular file"):
+        _without_hanging(lambda: read_video_frames(tmp_path / "video.mp4"))
+    with pytest.raises(VideoReadError, match="not a regular file"):
+        _without_hanging(lambda: read_video_frames("/dev/zero"))
+
+
+def test_decompression_bomb_becomes_a_read_error_naming_the_file(tmp_path, frames):
+    folder = write_frame_folder(tmp_path / "clip", frames)
+    bomb = _png_header_only(folder / "images0002.png", 15000, 15000)
+    with pytest.raises(VideoReadError, match=r"images0002\.png.*too large.*DecompressionBombError"):
+        read_video_frames(folder)
+    # The frames before it stay readable, and errors="skip"-style callers can catch one type.
+    assert torch.equal(read_video_frames(folder, [0]), frames[:1])
+    assert bomb.stat().st_size < 200
+
+
+def test_corrupt_image_and_unexpected_pillow_errors_name_the_file(tmp_path, frames, monkeypatch):
+    folder = write_frame_folder(tmp_path / "clip", frames)
+    data = (folder / "images0003.png").read_bytes()
+    (folder / "images0003.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoReadError, match=r"images0003\.png \(frame 2 .*corrupt or truncated"):
+        read_video_frames(folder)
+
+    def explode(*args, **kwargs):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(Image, "open", explode)
+    with pytest.raises(VideoReadError, match=r"images0001\.png.*struct\.error|images0001\.png.*error: unpack"):
+        read_video_frames(folder)
+
+
+def _mode_images():
+    ramp = np.arange(16, dtype=np.uint8).reshape(4, 4) * 17  # 0 .. 255
+    rgb = np.stack([ramp, 255 - ramp, np.full_like(ramp, 7)], axis=-1)
+    images = {
+        "1": Image.fromarray(ramp > 127).convert("1"),
+        "L": Image.fromarray(ramp, "L"),
+        "LA": Image.fromarray(np.stack([ramp, 255 - ramp], -1), "LA"),
+        "P": Image.fromarray(rgb, "RGB").convert("P"),
+        "RGBA": Image.fromarray(np.concatenate([rgb, ramp[..., None]], -1), "RGBA"),
+        "CMYK": Image.fromarray(rgb, "RGB").convert("CMYK"),
+        "YCbCr": Image.fromarray(rgb, "RGB").convert("YCbCr"),
+        "I;16": Image.fromarray(ramp.astype(np.uint16) * 257),
+        "I": Image.fromarray(ramp.astype(np.int32) * 257),
+        "F": Image.fromarray(ramp.astype(np.float32) / 255),
+    }
+    return ramp, rgb, images
+
+
+def test_every_image_mode_becomes_rgb_uint8_by_the_documented_rule():
+    ramp, rgb, images = _mode_images()
+    grey = torch.from_numpy(ramp).expand(3, -1, -1)
+    for mode, image in images.items():
+        assert image.mode == mode
+        frame = image_to_rgb(image, f"a {mode} image")
+        assert frame.dtype == torch.uint8 and frame.shape == (3, 4, 4), mode
+    # Wide greyscale is rescaled (round(v / 257)), not clipped at 255 as Pillow's convert does.
+    for mode in ("I;16", "I", "F", "L"):
+        assert torch.equal(image_to_rgb(images[mode]), grey), mode
+    assert torch.equal(image_to_rgb(images["LA"]), grey)  # alpha dropped, not composited
+    assert torch.equal(image_to_rgb(images["RGBA"]), torch.from_numpy(rgb).permute(2, 0, 1))
+    assert torch.equal(image_to_rgb(images["1"]), torch.from_numpy((ramp > 127).astype(np.uint8) * 255).expand(3, -1, -1))
+    for mode in ("P", "CMYK", "YCbCr"):  # Pillow's own conversions
+        expected = torch.from_numpy(np.array(images[mode].convert("RGB"))).permute(2, 0, 1)
+        assert torch.equal(image_to_rgb(images[mode]), expected), mode
+
+
+def test_mode_images_read_from_files(tmp_path):
+    ramp, _, images = _mode_images()
+    # 16-bit PNG and float TIFF go through the files' own decoders.
+    images["I;16"].save(tmp_path / "a.png")
+    images["F"].save(tmp_path / "b.tiff")
+    decoded = read_video_frames([tmp_path / "a.png", tmp_path / "b.tiff"])
+    assert torch.equal(decoded, torch.from_numpy(ramp).expand(2, 3, -1, -1))
+
+
+def test_out_of_range_and_non_finite_images_are_errors():
+    with pytest.raises(VideoReadError, match=r"bad\.tif \(mode F\).*NaN or infinite"):
+        image_to_rgb(Image.fromarray(np.full((2, 2), np.nan, np.float32)), "bad.tif")
+    with pytest.raises(VideoReadError, match=r"mode F.*must be in \[0, 1\]"):
+        image_to_rgb(Image.fromarray(np.full((2, 2), 3.0, np.float32)))
+    with pytest.raises(VideoReadError, match=r"mode I values must be in \[0, 65535\]"):
+        image_to_rgb(Image.fromarray(np.full((2, 2), -5, np.int32)))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_float_frames_are_an_error_not_black(frames, bad):
+    video = frames.float() / 255
+    video[1, 0, 2, 3] = bad
+    with pytest.raises(VideoReadError, match=r"video array of shape \(3, 3, 20, 24\).*1 value\(s\) are NaN or inf"):
+        read_video_frames(video)
+    with pytest.raises(VideoReadError, match="NaN or infinite"):
+        BeyondGlossVideoProcessor()(video.numpy())
+
+
+def test_corrupt_and_empty_videos_name_the_file(tmp_path, frames):
+    mp4 = write_mp4(tmp_path / "ok.mp4", frames, fps=25)
+    data = mp4.read_bytes()
+    cases = {
+        "empty.mp4": b"",
+        "header.mp4": data[:64],
+        "noise.mp4": bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+        "half.mp4": data[: len(data) // 2],
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(VideoReadError) as error:
+            BeyondGlossVideoProcessor()(str(path))
+        assert str(path) in str(error.value), name
+    assert (tmp_path / "ok.mp4").read_bytes() == data  # the inputs are left as they were
