@@ -4,7 +4,9 @@ The reference keeps one LZMA pickle per video, `{root}/{split}/{video_id}/{video
 whose `features` entry is a `(T, 288)` array of MANO rotation matrices (layout: docs/hand_features.md). A row
 of zeros means no hand was detected in that frame; the reference regresses those zeros like any other
 target. Here the import records a per-frame mask (1 = a hand was detected) so the hand loss can skip them.
-Files are read with the restricted unpickler (plain data only).
+Files are read with the restricted unpickler (plain data only, with caps on the decompressed size and on the
+memory the objects take: `beyondgloss.data.safe_pickle`); a file that is refused or malformed is reported by
+name and the import goes on with the others.
 """
 
 import logging
@@ -46,32 +48,43 @@ def hand_presence_mask(features: torch.Tensor) -> torch.Tensor:
     return (features != 0).any(dim=-1).long()
 
 
-def read_hamer_file(path, feature_dim: int = HAND_FEATURE_DIM) -> torch.Tensor:
+def read_hamer_file(path, feature_dim: int = HAND_FEATURE_DIM, max_bytes: int | None = None,
+                    max_memory: int | None = None) -> torch.Tensor:
     """Reads the `features` array of one reference HaMeR file.
 
     Args:
         path (`str` or `Path`): an `.lzma` (or gzip / plain) pickle of a dict with a `features` entry.
         feature_dim (`int`): the expected row width.
+        max_bytes, max_memory (`int`, *optional*): limits of the restricted unpickler (see
+            `beyondgloss.data.safe_pickle.restricted_load`).
 
     Returns:
         `torch.FloatTensor` of shape `(T, feature_dim)`, float32.
 
     Raises:
-        `UnsafePickleError`: the pickle asks for anything but plain data.
-        `ValueError`: the content is not a dict with a finite `(T, feature_dim)` `features` array.
+        `UnsafePickleError`: the pickle asks for anything but plain data, or passes a size limit
+            (`PickleLimitError`).
+        `ValueError`: the file is not a readable pickle, or its content is not a dict with a finite, non-empty
+            `(T, feature_dim)` `features` array of real numbers.
     """
-    content = load_pickle_file(path)
+    content = load_pickle_file(path, max_bytes=max_bytes, max_memory=max_memory)
     if not isinstance(content, dict) or "features" not in content:
-        found = sorted(map(str, content)) if isinstance(content, dict) else type(content).__name__
+        found = sorted(map(str, content))[:10] if isinstance(content, dict) else type(content).__name__
         raise ValueError(f"{path}: expected a dict with a 'features' entry (reference HaMeR format), found {found}")
-    features = np.asarray(content["features"])
+    try:
+        features = np.asarray(content["features"])
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: 'features' is not a rectangular array ({error})") from error
     if features.ndim != 2 or features.shape[1] != feature_dim:
         raise ValueError(
             f"{path}: 'features' has shape {features.shape}, expected (frames, {feature_dim}); "
             "pass the right --feature-dim if the layout differs"
         )
-    if not np.issubdtype(features.dtype, np.number):
-        raise ValueError(f"{path}: 'features' holds {features.dtype} values, expected numbers")
+    if features.shape[0] == 0:
+        raise ValueError(f"{path}: 'features' has no rows (0 frames); re-run HaMeR on this video")
+    # Complex numbers are numbers too, but casting them to float32 would silently drop their imaginary part.
+    if not (np.issubdtype(features.dtype, np.integer) or np.issubdtype(features.dtype, np.floating)):
+        raise ValueError(f"{path}: 'features' holds {features.dtype} values, expected real numbers")
     features = torch.from_numpy(features.astype(np.float32))
     if not torch.isfinite(features).all():
         raise ValueError(f"{path}: 'features' holds NaN or infinite values")
@@ -158,7 +171,7 @@ def import_hamer_features(
             continue
         try:
             features = read_hamer_file(path, feature_dim)
-        except (UnsafePickleError, ValueError) as error:
+        except (UnsafePickleError, ValueError, FileNotFoundError) as error:
             logger.error("%s", error)
             summary.failed.append((str(path), str(error)))
             continue
