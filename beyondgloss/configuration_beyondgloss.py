@@ -5,7 +5,11 @@ Imports only transformers (relatively for siblings) so that `save_pretrained` ca
 checkpoint that loads with `trust_remote_code=True` where beyondgloss is not installed.
 """
 
+import inspect
 import math
+import numbers
+import types
+import typing
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
@@ -148,12 +152,26 @@ class BeyondGlossConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        # Types first: a string from a hand-edited config.json would otherwise fail later as an arithmetic error.
+        self.validate_types()
         self.temporal_layers = [int(n) for n in self.temporal_layers]
         if self.vision_lora_layers is None:
             depth = self.vision_config.num_hidden_layers
             self.vision_lora_layers = list(range(max(0, depth - 3), depth))
         self.vision_lora_layers = sorted(int(i) for i in self.vision_lora_layers)
         self.validate_beyondgloss()
+
+    def validate_types(self):
+        """Checks that every BeyondGloss setting has its declared type (bools are not integers, strings not numbers)."""
+        for name, annotation in inspect.get_annotations(BeyondGlossConfig).items():
+            if name in self.sub_configs_defaults:
+                continue
+            value = getattr(self, name)
+            if not _matches(value, annotation):
+                raise TypeError(
+                    f"BeyondGlossConfig: {name}={value!r} is a {type(value).__name__}, expected {_describe(annotation)}; "
+                    "fix the value in config.json or in the arguments (numbers without quotes, booleans as true/false)."
+                )
 
     def validate_beyondgloss(self):
         """Checks every BeyondGloss setting; each error names the value and the fix."""
@@ -190,6 +208,10 @@ class BeyondGlossConfig(PreTrainedConfig):
                      "description_dim", "num_beams", "max_new_tokens"):
             if getattr(self, name) < 1:
                 fail(f"{name}={getattr(self, name)} must be a positive integer.")
+        positions = self.text_config.max_position_embeddings
+        if self.max_new_tokens >= positions:
+            fail(f"max_new_tokens={self.max_new_tokens} does not fit the decoder's {positions} positions "
+                 f"(text_config.max_position_embeddings, including the start token); use at most {positions - 1}.")
         for name in ("temporal_dropout", "drop_path_rate", "head_dropout", "vision_lora_dropout",
                      "text_lora_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
@@ -241,3 +263,27 @@ class BeyondGlossConfig(PreTrainedConfig):
     def from_vision_text_configs(cls, vision_config, text_config, **kwargs):
         """Builds a config from a DINOv2 config and an mBART config (CLIP-style constructor)."""
         return cls(vision_config=vision_config, text_config=text_config, **kwargs)
+
+
+def _matches(value, annotation) -> bool:
+    """Whether `value` has the type `annotation` declares: unions, `None`, scalars, and lists/tuples of them."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return any(_matches(value, option) for option in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if typing.get_origin(annotation) in (list, tuple):
+        item = typing.get_args(annotation)[0]
+        return isinstance(value, (list, tuple)) and all(_matches(element, item) for element in value)
+    return True
+
+
+def _describe(annotation) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation)

@@ -15,6 +15,19 @@ from dataclasses import dataclass, field
 __all__ = ["ModelArguments", "DataArguments", "RunArguments", "TranslateArguments"]
 
 
+def _require_positive(arguments, names: tuple, allow_none: bool = True) -> None:
+    """Raises `ValueError` naming the flag, its value and the fix when a count or size is not a positive integer.
+
+    Called by each dataclass's `__post_init__`, which `HfArgumentParser` runs for flags and configuration files alike.
+    """
+    for name in names:
+        value = getattr(arguments, name)
+        if value is None and allow_none:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"--{name} {value!r}: must be a positive integer (1 or more)")
+
+
 @dataclass
 class ModelArguments:
     """Where the model and its processor come from (exactly one model source)."""
@@ -66,6 +79,9 @@ class ModelArguments:
                           "biases and norm weights)."},
     )
 
+    def __post_init__(self):
+        _require_positive(self, ("tokenizer_vocab_size",))
+
 
 @dataclass
 class DataArguments:
@@ -101,6 +117,10 @@ class DataArguments:
         default=None, metadata={"help": "BLEU convention: plain, phoenix or slrt (default: by language, see METRICS.md)."}
     )
 
+    def __post_init__(self):
+        _require_positive(self, ("max_train_samples", "max_eval_samples", "max_frames", "resize_size", "crop_size",
+                                 "max_target_length"))
+
 
 @dataclass
 class RunArguments:
@@ -114,7 +134,11 @@ class RunArguments:
 
 @dataclass
 class TranslateArguments:
-    """`beyondgloss translate`: videos in, sentences out."""
+    """`beyondgloss translate`: videos in, sentences out.
+
+    A video that cannot be read is reported on stderr (its path and the reason) and left out; the others are still
+    translated and written, and the command then exits with status 1. Status 2: a bad argument, nothing translated.
+    """
 
     model_name_or_path: str = field(metadata={"help": "A saved translation model folder (with its processor)."})
     videos: list[str] = field(
@@ -126,3 +150,6 @@ class TranslateArguments:
     output_file: str | None = field(default=None, metadata={"help": "Also write the translations to this JSON-lines file."})
     overwrite_output_file: bool = field(default=False, metadata={"help": "Replace an existing --output_file."})
     device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu or cuda:0."})
+
+    def __post_init__(self):
+        _require_positive(self, ("num_beams", "max_new_tokens", "batch_size"))

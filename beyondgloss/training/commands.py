@@ -16,28 +16,31 @@ beyondgloss translate --model_name_or_path runs/ft --videos a.mp4 frames_dir/
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 import torch
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..utils.import_utils import require
 from .arguments import DataArguments, ModelArguments, RunArguments, TranslateArguments
-from .callbacks import LogFileCallback
+from .callbacks import LogFileCallback, write_atomically
 from .presets import PRETRAINING_PRESET, TRANSLATION_PRESET
 
-__all__ = ["CommandError", "pretrain", "finetune", "evaluate", "translate"]
+__all__ = ["CommandError", "RUN_MARKER", "claim_output_dir", "checkpoint_problem", "last_complete_checkpoint",
+           "prepare_output_dir", "open_output_dir", "pretrain", "finetune", "evaluate", "translate"]
 
 logger = logging.getLogger(__name__)
 
 PRETRAINING_ARCHITECTURE = "BeyondGlossForContrastivePretraining"
 TRANSLATION_ARCHITECTURE = "BeyondGlossForSignTranslation"
-# What a finished run leaves in its output folder besides checkpoints: the model, its config, the processor.
-_RUN_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "trainer_state.json",
-              "all_results.json", "log_history.jsonl")
+# Written into every output folder a command creates; only such folders are ever resumed into or overwritten.
+RUN_MARKER = ".beyondgloss_run"
+# The checkpoint folders Trainer writes and resumes from (`transformers.trainer_utils.get_last_checkpoint`'s pattern).
+_CHECKPOINT_NAME = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
 
 class CommandError(ValueError):
@@ -49,25 +52,80 @@ class CommandError(ValueError):
 
 
 def _parse(argv: list, dataclass_types: tuple, preset: dict | None = None, command: str = "beyondgloss"):
-    """Parses flags, or a single YAML/JSON file, into the dataclasses; `preset` supplies defaults under both."""
+    """Parses flags, or a single YAML/JSON file, into the dataclasses; `preset` supplies defaults under both.
+
+    A file's keys become flags and go through the same parser, so that a file and the command line accept the same
+    values with the same checks: `"no"` is false in both, and a bad value is an error naming its key and its source
+    (never a traceback).
+    """
     parser = HfArgumentParser(dataclass_types, prog=f"beyondgloss {command}")
-    preset = dict(preset or {})
+    parser.set_defaults(**dict(preset or {}))
+    source = "argument"
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
         path = Path(argv[0])
         if not path.is_file():
             raise CommandError(f"configuration file {path} does not exist")
-        if path.suffix == ".json":
-            values = json.loads(path.read_text(encoding="utf-8"))
-        else:
-            values = require("yaml", "Reading a YAML configuration").safe_load(path.read_text(encoding="utf-8"))
+        try:
+            text = path.read_text(encoding="utf-8")
+            if path.suffix == ".json":
+                values = json.loads(text)
+            else:
+                values = require("yaml", "Reading a YAML configuration").safe_load(text)
+        except (UnicodeDecodeError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+            raise CommandError(f"{path} is not a readable {path.suffix[1:].upper()} file: {error}") from error
+        except Exception as error:  # yaml.YAMLError, whose module is imported only here
+            if type(error).__module__.split(".")[0] != "yaml":
+                raise
+            raise CommandError(f"{path} is not a readable YAML file: {error}") from error
         if not isinstance(values, dict):
             raise CommandError(f"{path} must hold a mapping of argument names to values, not a {type(values).__name__}")
-        try:
-            return parser.parse_dict({**preset, **values}, allow_extra_keys=False)
-        except ValueError as error:
-            raise CommandError(f"{path}: {error}") from error
-    parser.set_defaults(**preset)
-    return parser.parse_args_into_dataclasses(args=argv)
+        source = str(path)
+        argv = _values_to_flags(values, parser, dataclass_types, path)
+
+    def fail(message):
+        raise CommandError(f"{source}: {message}" if source != "argument" else message)
+
+    parser.error = fail  # argparse would print usage and exit; the command reports it as its other errors
+    try:
+        return parser.parse_args_into_dataclasses(args=argv)
+    except (ValueError, TypeError) as error:
+        # Raised by the dataclasses' own checks (TrainingArguments.__post_init__, the argument classes here).
+        raise CommandError(f"{source}: {error}" if source != "argument" else str(error)) from error
+
+
+def _values_to_flags(values: dict, parser, dataclass_types: tuple, path: Path) -> list:
+    """The flags that say what a configuration file's mapping says, for the command line's parser."""
+    import dataclasses
+    import difflib
+
+    names = {field.name for kind in dataclass_types for field in dataclasses.fields(kind) if field.init}
+    actions = {action.dest: action for action in parser._actions}
+    flags = []
+    for key, value in values.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), sorted(names), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise CommandError(f"{path}: unknown key {key!r}{hint}; the keys are the command's flag names "
+                               "(see --help)")
+        if value is None:
+            if parser.get_default(key) is None:
+                continue
+            raise CommandError(f"{path}: {key}: null is not a value of this setting; give a value or leave the key out")
+        if isinstance(value, list):
+            if actions[key].nargs not in ("+", "*"):
+                raise CommandError(f"{path}: {key} takes one value, not a list ({value!r})")
+            flags += [f"--{key}", *map(_flag_value, value)]
+        else:
+            flags += [f"--{key}", _flag_value(value)]
+    return flags
+
+
+def _flag_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
 
 
 def _config_overrides(text: str | None) -> dict:
@@ -111,30 +169,167 @@ def _folder_model(folder: Path) -> str | None:
     return (data.get("architectures") or ["BeyondGlossModel"])[0]
 
 
+def _listing(names: list, limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def claim_output_dir(folder: Path, option: str = "--output_dir") -> bool:
+    """Checks that `folder` is absent, empty, or created by beyondgloss; returns whether it already was beyondgloss's.
+
+    A folder that holds anything (files, folders, links, hidden or special entries) and has no `RUN_MARKER` was not
+    written by beyondgloss: writing a run into it would replace the user's files of the same names (a `tokenizer.json`,
+    an `eval_results.json`), so it is refused, whatever the flags. An absent or empty folder is created and marked.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"{option} {folder} is a file, not a folder; choose a folder path")
+    try:
+        entries = sorted(os.listdir(folder)) if folder.is_dir() else []
+    except OSError as error:
+        raise CommandError(f"{option} {folder} cannot be read ({error}); choose a folder you can write to") from error
+    if RUN_MARKER in entries:
+        return True
+    if entries:
+        raise CommandError(
+            f"{option} {folder} already holds files that beyondgloss did not write ({_listing(entries)}): it has no "
+            f"{RUN_MARKER} file, which beyondgloss puts in every folder it creates. A run would replace files of the "
+            f"same names, so beyondgloss writes only into a new or empty folder or one of its own, and "
+            f"--overwrite_output_dir does not apply here. Choose another {option}, or move these files away. (A run of "
+            f"a beyondgloss version older than this marker: create an empty {RUN_MARKER} file in the folder to claim it.)"
+        )
+    return False
+
+
+def _mark_output_dir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / RUN_MARKER).touch()
+    except OSError as error:
+        raise CommandError(f"cannot create the output folder {folder}: {error}") from error
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """What makes `checkpoint` unusable for resuming (a missing or torn file), or None when it is complete.
+
+    The trainers write checkpoints atomically, so a `checkpoint-N` folder is complete by construction; this also
+    covers folders written by plain `Trainer` or by an earlier version, which an interruption can leave half-written.
+    """
+    state = checkpoint / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))["global_step"]
+    except (ValueError, KeyError, UnicodeDecodeError):
+        return "a torn trainer_state.json"
+    weights = checkpoint / "model.safetensors"
+    index = checkpoint / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, AttributeError, UnicodeDecodeError):
+            return "a torn model.safetensors.index.json"
+    elif weights.is_file():
+        shards = ["model.safetensors"]
+    else:
+        return "no model.safetensors"
+    for shard in shards:
+        problem = _safetensors_problem(checkpoint / shard)
+        if problem:
+            return f"{shard}: {problem}"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Checks a safetensors file's header and that its size is what the header says (a torn write is shorter)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if size < 8 or length > size - 8:
+                return "truncated"
+            header = json.loads(handle.read(length))
+        end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return "not a readable safetensors file"
+    return None if size == 8 + length + end else f"{size} bytes where its header needs {8 + length + end}"
+
+
+def last_complete_checkpoint(folder: Path) -> tuple[str | None, list]:
+    """The `checkpoint-N` folder with the highest N that is complete, and `(name, problem)` of those passed over."""
+    numbered = []
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        match = _CHECKPOINT_NAME.match(entry.name)
+        if match and entry.is_dir():
+            numbered.append((int(match.group(1)), entry))
+    skipped = []
+    for _, checkpoint in sorted(numbered, key=lambda item: item[0], reverse=True):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return str(checkpoint), skipped
+        skipped.append((checkpoint.name, problem))
+    return None, skipped
+
+
+def open_output_dir(args: TrainingArguments, run: RunArguments) -> None:
+    """Makes `args.output_dir` ready once `prepare_output_dir` has accepted it and the run is about to start: creates
+    and marks a new folder, removes staging folders of interrupted checkpoint saves, and with `--overwrite_output_dir`
+    deletes the earlier run's `checkpoint-N` folders (only ever in a folder beyondgloss created)."""
+    folder = Path(args.output_dir)
+    if not args.should_save:
+        return
+    if not claim_output_dir(folder):
+        _mark_output_dir(folder)
+        return
+    _remove_staging(folder)
+    if run.overwrite_output_dir:
+        checkpoints = sorted(p.name for p in folder.iterdir() if _CHECKPOINT_NAME.match(p.name) and p.is_dir())
+        for name in checkpoints:
+            shutil.rmtree(folder / name)
+        logger.warning("--overwrite_output_dir: replacing the earlier run in %s (deleted its checkpoints: %s; its other "
+                       "files are replaced as the new run writes them)", folder, ", ".join(checkpoints) or "none")
+
+
+def _remove_staging(folder: Path) -> None:
+    """Deletes the staging folders of checkpoint saves that an interruption left behind (never a finished one)."""
+    from .trainers import CHECKPOINT_STAGING_PREFIX
+
+    for entry in folder.glob(f"{CHECKPOINT_STAGING_PREFIX}{PREFIX_CHECKPOINT_DIR}-*"):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+            logger.info("Removed %s, the staging folder of an interrupted checkpoint save", entry)
+
+
 def prepare_output_dir(args: TrainingArguments, run: RunArguments, architecture: str) -> str | None:
     """Checks `args.output_dir` before a run writes anything, and resolves `--resume_from_checkpoint`.
 
-    A folder holding an earlier run (checkpoints, a model, its logs) is used only to resume that run
-    (`--resume_from_checkpoint last` or a checkpoint path) or, with `--overwrite_output_dir`, replaced (its checkpoints
-    are deleted so they cannot mix with the new run's). A folder holding another kind of model is refused unless
-    overwritten.
+    - A new or empty folder is created and marked as beyondgloss's (`RUN_MARKER`).
+    - A non-empty folder without the marker is refused, with or without `--overwrite_output_dir`: nothing a user put
+      there is ever replaced or deleted (see `claim_output_dir`).
+    - A folder of an earlier beyondgloss run is used only to resume that run (`--resume_from_checkpoint last` takes
+      the last complete checkpoint and names every incomplete one it passes over), or, with `--overwrite_output_dir`,
+      replaced: its `checkpoint-N` folders are deleted so that they cannot mix with the new run's; the new run's files
+      replace the earlier run's files of the same names. A folder holding another kind of model is refused unless
+      overwritten.
 
     Returns:
         `str` or `None`: the checkpoint to resume from.
     """
+    from .trainers import CHECKPOINT_STAGING_PREFIX
+
     folder = Path(args.output_dir)
     resume = args.resume_from_checkpoint
-    checkpoints = sorted(p.name for p in folder.glob("checkpoint-*") if p.is_dir()) if folder.is_dir() else []
-    previous = [name for name in _RUN_FILES if (folder / name).exists()] + checkpoints
+    owned = claim_output_dir(folder)
+    if not owned:
+        if resume:
+            raise CommandError(f"--resume_from_checkpoint {resume}: {folder} holds no earlier run to resume; start "
+                               "without --resume_from_checkpoint")
+        return None
+    previous = sorted(name for name in os.listdir(folder)
+                      if name != RUN_MARKER and not name.startswith(CHECKPOINT_STAGING_PREFIX))
     if run.overwrite_output_dir:
         if resume:
             raise CommandError("--overwrite_output_dir and --resume_from_checkpoint contradict each other: one replaces "
                                f"the run in {folder}, the other continues it; pass one of them")
-        if args.should_save:
-            for name in checkpoints:
-                shutil.rmtree(folder / name)
-            if previous:
-                logger.warning("--overwrite_output_dir: replacing the earlier run in %s (%s)", folder, ", ".join(previous))
         return None
     held = _folder_model(folder)
     if held is not None and held != architecture:
@@ -144,17 +339,26 @@ def prepare_output_dir(args: TrainingArguments, run: RunArguments, architecture:
         )
     if resume:
         if str(resume).lower() in ("last", "true", "1", "yes"):
-            last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+            last, skipped = last_complete_checkpoint(folder)
+            for name, problem in skipped:
+                logger.warning("--resume_from_checkpoint %s: skipping %s, an incomplete checkpoint (%s) left by an "
+                               "interrupted save; the run saves that step again", resume, folder / name, problem)
             if last is None:
-                raise CommandError(f"--resume_from_checkpoint {resume}: {folder} has no checkpoint-* folder to resume "
-                                   "from; start without --resume_from_checkpoint")
-            return last
-        if not Path(resume).is_dir():
-            raise CommandError(f"--resume_from_checkpoint {resume} is not a checkpoint folder")
-        return str(resume)
+                found = f" (incomplete: {', '.join(name for name, _ in skipped)})" if skipped else ""
+                raise CommandError(f"--resume_from_checkpoint {resume}: {folder} has no complete checkpoint-* folder to "
+                                   f"resume from{found}; start without --resume_from_checkpoint")
+        else:
+            if not Path(resume).is_dir():
+                raise CommandError(f"--resume_from_checkpoint {resume} is not a checkpoint folder")
+            problem = checkpoint_problem(Path(resume))
+            if problem:
+                raise CommandError(f"--resume_from_checkpoint {resume} is an incomplete checkpoint ({problem}); pass "
+                                   "--resume_from_checkpoint last to take the last complete one")
+            last = str(resume)
+        return last
     if previous:
         raise CommandError(
-            f"--output_dir {folder} already holds an earlier run ({', '.join(previous[:6])}). Pass "
+            f"--output_dir {folder} already holds an earlier run ({_listing(previous)}). Pass "
             "--resume_from_checkpoint last to continue it, --overwrite_output_dir to replace it, or choose another "
             "--output_dir"
         )
@@ -239,6 +443,7 @@ def _load_processor(model_args: ModelArguments, data: DataArguments, train_texts
 
     saved = model_args.processor_name_or_path or model_args.model_name_or_path
     if saved and (Path(saved) / "processor_config.json").is_file():
+        _require_tokenizer_files(Path(saved))
         processor = BeyondGlossProcessor.from_pretrained(saved)
         source = saved
     else:
@@ -269,10 +474,37 @@ def _load_processor(model_args: ModelArguments, data: DataArguments, train_texts
     for name in ("max_frames", "resize_size", "crop_size", "augment"):
         if getattr(data, name) is not None:
             setattr(video, name, getattr(data, name))
-    if video.resize_size is not None and video.crop_size is not None and video.crop_size > video.resize_size:
-        video.resize_size = video.crop_size
+    crop, size = video.crop_size, video.resize_size
+    if isinstance(crop, int) and isinstance(size, int) and crop > size:
+        video.resize_size = crop
     video._validate()
     return processor
+
+
+def _require_tokenizer_files(folder: Path) -> None:
+    """Refuses a saved processor whose tokenizer file is missing: the tokenizer would load from `tokenizer_config.json`
+    alone with only its special tokens, and every translation would silently come out empty."""
+    if not (folder / "tokenizer.json").is_file() and not (folder / "sentencepiece.bpe.model").is_file():
+        raise CommandError(
+            f"{folder} has a processor_config.json but no tokenizer.json (nor sentencepiece.bpe.model): the tokenizer "
+            "of the model's processor is missing, so its vocabulary cannot be read. Copy tokenizer.json and "
+            "tokenizer_config.json from the run that trained this model into the folder"
+        )
+
+
+def _check_frame_capacity(config, video_processor, fix: str) -> None:
+    """Refuses a `max_frames` whose video sequence is longer than the text encoder's position table.
+
+    The temporal encoder halves the frame sequence (ceil(T / 2) steps), and mBART's learned positions hold
+    `text_config.max_position_embeddings` of them; a longer video fails deep inside the encoder with an IndexError.
+    """
+    positions = config.text_config.max_position_embeddings
+    if video_processor.max_frames > 2 * positions:
+        raise CommandError(
+            f"max_frames={video_processor.max_frames} is more than the model reads: the video sequence is halved to "
+            f"{-(-video_processor.max_frames // 2)} steps, but its text encoder has {positions} positions "
+            f"(text_config.max_position_embeddings), so at most {2 * positions} frames; {fix}"
+        )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -308,11 +540,13 @@ def _build_model(model_class, model_args: ModelArguments, processor, train_datas
             model = model_class(config)
         elif model_args.tiny:
             crop = processor.video_processor.crop_size or processor.video_processor.resize_size or 28
+            if isinstance(crop, dict):  # a size dict ({"height", "width"} or {"shortest_edge"}) of the processor
+                crop = crop.get("height", crop.get("shortest_edge"))
             model = model_class(tiny_config(vocab_size=len(tokenizer), image_size=crop, **overrides))
         else:
             model = model_class.from_backbones(model_args.vision_backbone, model_args.text_backbone,
                                                config_kwargs=overrides)
-    except (OSError, TypeError) as error:
+    except (OSError, TypeError, ValueError) as error:
         raise CommandError(f"could not build the model from {sources[0]}: {error}") from error
     vocab = model.config.text_config.vocab_size
     if len(tokenizer) > vocab:
@@ -378,6 +612,8 @@ def _run_training(argv: list, stage: str):
     else:
         from ..modeling_beyondgloss import BeyondGlossForSignTranslation as model_class
     model = _build_model(model_class, model_args, processor, train_dataset)
+    _check_frame_capacity(model.config, processor.video_processor,
+                          f"pass --max_frames {2 * model.config.text_config.max_position_embeddings} or less")
     collator_class = PretrainingCollator if pretraining else TranslationCollator
     train_collator = collator_class(processor, training=True, max_target_length=data.max_target_length)
     eval_collator = collator_class(processor, training=False, max_target_length=data.max_target_length)
@@ -393,6 +629,7 @@ def _run_training(argv: list, stage: str):
         trainer = BeyondGlossTranslationTrainer(**common, compute_metrics=_translation_metrics(processor, data,
                                                                                                train_dataset))
 
+    open_output_dir(args, run)
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     trainer.log_metrics("train", result.metrics)
@@ -440,13 +677,14 @@ def finetune(argv: list) -> int:
     return _guarded(_run_training, argv, "finetune")
 
 
-def _guarded(function, argv, name):
+def _guarded(function, argv, name) -> int:
+    """Runs a command: 2 and the message on stderr for a `CommandError`, else the command's own status (0 by default)."""
     try:
-        function(list(argv), name)
+        result = function(list(argv), name)
     except CommandError as error:
         print(f"beyondgloss {name}: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 # `evaluate` trains nothing: no periodic evaluation or checkpoints; results go next to the model unless told.
@@ -462,10 +700,13 @@ def _run_evaluate(argv: list, name: str):
     split = data.test_split if (data.test_split or "").lower() not in ("", "none") else data.eval_split
     if args.output_dir in (None, "trainer_output"):
         args.output_dir = os.path.join(model_args.model_name_or_path, f"evaluation-{split}")
-    held = [p.name for p in Path(args.output_dir).glob(f"{split}_*")] if Path(args.output_dir).is_dir() else []
-    if held and not run.overwrite_output_dir:
-        raise CommandError(f"{args.output_dir} already holds results of an evaluation on {split!r} ({', '.join(held)}); "
-                           "pass --overwrite_output_dir to replace them, or choose another --output_dir")
+    folder = Path(args.output_dir)
+    if claim_output_dir(folder):
+        held = sorted(p.name for p in folder.glob(f"{split}_*"))
+        if held and not run.overwrite_output_dir:
+            raise CommandError(f"{folder} already holds results of an evaluation on {split!r} ({', '.join(held)}); "
+                               "pass --overwrite_output_dir to replace them, or choose another --output_dir")
+
     splits = _load_dataset(data, args, [(split, data.max_eval_samples)])
     dataset = splits[split]
     from transformers import AutoConfig
@@ -481,6 +722,7 @@ def _run_evaluate(argv: list, name: str):
         from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining as model_class
 
         model = model_class.from_pretrained(model_args.model_name_or_path)
+        _check_frame_capacity(model.config, processor.video_processor, "pass a smaller --max_frames")
         trainer = BeyondGlossPretrainingTrainer(
             model=model, args=args, data_collator=PretrainingCollator(processor, training=False),
             processing_class=processor)
@@ -489,10 +731,13 @@ def _run_evaluate(argv: list, name: str):
         from ..modeling_beyondgloss import BeyondGlossForSignTranslation as model_class
 
         model = model_class.from_pretrained(model_args.model_name_or_path)
+        _check_frame_capacity(model.config, processor.video_processor, "pass a smaller --max_frames")
         trainer = BeyondGlossTranslationTrainer(
             model=model, args=args, data_collator=TranslationCollator(processor, training=False),
             processing_class=processor, compute_metrics=_translation_metrics(processor, data, dataset))
         keys = tuple(f"{split}_{k}" for k in _TRANSLATION_SCORES)
+    if args.should_save and not claim_output_dir(folder):
+        _mark_output_dir(folder)
     metrics = trainer.evaluate(dataset, metric_key_prefix=split)
     trainer.save_metrics(split, metrics, combined=False)
     if args.should_save:
@@ -508,15 +753,19 @@ def evaluate(argv: list) -> int:
     return _guarded(_run_evaluate, argv, "evaluate")
 
 
-def _run_translate(argv: list, name: str):
+def _run_translate(argv: list, name: str) -> int:
     (options,) = _parse(argv, (TranslateArguments,), None, name)
     if not options.videos:
         raise CommandError("--videos: give at least one video file or frame folder")
     missing = [video for video in options.videos if not Path(video).exists()]
     if missing:
         raise CommandError(f"these videos do not exist: {missing}")
-    if options.output_file and Path(options.output_file).exists() and not options.overwrite_output_file:
-        raise CommandError(f"--output_file {options.output_file} exists; pass --overwrite_output_file to replace it")
+    if options.output_file:
+        target = Path(options.output_file)
+        if target.is_dir():
+            raise CommandError(f"--output_file {target} is a folder; give a file path")
+        if target.exists() and not options.overwrite_output_file:
+            raise CommandError(f"--output_file {target} exists; pass --overwrite_output_file to replace it")
     from tqdm.auto import tqdm
 
     from ..modeling_beyondgloss import BeyondGlossForSignTranslation
@@ -526,15 +775,26 @@ def _run_translate(argv: list, name: str):
     if not (folder / "processor_config.json").is_file():
         raise CommandError(f"{folder} has no saved processor (processor_config.json); translate needs a model folder "
                            "written by `beyondgloss finetune` or saved with its processor")
+    _require_tokenizer_files(folder)
     processor = BeyondGlossProcessor.from_pretrained(str(folder))
-    model = BeyondGlossForSignTranslation.from_pretrained(str(folder)).to(options.device).eval()
+    try:
+        model = BeyondGlossForSignTranslation.from_pretrained(str(folder)).to(options.device).eval()
+    except (OSError, TypeError, ValueError) as error:
+        raise CommandError(f"could not load the model from {folder}: {error}") from error
+    _check_frame_capacity(model.config, processor.video_processor,
+                          f"lower max_frames in {folder / 'processor_config.json'}")
+    positions = model.config.text_config.max_position_embeddings
+    if options.max_new_tokens is not None and options.max_new_tokens >= positions:
+        raise CommandError(f"--max_new_tokens {options.max_new_tokens}: the model's decoder has {positions} positions "
+                           f"(the start token included); use at most {positions - 1}")
     generation = {key: value for key, value in (("num_beams", options.num_beams),
                                                  ("max_new_tokens", options.max_new_tokens)) if value is not None}
-    results = []
+    results, failures = [], []
     batches = range(0, len(options.videos), options.batch_size)
     for start in tqdm(batches, desc="translating", unit="batch", disable=len(batches) < 2):
-        videos = options.videos[start:start + options.batch_size]
-        inputs = processor(videos=videos, training=False)
+        videos, inputs = _readable_batch(processor, options.videos[start:start + options.batch_size], failures)
+        if not videos:
+            continue
         with torch.inference_mode():
             ids = model.generate(pixel_values_videos=inputs["pixel_values_videos"].to(options.device),
                                  video_attention_mask=inputs["video_attention_mask"].to(options.device), **generation)
@@ -542,12 +802,43 @@ def _run_translate(argv: list, name: str):
             results.append({"video": video, "translation": text.strip()})
             print(f"{video}\t{text.strip()}", flush=True)
     if options.output_file:
-        with open(options.output_file, "w", encoding="utf-8") as handle:
-            for record in results:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return results
+        write_atomically(options.output_file,
+                         "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in results))
+    for video, reason in failures:
+        print(f"beyondgloss {name}: error: {video}: {reason}", file=sys.stderr)
+    if failures:
+        written = f"; the other {len(results)} are in {options.output_file}" if options.output_file else ""
+        print(f"beyondgloss {name}: {len(failures)} of {len(options.videos)} videos could not be translated{written}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _readable_batch(processor, videos: list, failures: list) -> tuple:
+    """Processes a batch of videos; a video that cannot be read goes to `failures` as (path, reason), not the batch.
+
+    Returns `(videos kept, processor output)`. The batch is read whole first; only when that fails is each video read
+    alone to find the bad ones, so a good batch is decoded once.
+    """
+    try:
+        return videos, processor(videos=videos, training=False)
+    except Exception:  # noqa: BLE001 - which video failed, and why, is found below and reported per video
+        pass
+    kept = []
+    for video in videos:
+        try:
+            processor(videos=[video], training=False)
+        except Exception as error:  # noqa: BLE001 - any reader error is this input's, reported with its path
+            failures.append((video, f"{type(error).__name__}: {error}"))
+        else:
+            kept.append(video)
+    return kept, (processor(videos=kept, training=False) if kept else None)
 
 
 def translate(argv: list) -> int:
-    """`beyondgloss translate`: print the translation of each video (tab-separated: video, translation)."""
+    """`beyondgloss translate`: print the translation of each video (tab-separated: video, translation).
+
+    Exit status: 0 when every video was translated; 1 when some could not be read (each is named on stderr with the
+    reason; the others are printed and written to `--output_file`); 2 for a bad argument (nothing translated).
+    """
     return _guarded(_run_translate, argv, "translate")

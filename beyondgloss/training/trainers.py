@@ -12,13 +12,19 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from transformers import Seq2SeqTrainer, Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+from .callbacks import write_atomically
 
 __all__ = [
+    "CHECKPOINT_STAGING_PREFIX",
     "LOSS_PARTS",
     "METADATA_KEYS",
     "LossPartsTracker",
@@ -33,6 +39,9 @@ logger = logging.getLogger(__name__)
 LOSS_PARTS = ("alignment_loss", "description_loss", "hand_loss")
 # Batch entries the collators add for evaluation loops (`return_metadata=True`); they are not model inputs.
 METADATA_KEYS = ("ids", "texts")
+# A checkpoint is written into `<output_dir>/.incomplete-checkpoint-N/checkpoint-N` and renamed to
+# `<output_dir>/checkpoint-N` once every file is in it; the staging name matches none of Trainer's checkpoint globs.
+CHECKPOINT_STAGING_PREFIX = ".incomplete-"
 
 
 def _model_inputs(inputs: dict) -> dict:
@@ -86,6 +95,75 @@ class _BeyondGlossTrainerMixin:
             return super()._load_best_model()
         logger.info("Loading the best model from %s (score: %s)", self.state.best_model_checkpoint, self.state.best_metric)
         self._copy_weights_from(self.state.best_model_checkpoint, self.model_wrapped)
+
+    def _get_output_dir(self, trial) -> str:
+        staging = getattr(self, "_checkpoint_staging", None)
+        return staging if staging is not None else super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Saves a checkpoint atomically: a `checkpoint-N` folder exists only once it is complete.
+
+        `Trainer._save_checkpoint` writes the model, optimizer, scheduler, RNG states and trainer state one file after
+        another straight into `checkpoint-N`, so an interruption leaves a folder that `--resume_from_checkpoint last`
+        takes for the newest checkpoint and fails on. Here it writes the same files into a staging folder (through
+        `_get_output_dir`, which it asks for the run folder), and the main process renames the result into place
+        after every process has written its part.
+        """
+        run_dir = super()._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging = os.path.join(run_dir, CHECKPOINT_STAGING_PREFIX + name)
+        written, final = os.path.join(staging, name), os.path.join(run_dir, name)
+        if self.args.should_save and os.path.isdir(staging):
+            shutil.rmtree(staging)  # an interrupted save of this step: never a finished checkpoint
+        self.accelerator.wait_for_everyone()
+        self._checkpoint_staging = staging
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._checkpoint_staging = None
+        self.accelerator.wait_for_everyone()  # every process has written its part (RNG states, sharded states)
+        if self.state.best_model_checkpoint == written:
+            self.state.best_model_checkpoint = final
+        if not self.args.should_save:
+            return
+        state_file = os.path.join(written, "trainer_state.json")
+        if os.path.isfile(state_file):
+            self.state.save_to_json(state_file)  # with the final path of the best checkpoint
+        if os.path.isdir(final):
+            # A folder of this step that resume passed over as incomplete, or one a resumed run saves again.
+            os.replace(final, os.path.join(staging, "superseded"))
+        os.replace(written, final)
+        shutil.rmtree(staging)
+        rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
+                           best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+
+    def save_metrics(self, split, metrics, combined=True):
+        """As `Trainer.save_metrics` (`<split>_results.json`, merged into `all_results.json`), written atomically."""
+        if not self.is_world_process_zero():
+            return
+        write_atomically(os.path.join(self.args.output_dir, f"{split}_results.json"),
+                         json.dumps(metrics, indent=4, sort_keys=True))
+        if combined:
+            path = os.path.join(self.args.output_dir, "all_results.json")
+            combined_metrics = {}
+            if os.path.isfile(path):
+                try:
+                    with open(path, encoding="utf-8") as handle:
+                        combined_metrics = json.load(handle)
+                except ValueError:
+                    logger.warning("%s is not readable JSON; starting it again with the %s results", path, split)
+            combined_metrics.update(metrics)
+            write_atomically(path, json.dumps(combined_metrics, indent=4, sort_keys=True))
+
+    def save_state(self):
+        """As `Trainer.save_state` (`trainer_state.json` in the output folder), written atomically."""
+        if not self.is_world_process_zero():
+            return
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.args.output_dir, prefix=".trainer_state.json.", suffix=".tmp")
+        os.close(handle)
+        self.state.save_to_json(temporary)
+        os.replace(temporary, os.path.join(self.args.output_dir, "trainer_state.json"))
 
     def get_decay_parameter_names(self, model: torch.nn.Module) -> list[str]:
         """Every parameter with `decay_all_parameters` (the reference, spec §10.6), else HF's bias/norm exclusion."""
@@ -207,6 +285,28 @@ class BeyondGlossPretrainingTrainer(_BeyondGlossTrainerMixin, Trainer):
         self._setup_beyondgloss(decay_all_parameters, eval_data_collator)
         self._loss_parts = LossPartsTracker()
 
+    def get_train_dataloader(self):
+        self._warn_single_sample_batch()
+        return super().get_train_dataloader()
+
+    def _warn_single_sample_batch(self) -> None:
+        """Warns when every epoch ends with a 1-sample batch: a single video has no negative to be told apart from,
+        so the contrastive terms of that step are exactly 0 and the step trains only the hand head."""
+        dataset, args = self.train_dataset, self.args
+        if args.dataloader_drop_last or dataset is None or not hasattr(dataset, "__len__"):
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        if args.world_size > 1 and getattr(model.config, "gather_distributed_negatives", False):
+            return  # the other processes' samples are its negatives
+        per_process = math.ceil(len(dataset) / args.world_size)
+        if per_process % self._train_batch_size == 1:
+            logger.warning(
+                "The training set (%d samples%s) leaves a last batch of 1 sample in every epoch at batch size %d: its "
+                "contrastive losses are 0 (one video has no negative), so that step logs alignment and description "
+                "loss 0. Pass dataloader_drop_last=True (--dataloader_drop_last true) to drop it, or change the batch "
+                "size.", len(dataset), f", {per_process} per process" if args.world_size > 1 else "",
+                self._train_batch_size)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**_model_inputs(inputs), return_loss=True)
         if model.training:
@@ -316,13 +416,12 @@ class BeyondGlossTranslationTrainer(_BeyondGlossTrainerMixin, Seq2SeqTrainer):
         ids = _column(dataset, "id") or [str(i) for i in range(len(predictions))]
         references = references or [None] * len(predictions)
         path = os.path.join(self.args.output_dir, f"{prefix}_predictions.jsonl")
-        with open(path, "w", encoding="utf-8") as handle:
-            for sample_id, reference, prediction in zip(ids, references, predictions):
-                record = {"id": sample_id, "reference": reference, "prediction": prediction}
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        lines = [json.dumps({"id": sample_id, "reference": reference, "prediction": prediction}, ensure_ascii=False)
+                 + "\n" for sample_id, reference, prediction in zip(ids, references, predictions)]
+        write_atomically(path, "".join(lines))
         if result is not None:
             scores = {key: value for key, value in result.items() if not (isinstance(value, float) and math.isnan(value))}
             scores["global_step"] = self.state.global_step
-            with open(os.path.join(self.args.output_dir, f"{prefix}_scores.json"), "w", encoding="utf-8") as handle:
-                json.dump(scores, handle, ensure_ascii=False, indent=2)
+            write_atomically(os.path.join(self.args.output_dir, f"{prefix}_scores.json"),
+                             json.dumps(scores, ensure_ascii=False, indent=2))
         logger.info("Wrote %d predictions with their references to %s", len(predictions), path)
