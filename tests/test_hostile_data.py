@@ -6,6 +6,7 @@ nothing that was there before changed (`snapshot` hashes a folder before and aft
 
 import hashlib
 import io
+import json
 import lzma
 import os
 import pickle
@@ -216,3 +217,104 @@ def test_hand_import_reports_each_bad_file_and_keeps_the_others(tmp_path):
     assert snapshot(root) == before
     with pytest.raises(PickleLimitError, match="good.lzma: the pickle decompresses to more than 100 bytes"):
         read_hamer_file(root / "train" / "good" / "good.lzma", max_bytes=100)
+
+
+# -- SynthSign: ownership before any deletion ---------------------------------------------------------------
+
+TINY = dict(num_train=3, num_validation=1, num_test=1, image_size=16, description_dim=8, frames_per_sign=(1, 2),
+            num_workers=1)
+
+
+def _synthsign(path, **changes):
+    from beyondgloss.data.synthsign import generate_synthsign
+
+    return generate_synthsign(path, **{**TINY, **changes})
+
+
+def test_synthsign_never_touches_a_foreign_folder_with_settings_json(tmp_path):
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("print('mine')\n")
+    (project / "settings.json").write_text('{"theme": "dark"}')
+    before = snapshot(tmp_path)
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match="is not empty and is not a SynthSign corpus") as caught:
+            _synthsign(project, overwrite=overwrite)
+        message = str(caught.value)
+        assert "settings.json" in message and "src" in message and "choose a new or empty data_dir" in message
+        assert "overwrite=True" not in message  # suggesting it would point at a way to lose data
+    assert snapshot(tmp_path) == before  # no staging folder left next to it either
+
+
+def test_synthsign_corpus_with_foreign_files_is_neither_reused_nor_replaced(tmp_path):
+    corpus = _synthsign(tmp_path / "corpus")
+    (corpus / "notes.txt").write_text("my notes")
+    (corpus / "train" / "extra.mp4").write_bytes(b"mine")
+    os.mkfifo(corpus / "pipe")
+    before = snapshot(tmp_path)
+    for changes in ({}, {"seed": 1, "overwrite": True}):
+        with pytest.raises(ValueError, match=r"also 3 entries the generator did not write \(notes.txt, pipe, "
+                                             r"train/extra.mp4\).*move them out"):
+            _synthsign(corpus, **changes)
+    assert snapshot(tmp_path) == before
+
+
+def test_synthsign_replaces_only_its_own_corpus(tmp_path):
+    from beyondgloss.data.synthsign import MARKER_FILE
+
+    (tmp_path / "sibling").mkdir()
+    (tmp_path / "sibling" / "keep.txt").write_text("keep")
+    corpus = _synthsign(tmp_path / "corpus")
+    marker = json.loads((corpus / MARKER_FILE).read_text())
+    assert marker["generator"] == "beyondgloss.data.synthsign" and marker["settings"]["seed"] == 0
+    with pytest.raises(ValueError, match=r"made with other settings .*pass overwrite=True to replace it \(only the "
+                                         r"files the generator wrote are deleted"):
+        _synthsign(corpus, seed=1)
+    assert _synthsign(corpus, seed=1, overwrite=True) == corpus
+    assert json.loads((corpus / MARKER_FILE).read_text())["settings"]["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "sibling"]  # no staging or old copy left
+    assert (tmp_path / "sibling" / "keep.txt").read_text() == "keep"
+    # A corpus with files missing is not reused silently.
+    (corpus / "test" / "000000.mp4").unlink()
+    with pytest.raises(ValueError, match=r"with 1 of its files missing \(test/000000.mp4\)"):
+        _synthsign(corpus, seed=1)
+    assert _synthsign(corpus, seed=1, overwrite=True) == corpus and (corpus / "test" / "000000.mp4").is_file()
+
+
+def test_synthsign_recognises_first_version_corpora(tmp_path):
+    from beyondgloss.data.synthsign import MARKER_FILE
+
+    corpus = _synthsign(tmp_path / "old")
+    (corpus / MARKER_FILE).unlink()  # what the first version wrote: settings.json, no marker
+    before = snapshot(corpus)
+    assert _synthsign(corpus) == corpus
+    after = snapshot(corpus)
+    assert after.pop(MARKER_FILE)[0] == "file" and after == before  # adopted: marked, nothing else changed
+    # A settings.json with the generator's keys is not enough when the folder holds anything else.
+    (corpus / MARKER_FILE).unlink()
+    (corpus / "src").mkdir()
+    with pytest.raises(ValueError, match="is not a SynthSign corpus"):
+        _synthsign(corpus, seed=2, overwrite=True)
+    assert (corpus / "src").is_dir() and (corpus / "train" / "000000.mp4").is_file()
+
+
+def test_synthsign_refuses_odd_targets_and_options(tmp_path):
+    from beyondgloss.data.synthsign import MARKER_FILE
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="exists and is not a folder"):
+        _synthsign(tmp_path / "file")
+    with pytest.raises(ValueError, match="overwrite='false': pass True or False"):
+        _synthsign(tmp_path / "new", overwrite="false")
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    settings = {"generator": "synthsign", "version": 1, "num_train": 10**12, "num_validation": 0, "num_test": 0,
+                "seed": 0, "image_size": 16, "description_dim": 8, "frames_per_sign": [1, 2], "frame_rate": 25}
+    (forged / MARKER_FILE).write_text(json.dumps({"generator": "beyondgloss.data.synthsign", "settings": settings}))
+    before = snapshot(forged)
+    with pytest.raises(ValueError, match="is not a SynthSign corpus"):
+        _synthsign(forged, overwrite=True)
+    assert snapshot(forged) == before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _synthsign(empty) == empty and (empty / "metadata.jsonl").is_file()

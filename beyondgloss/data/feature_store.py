@@ -5,15 +5,16 @@ A store is a folder of safetensors files, one per sample, each holding `features
 is atomic (a temporary file, then a rename), so an interrupted run never leaves a half-written file.
 """
 
+import hashlib
 import os
 import re
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-__all__ = ["FeatureStore", "MissingFeatureError"]
+__all__ = ["FeatureStore", "FeatureFileError", "MissingFeatureError", "feature_file_name", "read_feature_file"]
 
 
 class MissingFeatureError(KeyError):
@@ -23,10 +24,59 @@ class MissingFeatureError(KeyError):
         return self.args[0] if self.args else super().__str__()
 
 
-def _file_stem(sample_id: str) -> str:
-    # Ids such as "train/01April_2010_Thursday_heute-6697" become one flat, portable file name.
+# Longest escaped stem kept readable: with ".safetensors" and a temporary-file suffix it stays well under the
+# 255-byte file-name limit of common file systems.
+_MAX_STEM = 200
+
+
+def feature_file_name(sample_id: str) -> str:
+    """The file name a store gives a sample id: `<stem>.safetensors`.
+
+    Ids such as "train/01April_2010_Thursday_heute-6697" become one flat, portable name (characters outside
+    `[A-Za-z0-9._-]` are written `~<hex code>~`). An id in any script and of any length gets a valid name:
+    an escaped stem longer than 200 bytes is cut and ends with a hash of the whole id, so names stay unique
+    and the file system's name limit is never passed. The id itself is kept in the file's metadata.
+    """
     stem = re.sub(r"[^A-Za-z0-9._-]", lambda m: f"~{ord(m.group()):x}~", sample_id)
-    return stem
+    if len(stem) > _MAX_STEM:
+        digest = hashlib.sha256(sample_id.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        stem = f"{stem[:_MAX_STEM - 26]}~~{digest}"
+    return f"{stem}.safetensors"
+
+
+class FeatureFileError(ValueError):
+    """A feature file is truncated, foreign (not written by `FeatureStore`) or holds another sample."""
+
+
+def read_feature_file(path, sample_id: str | None = None) -> dict:
+    """Reads one store file: `{"features": Tensor, "mask": Tensor | None}`.
+
+    Raises:
+        `FeatureFileError`: the file is not a readable safetensors file (truncated, foreign), has no `features`
+            tensor, a `mask` of another length, or belongs to another sample id (its metadata says so).
+    """
+    advice = "re-create it (beyondgloss import-hands / encode-descriptions) or move it out of the store"
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            keys = set(handle.keys())
+            stored_id = (handle.metadata() or {}).get("id")
+            if "features" not in keys:
+                raise FeatureFileError(f"{path}: no 'features' tensor (it holds {sorted(keys)}), so it was not written "
+                                       f"by FeatureStore; {advice}")
+            if sample_id is not None and stored_id is not None and stored_id != sample_id:
+                raise FeatureFileError(f"{path}: holds the features of sample {stored_id!r}, not {sample_id!r} (was it "
+                                       f"renamed?); {advice}")
+            features = handle.get_tensor("features")
+            mask = handle.get_tensor("mask") if "mask" in keys else None
+    except FeatureFileError:
+        raise
+    except (SafetensorError, OSError, ValueError) as error:
+        raise FeatureFileError(f"{path}: not a readable safetensors file; it may be truncated or foreign ({error}); "
+                               f"{advice}") from error
+    if mask is not None and (mask.ndim != 1 or features.ndim == 0 or mask.shape[0] != features.shape[0]):
+        raise FeatureFileError(f"{path}: 'mask' has shape {tuple(mask.shape)} but 'features' has shape "
+                               f"{tuple(features.shape)}; {advice}")
+    return {"features": features, "mask": mask}
 
 
 class FeatureStore:
@@ -48,7 +98,7 @@ class FeatureStore:
             self.path.mkdir(parents=True, exist_ok=True)
 
     def file_for(self, sample_id: str) -> Path:
-        return self.path / f"{_file_stem(sample_id)}.safetensors"
+        return self.path / feature_file_name(sample_id)
 
     def __contains__(self, sample_id: str) -> bool:
         return self.file_for(sample_id).is_file()
@@ -69,32 +119,46 @@ class FeatureStore:
         return target
 
     def read(self, sample_id: str) -> dict:
-        """Returns `{"features": Tensor, "mask": Tensor | None}` for one sample."""
+        """Returns `{"features": Tensor, "mask": Tensor | None}` for one sample.
+
+        Raises:
+            `MissingFeatureError`: no file for the id. `FeatureFileError`: the file is unreadable or foreign.
+        """
         path = self.file_for(sample_id)
         if not path.is_file():
             raise MissingFeatureError(
                 f"feature store {self.path} has no file for sample {sample_id!r} (expected {path.name}); "
                 "produce it (beyondgloss import-hands / encode-descriptions) or build the dataset without this store"
             )
-        with safe_open(str(path), framework="pt") as handle:
-            keys = set(handle.keys())
-            return {
-                "features": handle.get_tensor("features"),
-                "mask": handle.get_tensor("mask") if "mask" in keys else None,
-            }
+        return read_feature_file(path, sample_id)
 
     def __getitem__(self, sample_id: str) -> torch.Tensor:
         return self.read(sample_id)["features"]
 
+    def files(self) -> list[Path]:
+        """The store's sample files, sorted: regular `*.safetensors` files only (hidden names, folders, FIFOs and
+        other special files are left alone: opening a FIFO would block)."""
+        return sorted(path for path in self.path.glob("*.safetensors")
+                      if not path.name.startswith(".") and path.is_file())
+
     def ids(self) -> list[str]:
+        """The sample ids of the store (from each file's metadata).
+
+        Raises:
+            `FeatureFileError`: a file is unreadable; the message names it.
+        """
         found = []
-        for path in sorted(self.path.glob("*.safetensors")):
-            with safe_open(str(path), framework="pt") as handle:
-                found.append((handle.metadata() or {}).get("id", path.stem))
+        for path in self.files():
+            try:
+                with safe_open(str(path), framework="pt") as handle:
+                    found.append((handle.metadata() or {}).get("id", path.stem))
+            except (SafetensorError, OSError) as error:
+                raise FeatureFileError(f"{path}: not a readable safetensors file; it may be truncated or foreign "
+                                       f"({error}); re-create it or move it out of the store") from error
         return found
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.path.glob("*.safetensors"))
+        return len(self.files())
 
     def __repr__(self):
         return f"FeatureStore({str(self.path)!r}, {len(self)} samples)"

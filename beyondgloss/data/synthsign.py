@@ -21,6 +21,7 @@ Corpus layout written by `generate_synthsign(data_dir, ...)`:
 
 ```
 data_dir/
+  beyondgloss_synthsign.json  ownership marker: names the generator and holds its settings
   settings.json           generation settings (a corpus is reused only when they match)
   metadata.jsonl          file_name, id, split, text, gloss, signer, language, description, num_frames
   train/000000.mp4 ...    h264 mp4 (yuv444p, so the small coloured hands keep their colours), 25 fps
@@ -28,6 +29,13 @@ data_dir/
   hand_features/          FeatureStore: id -> (T, SYNTHSIGN_HAND_DIM) float32, mask (T,) of ones
   descriptions/           FeatureStore: id -> (description_dim,) float32
 ```
+
+Ownership: the generator reuses or replaces only a folder that it wrote, recognised by the marker
+`beyondgloss_synthsign.json` (or, for corpora of the first version, which wrote no marker, by a `settings.json`
+with exactly the generator's keys and nothing in the folder but the files those settings name). Every file
+it wrote follows from the settings (`synthsign_files`), so replacing a corpus (`overwrite=True`) deletes only
+those files, and it refuses, listing them, when the folder holds anything else. A folder that is not a
+corpus is never written into or deleted from, whatever `overwrite` says: generate into an empty or new folder.
 
 Validation and test sentences are sign sequences that never occur in the training split (nor in each
 other), so test scores measure generalisation to new combinations of known signs.
@@ -41,13 +49,14 @@ import logging
 import multiprocessing
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .feature_store import FeatureStore
+from .feature_store import FeatureStore, feature_file_name
 
 __all__ = [
     "SYNTHSIGN_HAND_DIM",
@@ -60,6 +69,8 @@ __all__ = [
     "describe_clip",
     "description_embedding",
     "generate_synthsign",
+    "synthsign_files",
+    "MARKER_FILE",
 ]
 
 logger = logging.getLogger(__name__)
@@ -411,31 +422,38 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
         frames_per_sign (`(int, int)`): inclusive range of frames per sign.
         num_workers (`int`, *optional*): processes rendering and encoding clips (default: up to 2, by CPU
             count). The output does not depend on it.
-        overwrite (`bool`): replace a corpus with other settings instead of refusing.
+        overwrite (`bool`): replace a SynthSign corpus with other settings (or with files missing) instead of
+            refusing. Only the files the generator wrote are deleted, and only from a folder holding nothing else;
+            a folder that is not a SynthSign corpus is never touched (see "Ownership" in the module docstring).
 
     Returns:
         `Path` of the corpus.
     """
-    root = Path(data_dir)
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite={overwrite!r}: pass True or False")
+    root = Path(os.path.abspath(data_dir))
+    if root.is_symlink():
+        # Generate where the link points: renaming onto the link would replace the link, not fill its target.
+        root = root.resolve()
     if image_size < 16 or image_size % 2:
         raise ValueError(f"image_size={image_size}: SynthSign needs an even frame size of at least 16 pixels")
     low, high = frames_per_sign
     if not 1 <= low <= high:
         raise ValueError(f"frames_per_sign={frames_per_sign}: give (low, high) with 1 <= low <= high")
     settings = _settings(num_train, num_validation, num_test, seed, image_size, description_dim, frames_per_sign)
-    settings_file = root / "settings.json"
-    if settings_file.is_file():
-        existing = json.loads(settings_file.read_text())
-        if existing == settings:
+    replacing = None
+    if root.exists():
+        state = _folder_state(root, settings)
+        if state == "reuse":
             return root
-        if not overwrite:
-            raise ValueError(
-                f"{root} holds a SynthSign corpus made with other settings ({existing}); pass overwrite=True to "
-                f"replace it, or choose another data_dir for {settings}"
-            )
-    elif root.exists() and any(root.iterdir()):
-        raise ValueError(f"{root} is not empty and is not a SynthSign corpus (no settings.json); "
-                         "choose an empty or new data_dir")
+        if state != "empty":
+            if not overwrite:
+                raise ValueError(
+                    f"{root} holds a SynthSign corpus {state}; pass overwrite=True to replace it (only the files the "
+                    f"generator wrote are deleted, and anything else in the folder stops the replacement), or choose "
+                    f"another data_dir for {settings}"
+                )
+            replacing = _corpus_settings(root)
 
     rng = np.random.default_rng(seed)
     counts = {"train": num_train, "validation": num_validation, "test": num_test}
@@ -460,9 +478,22 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
             index += 1
 
     # Build next to the target and rename at the end: an interrupted run never looks like a finished corpus.
-    staging = root.with_name(f".{root.name}.partial-{os.getpid()}")
-    if staging.exists():
-        shutil.rmtree(staging)
+    # The staging folder is always a new one (mkdtemp), so nothing that was there before is ever deleted.
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    try:
+        _generate_into(staging, jobs, counts, settings, image_size, description_dim, num_workers)
+        _install(staging, root, replacing, settings)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    logger.info("SynthSign: wrote %d clips to %s", len(jobs), root)
+    return root
+
+
+def _generate_into(staging: Path, jobs: list, counts: dict, settings: dict, image_size: int, description_dim: int,
+                   num_workers: int | None) -> None:
+    """Renders every clip and writes the whole corpus (marker last) into the fresh folder `staging`."""
     for split in counts:
         (staging / split).mkdir(parents=True)
     workers = num_workers if num_workers is not None else min(2, os.cpu_count() or 1)
@@ -489,9 +520,179 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
                        language=SYNTHSIGN_LANGUAGE, num_frames=frame_totals[job["index"]])
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     (staging / "settings.json").write_text(json.dumps(settings, indent=1))
-    if root.exists():
-        shutil.rmtree(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
+    _write_marker(staging, settings)
+
+
+# -- ownership -------------------------------------------------------------------------------------------
+
+MARKER_FILE = "beyondgloss_synthsign.json"
+_MARKER_GENERATOR = "beyondgloss.data.synthsign"
+_SETTINGS_KEYS = frozenset(_settings(1, 1, 1, 0, 32, 8, (1, 1)))
+# Most clips a corpus can have (a third of the language's sentences; see `sample_sentences`): a settings file
+# that claims more was not written by the generator.
+_MAX_CLIPS = 43008 // 3
+
+
+def _write_marker(folder: Path, settings: dict) -> None:
+    marker = {
+        "generator": _MARKER_GENERATOR,
+        "about": "A SynthSign corpus written by beyondgloss. The generator reuses or replaces only folders holding "
+                 "this file, and deletes only the files it wrote (see synthsign_files); remove this file to keep "
+                 "the generator away from the folder.",
+        "settings": settings,
+    }
+    temporary = folder / f".{MARKER_FILE}.tmp{os.getpid()}"
+    temporary.write_text(json.dumps(marker, indent=1))
+    os.replace(temporary, folder / MARKER_FILE)
+
+
+def _valid_settings(settings) -> bool:
+    if not isinstance(settings, dict) or set(settings) != _SETTINGS_KEYS or settings.get("generator") != "synthsign":
+        return False
+    counts = [settings[key] for key in ("num_train", "num_validation", "num_test")]
+    return all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) and sum(counts) <= _MAX_CLIPS
+
+
+def _read_json(path: Path):
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _corpus_settings(root: Path) -> tuple | None:
+    """`(settings, marked)` of the SynthSign corpus in `root`, or `None` if the folder is not one.
+
+    Marked corpora carry `MARKER_FILE`. Corpora of the first version carry no marker; they are recognised by a
+    `settings.json` with exactly the generator's keys (the caller also requires that the folder holds nothing
+    but the files those settings name).
+    """
+    marker = _read_json(root / MARKER_FILE)
+    if isinstance(marker, dict) and marker.get("generator") == _MARKER_GENERATOR and _valid_settings(
+            marker.get("settings")):
+        return marker["settings"], True
+    if marker is None and not (root / MARKER_FILE).exists():
+        legacy = _read_json(root / "settings.json")
+        if _valid_settings(legacy) and legacy.get("version") == 1:
+            return legacy, False
+    return None
+
+
+def synthsign_files(settings: dict, marked: bool = True) -> tuple:
+    """`(files, folders)`: every path (relative, POSIX) the generator writes for `settings`.
+
+    The layout follows from the settings alone, so a corpus can be checked and replaced without a list of its
+    files. `marked=False` leaves out the marker (corpora of the first version have none).
+    """
+    counts = {"train": settings["num_train"], "validation": settings["num_validation"], "test": settings["num_test"]}
+    folders = {*counts, "hand_features", "descriptions"}
+    files = {"metadata.jsonl", "settings.json"} | ({MARKER_FILE} if marked else set())
+    for split, count in counts.items():
+        for number in range(count):
+            sample_id = f"{split}/{number:06d}"
+            stored = feature_file_name(sample_id)
+            files.update((f"{sample_id}.mp4", f"hand_features/{stored}", f"descriptions/{stored}"))
+    return files, folders
+
+
+def _survey(root: Path, files: set, folders: set) -> tuple:
+    """`(foreign, missing)`: entries under `root` the generator did not write (links and special files
+    included; foreign folders are not entered), and generator files that are absent."""
+    foreign, present = [], set()
+    for directory, subfolders, names in os.walk(root):
+        relative = Path(directory).relative_to(root)
+        for name in list(subfolders):
+            path = (relative / name).as_posix()
+            if os.path.islink(os.path.join(directory, name)) or path not in folders:
+                foreign.append(path + ("" if os.path.islink(os.path.join(directory, name)) else "/"))
+                subfolders.remove(name)
+        for name in names:
+            path = (relative / name).as_posix()
+            full = os.path.join(directory, name)
+            if path in files and not os.path.islink(full) and os.path.isfile(full):
+                present.add(path)
+            else:
+                foreign.append(path)
+    return sorted(foreign), sorted(files - present)
+
+
+def _listed(paths: list, limit: int = 5) -> str:
+    return ", ".join(paths[:limit]) + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def _folder_state(root: Path, settings: dict) -> str:
+    """"empty", "reuse" (a complete corpus with these settings), or a description of a corpus to replace.
+
+    Raises:
+        `ValueError`: `root` is not a folder, not a SynthSign corpus, or a corpus with foreign entries in it.
+    """
+    if not root.is_dir():
+        raise ValueError(f"data_dir {root} exists and is not a folder; choose a new or empty folder for SynthSign")
+    if not any(os.scandir(root)):
+        return "empty"
+    found = _corpus_settings(root)
+    if found is not None:
+        existing, marked = found
+        foreign, missing = _survey(root, *synthsign_files(existing, marked))
+    if found is None or (foreign and not marked):
+        entries = sorted(entry.name for entry in os.scandir(root))
+        raise ValueError(
+            f"{root} is not empty and is not a SynthSign corpus (no {MARKER_FILE} written by the generator; it holds "
+            f"{_listed(entries)}). SynthSign writes only into a new or empty folder and never deletes from one it did "
+            "not write, whatever overwrite says: choose a new or empty data_dir"
+        )
+    if foreign:
+        raise ValueError(
+            f"{root} holds a SynthSign corpus and also {len(foreign)} entries the generator did not write "
+            f"({_listed(foreign)}). It will neither reuse nor replace a corpus with other files in it: move them out "
+            "of the folder, or choose another data_dir"
+        )
+    if existing == settings and not missing:
+        if not marked:
+            _write_marker(root, existing)  # a complete first-version corpus: mark it as the generator's own
+        return "reuse"
+    if existing != settings:
+        return f"made with other settings ({existing})"
+    return f"with {len(missing)} of its files missing ({_listed(missing)})"
+
+
+def _install(staging: Path, root: Path, replacing: tuple | None, settings: dict) -> None:
+    """Moves the finished corpus to `root`: onto an empty folder, or in place of the corpus being replaced,
+    deleting from the old one only the files the generator wrote."""
+    if replacing is None:
+        try:
+            os.replace(staging, root)  # a rename onto an empty folder; fails if anything appeared in it
+            return
+        except OSError as error:
+            if root.exists() and _corpus_settings(root) is not None and _folder_state(root, settings) == "reuse":
+                return  # another process generated the same corpus meanwhile
+            raise ValueError(f"{root} was filled by something else while SynthSign was generating ({error}); "
+                             "nothing in it was changed: choose a new or empty data_dir") from error
+    # Generation took a while: check again that the old corpus holds nothing but the generator's files.
+    foreign, _ = _survey(root, *synthsign_files(*replacing))
+    if foreign:
+        raise ValueError(f"{root}: {len(foreign)} entries the generator did not write appeared while it was generating "
+                         f"({_listed(foreign)}); nothing was replaced: move them out of the folder and run again")
+    # Swap the folders first, then delete the old corpus's files from where it was moved.
+    old = Path(tempfile.mkdtemp(prefix=f".{root.name}.replaced-", dir=root.parent))
+    os.replace(root, old)
     os.replace(staging, root)
-    logger.info("SynthSign: wrote %d clips to %s", len(jobs), root)
-    return root
+    files, folders = synthsign_files(*replacing)
+    for path in files:
+        target = old / path
+        if target.is_file() and not target.is_symlink():
+            target.unlink()
+    for path in sorted(folders, key=lambda p: -p.count("/")):
+        try:
+            (old / path).rmdir()
+        except OSError:
+            pass
+    try:
+        old.rmdir()
+    except OSError:
+        left = sorted(entry.name for entry in os.scandir(old))
+        logger.warning("SynthSign: %s keeps %d entries that were added to the old corpus while it was being "
+                       "replaced (%s); nothing of them was deleted: move them where you want them",
+                       old, len(left), _listed(left))
