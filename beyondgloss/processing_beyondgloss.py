@@ -5,6 +5,8 @@ Imports only transformers and siblings, so `save_pretrained` can copy it into a 
 `trust_remote_code=True` where beyondgloss is not installed.
 """
 
+import inspect
+
 from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 from transformers.video_processing_utils import VideoProcessorMixin
@@ -106,6 +108,8 @@ class BeyondGlossProcessor(ProcessorMixin):
         return_tensors: str | None = "pt",
         return_frame_indices: bool = False,
         generator=None,
+        videos_kwargs: dict | None = None,
+        text_kwargs: dict | None = None,
         **kwargs,
     ) -> BatchFeature:
         """Processes videos and/or sentences.
@@ -119,13 +123,28 @@ class BeyondGlossProcessor(ProcessorMixin):
             return_tensors (`str`, defaults to `"pt"`): `"pt"` or `"np"`.
             return_frame_indices (`bool`, defaults to `False`): also return the kept source frames per video.
             generator (`torch.Generator`, *optional*): random source of the video augmentation.
-            kwargs: passed to the tokenizer (e.g. `max_length`, `padding`).
+            videos_kwargs, text_kwargs (`dict`, *optional*): settings for the video processor / tokenizer for this
+                call, grouped as in transformers' processors.
+            kwargs: video processor settings for this call (`size`, `crop_size`, `num_frames`, `fps`, ...; see
+                [`BeyondGlossVideoProcessor`]) and tokenizer arguments (`max_length`, `padding`, ...), told apart by
+                name.
 
         Returns:
             [`BatchFeature`] with the keys of the inputs given.
+
+        Raises:
+            `TypeError`: a keyword that is neither a video setting nor an argument of the tokenizer (or a tokenizer
+                argument with no text to tokenize).
         """
         if videos is None and text is None and text_target is None:
             raise ValueError("BeyondGlossProcessor needs videos, text or text_target")
+        video_settings, text_settings = self._split_kwargs(kwargs)
+        video_settings.update(videos_kwargs or {})
+        text_settings.update(text_kwargs or {})
+        if text_settings and text is None and text_target is None:
+            raise TypeError(
+                f"BeyondGlossProcessor got tokenizer arguments {sorted(text_settings)} but no text to tokenize"
+            )
         data = {}
         if videos is not None:
             data.update(
@@ -135,18 +154,37 @@ class BeyondGlossProcessor(ProcessorMixin):
                     return_tensors=return_tensors,
                     return_frame_indices=return_frame_indices,
                     generator=generator,
+                    **video_settings,
                 )
             )
         if text is not None:
-            encoded = self._tokenize_targets(text, **kwargs)
+            encoded = self._tokenize_targets(text, **text_settings)
             data.update(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"])
         if text_target is not None:
-            encoded = self._tokenize_targets(text_target, **kwargs)
+            encoded = self._tokenize_targets(text_target, **text_settings)
             data["labels"] = [
                 [token if keep else -100 for token, keep in zip(ids, mask)]
                 for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])
             ]
         return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=["frame_indices"])
+
+    def _split_kwargs(self, kwargs: dict) -> tuple[dict, dict]:
+        """Video settings and tokenizer arguments among `kwargs`; anything else is a `TypeError` naming it."""
+        video_names = set(getattr(self.video_processor, "valid_kwargs", dict).__annotations__)
+        text_names = {
+            name
+            for name, parameter in inspect.signature(self.tokenizer.__call__).parameters.items()
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        } - {"text", "text_pair", "text_target", "text_pair_target", "return_tensors"}
+        video = {key: value for key, value in kwargs.items() if key in video_names}
+        text = {key: value for key, value in kwargs.items() if key in text_names and key not in video}
+        unknown = sorted(set(kwargs) - set(video) - set(text))
+        if unknown:
+            raise TypeError(
+                f"BeyondGlossProcessor got unknown keyword arguments {unknown}: pass video processor settings "
+                f"{sorted(video_names)} or tokenizer arguments {sorted(text_names)}"
+            )
+        return video, text
 
     def _tokenize_targets(self, sentences, **kwargs):
         if isinstance(sentences, str):

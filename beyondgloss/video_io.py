@@ -4,16 +4,20 @@
 Accepted sources (one video each):
 
 - a video file path (`str` / `os.PathLike`; mp4, webm, avi, ... anything FFmpeg reads), decoded with torchcodec;
-- a folder of frame images (`.png`, `.jpg`, `.jpeg`), in natural order: `images0002.png` before `images0010.png`;
+- a folder of frame images (see `IMAGE_EXTENSIONS` and [`list_frame_images`]), in natural order: `images0002.png`
+  before `images0010.png`; hidden files, sub-folders, special files (FIFOs, sockets, devices) and broken links are
+  skipped;
 - a list of image paths or of `PIL.Image`s, in the given order;
 - a `torchcodec.decoders.VideoDecoder` (what a `datasets.Video()` column yields);
 - a `{"path": ..., "bytes": ...}` dict (a `datasets.Video(decode=False)` value) or the encoded `bytes` of a file;
 - an array or tensor `(T, H, W, C)` or `(T, C, H, W)` (or `(T, H, W)` grayscale), `uint8` or float in [0, 1].
 
-Every reader returns RGB `uint8` frames `(T, 3, H, W)`. Conversions are documented, not silent failures:
-grayscale frames are repeated to three channels and RGBA frames lose their alpha channel (`PIL.Image.convert("RGB")`
-for images, the first three channels for arrays). Anything unreadable raises `VideoReadError` naming the file (and
-the frame) and what is wrong.
+Every reader returns RGB `uint8` frames `(T, 3, H, W)`, optionally resized while they are decoded (`size=`), so
+that memory does not grow with the source resolution. Conversions are documented, not silent failures: images of
+every Pillow mode by the rule of [`image_to_rgb`]; arrays: grayscale (and gray + alpha) repeated to three channels,
+RGBA without its alpha channel, floats in [0, 1] (NaN and infinity are errors). Anything unreadable (including
+special files, Pillow's decompression-bomb limit, corrupt or empty files) raises `VideoReadError` naming the file
+(and the frame) and what is wrong; nothing is read from a file that is not a regular file, so nothing can block.
 
 This module imports only torch, numpy, Pillow and torchcodec (the last two lazily), so it can travel with
 `video_processing_beyondgloss.py` into a checkpoint folder loaded with `trust_remote_code=True`.
@@ -28,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -40,6 +45,7 @@ __all__ = [
     "natural_sort_key",
     "open_video",
     "read_video_frames",
+    "resize_frames",
     "video_fps",
 ]
 
@@ -129,8 +135,19 @@ def is_single_video(item) -> bool:
     return True
 
 
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resizes uint8 frames `(T, C, H, W)` to `size = (height, width)`: bicubic with antialiasing, in 8 bits.
+
+    torch's uint8 antialiased bicubic is Pillow's `Image.resize(..., BICUBIC)` algorithm (rounded to 8 bits), the
+    resize of the reference code, and several times faster than resizing floats.
+    """
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    return F.interpolate(frames, size=tuple(size), mode="bicubic", antialias=True)
+
+
 class VideoSource:
-    """An opened video: its frame count and frame rate are known, frames are decoded on `read`.
+    """An opened video: its frame count, frame rate and frame size are known, frames are decoded on `read`.
 
     Attributes:
         name (`str`): what the error messages call this video (a path, or a description).
@@ -142,8 +159,24 @@ class VideoSource:
     num_frames: int
     fps: float | None = None
 
-    def read(self, indices: Sequence[int] | None = None) -> torch.Tensor:
+    # Frames resized with torch are resized this many at a time, so a full-size copy of only this many exists.
+    resize_chunk = 8
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """`(height, width)` of the frames as stored (before any resize)."""
+        raise NotImplementedError
+
+    def read(self, indices: Sequence[int] | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Decodes the frames at `indices` (all frames when `None`), in the given order.
+
+        Args:
+            indices (`Sequence[int]`, *optional*): frame indices, in output order.
+            size (`tuple[int, int]`, *optional*): `(height, width)` to resize every frame to while it is decoded, so
+                that no more than a few frames ever exist at the source size: video files and bytes are resized
+                inside FFmpeg (torchcodec's `Resize` decoder transform: bilinear with antialiasing), image files
+                one by one as they are opened, arrays and ready-made decoders a few frames at a time
+                (see [`resize_frames`]). `None` keeps the source size.
 
         Returns:
             `torch.Tensor`: uint8 RGB frames of shape `(len(indices), 3, H, W)`.
@@ -158,10 +191,20 @@ class VideoSource:
             )
         if not indices:
             raise VideoReadError(f"{self.name}: no frames were requested; pass at least one frame index")
-        return self._read(indices)
+        if size is not None:
+            size = (int(size[0]), int(size[1]))
+            if min(size) < 1:
+                raise ValueError(f"{self.name}: cannot resize frames to {size}; pass a positive (height, width)")
+        return self._read(indices, size)
 
-    def _read(self, indices: list[int]) -> torch.Tensor:
+    def _read(self, indices: list[int], size: tuple[int, int] | None) -> torch.Tensor:
         raise NotImplementedError
+
+    def _read_resized_in_chunks(self, indices: list[int], size: tuple[int, int]) -> torch.Tensor:
+        """Reads at the source size a few frames at a time and resizes each group with torch."""
+        step = self.resize_chunk
+        chunks = [indices[i : i + step] for i in range(0, len(indices), step)]
+        return torch.cat([resize_frames(self._read(chunk, None), size) for chunk in chunks])
 
     def __len__(self) -> int:
         return self.num_frames
@@ -171,11 +214,17 @@ class VideoSource:
 
 
 class _DecodedVideo(VideoSource):
-    """A video file, encoded bytes or an existing torchcodec decoder."""
+    """A video file, encoded bytes or an existing torchcodec decoder.
 
-    def __init__(self, decoder, name: str):
+    `source` (the path or bytes the decoder was made from, when known) lets a read at another size open a second
+    decoder that resizes inside FFmpeg.
+    """
+
+    def __init__(self, decoder, name: str, source=None):
         self.decoder = decoder
         self.name = name
+        self.source = source
+        self._resizing_decoders = {}
         metadata = decoder.metadata
         self.num_frames = int(metadata.num_frames if metadata.num_frames is not None else len(decoder))
         self.fps = float(metadata.average_fps) if metadata.average_fps else None
@@ -183,16 +232,38 @@ class _DecodedVideo(VideoSource):
         if self.num_frames == 0:
             raise VideoReadError(f"{name}: the video stream has zero frames; it may be truncated or empty")
 
-    def _read(self, indices: list[int]) -> torch.Tensor:
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self._size
+
+    def _decoder_for(self, size: tuple[int, int] | None):
+        if size is None or size == self._size:
+            return self.decoder
+        if size not in self._resizing_decoders:
+            from torchcodec.decoders import VideoDecoder
+            from torchcodec.transforms import Resize
+
+            try:
+                self._resizing_decoders[size] = VideoDecoder(
+                    self.source, dimension_order="NCHW", seek_mode="exact", transforms=[Resize(size)]
+                )
+            except (RuntimeError, ValueError) as error:
+                raise VideoReadError(f"{self.name}: FFmpeg cannot open it to resize to {size} ({error})") from error
+        return self._resizing_decoders[size]
+
+    def _read(self, indices: list[int], size: tuple[int, int] | None) -> torch.Tensor:
+        if size is not None and size != self._size and self.source is None:
+            return self._read_resized_in_chunks(indices, size)
+        decoder = self._decoder_for(size)
         try:
-            frames = self.decoder.get_frames_at(indices=indices).data
+            frames = decoder.get_frames_at(indices=indices).data
         except (RuntimeError, ValueError, IndexError) as error:
             raise VideoReadError(
                 f"{self.name}: could not decode frames {indices[:5]}{'...' if len(indices) > 5 else ''} "
                 f"({error}); the file may be corrupt or truncated"
             ) from error
         # datasets.Video(dimension_order="NHWC") yields channels-last decoders.
-        if tuple(frames.shape[1:3]) == self._size and frames.shape[1] != 3:
+        if decoder is self.decoder and tuple(frames.shape[1:3]) == self._size and frames.shape[1] != 3:
             frames = frames.permute(0, 3, 1, 2)
         return frames.contiguous()
 
@@ -222,7 +293,7 @@ def _open_decoder(source, name: str, path: Path | None = None) -> _DecodedVideo:
     except (RuntimeError, ValueError) as error:
         reason = _describe_unreadable(path) if path is not None else "the bytes are corrupt, truncated or not a video"
         raise VideoReadError(f"{name}: FFmpeg cannot open it as a video; {reason} ({error})") from error
-    return _DecodedVideo(decoder, name)
+    return _DecodedVideo(decoder, name, source)
 
 
 class _ImageSequence(VideoSource):
@@ -234,6 +305,12 @@ class _ImageSequence(VideoSource):
         self.num_frames = len(self.items)
         self._size = None
 
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        if self._size is None:
+            self._size = self._load(0).size
+        return self._size[1], self._size[0]
+
     def _frame_name(self, index: int) -> str:
         item = self.items[index]
         return str(item) if not _is_pil_image(item) else f"{self.name} frame {index}"
@@ -244,7 +321,7 @@ class _ImageSequence(VideoSource):
             return item
         return _open_image(Path(item), f"{item} (frame {index} of {self.name})")
 
-    def _read(self, indices: list[int]) -> torch.Tensor:
+    def _read(self, indices: list[int], size: tuple[int, int] | None) -> torch.Tensor:
         if self._size is None:
             self._size = self._load(0).size
         frames = []
@@ -256,7 +333,10 @@ class _ImageSequence(VideoSource):
                     f"but the first frame ({self._frame_name(0)}) is {self._size[0]}x{self._size[1]} px; all frames "
                     "of a video must have one size"
                 )
-            frames.append(image_to_rgb(image, f"{self._frame_name(index)} (frame {index} of {self.name})"))
+            frame = image_to_rgb(image, f"{self._frame_name(index)} (frame {index} of {self.name})")
+            del image  # one source-size image at a time
+            # Resized one by one, as each image is opened: the same pixels as resizing the stacked frames.
+            frames.append(resize_frames(frame.unsqueeze(0), size)[0] if size is not None else frame)
         return torch.stack(frames)
 
 
@@ -387,6 +467,10 @@ class _ArrayVideo(VideoSource):
         self.tensor = tensor
         self.num_frames = int(tensor.shape[0])
 
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return tuple(self.tensor.shape[-2:])
+
     @staticmethod
     def _check_range(tensor: torch.Tensor, name: str):
         if tensor.dtype == torch.bool or tensor.is_complex():
@@ -398,7 +482,9 @@ class _ArrayVideo(VideoSource):
         if not tensor.is_floating_point() and (low < 0 or high > 255):
             raise VideoReadError(f"{name}: integer frames must be in [0, 255], got values in [{low}, {high}]")
 
-    def _read(self, indices: list[int]) -> torch.Tensor:
+    def _read(self, indices: list[int], size: tuple[int, int] | None) -> torch.Tensor:
+        if size is not None and size != self.frame_size:
+            return self._read_resized_in_chunks(indices, size)
         frames = self.tensor[indices].cpu()
         if frames.is_floating_point():
             frames = (frames.float() * 255).round()
@@ -421,8 +507,11 @@ def open_video(source) -> VideoSource:
     if isinstance(source, VideoSource):
         return source
     if _is_decoder(source):
+        # datasets.Video() decoders remember what they were made from: a resizing decoder can be opened on it.
         encoded = getattr(source, "_hf_encoded", None) or {}
-        return _DecodedVideo(source, str(encoded.get("path") or "the torchcodec VideoDecoder"))
+        path = encoded.get("path")
+        origin = encoded.get("bytes") or (path if path and _is_regular_file(Path(path)) else None)
+        return _DecodedVideo(source, str(encoded.get("path") or "the torchcodec VideoDecoder"), origin)
     if isinstance(source, dict):
         if source.get("bytes"):
             return _open_decoder(source["bytes"], str(source.get("path") or "the video bytes"))
@@ -469,7 +558,9 @@ def open_video(source) -> VideoSource:
     )
 
 
-def read_video_frames(source, indices: Sequence[int] | None = None) -> torch.Tensor:
+def read_video_frames(
+    source, indices: Sequence[int] | None = None, size: tuple[int, int] | None = None
+) -> torch.Tensor:
     """Decodes the frames at `indices` (all when `None`) of a video in any accepted form.
 
     Only the requested frames are decoded (video files via `VideoDecoder.get_frames_at`, frame folders open only
@@ -479,6 +570,8 @@ def read_video_frames(source, indices: Sequence[int] | None = None) -> torch.Ten
         source: a video path, a frame folder, a list of image paths, a torchcodec `VideoDecoder`, a
             `{"path", "bytes"}` dict, encoded bytes, or an array / tensor (see the module docstring).
         indices (`Sequence[int]`, *optional*): frame indices to read, in output order.
+        size (`tuple[int, int]`, *optional*): `(height, width)` to resize to while decoding (see
+            [`VideoSource.read`]).
 
     Returns:
         `torch.Tensor`: uint8 RGB frames of shape `(T, 3, H, W)`.
@@ -491,7 +584,7 @@ def read_video_frames(source, indices: Sequence[int] | None = None) -> torch.Ten
     (torch.Size([3, 3, 260, 210]), torch.uint8)
     ```
     """
-    return open_video(source).read(indices)
+    return open_video(source).read(indices, size)
 
 
 def count_frames(source) -> int:

@@ -149,7 +149,8 @@ def test_every_image_mode_becomes_rgb_uint8_by_the_documented_rule():
         assert torch.equal(image_to_rgb(images[mode]), grey), mode
     assert torch.equal(image_to_rgb(images["LA"]), grey)  # alpha dropped, not composited
     assert torch.equal(image_to_rgb(images["RGBA"]), torch.from_numpy(rgb).permute(2, 0, 1))
-    assert torch.equal(image_to_rgb(images["1"]), torch.from_numpy((ramp > 127).astype(np.uint8) * 255).expand(3, -1, -1))
+    binary = torch.from_numpy((ramp > 127).astype(np.uint8) * 255)
+    assert torch.equal(image_to_rgb(images["1"]), binary.expand(3, -1, -1))
     for mode in ("P", "CMYK", "YCbCr"):  # Pillow's own conversions
         expected = torch.from_numpy(np.array(images[mode].convert("RGB"))).permute(2, 0, 1)
         assert torch.equal(image_to_rgb(images[mode]), expected), mode

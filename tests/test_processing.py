@@ -141,6 +141,23 @@ def test_processor_videos_and_text_together(processor):
         processor()
 
 
+def test_processor_routes_per_call_settings_by_name(processor):
+    frames = make_frames(10)
+    before = processor.video_processor.to_dict()
+    batch = processor(videos=frames, text_target=["Morgen regnet es."], size={"shortest_edge": 10}, crop_size=None,
+                      num_frames=3, max_length=4)
+    assert batch["pixel_values_videos"].shape == (1, 3, 3, 10, 12) and batch["labels"].shape == (1, 4)
+    assert processor(videos=frames, resize_size=16, crop_size=16)["pixel_values_videos"].shape == (1, 8, 3, 16, 16)
+    grouped = processor(videos=frames, text_target=["Morgen"], videos_kwargs={"num_frames": 2},
+                        text_kwargs={"max_length": 3})
+    assert grouped["pixel_values_videos"].shape[1] == 2 and grouped["labels"].shape == (1, 3)
+    assert processor.video_processor.to_dict() == before  # per call only
+    with pytest.raises(TypeError, match=r"unknown keyword arguments \['resize'\]: pass video processor settings"):
+        processor(videos=frames, resize=32)
+    with pytest.raises(TypeError, match=r"tokenizer arguments \['max_length'\] but no text"):
+        processor(videos=frames, max_length=4)
+
+
 def _register():
     from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 

@@ -5,18 +5,29 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
+from beyondgloss import video_io
 from beyondgloss.configuration_beyondgloss import BeyondGlossConfig
 from beyondgloss.testing_video import make_frames, write_frame_folder, write_mp4
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor, affine_frames, select_frame_indices
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+MEAN = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64).view(1, 3, 1, 1)
+# The processor normalises in float32 as x * (1 / (255 std)) - mean / std: four roundings (the two constants, the
+# product, the difference), each within half a float32 ulp, 2**-24 relative, of a value of magnitude below 4 (the
+# outputs lie in [-2.12, 2.64]); so it is within 4 * 4 * 2**-24 ~ 1e-6 of the exact value, computed in float64 here.
+NORMALISE_ATOL = 4 * 4 * 2**-24
 
 
 def normalise(frames):
-    return (frames.float() / 255 - MEAN) / STD
+    """The exact normalisation, in float64."""
+    return (frames.double() / 255 - MEAN) / STD
+
+
+def assert_normalised(actual, frames):
+    torch.testing.assert_close(actual.double(), normalise(frames), rtol=0, atol=NORMALISE_ATOL)
 
 
 @pytest.fixture
@@ -78,24 +89,25 @@ def test_eval_is_deterministic_centre_crop(frames):
     processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28)
     square = make_frames(3, 32, 32)
     out = processor(square, training=False)["pixel_values_videos"][0]
-    torch.testing.assert_close(out, normalise(square[..., 2:30, 2:30]), rtol=0, atol=1e-5)
+    assert_normalised(out, square[..., 2:30, 2:30])
     assert torch.equal(out, processor(square)["pixel_values_videos"][0])
 
     default = BeyondGlossVideoProcessor()
     big = make_frames(1, 256, 256)
-    expected = normalise(big[..., 16:240, 16:240])
-    torch.testing.assert_close(default(big)["pixel_values_videos"][0], expected, rtol=0, atol=1e-5)
+    assert_normalised(default(big)["pixel_values_videos"][0], big[..., 16:240, 16:240])
 
 
 def test_resize_matches_pillow_bicubic():
     noise = torch.randint(0, 256, (1, 3, 26, 21), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=None, image_mean=[0] * 3, image_std=[1] * 3)
-    ours = processor(noise)["pixel_values_videos"][0, 0] * 255
+    ours = (processor(noise)["pixel_values_videos"][0, 0].double() * 255).round()  # x / 255 * 255 is x within 1e-4
     pil = Image.fromarray(noise[0].permute(1, 2, 0).numpy()).resize((32, 32), Image.BICUBIC)
-    reference = torch.from_numpy(np.array(pil)).permute(2, 0, 1).float()
+    reference = torch.from_numpy(np.array(pil)).permute(2, 0, 1).double()
     assert ours.shape == (3, 32, 32)
-    # torch's uint8 antialiased bicubic follows Pillow's; even on white noise at most a grey level apart.
-    assert (ours - reference).abs().max() <= 1.0001 and (ours - reference).abs().mean() < 0.05
+    # Two implementations of one algorithm, each rounding its fixed-point filter sums to 8 bits in its own order, so
+    # a pixel can land one grey level apart, never more; on white noise (the worst case for the rounding) fewer than
+    # 5% of the pixels do.
+    assert (ours - reference).abs().max() <= 1 and (ours != reference).double().mean() < 0.05
 
 
 def test_training_crop_is_random_per_video_and_shared_by_its_frames():
@@ -109,7 +121,9 @@ def test_training_crop_is_random_per_video_and_shared_by_its_frames():
             (top, left)
             for top in range(5)
             for left in range(5)
-            if torch.allclose(out[0], normalise(square[..., top : top + 28, left : left + 28]), rtol=0, atol=1e-5)
+            if torch.allclose(
+                out[0].double(), normalise(square[..., top : top + 28, left : left + 28]), rtol=0, atol=NORMALISE_ATOL
+            )
         ]
         assert len(matches) == 1 and max(matches[0]) < 4  # offsets 0..3, like np.random.randint(0, 32) for 256
         offsets.add(matches[0])
@@ -165,11 +179,13 @@ def test_save_and_load_round_trip(tmp_path, frames):
     processor = BeyondGlossVideoProcessor(resize_size=40, crop_size=30, max_frames=7, frame_sampling="truncate")
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "video_preprocessor_config.json").read_text())
-    assert saved["max_frames"] == 7 and saved["video_processor_type"] == "BeyondGlossVideoProcessor"
+    assert saved["num_frames"] == 7 and saved["video_processor_type"] == "BeyondGlossVideoProcessor"
+    assert saved["size"] == {"height": 40, "width": 40} and saved["crop_size"] == {"height": 30, "width": 30}
     loaded = BeyondGlossVideoProcessor.from_pretrained(tmp_path)
     assert loaded.to_dict() == processor.to_dict()
     assert torch.equal(loaded(frames)["pixel_values_videos"], processor(frames)["pixel_values_videos"])
-    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path, max_frames=3).max_frames == 3
+    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path, max_frames=3).num_frames == 3  # the earlier name
+    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path, num_frames=3).max_frames == 3
 
     AutoVideoProcessor.register(BeyondGlossConfig, BeyondGlossVideoProcessor, exist_ok=True)
     BeyondGlossConfig().save_pretrained(tmp_path)
@@ -180,11 +196,18 @@ def test_save_and_load_round_trip(tmp_path, frames):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"max_frames": 0}, "max_frames=0"),
+        ({"max_frames": 0}, r"num_frames=0 \(max_frames\)"),
+        ({"num_frames": 2.5}, "num_frames=2.5"),
         ({"frame_sampling": "random"}, "frame_sampling='random'"),
-        ({"resize_size": 200, "crop_size": 224}, "crop_size=224 is larger than resize_size=200"),
-        ({"target_fps": -1}, "target_fps"),
+        ({"resize_size": 200, "crop_size": 224}, "crop_size=.*224.* is larger than size=.*200"),
+        ({"size": {"shortest_edge": 100}, "crop_size": {"height": 90, "width": 120}}, "larger than size"),
+        ({"target_fps": -1}, r"fps=-1.0 \(target_fps\)"),
         ({"augment_probability": 2}, "augment_probability"),
+        ({"size": {"height": 32}}, r"size=\{'height': 32\} must have the keys"),
+        ({"crop_size": {"shortest_edge": 32}}, "crop_size=.*must have the keys \\['height', 'width'\\]$"),
+        ({"size": "big"}, "size='big' must be a dict"),
+        ({"do_resize": True, "size": None}, "do_resize=True needs size"),
+        ({"resize_size": 32, "size": 32}, "both resize_size=32 and size=32"),
     ],
 )
 def test_invalid_settings_are_named(kwargs, message):
@@ -196,7 +219,7 @@ def test_frames_of_different_sizes_need_a_resize(frames):
     processor = BeyondGlossVideoProcessor(resize_size=None, crop_size=None)
     with pytest.raises(ValueError, match="different frame sizes"):
         processor([frames, make_frames(2, 16, 16)])
-    with pytest.raises(ValueError, match="crop_size=28 is larger than the 20x24 frames"):
+    with pytest.raises(ValueError, match=r"crop_size=\{'height': 28, 'width': 28\} is larger than the 20x24 frames"):
         BeyondGlossVideoProcessor(resize_size=None, crop_size=28)(frames)
 
 
@@ -210,3 +233,153 @@ def test_none_sizes_survive_save_and_load(tmp_path):
     assert (loaded.resize_size, loaded.crop_size, loaded.target_fps) == (None, None, None)
     frames = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
     assert loaded([frames])["pixel_values_videos"].shape == (1, 3, 3, 32, 32)
+
+
+# What save_pretrained wrote before the settings took transformers' names (beyondgloss 2026-11-30, resize_size=32,
+# crop_size=28, max_frames=5, truncate), and the SynthSign demo's processor (no resize, no crop).
+OLD_CONFIG = {
+    "augment": True,
+    "augment_probability": 0.5,
+    "auto_map": {"AutoVideoProcessor": "video_processing_beyondgloss.BeyondGlossVideoProcessor"},
+    "crop_size": 28,
+    "frame_sampling": "truncate",
+    "image_mean": [0.485, 0.456, 0.406],
+    "image_std": [0.229, 0.224, 0.225],
+    "max_frames": 5,
+    "resize_size": 32,
+    "rotation_degrees": 30.0,
+    "target_fps": None,
+    "translate_pixels": 10,
+    "video_processor_type": "BeyondGlossVideoProcessor",
+}
+OLD_DEMO_CONFIG = {**OLD_CONFIG, "resize_size": None, "crop_size": None, "max_frames": 300, "augment": False}
+
+
+def test_settings_have_transformers_names():
+    processor = BeyondGlossVideoProcessor()
+    assert processor.size == {"height": 256, "width": 256} and processor.crop_size == {"height": 224, "width": 224}
+    assert (processor.do_resize, processor.do_center_crop, processor.do_normalize, processor.do_sample_frames) == (
+        True, True, True, True,
+    )  # fmt: skip
+    assert (processor.num_frames, processor.fps) == (300, None)
+    saved = processor.to_dict()
+    assert set(BeyondGlossVideoProcessor.settings_names) <= set(saved)
+    assert not set(saved) & {"resize_size", "max_frames", "target_fps"}
+    # The earlier names stay readable and writable as views.
+    assert (processor.resize_size, processor.max_frames, processor.target_fps) == (256, 300, None)
+    processor.resize_size, processor.max_frames = None, 8
+    assert (processor.do_resize, processor.num_frames) == (False, 8)
+
+
+@pytest.mark.parametrize("old", [OLD_CONFIG, OLD_DEMO_CONFIG], ids=["resizing", "demo"])
+def test_old_configs_load_with_the_same_behaviour(tmp_path, old, frames):
+    (tmp_path / "video_preprocessor_config.json").write_text(json.dumps(old))
+    loaded = BeyondGlossVideoProcessor.from_pretrained(tmp_path)
+    out = loaded(frames, return_frame_indices=True)
+    kept = list(range(5)) if old["resize_size"] else list(range(10))
+    assert out["frame_indices"] == [kept]
+    if old["resize_size"]:
+        assert loaded.size == {"height": 32, "width": 32} and loaded.crop_size == {"height": 28, "width": 28}
+        resized = F.interpolate(frames[kept], size=(32, 32), mode="bicubic", antialias=True)
+        assert_normalised(out["pixel_values_videos"][0], resized[..., 2:30, 2:30])
+    else:
+        assert (loaded.do_resize, loaded.do_center_crop, loaded.size, loaded.crop_size) == (False, False, None, None)
+        assert_normalised(out["pixel_values_videos"][0], frames)
+    # Saved again, it is written with the current names and loads to the same processor.
+    loaded.save_pretrained(tmp_path / "again")
+    again = BeyondGlossVideoProcessor.from_pretrained(tmp_path / "again")
+    assert again.to_dict() == loaded.to_dict() and "resize_size" not in json.loads(
+        (tmp_path / "again" / "video_preprocessor_config.json").read_text()
+    )
+
+
+def test_per_call_settings_apply_and_leave_the_processor_unchanged(frames):
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=4)
+    before = processor.to_dict()
+    out = processor(frames, size={"shortest_edge": 10}, crop_size=None, num_frames=3, return_frame_indices=True)
+    assert out["pixel_values_videos"].shape == (1, 3, 3, 10, 12)  # 20x24 -> shorter side 10, aspect kept
+    assert out["frame_indices"] == [[0, 5, 9]]  # round half up of 4.5
+    assert processor(frames, resize_size=16, crop_size=16)["pixel_values_videos"].shape == (1, 4, 3, 16, 16)
+    assert processor(frames, do_resize=False, do_center_crop=False)["pixel_values_videos"].shape == (1, 4, 3, 20, 24)
+    assert processor(frames, do_sample_frames=False)["pixel_values_videos"].shape[1] == 10
+    plain = processor(frames, do_normalize=False)["pixel_values_videos"][0]
+    resized = F.interpolate(frames[[0, 3, 6, 9]], size=(32, 32), mode="bicubic", antialias=True)[..., 2:30, 2:30]
+    # x * float32(1 / 255): two roundings (the constant, the product), each within 2**-24 of values at most 1.
+    torch.testing.assert_close(plain.double(), resized.double() / 255, rtol=0, atol=2 * 2**-24)
+    assert processor.to_dict() == before
+    with pytest.raises(TypeError, match=r"unknown settings \['resize'\]; the settings are \['do_resize', 'size'"):
+        processor(frames, resize=32)
+    with pytest.raises(TypeError, match=r"unknown settings \['colour'\]"):
+        BeyondGlossVideoProcessor(colour="red")
+
+
+def test_shortest_edge_resize_keeps_the_aspect_ratio_then_crops_the_centre(frames):
+    processor = BeyondGlossVideoProcessor(size={"shortest_edge": 10}, crop_size=8)
+    assert processor.output_size(20, 24) == (10, 12) and processor.output_size(24, 20) == (12, 10)
+    assert processor.output_size(3, 1000) == (10, 3333)  # the longer side is truncated, as in transformers
+    out = processor(frames)["pixel_values_videos"][0]
+    resized = F.interpolate(frames, size=(10, 12), mode="bicubic", antialias=True)
+    assert_normalised(out, resized[..., 1:9, 2:10])
+
+
+def test_with_default_size_fills_only_a_missing_size(frames):
+    demo = BeyondGlossVideoProcessor(resize_size=None, crop_size=None)
+    sized = demo.with_default_size(16)
+    assert sized is not demo and demo.size is None
+    assert sized.size == {"shortest_edge": 16} and sized.crop_size == {"height": 16, "width": 16}
+    assert sized([frames, make_frames(2, 30, 50)])["pixel_values_videos"].shape == (2, 10, 3, 16, 16)
+    configured = BeyondGlossVideoProcessor(resize_size=32, crop_size=28)
+    assert configured.with_default_size(16) is configured
+    with pytest.raises(ValueError, match="image_size=0 must be a positive"):
+        demo.with_default_size(0)
+
+
+def test_auto_video_processor_loads_from_the_top_level_import(tmp_path, frames):
+    import beyondgloss  # noqa: F401 - registers the processor and exposes the working AutoVideoProcessor
+    from transformers import AutoVideoProcessor
+
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=6)
+    processor.save_pretrained(tmp_path)
+    for kwargs in ({}, {"trust_remote_code": True}, {"trust_remote_code": False}):
+        loaded = AutoVideoProcessor.from_pretrained(tmp_path, **kwargs)
+        assert type(loaded) is BeyondGlossVideoProcessor, kwargs
+        assert torch.equal(loaded(frames)["pixel_values_videos"], processor(frames)["pixel_values_videos"])
+    BeyondGlossConfig().save_pretrained(tmp_path)  # with the model's config next to it (a checkpoint folder)
+    assert type(AutoVideoProcessor.from_pretrained(tmp_path)) is BeyondGlossVideoProcessor
+
+
+def test_video_files_are_resized_inside_the_decoder(tmp_path, monkeypatch):
+    # Textured frames (smooth noise), where resampling kernels differ most.
+    noise = torch.rand(4, 3, 17, 22, generator=torch.Generator().manual_seed(0))
+    frames = (F.interpolate(noise, size=(68, 88), mode="bicubic").clamp(0, 1) * 255).round().to(torch.uint8)
+    mp4 = write_mp4(tmp_path / "clip.mp4", frames)
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28)
+    full_size_resizes = []
+    original = video_io.resize_frames
+    monkeypatch.setattr(
+        video_io, "resize_frames", lambda x, size: full_size_resizes.append(tuple(x.shape)) or original(x, size)
+    )
+    source = video_io.open_video(mp4)
+    decoded = source.read([0, 2], (32, 32))
+    assert decoded.shape == (2, 3, 32, 32) and (32, 32) in source._resizing_decoders and not full_size_resizes
+    # FFmpeg's resize is bilinear with antialiasing (the frame-image path's is bicubic, about 2 grey levels apart on
+    # textured frames, 5 on this harsh texture). It is closest to torch's antialiased bilinear; the rest is FFmpeg
+    # resizing in YUV 4:2:0 with 14-bit fixed-point weights: measured 0.65-0.7 grey levels on average; 1.5 leaves room
+    # for other FFmpeg builds.
+    full = video_io.open_video(mp4).read([0, 2])
+    bicubic = F.interpolate(full.float(), size=(32, 32), mode="bicubic", antialias=True)
+    bilinear = F.interpolate(full.float(), size=(32, 32), mode="bilinear", antialias=True)
+    assert (decoded.float() - bilinear).abs().mean() < min(1.5, (decoded.float() - bicubic).abs().mean())
+    out = processor(mp4)["pixel_values_videos"][0]
+    assert_normalised(out[[0, 2]], decoded[..., 2:30, 2:30])
+    # Frame images are resized one at a time, as each is opened: the same pixels as resizing them all at once.
+    folder = write_frame_folder(tmp_path / "frames", frames)
+    full_size_resizes.clear()
+    from_images = video_io.read_video_frames(folder, size=(32, 32))
+    assert full_size_resizes == [(1, 3, 68, 88)] * 4
+    assert torch.equal(from_images, F.interpolate(frames, size=(32, 32), mode="bicubic", antialias=True))
+    # Arrays and decoders made elsewhere are resized a few frames at a time.
+    full_size_resizes.clear()
+    long = frames.repeat(5, 1, 1, 1)  # 20 frames
+    assert torch.equal(video_io.read_video_frames(long, size=(32, 32)), original(long, (32, 32)))
+    assert full_size_resizes == [(8, 3, 68, 88), (8, 3, 68, 88), (4, 3, 68, 88)]
