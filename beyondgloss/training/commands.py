@@ -444,7 +444,7 @@ def _load_processor(model_args: ModelArguments, data: DataArguments, train_texts
     saved = model_args.processor_name_or_path or model_args.model_name_or_path
     if saved and (Path(saved) / "processor_config.json").is_file():
         _require_tokenizer_files(Path(saved))
-        processor = BeyondGlossProcessor.from_pretrained(saved)
+        processor = _load_saved(BeyondGlossProcessor, Path(saved), "the processor")
         source = saved
     else:
         tokenizer_source = model_args.tokenizer_name or model_args.text_backbone
@@ -479,6 +479,15 @@ def _load_processor(model_args: ModelArguments, data: DataArguments, train_texts
         video.resize_size = crop
     video._validate()
     return processor
+
+
+def _load_saved(kind, folder: Path, what: str):
+    """`kind.from_pretrained(folder)`, with a bad saved file (a config value of the wrong type, a missing or torn
+    file) reported as an error naming the folder, not a traceback."""
+    try:
+        return kind.from_pretrained(str(folder))
+    except (OSError, TypeError, ValueError) as error:
+        raise CommandError(f"could not load {what} from {folder}: {error}") from error
 
 
 def _require_tokenizer_files(folder: Path) -> None:
@@ -713,7 +722,8 @@ def _run_evaluate(argv: list, name: str):
 
     from .trainers import BeyondGlossPretrainingTrainer, BeyondGlossTranslationTrainer
 
-    architecture = (AutoConfig.from_pretrained(model_args.model_name_or_path).architectures or [""])[0]
+    architecture = (_load_saved(AutoConfig, Path(model_args.model_name_or_path), "the model's config").architectures
+                    or [""])[0]
     target = _target_language(model_args, dataset)
     processor = _load_processor(model_args, data, None, target)
     from ..data import PretrainingCollator, TranslationCollator
@@ -776,11 +786,8 @@ def _run_translate(argv: list, name: str) -> int:
         raise CommandError(f"{folder} has no saved processor (processor_config.json); translate needs a model folder "
                            "written by `beyondgloss finetune` or saved with its processor")
     _require_tokenizer_files(folder)
-    processor = BeyondGlossProcessor.from_pretrained(str(folder))
-    try:
-        model = BeyondGlossForSignTranslation.from_pretrained(str(folder)).to(options.device).eval()
-    except (OSError, TypeError, ValueError) as error:
-        raise CommandError(f"could not load the model from {folder}: {error}") from error
+    model = _load_saved(BeyondGlossForSignTranslation, folder, "the model").to(options.device).eval()
+    processor = _load_saved(BeyondGlossProcessor, folder, "the processor")
     _check_frame_capacity(model.config, processor.video_processor,
                           f"lower max_frames in {folder / 'processor_config.json'}")
     positions = model.config.text_config.max_position_embeddings
