@@ -5,13 +5,13 @@ nothing that was there before changed (`snapshot` hashes a folder before and aft
 """
 
 import hashlib
-import io
 import json
 import lzma
 import os
 import pickle
 import struct
 import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -318,3 +318,280 @@ def test_synthsign_refuses_odd_targets_and_options(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert _synthsign(empty) == empty and (empty / "metadata.jsonl").is_file()
+
+
+# -- metadata rows, media and feature stores --------------------------------------------------------------
+
+def _load(data_dir, cache, **kwargs):
+    from beyondgloss.data import load_sign_dataset
+
+    return load_sign_dataset("sign_video_folder", data_dir=data_dir, cache_dir=cache, **kwargs)
+
+
+def _frames(folder, count=3, size=(6, 5), suffix=".png"):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        pixels = np.full((size[1], size[0], 3), index * 40, dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"images{index + 1}{suffix}")
+
+
+def _metadata(folder, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows),
+                                           encoding="utf-8")
+
+
+def _boxes(data, start, end):
+    while start + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[start:start + 8])
+        if size < 8:
+            return
+        yield start, size, kind
+        start += size
+
+
+def faststart(data: bytes) -> bytes:
+    """The mp4 with its index (moov) before the media data, as phones and web videos have it: cut short, such a
+    file still opens and fails only when its frames are decoded."""
+    top = list(_boxes(data, 0, len(data)))
+    start, size = next((p, s) for p, s, kind in top if kind == b"moov")
+    moov = bytearray(data[start:start + size])
+
+    def shift(begin, end):  # chunk offsets move by the index's size
+        for position, length, kind in _boxes(moov, begin, end):
+            if kind in (b"trak", b"mdia", b"minf", b"stbl"):
+                shift(position + 8, position + length)
+            elif kind == b"stco":
+                for entry in range(struct.unpack(">I", moov[position + 12:position + 16])[0]):
+                    at = position + 16 + 4 * entry
+                    moov[at:at + 4] = struct.pack(">I", struct.unpack(">I", moov[at:at + 4])[0] + len(moov))
+
+    shift(8, len(moov))
+    head = b"".join(data[p:p + s] for p, s, kind in top if kind == b"ftyp")
+    return head + bytes(moov) + b"".join(data[p:p + s] for p, s, kind in top if kind not in (b"ftyp", b"moov"))
+
+
+def _video(path, frames=12):
+    import torch
+    from torchcodec.encoders import VideoEncoder
+
+    pixels = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (frames, 3, 16, 16), dtype=np.uint8))
+    VideoEncoder(pixels, frame_rate=25).to_file(str(path))
+    return path
+
+
+def test_duplicate_ids_name_both_rows_even_with_skip(tmp_path):
+    data = tmp_path / "data"
+    for name in ("a", "b", "c"):
+        _frames(data / name)
+    _metadata(data, [{"file_name": "a", "text": "one", "id": "x"}, {"file_name": "b", "text": "two"},
+                     {"file_name": "c", "text": "three", "id": "x", "split": "test"}])
+    before = snapshot(data)
+    for skip in (False, True):
+        with pytest.raises(ValueError, match=r"1 id\(s\) used by more than one row: 'x' \(metadata.jsonl line 1 and "
+                                             r"metadata.jsonl line 3\).*give the rows distinct ids"):
+            _load(data, tmp_path / "cache", skip_bad_samples=skip)
+    assert snapshot(data) == before
+
+
+def test_text_of_the_wrong_type_is_an_error_or_skipped(tmp_path, caplog):
+    import logging
+
+    data = tmp_path / "data"
+    for name in ("a", "b", "c", "d"):
+        _frames(data / name)
+    _metadata(data, [{"file_name": "a", "text": ["a", "list"]}, {"file_name": "b", "text": {"de": "x"}},
+                     {"file_name": "c", "text": "fine", "gloss": 7, "signer": None},
+                     {"file_name": "d", "text": "fine too", "signer": ["s1"]}])
+    from beyondgloss.data import BadSampleError
+
+    with pytest.raises(BadSampleError, match=r"3 bad sample\(s\): a \(text is a list \(\['a', 'list'\]\), expected a "
+                                             r"string \(metadata.jsonl line 1\)\); b \(text is a dict"):
+        _load(data, tmp_path / "cache")
+    with pytest.raises(BadSampleError, match=r"d \(signer is a list"):
+        _load(data, tmp_path / "cache")
+    with caplog.at_level(logging.WARNING, logger="beyondgloss.data.builders"):
+        dataset = _load(data, tmp_path / "cache", skip_bad_samples=True)
+    assert dataset["train"]["id"] == ["c"] and dataset["train"][0]["gloss"] == "7"
+    assert dataset["train"][0]["signer"] == ""
+    with pytest.raises(ValueError, match="skip_bad_samples='false': pass True or False"):
+        _load(data, tmp_path / "cache", skip_bad_samples="false")
+
+
+def test_metadata_paths_outside_the_dataset_are_refused(tmp_path):
+    secret = tmp_path / "outside"
+    _frames(secret)
+    data = tmp_path / "data"
+    _frames(data / "inside")
+    for bad in (str(secret), "../outside", "inside/../../outside"):
+        _metadata(data, [{"file_name": "inside", "text": "ok"}, {"file_name": bad, "text": "no", "id": "evil"}])
+        before = snapshot(data), snapshot(secret)
+        for skip in (False, True):
+            with pytest.raises(ValueError, match=rf"metadata.jsonl line 2: file_name {bad!r} points outside the "
+                                                 r"dataset folder"):
+                _load(data, tmp_path / "cache", skip_bad_samples=skip)
+        assert (snapshot(data), snapshot(secret)) == before
+    _metadata(data, [{"file_name": ["inside"], "text": "no"}])
+    with pytest.raises(ValueError, match=r"metadata.jsonl line 1: file_name must be a non-empty relative path, got a "
+                                         r"list"):
+        _load(data, tmp_path / "cache")
+    (data / "metadata.jsonl").write_text('["inside", "text"]\n')
+    with pytest.raises(ValueError, match=r"metadata.jsonl, line 1: expected a JSON object with file_name and text"):
+        _load(data, tmp_path / "cache")
+
+
+def test_phoenix_names_cannot_leave_the_frame_root(tmp_path):
+    from beyondgloss.data import load_sign_dataset
+
+    root = tmp_path / "PHOENIX-2014-T"
+    annotations = root / "annotations" / "manual"
+    annotations.mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        name = "../../../../outside" if split == "dev" else f"{split}-video"
+        (annotations / f"PHOENIX-2014-T.{split}.corpus.csv").write_text(
+            f"name|video|start|end|speaker|orth|translation\n{name}|x|-1|-1|S1|A|a sentence\n")
+        _frames(root / "features" / "fullFrame-210x260px" / split / f"{split}-video")
+    with pytest.raises(ValueError, match=r"PHOENIX-2014-T.dev.corpus.csv row 1: frame folder '../../../../outside' "
+                                         r"points outside"):
+        load_sign_dataset("phoenix14t", data_dir=root, cache_dir=tmp_path / "cache", skip_bad_samples=True)
+
+
+def test_ids_in_any_script_and_of_any_length_join_their_features(tmp_path):
+    import torch
+
+    from beyondgloss.data import FeatureStore
+
+    data = tmp_path / "data"
+    names = ["手语视频" * 20, "видео-жестов", "x" * 240, "ok"]  # 240 bytes of UTF-8, 240 ASCII: both legal names
+    hands = FeatureStore(tmp_path / "hands")
+    for number, name in enumerate(names):
+        _frames(data / name, count=2)
+        hands.write(name, torch.full((2, 4), float(number)))
+    _metadata(data, [{"file_name": name, "text": f"sentence {n}"} for n, name in enumerate(names)])
+    assert all(len(path.name.encode()) < 255 for path in hands.files())
+    dataset = _load(data, tmp_path / "cache", hand_features=hands)
+    rows = {row["id"]: row for row in dataset["train"]}
+    assert sorted(rows) == sorted(names)
+    for number, name in enumerate(names):
+        assert np.array(rows[name]["hand_features"]).tolist() == [[float(number)] * 4] * 2
+    assert len(hands) == 4 and sorted(hands.ids()) == sorted(names)
+
+
+def test_truncated_videos_and_corrupt_images_fail_at_build(tmp_path, caplog):
+    import logging
+
+    from beyondgloss.data import BadSampleError
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    whole = _video(videos / "good.mp4").read_bytes()
+    streamable = faststart(whole)
+    (videos / "cut.mp4").write_bytes(streamable[: len(streamable) * 6 // 10])  # opens, 7 frames listed
+    (videos / "cut_index.mp4").write_bytes(whole[: len(whole) // 2])  # index at the end: does not open
+    (videos / "text.mp4").write_text("not a video\n")
+    os.mkfifo(videos / "pipe.mp4")
+    _metadata(videos, [{"file_name": name, "text": "a sentence"}
+                       for name in ("good.mp4", "cut.mp4", "cut_index.mp4", "text.mp4", "pipe.mp4")])
+    before = snapshot(videos)
+    with pytest.raises(BadSampleError, match=r"4 bad sample\(s\): cut \(unreadable video: .*could not decode.*; "
+                                             r"cut_index \(unreadable video.*pipe \(video file .*pipe.mp4 is not a "
+                                             r"regular file"):
+        _load(videos, tmp_path / "cache")
+    with caplog.at_level(logging.WARNING, logger="beyondgloss.data.builders"):
+        assert _load(videos, tmp_path / "cache", skip_bad_samples=True)["train"]["id"] == ["good"]
+    assert snapshot(videos) == before
+
+    frames = tmp_path / "frames"
+    for name in ("good", "truncated_png", "garbage", "sizes", "bomb"):
+        _frames(frames / name)
+    (frames / "truncated_jpeg").mkdir()
+    png = (frames / "truncated_png" / "images2.png").read_bytes()
+    (frames / "truncated_png" / "images2.png").write_bytes(png[: len(png) - 20])
+    (frames / "garbage" / "images3.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    from PIL import Image
+
+    for index in range(3):
+        noise = np.random.default_rng(index).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(frames / "truncated_jpeg" / f"images{index + 1}.jpg")
+    # Cut inside the image data: Pillow's verify() passes such a file; only decoding (or the end marker) tells.
+    jpeg = (frames / "truncated_jpeg" / "images3.jpg").read_bytes()
+    (frames / "truncated_jpeg" / "images3.jpg").write_bytes(jpeg[: len(jpeg) * 7 // 10])
+    _frames(frames / "sizes" / "x", count=1, size=(7, 5))
+    os.replace(frames / "sizes" / "x" / "images1.png", frames / "sizes" / "images9.png")
+    (frames / "sizes" / "x").rmdir()
+    # A 15000 x 15000 PNG header (225 megapixels, past Pillow's decompression-bomb limit).
+    header = struct.pack(">IIBBBBB", 15000, 15000, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(header)) + b"IHDR" + header
+    chunk += struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    (frames / "bomb" / "images4.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk + b"\x00\x00\x00\x00IEND\xaeB`\x82")
+    _metadata(frames, [{"file_name": name, "text": "a sentence"}
+                       for name in ("good", "truncated_png", "garbage", "truncated_jpeg", "sizes", "bomb")])
+    before = snapshot(frames)
+    with pytest.raises(BadSampleError) as caught:
+        _load(frames, tmp_path / "cache2")
+    message = str(caught.value)
+    assert "5 bad sample(s)" in message
+    assert "images2.png is not a readable image" in message and "images3.png is not a readable image" in message
+    assert "images3.jpg is truncated (no JPEG end marker)" in message
+    assert "images9.png is 7x5 px but images1.png is 6x5 px" in message
+    assert "images4.png is too large to decode safely" in message
+    assert _load(frames, tmp_path / "cache2", skip_bad_samples=True)["train"]["id"] == ["good"]
+    assert snapshot(frames) == before
+
+
+def test_every_kind_of_entry_in_a_frame_folder(tmp_path):
+    data = tmp_path / "data"
+    clip = data / "clip"
+    _frames(clip, count=3)
+    (clip / "sub.png").mkdir()  # a folder with an image suffix
+    (clip / "sub.png" / "images9.png").write_bytes((clip / "images1.png").read_bytes())
+    os.mkfifo(clip / "images4.png")  # opening it would block forever
+    (clip / "._images5.png").write_bytes(b"AppleDouble")  # hidden: macOS resource forks
+    (clip / "images6.png").symlink_to(clip / "missing.png")  # broken link
+    (clip / "images0.png").symlink_to(clip / "images1.png")  # a link to an image is an image
+    (clip / "notes.txt").write_text("notes")
+    _metadata(data, [{"file_name": "clip", "text": "a sentence"}])
+    before = snapshot(data)
+    dataset = _load(data, tmp_path / "cache")
+    assert [os.path.basename(p) for p in dataset["train"][0]["frames"]] == [
+        "images0.png", "images1.png", "images2.png", "images3.png"]
+    assert snapshot(data) == before
+
+
+def test_bad_feature_files_are_named_and_skippable(tmp_path):
+    import torch
+
+    from beyondgloss.data import BadSampleError, FeatureStore
+
+    data = tmp_path / "data"
+    names = ["good", "truncated", "foreign", "nan", "wide", "other_id"]
+    for name in names:
+        _frames(data / name, count=2)
+    _metadata(data, [{"file_name": name, "text": "a sentence"} for name in names])
+    hands = FeatureStore(tmp_path / "hands")
+    for name in names:
+        hands.write(name, torch.ones(2, 4))
+    full = hands.file_for("truncated").read_bytes()
+    hands.file_for("truncated").write_bytes(full[: len(full) - 10])
+    from safetensors.torch import save_file
+
+    save_file({"weights": torch.ones(3)}, str(hands.file_for("foreign")))
+    hands.write("nan", torch.full((2, 4), float("nan")))
+    hands.write("wide", torch.ones(2, 5))
+    hands.write("elsewhere", torch.ones(2, 4))
+    os.replace(hands.file_for("elsewhere"), hands.file_for("other_id"))
+    os.mkfifo(hands.path / "fifo.safetensors")  # never opened
+    before = snapshot(data), snapshot(hands.path)
+    with pytest.raises(BadSampleError) as caught:
+        _load(data, tmp_path / "cache", hand_features=hands)
+    message = str(caught.value)
+    assert "5 bad sample(s)" in message
+    assert f"{hands.file_for('truncated')}: not a readable safetensors file; it may be truncated" in message
+    assert f"{hands.file_for('foreign')}: no 'features' tensor (it holds ['weights'])" in message
+    assert "hold NaN or infinite values" in message
+    assert "hand features have shape (2, 5), expected (frames, 4)" in message
+    assert "holds the features of sample 'elsewhere', not 'other_id'" in message
+    assert _load(data, tmp_path / "cache", hand_features=hands, skip_bad_samples=True)["train"]["id"] == ["good"]
+    assert (snapshot(data), snapshot(hands.path)) == before

@@ -1,5 +1,6 @@
 """Sign language datasets: builders, the `load_sign_dataset` entry point, collators, feature stores, SynthSign."""
 
+from ..video_io import list_frame_images
 from .builders import (
     BadSampleError,
     CSLDailyBuilder,
@@ -8,16 +9,16 @@ from .builders import (
     SignDatasetConfig,
     SignVideoFolderBuilder,
     SynthSignBuilder,
-    list_frame_images,
 )
 from .collators import PretrainingCollator, SignCollator, TranslationCollator
-from .feature_store import FeatureStore, MissingFeatureError
+from .feature_store import FeatureFileError, FeatureStore, MissingFeatureError
 from .loading import LANGUAGE_CODES, SIGN_DATASET_BUILDERS, dataset_language_code, language_code, load_sign_dataset
 from .synthsign import SYNTHSIGN_HAND_DIM, SYNTHSIGN_LANGUAGE_CODE, SYNTHSIGN_LEXICON, generate_synthsign
 
 __all__ = [
     "BadSampleError",
     "CSLDailyBuilder",
+    "FeatureFileError",
     "FeatureStore",
     "LANGUAGE_CODES",
     "MissingFeatureError",

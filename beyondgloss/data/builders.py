@@ -29,9 +29,23 @@ Every builder yields the same columns:
 Split names follow the Hugging Face convention: `train`, `validation` (the official `dev`), `test`.
 The cache is keyed on the annotation files and the feature stores (names, sizes, times); frame folders
 are listed once, so after changing frames rebuild with `load_sign_dataset(..., rebuild=True)`.
-Bad samples (a missing or empty frame folder, an unreadable video, a missing feature file, hand features
-whose length differs from the frame count, an empty sentence) stop the build with an error listing every
-bad id, or, with `skip_bad_samples=True`, are left out with one warning listing them.
+Every builder's rows go through one validation layer (`SignDatasetBuilder._check_samples`):
+
+- Refused whatever `skip_bad_samples` says (a `BadSampleError` naming the rows): two rows with one id (both are
+  named), and a file or folder path in the metadata that leaves `data_dir` (absolute, or with `..`). Symlinks
+  inside the dataset folder are the owner's choice and are followed.
+- Bad samples: `text` that is not a string (a list or dict is an error, never stringified; `gloss`, `signer`,
+  `language`, `description` may also be numbers, written as text), an empty sentence, a missing or empty frame
+  folder, an entry that is not a regular file (FIFO, device, folder), a corrupt or truncated image (every image
+  is opened and verified: PNG checksums, the JPEG end marker, one size for all; the first is decoded) or
+  video (opened, first and last frame decoded), a missing, truncated or foreign feature file, hand features of
+  another width or length than the frames, description embeddings of another size, NaN or infinite features.
+  They stop the build with an error listing every bad id and what is wrong, or, with `skip_bad_samples=True`,
+  are left out with one warning listing them.
+
+Frame folders are listed by `beyondgloss.video_io.list_frame_images` (regular image files, hidden and special
+files skipped, natural order), the same function the video reader uses. Ids may be in any script and of any
+length: feature stores give long ids hashed file names (`beyondgloss.data.feature_store.feature_file_name`).
 """
 
 import csv
@@ -39,13 +53,14 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import datasets
 import numpy as np
+import torch
 
-from ..video_io import IMAGE_EXTENSIONS, VideoReadError, count_frames, natural_sort_key
-from .feature_store import FeatureStore
+from ..video_io import VideoReadError, list_frame_images, open_video
+from .feature_store import FeatureFileError, FeatureStore, MissingFeatureError, read_feature_file
 from .safe_pickle import load_pickle_file
 from .synthsign import SYNTHSIGN_LANGUAGE, generate_synthsign
 
@@ -57,7 +72,6 @@ __all__ = [
     "SignVideoFolderBuilder",
     "SynthSignBuilder",
     "BadSampleError",
-    "list_frame_images",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,11 +86,100 @@ class BadSampleError(ValueError):
     """Samples of a dataset cannot be used; the message lists their ids and what is wrong."""
 
 
-def list_frame_images(folder) -> list:
-    """Image files of a frame folder in natural order (`images2.png` before `images10.png`)."""
-    folder = Path(folder)
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-                  key=lambda p: natural_sort_key(p.name))
+class _RowError(ValueError):
+    """A metadata row that cannot be read at all: a path leaving the dataset folder, a value of the wrong type."""
+
+
+def _describe(value) -> str:
+    text = repr(value)
+    return f"a {type(value).__name__} ({text[:40] + '...' if len(text) > 40 else text})"
+
+
+def _text_value(value, key: str, where: str, numbers: bool = True) -> str:
+    """A metadata value as a string: `None` is "", numbers (if allowed) are written out, anything else is refused."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise _RowError(f"{key} is {_describe(value)}, expected a string ({where})")
+
+
+def _inside(root: Path, value, key: str, where: str) -> Path:
+    """`root / value` for a relative path that stays inside `root`; anything else is refused, naming the row."""
+    if not isinstance(value, str) or not value.strip():
+        raise _RowError(f"{where}: {key} must be a non-empty relative path, got {_describe(value)}")
+    if "\x00" in value:
+        raise _RowError(f"{where}: {key} {value!r} holds a NUL character")
+    relative = PurePath(value)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise _RowError(f"{where}: {key} {value!r} points outside the dataset folder {root}; metadata paths must be "
+                        "relative and stay inside it (move the file into the folder, or link it there)")
+    return root / relative
+
+
+def _entry_problem(path: Path, what: str) -> str | None:
+    """Why `path` is not a usable regular file (or, for `what="frame folder"`, folder), or `None`."""
+    try:
+        if path.is_dir() if what == "frame folder" else path.is_file():
+            return None
+        exists = path.exists() or path.is_symlink()
+    except OSError as error:  # a name longer than the file system allows, a permission problem
+        return f"{what} {path} cannot be checked ({error})"
+    if not exists:
+        return f"{what} {path} does not exist"
+    return f"{what} {path} is not a {'folder' if what == 'frame folder' else 'regular file'} (a FIFO, device, " \
+           "folder or broken link)"
+
+
+def _jpeg_complete(path: Path) -> bool:
+    # A JPEG cut short (an interrupted copy) opens fine and fails only when decoded; its end marker is missing.
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        handle.seek(max(0, handle.tell() - 64))
+        return b"\xff\xd9" in handle.read()
+
+
+def _frame_images_problem(files: list) -> str | None:
+    """Checks every image of a frame folder cheaply: header, one size, verified structure (PNG chunk checksums,
+    the JPEG end marker); the first image is decoded in full."""
+    from PIL import Image
+
+    size = None
+    for index, path in enumerate(files):
+        try:
+            with Image.open(path) as image:
+                if size is None:
+                    size = image.size
+                elif image.size != size:
+                    return (f"{path.name} is {image.size[0]}x{image.size[1]} px but {files[0].name} is {size[0]}x"
+                            f"{size[1]} px; all frames of a video must have one size")
+                if index == 0:
+                    image.load()
+                else:
+                    image.verify()
+            if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(path):
+                return f"{path} is truncated (no JPEG end marker)"
+        except Image.DecompressionBombError as error:
+            return f"{path} is too large to decode safely ({error})"
+        except (OSError, SyntaxError, ValueError) as error:
+            return f"{path} is not a readable image; it may be corrupt or truncated ({error})"
+    return None
+
+
+def _video_problem(path: Path) -> tuple:
+    """`(num_frames, problem)`: the video is opened and its first and last frames decoded (a file cut short
+    usually still opens, then fails at its end)."""
+    try:
+        video = open_video(path)
+        num_frames = video.num_frames
+        if num_frames < 1:
+            return 0, f"unreadable video: {path} has no frames"
+        video.read(sorted({0, num_frames - 1}))
+    except (VideoReadError, OSError, RuntimeError) as error:
+        return 0, f"unreadable video: {error}"
+    return num_frames, None
 
 
 def _signature(*paths) -> str:
@@ -146,6 +249,9 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
             raise ValueError(f"{type(self).__name__} needs data_dir, the folder holding the dataset")
         if not Path(data_dir).is_dir():
             raise FileNotFoundError(f"{type(self).__name__}: data_dir {data_dir} is not a folder")
+        skip = kwargs.get("skip_bad_samples", False)
+        if not isinstance(skip, bool):
+            raise ValueError(f"skip_bad_samples={skip!r}: pass True or False")
         kwargs.setdefault("dataset_name", self.DATASET_NAME)
         data_dir = str(Path(data_dir).resolve())
         for key in ("hand_features", "descriptions"):
@@ -194,33 +300,81 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
 
     @staticmethod
     def _peek_dim(path: str, argument: str, per_frame: bool) -> int:
-        store = FeatureStore(path, create=False)
-        first = next(iter(sorted(store.path.glob("*.safetensors"))), None)
-        if first is None:
+        """The feature width of a store, from its first readable file (unreadable ones are reported per sample)."""
+        files = FeatureStore(path, create=False).files()
+        if not files:
             raise ValueError(f"{argument}={path}: the feature store is empty")
-        from safetensors import safe_open
-
-        with safe_open(str(first), framework="np") as handle:
-            shape = handle.get_slice("features").get_shape()
-        if per_frame and len(shape) != 2:
-            raise ValueError(f"{argument}={path}: {first.name} holds features of shape {tuple(shape)}; per-frame "
-                             "hand features must be (T, hand_dim)")
-        return int(shape[-1])
+        errors = []
+        for file in files:
+            try:
+                shape = tuple(read_feature_file(file)["features"].shape)
+            except FeatureFileError as error:
+                errors.append(str(error))
+                continue
+            if per_frame and len(shape) != 2:
+                raise ValueError(f"{argument}={path}: {file.name} holds features of shape {shape}; per-frame "
+                                 "hand features must be (T, hand_dim)")
+            return int(shape[-1]) if shape else 1
+        raise FeatureFileError(f"{argument}={path}: none of its {len(files)} files is readable, e.g. {errors[0]}")
 
     # -- generation ----------------------------------------------------------------------------------
     def _read_samples(self) -> dict:
         raise NotImplementedError
 
     def _split_generators(self, dl_manager):
-        samples = self._read_samples()
+        try:
+            samples = self._read_samples()
+        except _RowError as error:
+            raise BadSampleError(
+                f"{self.DATASET_NAME} in {self.config.data_dir}: {error}. Fix the metadata: such rows are refused "
+                "even with skip_bad_samples=True"
+            ) from None
         self._check_samples(samples)
         # A split left empty (every sample skipped) has no data files; datasets cannot read it back.
         return [datasets.SplitGenerator(name=split, gen_kwargs={"samples": rows})
                 for split, rows in samples.items() if rows]
 
+    _TEXT_FIELDS = ("gloss", "signer", "language", "description")
+
+    def _normalise(self, sample: dict) -> None:
+        """Checks the types of a sample's fields and writes them as strings; a problem marks the sample bad."""
+        where = sample.get("where", "")
+        try:
+            sample["id"] = _text_value(sample["id"], "id", where)
+            if not sample["id"].strip():
+                raise _RowError(f"id is empty ({where})")
+            sample["text"] = _text_value(sample.get("text"), "text", where, numbers=False)
+            for key in self._TEXT_FIELDS:
+                if key in sample:
+                    sample[key] = _text_value(sample[key], key, where)
+        except _RowError as error:
+            sample["id"] = str(sample["id"])
+            sample.setdefault("problem", str(error))
+
     def _check_samples(self, samples: dict) -> None:
+        """The one validation layer of every builder: field types, unique ids, then media and feature files."""
+        for rows in samples.values():
+            for sample in rows:
+                self._normalise(sample)
+        first_row, duplicates = {}, []
+        for rows in samples.values():
+            for sample in rows:
+                if sample["id"] in first_row:
+                    duplicates.append(f"{sample['id']!r} ({first_row[sample['id']]} and {sample.get('where', '?')})")
+                else:
+                    first_row[sample["id"]] = sample.get("where", "?")
+        if duplicates:
+            raise BadSampleError(
+                f"{self.DATASET_NAME} in {self.config.data_dir}: {len(duplicates)} id(s) used by more than one row: "
+                f"{'; '.join(duplicates[:_LISTED_IDS])}. Ids key the feature stores and must be unique: give the rows "
+                "distinct ids (rows with one id are refused even with skip_bad_samples=True)"
+            )
         hands = FeatureStore(self.config.hand_features, create=False) if self.config.hand_features else None
         descriptions = FeatureStore(self.config.descriptions, create=False) if self.config.descriptions else None
+        self._dims = {
+            "hands": self._peek_dim(self.config.hand_features, "hand_features", True) if hands else None,
+            "descriptions": self._peek_dim(self.config.descriptions, "descriptions", False) if descriptions else None,
+        }
         for rows in samples.values():
             for sample in rows:
                 if sample.get("problem"):
@@ -247,19 +401,39 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
             num_frames = len(sample["media"])
             if num_frames == 0:
                 return "frame folder has no images"
+            problem = _frame_images_problem(sample["media"])
         else:
-            try:
-                num_frames = count_frames(sample["media"])
-            except (VideoReadError, FileNotFoundError) as error:
-                return f"unreadable video: {error}"
+            problem = _entry_problem(Path(sample["media"]), "video file")
+            if problem is None:
+                num_frames, problem = _video_problem(Path(sample["media"]))
+        if problem:
+            return problem
         if hands is not None:
-            if sample["id"] not in hands:
+            try:
+                features = hands.read(sample["id"])["features"]
+            except MissingFeatureError:
                 return f"no hand-feature file in {hands.path}"
-            rows = hands.read(sample["id"])["features"].shape[0]
-            if rows != num_frames:
-                return f"hand features have {rows} rows but the video has {num_frames} frames"
-        if descriptions is not None and sample["id"] not in descriptions:
-            return f"no description file in {descriptions.path}"
+            except FeatureFileError as error:
+                return str(error)
+            if features.ndim != 2 or features.shape[1] != self._dims["hands"]:
+                return (f"hand features have shape {tuple(features.shape)}, expected (frames, {self._dims['hands']}) "
+                        f"like the rest of {hands.path}")
+            if features.shape[0] != num_frames:
+                return f"hand features have {features.shape[0]} rows but the video has {num_frames} frames"
+            if not torch.isfinite(features).all():
+                return f"hand features in {hands.file_for(sample['id'])} hold NaN or infinite values"
+        if descriptions is not None:
+            try:
+                vector = descriptions.read(sample["id"])["features"]
+            except MissingFeatureError:
+                return f"no description file in {descriptions.path}"
+            except FeatureFileError as error:
+                return str(error)
+            if vector.numel() != self._dims["descriptions"]:
+                return (f"description embedding has {vector.numel()} values, expected {self._dims['descriptions']} "
+                        f"like the rest of {descriptions.path}")
+            if not torch.isfinite(vector).all():
+                return f"description embedding in {descriptions.file_for(sample['id'])} holds NaN or infinite values"
         return None
 
     def _generate_examples(self, samples):
@@ -291,13 +465,23 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
 
     # -- helpers for subclasses ----------------------------------------------------------------------
     @staticmethod
-    def _frame_sample(sample_id: str, folder: Path, **fields) -> dict:
-        if not folder.is_dir():
-            return {"id": sample_id, "media": [], "problem": f"frame folder {folder} does not exist", **fields}
-        return {"id": sample_id, "media": list_frame_images(folder), **fields}
+    def _frame_sample(sample_id: str, root: Path, relative, where: str, **fields) -> dict:
+        """A frame-folder sample; `relative` (from the metadata) must stay inside `root` (else `_RowError`)."""
+        folder = _inside(root, relative, "frame folder", where)
+        sample = {"id": sample_id, "media": [], "where": where, **fields}
+        problem = _entry_problem(folder, "frame folder")
+        if problem is None:
+            try:
+                sample["media"] = list_frame_images(folder)
+            except VideoReadError as error:
+                problem = str(error)
+        if problem:
+            sample["problem"] = problem
+        return sample
 
     def _reference_label_samples(self, frame_folder, language: str) -> dict:
-        """Samples from the reference's gzip label pickles (opt-in); `frame_folder(name)` locates the frames."""
+        """Samples from the reference's gzip label pickles (opt-in); `frame_folder(name)` gives the frames'
+        `(root, relative path)`."""
         samples = {}
         for official in ("train", "dev", "test"):
             path = Path(f"{self.config.reference_labels}.{official}")
@@ -308,12 +492,22 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
             for key, record in labels.items():
                 if not isinstance(record, dict) or "name" not in record or "text" not in record:
                     raise ValueError(f"{path}: sample {key!r} lacks the 'name' or 'text' field")
-                name = str(record["name"])
+                where = f"{path.name} sample {key!r}"
+                name = _text_value(record["name"], "name", where)
                 rows.append(self._frame_sample(
-                    name, frame_folder(name), text=str(record["text"]), gloss=str(record.get("gloss", "")),
-                    signer=str(record.get("signer", "")), language=language))
+                    name, *frame_folder(name), where, text=record["text"], gloss=record.get("gloss"),
+                    signer=record.get("signer"), language=language))
             samples[_SPLIT_NAMES[official]] = rows
         return samples
+
+
+def _joined(value, separator: str, key: str, where: str) -> str:
+    """A label given as a list of strings (CSL-Daily's `label_char`, `label_gloss`) or as one string, as text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(part, str) for part in value):
+        return separator.join(value)
+    raise _RowError(f"{key} is {_describe(value)}, expected a list of strings ({where})")
 
 
 def _read_delimited(path: Path, delimiter: str, required: tuple) -> list:
@@ -354,15 +548,16 @@ class Phoenix14TBuilder(SignDatasetBuilder):
         root = Path(self.config.data_dir)
         frames_root = Path(self.config.frames_dir) if self.config.frames_dir else root / "features" / "fullFrame-210x260px"
         if self.config.reference_labels:
-            return self._reference_label_samples(lambda name: frames_root / name, self.LANGUAGE)
+            return self._reference_label_samples(lambda name: (frames_root, name), self.LANGUAGE)
         samples = {}
         for official in ("train", "dev", "test"):
-            rows = _read_delimited(root / self.CSV.format(split=official), "|", ("name", "speaker", "orth", "translation"))
+            path = root / self.CSV.format(split=official)
+            rows = _read_delimited(path, "|", ("name", "speaker", "orth", "translation"))
             samples[_SPLIT_NAMES[official]] = [
-                self._frame_sample(f"{official}/{row['name']}", frames_root / official / row["name"],
-                                   text=row["translation"], gloss=row["orth"], signer=row["speaker"],
-                                   language=self.LANGUAGE)
-                for row in rows
+                self._frame_sample(f"{official}/{row['name']}", frames_root / official, row["name"],
+                                   f"{path.name} row {number}", text=row["translation"], gloss=row["orth"],
+                                   signer=row["speaker"], language=self.LANGUAGE)
+                for number, row in enumerate(rows, start=1)
             ]
         return samples
 
@@ -400,7 +595,7 @@ class CSLDailyBuilder(SignDatasetBuilder):
                        else self._first_existing(root, self.FRAME_DIRS, "frame folder root", is_dir=True))
         if self.config.reference_labels:
             # The reference's names are "<split>/<video>"; CSL-Daily frame folders are not split by folder.
-            return self._reference_label_samples(lambda name: frames_root / name.split("/", 1)[-1], self.LANGUAGE)
+            return self._reference_label_samples(lambda name: (frames_root, name.split("/", 1)[-1]), self.LANGUAGE)
         label_path = (Path(self.config.label_file) if self.config.label_file
                       else self._first_existing(root, self.LABEL_FILES, "label pickle"))
         split_path = (Path(self.config.split_file) if self.config.split_file
@@ -423,14 +618,22 @@ class CSLDailyBuilder(SignDatasetBuilder):
                 raise ValueError(f"{split_path}, line {number}: expected 'name|split' with split train/dev/test, "
                                  f"got {line!r}")
             sample_id = f"{official}/{name}"
+            where = f"{split_path.name} line {number}"
             record = records.get(name)
             if record is None:
-                samples[_SPLIT_NAMES[official]].append(
-                    {"id": sample_id, "media": [], "text": "", "problem": f"not in the label file {label_path.name}"})
+                samples[_SPLIT_NAMES[official]].append({"id": sample_id, "media": [], "text": "", "where": where,
+                                                        "problem": f"not in the label file {label_path.name}"})
                 continue
-            samples[_SPLIT_NAMES[official]].append(self._frame_sample(
-                sample_id, frames_root / name, text="".join(map(str, record["label_char"])),
-                gloss=" ".join(map(str, record["label_gloss"])), signer=str(record["signer"]), language=self.LANGUAGE))
+            sample = self._frame_sample(sample_id, frames_root, name, where, signer=record["signer"],
+                                        language=self.LANGUAGE)
+            try:
+                # Documented conversion: the characters (or words) of the label lists are joined.
+                sample["text"] = _joined(record["label_char"], "", "label_char", where)
+                sample["gloss"] = _joined(record["label_gloss"], " ", "label_gloss", where)
+            except _RowError as error:
+                sample.setdefault("text", "")
+                sample.setdefault("problem", str(error))
+            samples[_SPLIT_NAMES[official]].append(sample)
         return {split: rows for split, rows in samples.items() if rows}
 
 
@@ -447,29 +650,40 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
     SOURCE_FILES = ("metadata.jsonl", "metadata.csv")
 
     def _metadata(self) -> tuple:
-        """(path, rows) of the folder's metadata, read once."""
+        """(path, rows) of the folder's metadata, read once; each row carries `_where` ("metadata.jsonl line 3")."""
         if getattr(self, "_metadata_cache", None) is None:
             root = Path(self.config.data_dir)
-            found = [root / name for name in self.SOURCE_FILES if (root / name).is_file()]
-            if len(found) != 1:
+            present = [root / name for name in self.SOURCE_FILES if (root / name).exists()]
+            odd = [str(p) for p in present if not p.is_file()]
+            if odd:
+                raise FileNotFoundError(f"{', '.join(odd)}: not a regular file (a folder, FIFO or device); the "
+                                        "metadata must be a plain file")
+            if len(present) != 1:
                 raise FileNotFoundError(
-                    f"{root}: expected exactly one of metadata.jsonl / metadata.csv, found {len(found)}")
-            path = found[0]
+                    f"{root}: expected exactly one of metadata.jsonl / metadata.csv, found {len(present)}")
+            path = present[0]
             if path.suffix == ".csv":
                 rows = _read_delimited(path, ",", ("file_name", "text"))
+                for number, row in enumerate(rows, start=1):
+                    row["_where"] = f"{path.name} row {number}"
             else:
                 rows = []
                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
                     if not line.strip():
                         continue
                     try:
-                        rows.append(json.loads(line))
+                        row = json.loads(line)
                     except json.JSONDecodeError as error:
                         raise ValueError(f"{path}, line {number}: not valid JSON ({error})") from error
+                    if not isinstance(row, dict):
+                        raise ValueError(f"{path}, line {number}: expected a JSON object with file_name and text, "
+                                         f"got {_describe(row)}")
+                    row["_where"] = f"{path.name} line {number}"
+                    rows.append(row)
                 for column in ("file_name", "text"):
-                    lacking = [n for n, row in enumerate(rows, start=1) if column not in row]
+                    lacking = [row["_where"].rpartition(" ")[2] for row in rows if column not in row]
                     if lacking:
-                        raise ValueError(f"{path}: missing column {column} (rows {lacking[:5]})")
+                        raise ValueError(f"{path}: missing column {column} (lines {', '.join(lacking[:5])})")
             self._metadata_cache = (path, rows)
         return self._metadata_cache
 
@@ -480,8 +694,14 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
         if cached is not None and cached[0] == path:
             return cached[1]
         root = Path(self.config.data_dir)
-        kinds = {"frames" if (root / row["file_name"]).is_dir() else "video"
-                 for row in rows if (root / row["file_name"]).exists()}
+        kinds = set()
+        for row in rows:
+            try:
+                target = _inside(root, row["file_name"], "file_name", row["_where"])
+                if target.exists():
+                    kinds.add("frames" if target.is_dir() else "video")
+            except (_RowError, OSError):
+                continue  # reported with its row by _read_samples
         if len(kinds) > 1:
             raise ValueError(f"{path}: file_name mixes videos and frame folders; keep one kind per folder")
         self._media_column_cache = (path, kinds.pop() if kinds else "video")
@@ -497,22 +717,20 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
         media = self._media_column()
         samples = {}
         for row in rows:
-            file_name = str(row["file_name"])
-            sample_id = str(row.get("id") or Path(file_name).with_suffix("").as_posix())
-            split_value = str(row.get("split") or "train")
+            where = row["_where"]
+            target = _inside(root, row["file_name"], "file_name", where)
+            sample_id = row.get("id")
+            if sample_id is None or sample_id == "":
+                sample_id = PurePath(row["file_name"]).with_suffix("").as_posix()
+            split_value = _text_value(row.get("split") or "train", "split", where, numbers=False)
             split = _SPLIT_NAMES.get(split_value.lower(), split_value)
-            fields = {"text": str(row["text"] or ""), "gloss": str(row.get("gloss") or ""),
-                      "signer": str(row.get("signer") or ""),
-                      "language": str(row.get("language") or self.config.language or ""),
-                      "description": str(row.get("description") or "")}
-            target = root / file_name
+            # Raw values: the validation layer (_check_samples) checks their types.
+            fields = {"text": row["text"], "gloss": row.get("gloss"), "signer": row.get("signer"),
+                      "language": row.get("language") or self.config.language, "description": row.get("description")}
             if media == "frames":
-                sample = self._frame_sample(sample_id, target, **fields)
-            elif not target.is_file():
-                sample = {"id": sample_id, "media": str(target), "problem": f"video file {target} does not exist",
-                          **fields}
+                sample = self._frame_sample(sample_id, root, row["file_name"], where, **fields)
             else:
-                sample = {"id": sample_id, "media": str(target), **fields}
+                sample = {"id": sample_id, "media": str(target), "where": where, **fields}
             samples.setdefault(split, []).append(sample)
         return samples
 
