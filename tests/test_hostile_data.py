@@ -595,3 +595,33 @@ def test_bad_feature_files_are_named_and_skippable(tmp_path):
     assert "holds the features of sample 'elsewhere', not 'other_id'" in message
     assert _load(data, tmp_path / "cache", hand_features=hands, skip_bad_samples=True)["train"]["id"] == ["good"]
     assert (snapshot(data), snapshot(hands.path)) == before
+
+
+def test_metadata_files_that_are_not_clean_text(tmp_path):
+    data = tmp_path / "data"
+    _frames(data / "a")
+    cases = {
+        "metadata.csv": ("file_name,text\na,first,extra\n", r"metadata.csv, row 1: 3 fields but the header names 2"),
+        "metadata.jsonl": ('{"file_name": "a", "text": "caf\xe9"}\n'.encode("latin-1"),
+                           r"metadata.jsonl: not UTF-8 text \(byte 31: invalid continuation byte\); "
+                           r"save it as UTF-8"),
+    }
+    for name, (content, error) in cases.items():
+        for other in cases:
+            (data / other).unlink(missing_ok=True)
+        if isinstance(content, bytes):
+            (data / name).write_bytes(content)
+        else:
+            (data / name).write_text(content)
+        before = snapshot(data)
+        with pytest.raises(ValueError, match=error):
+            _load(data, tmp_path / "cache")
+        assert snapshot(data) == before
+    (data / "metadata.jsonl").unlink()
+    os.mkfifo(data / "metadata.jsonl")
+    with pytest.raises(FileNotFoundError, match=r"metadata.jsonl: not a regular file"):
+        _load(data, tmp_path / "cache")
+    from beyondgloss.data import load_sign_dataset
+
+    with pytest.raises(ValueError, match="rebuild='yes': pass True or False"):
+        load_sign_dataset("sign_video_folder", data_dir=data, rebuild="yes")

@@ -50,6 +50,7 @@ length: feature stores give long ids hashed file names (`beyondgloss.data.featur
 
 import csv
 import hashlib
+import io
 import json
 import logging
 from dataclasses import dataclass
@@ -510,16 +511,33 @@ def _joined(value, separator: str, key: str, where: str) -> str:
     raise _RowError(f"{key} is {_describe(value)}, expected a list of strings ({where})")
 
 
+def _read_text(path: Path) -> str:
+    """A metadata or annotation file's text (UTF-8), with an error naming the file when it is not text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8") from error
+
+
 def _read_delimited(path: Path, delimiter: str, required: tuple) -> list:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: annotation file not found")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
+        what = "not a regular file (a folder, FIFO or device)" if path.exists() else "annotation file not found"
+        raise FileNotFoundError(f"{path}: {what}")
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter)
+    try:
         columns = [c.strip() for c in (reader.fieldnames or [])]
         missing = [c for c in required if c not in columns]
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'})")
-        return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+        rows = []
+        for number, row in enumerate(reader, start=1):
+            if None in row:  # more fields than the header names: a stray delimiter shifts every later column
+                raise ValueError(f"{path}, row {number}: {len(columns) + len(row[None])} fields but the header names "
+                                 f"{len(columns)}; quote or remove the extra {delimiter!r}")
+            rows.append({(k or "").strip(): (v or "").strip() for k, v in row.items()})
+        return rows
+    except csv.Error as error:
+        raise ValueError(f"{path}, line {reader.line_num}: not readable as {delimiter!r}-separated text ({error})") from error
 
 
 class Phoenix14TBuilder(SignDatasetBuilder):
@@ -610,7 +628,7 @@ class CSLDailyBuilder(SignDatasetBuilder):
                 raise ValueError(f"{label_path}: record {position} lacks field(s) {', '.join(missing)}")
             records[str(record["name"])] = record
         samples = {"train": [], "validation": [], "test": []}
-        for number, line in enumerate(split_path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(_read_text(split_path).splitlines(), start=1):
             if not line.strip() or line.strip().lower() == "name|split":
                 continue
             name, _, official = (part.strip() for part in line.partition("|"))
@@ -668,7 +686,7 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
                     row["_where"] = f"{path.name} row {number}"
             else:
                 rows = []
-                for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                for number, line in enumerate(_read_text(path).splitlines(), start=1):
                     if not line.strip():
                         continue
                     try:

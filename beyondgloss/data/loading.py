@@ -74,6 +74,9 @@ def load_sign_dataset(name_or_path: str, data_dir=None, cache_dir=None, hand_fea
     'yesterday the teacher saw the red house'
     ```
     """
+    for option, value in (("skip_bad_samples", skip_bad_samples), ("rebuild", rebuild)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{option}={value!r}: pass True or False")
     key = str(name_or_path).lower().replace("-", "_")
     key = _ALIASES.get(key, key)
     if key in SIGN_DATASET_BUILDERS:
