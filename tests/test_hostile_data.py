@@ -625,3 +625,23 @@ def test_metadata_files_that_are_not_clean_text(tmp_path):
 
     with pytest.raises(ValueError, match="rebuild='yes': pass True or False"):
         load_sign_dataset("sign_video_folder", data_dir=data, rebuild="yes")
+
+
+def test_feature_store_paths_and_ids(tmp_path):
+    import torch
+
+    from beyondgloss.data import FeatureStore
+
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(NotADirectoryError, match="feature store .*file exists and is not a folder"):
+        FeatureStore(tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "mine"
+    store = FeatureStore(tmp_path / "store")
+    for bad in ("", 7, None):
+        with pytest.raises(ValueError, match="feature stores key samples by a non-empty string"):
+            store.write(bad, torch.zeros(1, 2))
+    # Ids that differ only past the readable part of a long name still get distinct files.
+    first, second = "a" * 300 + "1", "a" * 300 + "2"
+    store.write(first, torch.zeros(1, 2))
+    store.write(second, torch.ones(1, 2))
+    assert store.file_for(first) != store.file_for(second) and store[second].sum() == 2

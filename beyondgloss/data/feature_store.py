@@ -37,6 +37,8 @@ def feature_file_name(sample_id: str) -> str:
     an escaped stem longer than 200 bytes is cut and ends with a hash of the whole id, so names stay unique
     and the file system's name limit is never passed. The id itself is kept in the file's metadata.
     """
+    if not isinstance(sample_id, str) or not sample_id:
+        raise ValueError(f"sample id {sample_id!r}: feature stores key samples by a non-empty string")
     stem = re.sub(r"[^A-Za-z0-9._-]", lambda m: f"~{ord(m.group()):x}~", sample_id)
     if len(stem) > _MAX_STEM:
         digest = hashlib.sha256(sample_id.encode("utf-8", "surrogatepass")).hexdigest()[:24]
@@ -93,6 +95,8 @@ class FeatureStore:
     def __init__(self, path, create: bool = True):
         self.path = Path(path)
         if not self.path.is_dir():
+            if self.path.exists() or self.path.is_symlink():
+                raise NotADirectoryError(f"feature store {self.path} exists and is not a folder; pass a folder")
             if not create:
                 raise FileNotFoundError(f"feature store {self.path} does not exist")
             self.path.mkdir(parents=True, exist_ok=True)
