@@ -130,8 +130,9 @@ def _entry_problem(path: Path, what: str) -> str | None:
         return f"{what} {path} cannot be checked ({error})"
     if not exists:
         return f"{what} {path} does not exist"
-    return f"{what} {path} is not a {'folder' if what == 'frame folder' else 'regular file'} (a FIFO, device, " \
-           "folder or broken link)"
+    if what == "frame folder":
+        return f"frame folder {path} is not a folder (a file, FIFO, device or broken link)"
+    return f"{what} {path} is not a regular file (a folder, FIFO, device or broken link)"
 
 
 def _jpeg_complete(path: Path) -> bool:

@@ -197,15 +197,11 @@ def _plain_dtype(dtype):
 
 
 def _scalar(dtype, data=None):
-    import numpy as np
-
     try:
         from numpy._core.multiarray import scalar
     except ImportError:  # numpy 1.x
         from numpy.core.multiarray import scalar
 
-    if isinstance(dtype, np.dtype) and dtype == np.dtype(object):
-        return scalar(dtype, data)
     dtype = _plain_dtype(dtype)
     if isinstance(data, str):
         data = data.encode("latin-1")
