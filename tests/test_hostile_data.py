@@ -590,7 +590,7 @@ def test_bad_feature_files_are_named_and_skippable(tmp_path):
     assert "5 bad sample(s)" in message
     assert f"{hands.file_for('truncated')}: not a readable safetensors file; it may be truncated" in message
     assert f"{hands.file_for('foreign')}: no 'features' tensor (it holds ['weights'])" in message
-    assert "hold NaN or infinite values" in message
+    assert "hand-feature file " in message and "nan.safetensors holds NaN or infinite values" in message
     assert "hand features have shape (2, 5), expected (frames, 4)" in message
     assert "holds the features of sample 'elsewhere', not 'other_id'" in message
     assert _load(data, tmp_path / "cache", hand_features=hands, skip_bad_samples=True)["train"]["id"] == ["good"]

@@ -170,6 +170,19 @@ def _frame_images_problem(files: list) -> str | None:
     return None
 
 
+def _stored(store: FeatureStore, sample_id: str, what: str) -> tuple:
+    """`(features, problem)` of a sample in a feature store: missing, unreadable and non-finite files are problems."""
+    try:
+        features = store.read(sample_id)["features"]
+    except MissingFeatureError:
+        return None, f"no {what} file in {store.path}"
+    except FeatureFileError as error:
+        return None, str(error)
+    if not torch.isfinite(features).all():
+        return None, f"{what} file {store.file_for(sample_id)} holds NaN or infinite values"
+    return features, None
+
+
 def _video_problem(path: Path) -> tuple:
     """`(num_frames, problem)`: the video is opened and its first and last frames decoded (a file cut short
     usually still opens, then fails at its end)."""
@@ -411,31 +424,21 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
         if problem:
             return problem
         if hands is not None:
-            try:
-                features = hands.read(sample["id"])["features"]
-            except MissingFeatureError:
-                return f"no hand-feature file in {hands.path}"
-            except FeatureFileError as error:
-                return str(error)
+            features, problem = _stored(hands, sample["id"], "hand-feature")
+            if problem:
+                return problem
             if features.ndim != 2 or features.shape[1] != self._dims["hands"]:
                 return (f"hand features have shape {tuple(features.shape)}, expected (frames, {self._dims['hands']}) "
                         f"like the rest of {hands.path}")
             if features.shape[0] != num_frames:
                 return f"hand features have {features.shape[0]} rows but the video has {num_frames} frames"
-            if not torch.isfinite(features).all():
-                return f"hand features in {hands.file_for(sample['id'])} hold NaN or infinite values"
         if descriptions is not None:
-            try:
-                vector = descriptions.read(sample["id"])["features"]
-            except MissingFeatureError:
-                return f"no description file in {descriptions.path}"
-            except FeatureFileError as error:
-                return str(error)
+            vector, problem = _stored(descriptions, sample["id"], "description")
+            if problem:
+                return problem
             if vector.numel() != self._dims["descriptions"]:
                 return (f"description embedding has {vector.numel()} values, expected {self._dims['descriptions']} "
                         f"like the rest of {descriptions.path}")
-            if not torch.isfinite(vector).all():
-                return f"description embedding in {descriptions.file_for(sample['id'])} holds NaN or infinite values"
         return None
 
     def _generate_examples(self, samples):
