@@ -128,7 +128,9 @@ class RunArguments:
 
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Replace what an earlier run left in --output_dir (its checkpoints are deleted)."},
+        metadata={"help": "Replace the earlier beyondgloss run in --output_dir (its checkpoint-N folders are deleted). "
+                          "Only a folder beyondgloss created (it holds a .beyondgloss_run file) is ever replaced; "
+                          "a non-empty folder without it is refused."},
     )
 
 

@@ -11,6 +11,11 @@ beyondgloss finetune --dataset synthsign --data_dir synthsign --model_name_or_pa
 beyondgloss evaluate --dataset synthsign --data_dir synthsign --model_name_or_path runs/ft --output_dir runs/ft-test
 beyondgloss translate --model_name_or_path runs/ft --videos a.mp4 frames_dir/
 ```
+
+Nothing a user wrote is replaced or deleted: a command writes a run only into a new or empty `--output_dir`, or into
+one it created before (it marks those with a `.beyondgloss_run` file); `--overwrite_output_dir` replaces only such a
+run. Checkpoints, results, predictions and logs are written atomically, so an interrupted run resumes
+(`--resume_from_checkpoint last`) from its last complete checkpoint, naming any incomplete one it passes over.
 """
 
 import json
@@ -51,14 +56,15 @@ class CommandError(ValueError):
 # Parsing
 
 
-def _parse(argv: list, dataclass_types: tuple, preset: dict | None = None, command: str = "beyondgloss"):
+def _parse(argv: list, dataclass_types: tuple, preset: dict | None = None, command: str = "beyondgloss",
+           description: str | None = None):
     """Parses flags, or a single YAML/JSON file, into the dataclasses; `preset` supplies defaults under both.
 
     A file's keys become flags and go through the same parser, so that a file and the command line accept the same
     values with the same checks: `"no"` is false in both, and a bad value is an error naming its key and its source
     (never a traceback).
     """
-    parser = HfArgumentParser(dataclass_types, prog=f"beyondgloss {command}")
+    parser = HfArgumentParser(dataclass_types, prog=f"beyondgloss {command}", description=description)
     parser.set_defaults(**dict(preset or {}))
     source = "argument"
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml", ".json")):
@@ -342,7 +348,8 @@ def prepare_output_dir(args: TrainingArguments, run: RunArguments, architecture:
             last, skipped = last_complete_checkpoint(folder)
             for name, problem in skipped:
                 logger.warning("--resume_from_checkpoint %s: skipping %s, an incomplete checkpoint (%s) left by an "
-                               "interrupted save; the run saves that step again", resume, folder / name, problem)
+                               "interrupted save; it is left as it is, and a save of the same step replaces it",
+                               resume, folder / name, problem)
             if last is None:
                 found = f" (incomplete: {', '.join(name for name, _ in skipped)})" if skipped else ""
                 raise CommandError(f"--resume_from_checkpoint {resume}: {folder} has no complete checkpoint-* folder to "
@@ -764,7 +771,7 @@ def evaluate(argv: list) -> int:
 
 
 def _run_translate(argv: list, name: str) -> int:
-    (options,) = _parse(argv, (TranslateArguments,), None, name)
+    (options,) = _parse(argv, (TranslateArguments,), None, name, description=TranslateArguments.__doc__)
     if not options.videos:
         raise CommandError("--videos: give at least one video file or frame folder")
     missing = [video for video in options.videos if not Path(video).exists()]
