@@ -645,3 +645,7 @@ def test_feature_store_paths_and_ids(tmp_path):
     store.write(first, torch.zeros(1, 2))
     store.write(second, torch.ones(1, 2))
     assert store.file_for(first) != store.file_for(second) and store[second].sum() == 2
+    # An id starting with "." does not become a hidden file (listing a store skips hidden names).
+    store.write(".hidden", torch.zeros(1, 2))
+    (store.path / "._x.safetensors").write_bytes(b"AppleDouble")  # what macOS leaves on foreign disks
+    assert sorted(store.ids()) == sorted([first, second, ".hidden"]) and len(store) == 3

@@ -33,13 +33,14 @@ def feature_file_name(sample_id: str) -> str:
     """The file name a store gives a sample id: `<stem>.safetensors`.
 
     Ids such as "train/01April_2010_Thursday_heute-6697" become one flat, portable name (characters outside
-    `[A-Za-z0-9._-]` are written `~<hex code>~`). An id in any script and of any length gets a valid name:
+    `[A-Za-z0-9._-]`, and a leading ".", are written `~<hex code>~`). An id in any script and of any length gets a valid name:
     an escaped stem longer than 200 bytes is cut and ends with a hash of the whole id, so names stay unique
     and the file system's name limit is never passed. The id itself is kept in the file's metadata.
     """
     if not isinstance(sample_id, str) or not sample_id:
         raise ValueError(f"sample id {sample_id!r}: feature stores key samples by a non-empty string")
-    stem = re.sub(r"[^A-Za-z0-9._-]", lambda m: f"~{ord(m.group()):x}~", sample_id)
+    # A leading "." is escaped too: hidden names are skipped when a store is listed (macOS "._" files).
+    stem = re.sub(r"^\.|[^A-Za-z0-9._-]", lambda m: f"~{ord(m.group()):x}~", sample_id)
     if len(stem) > _MAX_STEM:
         digest = hashlib.sha256(sample_id.encode("utf-8", "surrogatepass")).hexdigest()[:24]
         stem = f"{stem[:_MAX_STEM - 26]}~~{digest}"
