@@ -159,28 +159,32 @@ def test_a_save_interrupted_midway_leaves_no_checkpoint_and_resume_skips_incompl
     monkeypatch.undo()
     assert (folder / "checkpoint-2").is_dir() and not (folder / "checkpoint-4").exists()
     assert (folder / ".incomplete-checkpoint-4" / "checkpoint-4" / "model.safetensors").is_file()
-    # What an interruption of plain Trainer, or of an older version, leaves: a checkpoint folder without its state.
-    shutil.copytree(folder / ".incomplete-checkpoint-4" / "checkpoint-4", folder / "checkpoint-3")
+    # What an interruption of plain Trainer, or of an older version, leaves: checkpoint folders without their state,
+    # one of a step the resumed run saves again (4), one of a step it does not save (5).
+    for step in (4, 5):
+        shutil.copytree(folder / ".incomplete-checkpoint-4" / "checkpoint-4", folder / f"checkpoint-{step}")
     # And a log line torn in the middle of its write.
     with open(folder / "log_history.jsonl", "a") as handle:
         handle.write('{"loss": 1.2, "step"')
-    complete = folder_digest(folder / "checkpoint-2")
+    complete, torn = folder_digest(folder / "checkpoint-2"), folder_digest(folder / "checkpoint-5")
 
     with caplog.at_level(logging.WARNING):
         assert main([*argv, "--resume_from_checkpoint", "last"]) == 0
     warnings = caplog.text
-    assert "skipping" in warnings and "checkpoint-3" in warnings and "no trainer_state.json" in warnings
+    assert "skipping" in warnings and "no trainer_state.json" in warnings
+    assert "checkpoint-4" in warnings and "checkpoint-5" in warnings
     assert "not a complete JSON object" in warnings
     assert json.loads((folder / "trainer_state.json").read_text())["global_step"] == 6
     assert folder_digest(folder / "checkpoint-2") == complete
     assert checkpoint_problem(folder / "checkpoint-4") is None and checkpoint_problem(folder / "checkpoint-6") is None
+    assert folder_digest(folder / "checkpoint-5") == torn  # passed over and left as it was
     assert not list(folder.glob(".incomplete-*"))
     steps = [json.loads(line)["step"] for line in (folder / "log_history.jsonl").read_text().splitlines()
              if "loss" in json.loads(line)]
     assert steps == [2, 4, 6]
 
     # An incomplete checkpoint named explicitly is refused, naming what is missing.
-    assert main([*argv, "--max_steps", "8", "--resume_from_checkpoint", str(folder / "checkpoint-3")]) == 2
+    assert main([*argv, "--max_steps", "8", "--resume_from_checkpoint", str(folder / "checkpoint-5")]) == 2
     assert "incomplete checkpoint (no trainer_state.json)" in capsys.readouterr().err
 
 

@@ -515,7 +515,7 @@ def _check_frame_capacity(config, video_processor, fix: str) -> None:
     `text_config.max_position_embeddings` of them; a longer video fails deep inside the encoder with an IndexError.
     """
     positions = config.text_config.max_position_embeddings
-    if video_processor.max_frames > 2 * positions:
+    if video_processor.max_frames is not None and video_processor.max_frames > 2 * positions:
         raise CommandError(
             f"max_frames={video_processor.max_frames} is more than the model reads: the video sequence is halved to "
             f"{-(-video_processor.max_frames // 2)} steps, but its text encoder has {positions} positions "
