@@ -106,11 +106,12 @@ def test_numpy_constructs_that_allocate_from_a_shape_are_refused():
     from numpy._core.multiarray import _reconstruct
 
     huge_empty = _Reduce(_reconstruct, (np.ndarray, (10**10,), b"b"))
+    wide_element = _Reduce(_reconstruct, (np.ndarray, (1,), np.dtype(("V", 2**31 - 1))))
     direct = _Reduce(np.ndarray, ((10**10,),))
     # An object array whose list is shorter than its shape crashes numpy's __setstate__ (segfault).
     short_objects = _Reduce(_reconstruct, (np.ndarray, (0,), b"b"), (1, (10**6,), np.dtype(object), False, [1]))
     short_bytes = _Reduce(_reconstruct, (np.ndarray, (0,), b"b"), (1, (10**9,), np.dtype("f8"), False, b"\0" * 8))
-    for hostile in (huge_empty, direct, short_objects, short_bytes):
+    for hostile in (huge_empty, wide_element, direct, short_objects, short_bytes):
         for protocol in (2, 5):
             with pytest.raises(UnsafePickleError, match="x.pkl: refused"):
                 restricted_loads(pickle.dumps(hostile, protocol=protocol), "x.pkl")

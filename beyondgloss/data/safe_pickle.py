@@ -181,9 +181,9 @@ def _count(shape) -> int:
 def _reconstruct(subtype, shape, dtype):
     import numpy as np
 
-    # numpy pickles an array as an empty one (shape (0,)) plus its state; a large shape here would be
-    # allocated before any data is seen.
-    if subtype is not _NDARRAY or _count(shape if isinstance(shape, tuple) else (shape,)) > 1:
+    # numpy pickles an array as an empty one (shape (0,)) plus its state; any other shape (even one element
+    # of a dtype gigabytes wide) would be allocated before any data is seen.
+    if subtype is not _NDARRAY or _count(shape if isinstance(shape, tuple) else (shape,)) != 0:
         _refuse(f"numpy _reconstruct({subtype!r}, {shape!r})")
     return np.ndarray.__new__(np.ndarray, shape, dtype)
 
