@@ -13,7 +13,7 @@ from beyondgloss.model_card import (
     render_model_card,
 )
 
-from .test_pipeline import make_translator
+from .test_pipeline import SENTENCES, make_translator
 
 SIGNATURE = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0"
 
@@ -40,11 +40,12 @@ def test_card_says_what_the_model_is_for(translator):
     # The score with its convention and its signature (pipes escaped so the table stays a table).
     assert "| test | BLEU-4 | 21.44 | phoenix | `" + SIGNATURE.replace("|", "\\|") + "` |" in text
     assert "| validation | ROUGE-L | 42.50 | not recorded | not recorded |" in text
-    assert "| learning_rate | 0.0003 |" in text and "max_frames: 8" in text
+    assert "| learning_rate | 0.0003 |" in text and "num_frames: 8" in text
     assert CITATION in text and "2507.23575" in text
     # The YAML header parses back into the Hub's metadata.
     metadata = yaml.safe_load(text.split("---")[1])
     assert metadata["language"] == ["de"] and metadata["license"] == "cc-by-nc-sa-4.0"
+    assert metadata["pipeline_tag"] == "video-text-to-text" and metadata["datasets"] == ["phoenix14t"]
     assert metadata["metrics"] == ["bleu", "rouge"]
     results = metadata["model-index"][0]["results"]
     assert results[0]["metrics"][0] == {"type": "bleu", "value": 21.44, "name": "BLEU-4 (phoenix convention)",
@@ -94,3 +95,38 @@ def test_callback_writes_the_card_at_train_end(translator, tmp_path):
     (tmp_path / "README.md").unlink()
     callback.on_train_end(args, TrainerState(is_world_process_zero=False), control, model=translator.model)
     assert not (tmp_path / "README.md").exists()  # only the main process writes
+
+
+def test_metadata_defaults_and_language_from_the_tokenizer(translator):
+    from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
+    from beyondgloss.tokenization import train_sign_tokenizer
+
+    # Phoenix14T with English targets: the language is the tokenizer's target, not the dataset's country.
+    english = BeyondGlossProcessor(translator.processor.video_processor,
+                                   train_sign_tokenizer(SENTENCES, language="en_XX"), target_language="en_XX")
+    model = translator.model
+    saved_names = model.config.vision_config._name_or_path, model.config.text_config._name_or_path
+    model.config.vision_config._name_or_path = "facebook/dinov2-small"  # as from_backbones leaves them
+    model.config.text_config._name_or_path = "facebook/mbart-large-cc25"
+    try:
+        card_data = SignTranslationCardData(model_name="m", dataset_name="phoenix14t").fill_from_model(model, english)
+    finally:
+        model.config.vision_config._name_or_path, model.config.text_config._name_or_path = saved_names
+    text = str(render_model_card(card_data))
+    metadata = yaml.safe_load(text.split("---")[1])
+    assert metadata["language"] == ["en"]
+    assert metadata["pipeline_tag"] == "video-text-to-text"
+    assert metadata["license"] == "unknown" and "License: not recorded" in text
+    assert metadata["datasets"] == ["phoenix14t"]
+    assert metadata["base_model"] == ["facebook/dinov2-small", "facebook/mbart-large-cc25"]
+    # Without a processor nothing guesses the language; the Trainer callback's tokenizer gives it.
+    bare = SignTranslationCardData(model_name="m", dataset_name="phoenix14t").fill_from_model(model)
+    assert bare.language is None and bare.base_model is None  # a model built from configs has no Hub source
+    assert SignTranslationCardData().fill_from_model(processor=english.tokenizer).language == "en"
+    # What beyondgloss generates itself has a known license; a stage-1 encoder is a feature extractor.
+    synth = yaml.safe_load(str(render_model_card(SignTranslationCardData(
+        model_name="m", dataset_name="SynthSign", stage="pretraining"))).split("---")[1])
+    assert synth["license"] == "mit" and synth["pipeline_tag"] == "feature-extraction"
+    assert synth["datasets"] == ["synthsign"]
+    assert "datasets" not in yaml.safe_load(str(render_model_card(
+        SignTranslationCardData(model_name="m", dataset_name="my set"))).split("---")[1])
