@@ -244,6 +244,11 @@ def test_synthsign_never_touches_a_foreign_folder_with_settings_json(tmp_path):
         message = str(caught.value)
         assert "settings.json" in message and "src" in message and "choose a new or empty data_dir" in message
         assert "overwrite=True" not in message  # suggesting it would point at a way to lose data
+    # The route: `beyondgloss pretrain --dataset synthsign --dataset_options '{"overwrite": true}'`.
+    from beyondgloss.data import load_sign_dataset
+
+    with pytest.raises(ValueError, match="is not a SynthSign corpus"):
+        load_sign_dataset("synthsign", data_dir=project, cache_dir=tmp_path / "cache", overwrite=True, **TINY)
     assert snapshot(tmp_path) == before  # no staging folder left next to it either
 
 
