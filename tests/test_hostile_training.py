@@ -394,6 +394,11 @@ def test_training_argument_errors_are_reported_not_raised(corpus, tmp_path, caps
     assert main(["pretrain", str(path)]) == 2
     error = capsys.readouterr().err
     assert str(path) in error and "--eval_strategy" in error and "sometimes" in error and "Traceback" not in error
-    assert main(["pretrain", *options, "--output_dir", str(tmp_path / "out"), "--max_frames", "0"]) == 2
-    assert "--max_frames 0: must be a positive integer" in capsys.readouterr().err
+    for flags, words in ((["--max_frames", "0"], ["--max_frames 0: must be a positive integer"]),
+                         (["--per_device_train_batch_size", "0"], ["--per_device_train_batch_size 0", "positive"]),
+                         (["--lr_scheduler_kwargs", "{min_lr: 1}"], ["--lr_scheduler_kwargs {min_lr: 1}", "JSON"]),
+                         (["--report_to", "nowhere"], ["Trainer refused", "nowhere is not supported"])):
+        assert main(["pretrain", *options, *QUICK, "--output_dir", str(tmp_path / "out"), *flags]) == 2, flags
+        error = capsys.readouterr().err
+        assert all(word in error for word in words) and "Traceback" not in error, error
     assert not (tmp_path / "out").exists()

@@ -93,10 +93,33 @@ def _parse(argv: list, dataclass_types: tuple, preset: dict | None = None, comma
 
     parser.error = fail  # argparse would print usage and exit; the command reports it as its other errors
     try:
-        return parser.parse_args_into_dataclasses(args=argv)
+        parsed = parser.parse_args_into_dataclasses(args=argv)
     except (ValueError, TypeError) as error:
-        # Raised by the dataclasses' own checks (TrainingArguments.__post_init__, the argument classes here).
-        raise CommandError(f"{source}: {error}" if source != "argument" else str(error)) from error
+        # Raised by the dataclasses' own checks (TrainingArguments.__post_init__, the argument classes here); a JSON
+        # error there does not say which flag held the text, so name the flags whose JSON does not parse.
+        message = str(error)
+        if isinstance(error, json.JSONDecodeError):
+            message = f"{_bad_json_flags(argv)}: not valid JSON ({error})"
+        fail(message)
+    for arguments in parsed:
+        if isinstance(arguments, TrainingArguments):
+            # Counts TrainingArguments accepts at any value and the Trainer later divides by.
+            for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+                value = getattr(arguments, name)
+                if value < 1:
+                    fail(f"--{name} {value}: must be a positive integer (1 or more)")
+    return parsed
+
+
+def _bad_json_flags(argv: list) -> str:
+    flags = []
+    for flag, value in zip(argv, argv[1:]):
+        if flag.startswith("--") and value.lstrip()[:1] in ("{", "["):
+            try:
+                json.loads(value)
+            except json.JSONDecodeError:
+                flags.append(f"{flag} {value}")
+    return ", ".join(flags) or "a JSON value"
 
 
 def _values_to_flags(values: dict, parser, dataclass_types: tuple, path: Path) -> list:
@@ -639,11 +662,14 @@ def _run_training(argv: list, stage: str):
     common = dict(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                   data_collator=train_collator, eval_data_collator=eval_collator, processing_class=processor,
                   callbacks=[LogFileCallback()], decay_all_parameters=model_args.decay_all_parameters)
-    if pretraining:
-        trainer = BeyondGlossPretrainingTrainer(**common)
-    else:
-        trainer = BeyondGlossTranslationTrainer(**common, compute_metrics=_translation_metrics(processor, data,
-                                                                                               train_dataset))
+    try:
+        if pretraining:
+            trainer = BeyondGlossPretrainingTrainer(**common)
+        else:
+            trainer = BeyondGlossTranslationTrainer(**common, compute_metrics=_translation_metrics(processor, data,
+                                                                                                   train_dataset))
+    except ValueError as error:  # a training setting the Trainer refuses (e.g. an unknown --report_to)
+        raise CommandError(f"the Trainer refused the training settings: {error}") from error
 
     open_output_dir(args, run)
     result = trainer.train(resume_from_checkpoint=resume)

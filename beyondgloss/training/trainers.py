@@ -295,6 +295,8 @@ class BeyondGlossPretrainingTrainer(_BeyondGlossTrainerMixin, Trainer):
         dataset, args = self.train_dataset, self.args
         if args.dataloader_drop_last or dataset is None or not hasattr(dataset, "__len__"):
             return
+        if self._train_batch_size < 1:
+            return
         model = self.accelerator.unwrap_model(self.model)
         if args.world_size > 1 and getattr(model.config, "gather_distributed_negatives", False):
             return  # the other processes' samples are its negatives
