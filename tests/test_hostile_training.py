@@ -81,12 +81,20 @@ def test_a_folder_beyondgloss_did_not_create_is_never_written(corpus, tmp_path, 
     assert folder_digest(folder) == before
 
 
-def test_an_output_dir_that_is_a_file_is_refused(corpus, tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["a file", "a link to nothing", "a special file"])
+def test_an_output_dir_that_is_not_a_folder_is_refused(corpus, tmp_path, capsys, kind):
     _, options, _ = corpus
     target = tmp_path / "out"
-    target.write_text("keep")
+    if kind == "a file":
+        target.write_text("keep")
+    elif kind == "a link to nothing":
+        target.symlink_to(tmp_path / "missing")
+    else:
+        os.mkfifo(target)
+    before = folder_digest(tmp_path)
     assert main(["pretrain", *options, *QUICK, "--output_dir", str(target), "--max_steps", "1"]) == 2
-    assert "is a file" in capsys.readouterr().err and target.read_text() == "keep"
+    assert f"is {kind}, not a folder" in capsys.readouterr().err
+    assert folder_digest(tmp_path) == before
 
 
 def test_an_empty_folder_is_claimed_and_overwrite_deletes_only_checkpoints(corpus, tmp_path, capsys):

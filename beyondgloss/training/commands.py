@@ -210,8 +210,10 @@ def claim_output_dir(folder: Path, option: str = "--output_dir") -> bool:
     written by beyondgloss: writing a run into it would replace the user's files of the same names (a `tokenizer.json`,
     an `eval_results.json`), so it is refused, whatever the flags. An absent or empty folder is created and marked.
     """
-    if folder.exists() and not folder.is_dir():
-        raise CommandError(f"{option} {folder} is a file, not a folder; choose a folder path")
+    if os.path.lexists(folder) and not folder.is_dir():
+        kind = ("a link to nothing" if folder.is_symlink() and not folder.exists()
+                else "a file" if folder.is_file() else "a special file")
+        raise CommandError(f"{option} {folder} is {kind}, not a folder; choose a folder path")
     try:
         entries = sorted(os.listdir(folder)) if folder.is_dir() else []
     except OSError as error:
