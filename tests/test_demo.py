@@ -50,3 +50,26 @@ def test_demo_refuses_to_overwrite(demo_dir, tmp_path):
     with pytest.raises(SystemExit, match="not a beyondgloss demo"):
         main(["--output_dir", str(foreign), "--overwrite_output_dir"])
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_demo_records_its_bar(demo_dir):
+    bar = json.loads((demo_dir / "metrics.json").read_text())["bar"]
+    assert bar["bleu4"] == 50.0 and bar["reached"] is False  # 3 steps of training translate nothing
+
+
+def test_overwrite_removes_only_what_a_demo_wrote(demo_dir, tmp_path):
+    from beyondgloss.training.demo import _check_output_dir
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "demo_settings.json").write_text("{}")
+    (folder / "model").mkdir()
+    (folder / "model" / "config.json").write_text("{}")
+    (folder / "synthsign").mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(SystemExit, match="notes.txt"):
+        _check_output_dir(folder, overwrite=True)
+    assert (folder / "model" / "config.json").is_file() and (folder / "notes.txt").read_text() == "keep me"
+    (folder / "notes.txt").unlink()
+    _check_output_dir(folder, overwrite=True)
+    assert sorted(child.name for child in folder.iterdir()) == ["synthsign"]

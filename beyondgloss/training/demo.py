@@ -51,12 +51,17 @@ class DemoArguments:
     learning_rate: float = field(default=1e-3, metadata={"help": "Learning rate of both stages."})
     translation_hand_loss: float = field(default=3.0, metadata={
         "help": "Weight of the hand-distillation term during translation (0 is the paper's stage 2)."})
+    encoder_lr_scale: float = field(default=0.1, metadata={
+        "help": "Learning-rate multiplier, during translation, for what stage 1 trained (the sign video encoder and "
+                "the mBART encoder); the decoder keeps --learning_rate. 1.0 is the paper's stage 2."})
     description_loss: bool = field(default=True, metadata={"help": "Use the description term in stage 1."})
     hand_loss: bool = field(default=True, metadata={"help": "Use the hand-distillation term in stage 1."})
     num_beams: int = field(default=5, metadata={"help": "Beams for the test translations."})
     pipeline_examples: int = field(default=5, metadata={"help": "Test videos translated through the pipeline."})
     ablation: bool = field(default=False, metadata={"help": "Train the ablation variants instead; writes ablation.json."})
     threads: int = field(default=0, metadata={"help": "CPU threads for torch (0: one per core)."})
+    bar: float = field(default=50.0, metadata={
+        "help": "Test BLEU-4 the default recipe is expected to reach; a run below it says so at the end."})
 
 
 def demo_config(vocab_size: int, decoder_start_token_id: int, hand_dim: int, description_dim: int, image_size: int,
@@ -120,19 +125,39 @@ class DecodedVideoCollator:
         return self.collator([{**row, "video": self.frames[row["id"]]} for row in rows])
 
 
+# Everything a demo run writes into its output folder; `--overwrite_output_dir` removes these and nothing else.
+DEMO_OUTPUTS = ("demo_settings.json", ".cache", "pretraining", "translation", "model", "ablation", "ablation.json",
+                "metrics.json", "test_predictions.jsonl", "pipeline_examples.json", "losses.png",
+                "similarity_matrix.png", "training_log.json")
+# The corpus is kept across runs: SynthSign reuses it when its settings match and replaces it (its own files only)
+# when they differ.
+DEMO_CORPUS = "synthsign"
+
+
 def _check_output_dir(path: Path, overwrite: bool) -> None:
-    marker = path / "demo_settings.json"
-    if path.exists() and any(path.iterdir()):
-        if not overwrite:
-            raise SystemExit(
-                f"{path} already holds files; pass --overwrite_output_dir to replace them, or choose another "
-                "--output_dir (nothing was changed)."
-            )
-        if not marker.is_file():
-            raise SystemExit(f"{path} holds files that are not a beyondgloss demo's; refusing to overwrite them.")
-        for child in path.iterdir():
-            if child.name != "synthsign":  # the corpus is reused when its settings match
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    """Refuses a folder that holds anything, unless `overwrite` and it is a demo's folder with nothing foreign in it;
+    then removes the previous run's outputs (not the corpus), so that two runs' files never mix."""
+    if not path.exists() or not any(path.iterdir()):
+        return
+    if not overwrite:
+        raise SystemExit(
+            f"{path} already holds files; pass --overwrite_output_dir to replace a previous demo run's outputs, or "
+            "choose another --output_dir (nothing was changed)."
+        )
+    if not (path / "demo_settings.json").is_file():
+        raise SystemExit(f"{path} holds files that are not a beyondgloss demo's; refusing to overwrite them (nothing "
+                         "was changed). Choose another --output_dir.")
+    foreign = sorted(child.name for child in path.iterdir() if child.name not in DEMO_OUTPUTS + (DEMO_CORPUS,))
+    if foreign:
+        raise SystemExit(f"{path} is a demo folder but also holds {', '.join(foreign)}, which the demo did not write; "
+                         "move them elsewhere or choose another --output_dir (nothing was changed).")
+    # The settings file goes last: a deletion cut short leaves a folder that is still recognised as the demo's.
+    for name in DEMO_OUTPUTS[1:] + DEMO_OUTPUTS[:1]:
+        child = path / name
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        elif child.exists() or child.is_symlink():
+            child.unlink()
 
 
 def _stage_arguments(preset, output_dir: Path, args: DemoArguments, steps: int, **overrides):
@@ -198,6 +223,7 @@ def _train_variant(args: DemoArguments, data, frames, processor, config, out: Pa
         model=model,
         args=_stage_arguments(translation_arguments, out / "translation", args, args.translation_steps,
                               generation_num_beams=args.num_beams),
+        encoder_learning_rate_scale=args.encoder_lr_scale if pretraining_steps > 0 else 1.0,
         train_dataset=data["train"],
         data_collator=DecodedVideoCollator(TranslationCollator(processor, training=True), frames),
         eval_data_collator=DecodedVideoCollator(TranslationCollator(processor, training=False), frames),
@@ -366,6 +392,7 @@ def _finish(args, data, frames, processor, model, trainer, metrics, log, out: Pa
         "test": {key[len("test_"):]: value for key, value in metrics.items() if key.startswith("test_")},
         "bleu_signature": last.get("signature"),
         "convention": last.get("convention"),
+        "bar": {"bleu4": args.bar, "reached": metrics["test_bleu4"] >= args.bar},
         "alignment_loss_first_last": [pretraining_log[0]["alignment_loss"], pretraining_log[-1]["alignment_loss"]]
         if pretraining_log else None,
         "seconds": {"total": round(time.time() - started, 1), "pretraining": metrics["pretraining_seconds"],
@@ -382,6 +409,10 @@ def _finish(args, data, frames, processor, model, trainer, metrics, log, out: Pa
               f"{pretraining_log[-1]['alignment_loss']:.3f}")
     for example in pipeline_examples[:3]:
         print(f"[demo]   {example['reference']!r} -> {example['translation']!r}")
+    if metrics["test_bleu4"] < args.bar:
+        print(f"[demo] BLEU-4 {metrics['test_bleu4']:.2f} is below this demo's bar of {args.bar:g}: the decoder has not "
+              "yet learnt to read the video within the budget. Try more steps (--translation_steps), another --seed, "
+              "or, if you changed it, the default --encoder_lr_scale; the README's demo section lists measured runs.")
     print(f"[demo] model (from_pretrained / pipeline): {model_dir}")
     print(f"[demo] metrics: {out / 'metrics.json'}; predictions: {out / 'test_predictions.jsonl'}; plots: "
           f"{out / 'losses.png'}, {out / 'similarity_matrix.png'}")

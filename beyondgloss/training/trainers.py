@@ -360,12 +360,46 @@ class BeyondGlossTranslationTrainer(_BeyondGlossTrainerMixin, Seq2SeqTrainer):
 
     Args:
         decay_all_parameters (`bool`, defaults to `True`), eval_data_collator: as in [`BeyondGlossPretrainingTrainer`].
+        encoder_learning_rate_scale (`float`, defaults to 1.0): learning-rate multiplier for the parts that stage 1
+            trains and stage 2 inherits (`ENCODER_SIDE_PREFIXES`: the sign video encoder and the mBART encoder); the
+            decoder side keeps `learning_rate`. 1.0 is the paper's stage 2. Below 1, a decoder that starts from
+            scratch cannot rewrite the inherited video representation with its first, uninformed gradients before it
+            has learnt to read it (docs/demo.md has the measurement).
         Everything else as [`~transformers.Seq2SeqTrainer`].
     """
 
-    def __init__(self, *args, decay_all_parameters: bool = True, eval_data_collator=None, **kwargs):
+    # Parameter-name prefixes of the parts a pre-training checkpoint hands over to translation.
+    ENCODER_SIDE_PREFIXES = ("sign_encoder.", "mbart.model.encoder.")
+
+    def __init__(self, *args, decay_all_parameters: bool = True, eval_data_collator=None,
+                 encoder_learning_rate_scale: float = 1.0, **kwargs):
+        if not encoder_learning_rate_scale > 0:
+            raise ValueError(f"encoder_learning_rate_scale={encoder_learning_rate_scale!r}: must be a positive number "
+                             "(1.0 trains both sides at learning_rate, as the paper).")
+        self.encoder_learning_rate_scale = float(encoder_learning_rate_scale)
         super().__init__(*args, **kwargs)
         self._setup_beyondgloss(decay_all_parameters, eval_data_collator)
+
+    def create_optimizer(self, model=None):
+        """Trainer's optimizer, with each parameter group split into a decoder side at `learning_rate` and an encoder
+        side at `learning_rate * encoder_learning_rate_scale` (schedulers scale every group's rate alike)."""
+        had_optimizer = self.optimizer is not None
+        optimizer = super().create_optimizer(model)
+        if had_optimizer or self.encoder_learning_rate_scale == 1.0:
+            return optimizer
+        model = self.model if model is None else model
+        encoder_side = {id(p) for name, p in model.named_parameters() if name.startswith(self.ENCODER_SIDE_PREFIXES)}
+        groups = []
+        for group in optimizer.param_groups:
+            settings = {key: value for key, value in group.items() if key != "params"}
+            for on_encoder_side, scale in ((False, 1.0), (True, self.encoder_learning_rate_scale)):
+                params = [p for p in group["params"] if (id(p) in encoder_side) == on_encoder_side]
+                if params:
+                    groups.append({**settings, "params": params, "lr": group["lr"] * scale})
+        optimizer.param_groups.clear()  # no step has been taken: the optimizer holds no state yet
+        for group in groups:
+            optimizer.add_param_group(group)
+        return optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         return super().compute_loss(model, _model_inputs(inputs), return_outputs=return_outputs)
