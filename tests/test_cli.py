@@ -57,7 +57,8 @@ def test_finetune_evaluate_translate(corpus, pretrained, capsys):
     root, options, dataset = corpus
     output = root / "finetune"
     argv = ["finetune", *options, *QUICK, "--model_name_or_path", str(pretrained), "--output_dir", str(output),
-            "--max_steps", "2", "--generation_num_beams", "2", "--config_overrides", "max_new_tokens=4"]
+            "--max_steps", "2", "--generation_num_beams", "2", "--config_overrides", "max_new_tokens=4",
+            "--encoder_learning_rate_scale", "0.1"]
     argv.remove("--tiny")
     assert main(argv) == 0
     summary = capsys.readouterr().out

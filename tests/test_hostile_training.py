@@ -405,7 +405,8 @@ def test_training_argument_errors_are_reported_not_raised(corpus, tmp_path, caps
     for flags, words in ((["--max_frames", "0"], ["--max_frames 0: must be a positive integer"]),
                          (["--per_device_train_batch_size", "0"], ["--per_device_train_batch_size 0", "positive"]),
                          (["--lr_scheduler_kwargs", "{min_lr: 1}"], ["--lr_scheduler_kwargs {min_lr: 1}", "JSON"]),
-                         (["--report_to", "nowhere"], ["Trainer refused", "nowhere is not supported"])):
+                         (["--report_to", "nowhere"], ["Trainer refused", "nowhere is not supported"]),
+                         (["--encoder_learning_rate_scale", "0"], ["--encoder_learning_rate_scale 0.0", "positive"])):
         assert main(["pretrain", *options, *QUICK, "--output_dir", str(tmp_path / "out"), *flags]) == 2, flags
         error = capsys.readouterr().err
         assert all(word in error for word in words) and "Traceback" not in error, error

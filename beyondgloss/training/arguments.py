@@ -78,9 +78,18 @@ class ModelArguments:
         metadata={"help": "Weight decay on every trainable parameter, as the reference (false: HF's exclusion of "
                           "biases and norm weights)."},
     )
+    encoder_learning_rate_scale: float = field(
+        default=1.0,
+        metadata={"help": "finetune: learning-rate multiplier for what pre-training trained and translation inherits "
+                          "(the sign video encoder and the mBART encoder); the decoder keeps --learning_rate. 1.0 is "
+                          "the paper's; the demo uses 0.1 (README, demo section)."},
+    )
 
     def __post_init__(self):
         _require_positive(self, ("tokenizer_vocab_size",))
+        if not self.encoder_learning_rate_scale > 0:
+            raise ValueError(f"--encoder_learning_rate_scale {self.encoder_learning_rate_scale!r}: must be a positive "
+                             "number (1.0 trains both sides at --learning_rate)")
 
 
 @dataclass

@@ -668,8 +668,9 @@ def _run_training(argv: list, stage: str):
         if pretraining:
             trainer = BeyondGlossPretrainingTrainer(**common)
         else:
-            trainer = BeyondGlossTranslationTrainer(**common, compute_metrics=_translation_metrics(processor, data,
-                                                                                                   train_dataset))
+            trainer = BeyondGlossTranslationTrainer(
+                **common, compute_metrics=_translation_metrics(processor, data, train_dataset),
+                encoder_learning_rate_scale=model_args.encoder_learning_rate_scale)
     except ValueError as error:  # a training setting the Trainer refuses (e.g. an unknown --report_to)
         raise CommandError(f"the Trainer refused the training settings: {error}") from error
 
