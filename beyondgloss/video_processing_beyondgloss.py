@@ -6,6 +6,7 @@ transformers and siblings, so `save_pretrained` can copy it into a checkpoint lo
 """
 
 import copy
+import functools
 import math
 from typing import TypedDict
 
@@ -170,19 +171,19 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
 
     For each video: open it (any form [`~beyondgloss.video_io.open_video`] reads: a video file, a frame folder, a
     list of image paths, a torchcodec `VideoDecoder`, a `{"path", "bytes"}` dict, an array), choose the frames to
-    keep ([`select_frame_indices`]), decode only those, resizing them while they are decoded (so that a 4K video needs
-    no more memory than a small one; see [`~beyondgloss.video_io.VideoSource.read`]), then
+    keep ([`select_frame_indices`]), decode only those, resizing them while the video is decoded, a few frames at a
+    time (so that a 4K video needs no more memory than a small one; see [`~beyondgloss.video_io.VideoSource.read`]),
+    then
 
     - at training time only (`training=True` and `augment=True`), the reference's clip augmentation on the
       source-resolution frames: with probability 0.5 a rotation by an angle drawn from U(-30°, 30°), with probability
       0.5 a translation by whole pixels drawn from [-10, 10] per axis; one draw per clip, so every frame of a clip
-      moves the same way; nearest-neighbour resampling, black fill (pixel-identical to PIL's two steps). The
-      augmentation is defined in source pixels, so these frames are decoded at the source size and resized after;
+      moves the same way; nearest-neighbour resampling, black fill (pixel-identical to PIL's two steps); applied in
+      source pixels, as the reference, to each group of decoded frames before their resize;
     - resize (`do_resize`) to `size`: `{"height": h, "width": w}` exactly (the aspect ratio is not kept, as in the
       reference: 256 x 256 by default), or `{"shortest_edge": s}`: the shorter side to `s`, the longer side to
-      `int(s * long / short)` (as transformers' processors). Video files are resized by FFmpeg (bilinear with
-      antialiasing), frame images and arrays by torch's antialiased bicubic in 8 bits (Pillow's algorithm, the
-      reference's); the two agree to about one grey level on average on real frames;
+      `int(s * long / short)` (as transformers' processors); bicubic with antialiasing in 8 bits, Pillow's
+      algorithm (the reference's), for every input form;
     - crop (`do_center_crop`) to `crop_size`: the centre at evaluation (offset 16, 16 for 256 -> 224), one random
       offset per video in `[0, size - crop)` at training (the reference's `np.random.randint(0, 32)`);
     - scale to [0, 1] and (`do_normalize`) normalise with `image_mean` and `image_std` (ImageNet's).
@@ -455,9 +456,15 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
         for video in batch:
             source = open_video(video)
             indices = self.frame_indices_for(source)
-            # The augmentation works in source pixels; everything else can have its frames resized while decoded.
-            size = None if training and self.augment else self.output_size(*source.frame_size)
-            clips.append(self.process_frames(source.read(indices, size), training=training, generator=generator))
+            transform = None
+            if training and self.augment:
+                # One draw per clip, applied to each group of source-size frames before the resize (the reference
+                # augments in source pixels), so training is bounded in memory too.
+                angle, shift = self._draw_affine(generator)
+                if angle or any(shift):
+                    transform = functools.partial(affine_frames, angle=angle, shift=shift)
+            frames = source.read(indices, self.output_size(*source.frame_size), transform)
+            clips.append(self.process_frames(frames, training=training, generator=generator, augment=False))
             kept.append(indices)
 
         sizes = {tuple(clip.shape[1:]) for clip in clips}
@@ -467,10 +474,14 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
                 "so that every video is brought to one size"
             )
         lengths = [clip.shape[0] for clip in clips]
-        pixel_values = clips[0].new_zeros((len(clips), max(lengths), *clips[0].shape[1:]))
         attention_mask = torch.zeros(len(clips), max(lengths), dtype=torch.long)
+        if len(clips) == 1:  # nothing to pad: no second copy of the largest tensor
+            pixel_values = clips[0].unsqueeze(0)
+        else:
+            pixel_values = clips[0].new_zeros((len(clips), max(lengths), *clips[0].shape[1:]))
         for i, clip in enumerate(clips):
-            pixel_values[i, : lengths[i]] = clip
+            if len(clips) > 1:
+                pixel_values[i, : lengths[i]] = clip
             attention_mask[i, : lengths[i]] = 1
         data = {"pixel_values_videos": pixel_values, "video_attention_mask": attention_mask}
         if return_frame_indices:
@@ -503,7 +514,11 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
         return self.size["height"], self.size["width"]
 
     def process_frames(
-        self, frames: torch.Tensor, training: bool = False, generator: torch.Generator | None = None
+        self,
+        frames: torch.Tensor,
+        training: bool = False,
+        generator: torch.Generator | None = None,
+        augment: bool | None = None,
     ) -> torch.Tensor:
         """Augments (training), resizes, crops and normalises the decoded frames of one video.
 
@@ -511,11 +526,13 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
             frames (`torch.Tensor`): uint8 RGB frames `(T, 3, H, W)`, at the source size or already resized.
             training (`bool`, defaults to `False`): random crop and augmentation.
             generator (`torch.Generator`, *optional*): random source.
+            augment (`bool`, *optional*): augment at training; defaults to the `augment` setting (`preprocess`
+                passes `False`: it has augmented while decoding).
 
         Returns:
             `torch.Tensor`: float frames `(T, 3, H, W)` (`H, W` the crop size when cropping).
         """
-        if training and self.augment:
+        if training and (self.augment if augment is None else augment):
             frames = self.random_affine(frames, generator)
         size = self.output_size(*frames.shape[-2:])
         if size is not None:
@@ -559,18 +576,25 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
         Returns:
             `torch.Tensor`: frames of the same shape and dtype.
         """
+        angle, shift = self._draw_affine(generator)
+        if not angle and not any(shift):
+            return frames
+        return affine_frames(frames, angle, shift)
+
+    def _draw_affine(self, generator: torch.Generator | None = None) -> tuple[float, tuple[int, int]]:
+        """One clip's random rotation angle and shift (`0.0, (0, 0)` when neither op is drawn)."""
         draws = torch.rand(3, generator=generator)
         rotate = bool(draws[0] < self.augment_probability)
         translate = bool(draws[1] < self.augment_probability)
         if not (rotate or translate):
-            return frames
+            return 0.0, (0, 0)
         angle = (2 * float(draws[2]) - 1) * self.rotation_degrees if rotate else 0.0
         shift = (
-            torch.randint(-self.translate_pixels, self.translate_pixels + 1, (2,), generator=generator).tolist()
+            tuple(torch.randint(-self.translate_pixels, self.translate_pixels + 1, (2,), generator=generator).tolist())
             if translate
             else (0, 0)
         )
-        return affine_frames(frames, angle, shift)
+        return angle, shift
 
 
 def affine_frames(frames: torch.Tensor, angle: float = 0.0, shift: tuple[int, int] = (0, 0)) -> torch.Tensor:

@@ -348,38 +348,43 @@ def test_auto_video_processor_loads_from_the_top_level_import(tmp_path, frames):
     assert type(AutoVideoProcessor.from_pretrained(tmp_path)) is BeyondGlossVideoProcessor
 
 
-def test_video_files_are_resized_inside_the_decoder(tmp_path, monkeypatch):
-    # Textured frames (smooth noise), where resampling kernels differ most.
-    noise = torch.rand(4, 3, 17, 22, generator=torch.Generator().manual_seed(0))
+def test_frames_are_resized_a_few_at_a_time_while_decoded(tmp_path, monkeypatch):
+    noise = torch.rand(6, 3, 17, 22, generator=torch.Generator().manual_seed(0))
     frames = (F.interpolate(noise, size=(68, 88), mode="bicubic").clamp(0, 1) * 255).round().to(torch.uint8)
     mp4 = write_mp4(tmp_path / "clip.mp4", frames)
+    folder = write_frame_folder(tmp_path / "frames", frames)
     processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28)
-    full_size_resizes = []
+    # What the processor computed before: every kept frame decoded at the source size, then resized.
+    before = {
+        source: processor.process_frames(video_io.read_video_frames(source))
+        for source in (mp4, folder, frames)
+    }
+    resized_groups = []
     original = video_io.resize_frames
     monkeypatch.setattr(
-        video_io, "resize_frames", lambda x, size: full_size_resizes.append(tuple(x.shape)) or original(x, size)
+        video_io, "resize_frames", lambda x, size: resized_groups.append(tuple(x.shape)) or original(x, size)
     )
-    source = video_io.open_video(mp4)
-    decoded = source.read([0, 2], (32, 32))
-    assert decoded.shape == (2, 3, 32, 32) and (32, 32) in source._resizing_decoders and not full_size_resizes
-    # FFmpeg's resize is bilinear with antialiasing (the frame-image path's is bicubic, about 2 grey levels apart on
-    # textured frames, 5 on this harsh texture). It is closest to torch's antialiased bilinear; the rest is FFmpeg
-    # resizing in YUV 4:2:0 with 14-bit fixed-point weights: measured 0.65-0.7 grey levels on average; 1.5 leaves room
-    # for other FFmpeg builds.
-    full = video_io.open_video(mp4).read([0, 2])
-    bicubic = F.interpolate(full.float(), size=(32, 32), mode="bicubic", antialias=True)
-    bilinear = F.interpolate(full.float(), size=(32, 32), mode="bilinear", antialias=True)
-    assert (decoded.float() - bilinear).abs().mean() < min(1.5, (decoded.float() - bicubic).abs().mean())
-    out = processor(mp4)["pixel_values_videos"][0]
-    assert_normalised(out[[0, 2]], decoded[..., 2:30, 2:30])
-    # Frame images are resized one at a time, as each is opened: the same pixels as resizing them all at once.
-    folder = write_frame_folder(tmp_path / "frames", frames)
-    full_size_resizes.clear()
-    from_images = video_io.read_video_frames(folder, size=(32, 32))
-    assert full_size_resizes == [(1, 3, 68, 88)] * 4
-    assert torch.equal(from_images, F.interpolate(frames, size=(32, 32), mode="bicubic", antialias=True))
-    # Arrays and decoders made elsewhere are resized a few frames at a time.
-    full_size_resizes.clear()
-    long = frames.repeat(5, 1, 1, 1)  # 20 frames
-    assert torch.equal(video_io.read_video_frames(long, size=(32, 32)), original(long, (32, 32)))
-    assert full_size_resizes == [(8, 3, 68, 88), (8, 3, 68, 88), (4, 3, 68, 88)]
+    # A budget of two source frames (68 x 88 x 3 bytes each): groups of 2 frames.
+    monkeypatch.setattr(video_io.VideoSource, "resize_budget_bytes", 2 * 3 * 68 * 88 + 1)
+    for source, expected in before.items():
+        resized_groups.clear()
+        assert torch.equal(processor(source)["pixel_values_videos"][0], expected)  # the same pixels as before
+        one_at_a_time = isinstance(source, type(folder)) and source.is_dir()  # images: one per file as opened
+        assert resized_groups == [(1 if one_at_a_time else 2, 3, 68, 88)] * (6 if one_at_a_time else 3), source
+    # At least one frame per group, however large the frames.
+    monkeypatch.setattr(video_io.VideoSource, "resize_budget_bytes", 1)
+    resized_groups.clear()
+    assert video_io.read_video_frames(mp4, [0, 1, 2], size=(16, 16)).shape == (3, 3, 16, 16)
+    assert resized_groups == [(1, 3, 68, 88)] * 3
+
+
+def test_training_augmentation_while_decoding_matches_augmenting_the_whole_clip(tmp_path, monkeypatch):
+    noise = torch.randint(0, 256, (5, 3, 20, 24), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    folder = write_frame_folder(tmp_path / "frames", noise)
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, augment_probability=1.0)
+    monkeypatch.setattr(video_io.VideoSource, "resize_budget_bytes", 2 * 3 * 20 * 24)  # groups of 2 frames
+    for seed in range(3):
+        for source in (noise, folder):
+            grouped = processor(source, training=True, generator=torch.Generator().manual_seed(seed))
+            whole = processor.process_frames(noise, training=True, generator=torch.Generator().manual_seed(seed))
+            assert torch.equal(grouped["pixel_values_videos"][0], whole), (seed, type(source))
