@@ -84,8 +84,9 @@ class _ViTBlock(nn.Module):
 def _rope_reference(x: torch.Tensor) -> torch.Tensor:
     """`RotaryPositionalEmbedding`: interleaved pairs in, half-split layout out, positions `0..T-1`."""
     _, _, length, dim = x.shape
-    theta = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float32, device=x.device) / dim)
-    angle = torch.arange(length, dtype=torch.float32, device=x.device)[:, None] * theta
+    precision = torch.promote_types(x.dtype, torch.float32)  # the reference's float32, float64 for a float64 model
+    theta = 10000.0 ** (-torch.arange(0, dim, 2, dtype=precision, device=x.device) / dim)
+    angle = torch.arange(length, dtype=precision, device=x.device)[:, None] * theta
     cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
     even, odd = x[..., 0::2], x[..., 1::2]
     return torch.cat([even * cos - odd * sin, odd * cos + even * sin], dim=-1)
@@ -149,15 +150,22 @@ class _TemporalEncoder(nn.Module):
         self.before_downsampling = config.temporal_layers[0]
         self.output_proj = nn.Linear(config.frame_dim, config.frame_dim)
         self.reference_compat = config.reference_compat
-        dim, length = config.frame_dim, config.max_frames
-        position = torch.arange(length, dtype=torch.float32)[:, None]
-        frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-        pe = torch.zeros(length, dim)
+        self.max_frames = config.max_frames
+
+    def _position_encoding(self, length: int, like: torch.Tensor) -> torch.Tensor:
+        """`PositionalEncoding`'s table: a float32 buffer of `max_frames` rows in the reference, built here per call
+        at float32 or, for a float64 model, float64 precision, so that float64 comparisons are not held to float32's
+        round-off of the table."""
+        precision = torch.promote_types(like.dtype, torch.float32)
+        dim = like.shape[-1]
+        position = torch.arange(self.max_frames, dtype=precision, device=like.device)[:, None]
+        frequency = torch.exp(torch.arange(0, dim, 2, dtype=precision, device=like.device) * (-math.log(10000.0) / dim))
+        pe = torch.zeros(self.max_frames, dim, dtype=precision, device=like.device)
         pe[:, 0::2], pe[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
-        self.register_buffer("pe", pe, persistent=False)
+        return pe[:length].to(like.dtype)
 
     def forward(self, x, mask):
-        x = x + self.pe[: x.shape[1]].to(x.dtype)
+        x = x + self._position_encoding(x.shape[1], x)
         for index, block in enumerate(self.blocks):
             if index == self.before_downsampling:
                 if self.reference_compat:  # `Downsampler`
@@ -185,10 +193,10 @@ class ReferenceSignEncoder(nn.Module):
     >>> from beyondgloss.modeling_beyondgloss import BeyondGlossModel
     >>> from beyondgloss.reference_impl import ReferenceSignEncoder
     >>> from beyondgloss.testing import tiny_config
-    >>> model = BeyondGlossModel(tiny_config()).eval()
+    >>> model = BeyondGlossModel(tiny_config()).double().eval()  # float64: round-off cannot hide a difference
     >>> reference = ReferenceSignEncoder.from_beyondgloss(model).eval()
-    >>> video = torch.randn(1, 4, 3, 28, 28)
-    >>> torch.allclose(model(video).last_hidden_state, reference(video).last_hidden_state, atol=1e-5)
+    >>> video = torch.randn(1, 4, 3, 28, 28, dtype=torch.float64)
+    >>> torch.allclose(model(video).last_hidden_state, reference(video).last_hidden_state, rtol=1e-10, atol=1e-10)
     True
     ```
     """
@@ -252,14 +260,16 @@ class ReferenceSignEncoder(nn.Module):
                     names[f"blocks.{i}.{layer}.lora_B"] = [f"{lora}.{prefix}_B"]
         vision_names = set(names)
         for name, _ in list(self.named_parameters()) + list(self.named_buffers()):
-            if name not in vision_names and name != "temporal.pe":
+            if name not in vision_names:
                 names[name] = [name]  # heads and temporal encoder share the package's module names
         return names
 
     @classmethod
     def from_beyondgloss(cls, model: BeyondGlossModel) -> "ReferenceSignEncoder":
-        """A reference encoder holding a copy of `model`'s weights, with the same parameters trainable."""
-        reference = cls(model.config).to(next(model.parameters()).device)
+        """A reference encoder holding a copy of `model`'s weights, in their dtype, with the same parameters
+        trainable."""
+        weight = next(model.parameters())
+        reference = cls(model.config).to(device=weight.device, dtype=weight.dtype)
         theirs = dict(model.named_parameters()) | dict(model.named_buffers())
         mine = dict(reference.named_parameters()) | dict(reference.named_buffers())
         with torch.no_grad():

@@ -24,6 +24,8 @@ from beyondgloss.convert import (
 )
 from beyondgloss.convert.commands import convert as convert_command
 from beyondgloss.modeling_beyondgloss import sinusoidal_position_encoding
+from beyondgloss.reference_impl import ReferenceSignEncoder
+from beyondgloss.testing import assert_same_math
 
 LAYOUT_TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official_checkpoint_layout.tsv"
 pytestmark = pytest.mark.skipif(not LAYOUT_TSV.is_file(), reason=f"{LAYOUT_TSV} is absent")
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.skipif(not LAYOUT_TSV.is_file(), reason=f"{LAYOUT_TSV} 
 # Tiny stand-ins for the reference's sizes (DINOv2 384/1152/1536, 37x37+1 positions, frame 512, hand 288, temporal
 # FFN 2048, 300 frames, head width 64 -> RoPE 32, mBART 1024/4096, vocab 2454, 1024+2 positions, LoRA ranks 4/16).
 TINY = {384: 64, 1152: 192, 1536: 128, 1370: 5, 512: 16, 288: 6, 2048: 32, 300: 40, 32: 1, 1024: 32, 4096: 64,
-        2454: 50, 1026: 66, 4: 2, 16: 4}
+        2454: 50, 1026: 154, 4: 2, 16: 4}  # 152 mBART positions: the default max_new_tokens (150) + start token fit
 KEEP_VISION = {0: 0, 10: 1, 11: 2}  # blocks 0, 10, 11 -> 0, 1, 2 (LoRA on 10 and 11)
 KEEP_MBART = {0: 0, 1: 1}
 IMAGE_ENCODER = "model.model_images.trans_encoder.base_model.model."
@@ -123,7 +125,7 @@ def pretraining_checkpoint(tmp_path_factory):
     # The trimmed mBART the checkpoint was trained from: same shapes and the same (frozen) token embeddings.
     backbone_config = MBartConfig(vocab_size=50, d_model=32, encoder_layers=2, decoder_layers=2,
                                   encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
-                                  decoder_ffn_dim=64, max_position_embeddings=64, scale_embedding=True, dropout=0.1)
+                                  decoder_ffn_dim=64, max_position_embeddings=152, scale_embedding=True, dropout=0.1)
     backbone = MBartForConditionalGeneration(backbone_config)
     with torch.no_grad():
         backbone.model.shared.weight.copy_(state[IMAGE_ENCODER + "embed_tokens.weight"])
@@ -157,11 +159,6 @@ def test_layout_is_the_reference_table_and_maps_onto_the_models():
             assert set(expected) - set(mapped) == absent - {"mbart.model.decoder.embed_tokens.weight"}
             expected = {key: shape for key, shape in expected.items() if key not in absent or key in mapped}
         assert mapped == expected
-
-
-def _fingerprints(state_dict) -> set:
-    return {(tuple(t.shape), round(t.double().sum().item(), 6), round(t.double().abs().sum().item(), 6))
-            for t in state_dict.values()}
 
 
 def test_translation_checkpoint_converts_tensor_for_tensor(translation_checkpoint):
@@ -202,13 +199,11 @@ def test_translation_checkpoint_converts_tensor_for_tensor(translation_checkpoin
     for reference_key, key in pairs.items():
         assert torch.equal(converted[key], state[reference_key]), key
     assert converted["sign_encoder.frame_norm.num_batches_tracked"].item() == 17
-    # Every reference tensor landed somewhere (the position tables are computed, the fused ones split).
-    landed = _fingerprints(converted)
+    # Every reference tensor landed somewhere, bit for bit (the position tables are computed, the fused ones split).
     for key, tensor in state.items():
         if "rotary_emb" in key or "pos_embedding" in key or "attn.qkv" in key or "lora_w1_l2" in key and ".attn." in key:
             continue
-        assert (tuple(tensor.shape), round(tensor.double().sum().item(), 6),
-                round(tensor.double().abs().sum().item(), 6)) in landed, key
+        assert any(value.shape == tensor.shape and torch.equal(value, tensor) for value in converted.values()), key
     # Trainability as in the reference: LoRA and the sign encoder's own parts train, DINOv2 and mBART stay frozen.
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert "mbart.model.decoder.layers.0.encoder_attn.v_proj.lora_B" in trainable
@@ -222,6 +217,44 @@ def test_translation_checkpoint_converts_tensor_for_tensor(translation_checkpoin
     assert torch.isfinite(model(video, labels=labels).loss)
     generated = model.generate(video, num_beams=2, max_new_tokens=4)
     assert generated[0, 0].item() == model.config.decoder_start_token_id
+
+
+# The reference's DINOv2 and frame projection names (vision_transformer.py, `lin`, `bn`) -> ReferenceSignEncoder's.
+REFERENCE_FRAME_ENCODER_NAMES = [
+    (r"^spatial_model\.patch_embed\.proj\.", "patch_embed."),
+    (r"^spatial_model\.", ""),
+    (r"\.attn\.lora_w1_l1\.weight$", ".qkv.lora_A"), (r"\.attn\.lora_w1_l2\.weight$", ".qkv.lora_B"),
+    (r"\.attn\.lora_w2_l1\.weight$", ".proj.lora_A"), (r"\.attn\.lora_w2_l2\.weight$", ".proj.lora_B"),
+    (r"\.mlp\.lora_w1_l1\.weight$", ".fc1.lora_A"), (r"\.mlp\.lora_w1_l2\.weight$", ".fc1.lora_B"),
+    (r"\.mlp\.lora_w2_l1\.weight$", ".fc2.lora_A"), (r"\.mlp\.lora_w2_l2\.weight$", ".fc2.lora_B"),
+    (r"\.attn\.(qkv|proj)\.", r".\1."), (r"\.mlp\.(fc\d)\.", r".\1."), (r"\.(ls\d)\.gamma$", r".\1"),
+    (r"^lin\.", "frame_proj."), (r"^bn\.", "frame_norm."),
+]
+
+
+def test_converted_frame_encoder_computes_what_the_checkpoint_computes(translation_checkpoint):
+    """The converted frame encoder (fused qkv and its fused LoRA B split into q, k, v; each LoRA moved to its layer;
+    the optimised path folds them back) computes what the reference's own modules compute from the checkpoint's
+    tensors under the reference's names: the same math, so both in float64 and held to 1e-10 (assert_same_math).
+    A LoRA landing on another layer of the same shape (attention output and fc1 A are both 4 x 64) shows here."""
+    state, _, out = translation_checkpoint
+    model = BeyondGlossForSignTranslation.from_pretrained(out).double().eval()
+    reference = ReferenceSignEncoder(model.config).double().eval()
+    prefix = "model.backbone.conv_2d.dino."
+    renamed = {}
+    for key, tensor in state.items():
+        if key.startswith(prefix) and not key.endswith("mask_token"):
+            name = key[len(prefix):]
+            for pattern, replacement in REFERENCE_FRAME_ENCODER_NAMES:
+                name = re.sub(pattern, replacement, name)
+            renamed[name] = tensor.double() if tensor.is_floating_point() else tensor
+    missing, unexpected = reference.load_state_dict(renamed, strict=False)
+    assert not unexpected and all(name.startswith(("temporal.", "hand_", "description_")) for name in missing), missing
+    frames = torch.randn(5, 3, 28, 28, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = reference.frame_norm(reference.frame_proj(reference.encode_frames(frames)))
+        converted = model.sign_encoder(frames[None]).frame_features[0]
+    assert_same_math(converted, expected, msg="frame features")
 
 
 def test_pretraining_checkpoint_converts_with_the_text_backbone_decoder(pretraining_checkpoint):

@@ -3,6 +3,9 @@ import torch
 import torch.nn.functional as F
 
 from beyondgloss.losses import masked_l2_loss, masked_mean, soft_target_contrastive_loss, symmetric_contrastive_loss
+from beyondgloss.testing import assert_same_math
+
+# Each loss against its direct formula: the same math, in float64 on both sides (see assert_same_math).
 
 
 def reference_kl_loss(logits, target_scale=10.0):
@@ -17,7 +20,7 @@ def reference_kl_loss(logits, target_scale=10.0):
 def test_soft_target_loss_equals_reference_kl(batch):
     logits = torch.randn(batch, batch, dtype=torch.float64) * 5
     ours = soft_target_contrastive_loss(logits)
-    assert torch.allclose(ours.double(), reference_kl_loss(logits), atol=1e-10, rtol=1e-9)
+    assert_same_math(ours, reference_kl_loss(logits), msg="loss")
 
 
 def test_soft_target_loss_gradient_matches_reference():
@@ -26,7 +29,7 @@ def test_soft_target_loss_gradient_matches_reference():
     ours = logits.grad.clone()
     logits.grad = None
     reference_kl_loss(logits).backward()
-    assert torch.allclose(ours, logits.grad, atol=1e-10)
+    assert_same_math(ours, logits.grad, msg="gradient")
 
 
 def test_soft_target_loss_with_gathered_columns_matches_full_matrix():
@@ -34,8 +37,8 @@ def test_soft_target_loss_with_gathered_columns_matches_full_matrix():
     logits = torch.randn(6, 6, dtype=torch.float64)
     full_rows = torch.stack([soft_target_contrastive_loss(logits[i:i + 1], torch.tensor([i])) for i in range(6)])
     local = soft_target_contrastive_loss(logits[2:4], torch.tensor([2, 3]))
-    assert torch.allclose(local, full_rows[2:4].mean())
-    assert torch.allclose(full_rows.mean(), soft_target_contrastive_loss(logits))
+    assert_same_math(local, full_rows[2:4].mean(), msg="local rows")
+    assert_same_math(full_rows.mean(), soft_target_contrastive_loss(logits), msg="all rows")
 
 
 def test_symmetric_loss_is_mean_of_both_directions():
@@ -44,23 +47,23 @@ def test_symmetric_loss_is_mean_of_both_directions():
     scale = torch.tensor(2.0, dtype=torch.float64)
     loss, logits = symmetric_contrastive_loss(q, k, scale)
     direct = 0.5 * (reference_kl_loss(scale.exp() * q @ k.t()) + reference_kl_loss(scale.exp() * k @ q.t()))
-    assert torch.allclose(loss, direct)
-    assert torch.allclose(logits, scale.exp() * q @ k.t())
+    assert_same_math(loss, direct, msg="loss")
+    assert_same_math(logits, scale.exp() * q @ k.t(), msg="logits")
 
 
 def test_masked_l2_equals_formula():
-    predictions, targets = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
+    predictions, targets = torch.randn(2, 5, 3, dtype=torch.float64), torch.randn(2, 5, 3, dtype=torch.float64)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 1, 1, 1]])
     expected = sum(
         ((predictions[b, t] - targets[b, t]) ** 2).sum() for b in range(2) for t in range(5) if mask[b, t]
     ) / (3 * mask.sum())
-    assert torch.allclose(masked_l2_loss(predictions, targets, mask), expected)
+    assert_same_math(masked_l2_loss(predictions, targets, mask), expected, msg="masked L2")
     assert masked_l2_loss(predictions, targets, torch.zeros(2, 5)).item() == 0.0
 
 
 def test_masked_mean_ignores_padding():
-    states = torch.randn(2, 4, 3)
+    states = torch.randn(2, 4, 3, dtype=torch.float64)
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
     pooled = masked_mean(states, mask)
-    assert torch.allclose(pooled[0], states[0, :2].mean(0))
-    assert torch.allclose(pooled[1], states[1].mean(0))
+    assert_same_math(pooled[0], states[0, :2].mean(0), msg="padded row")
+    assert_same_math(pooled[1], states[1].mean(0), msg="full row")

@@ -25,7 +25,7 @@ from beyondgloss import (
     BeyondGlossModel,
 )
 from beyondgloss.modeling_beyondgloss import LoRALinear
-from beyondgloss.testing import tiny_config
+from beyondgloss.testing import SAME_MATH_RTOL, assert_same_math, tiny_config
 
 from .conftest import BLOCK_BEYONDGLOSS
 
@@ -68,20 +68,22 @@ def test_reference_mask_rule_keeps_extra_step_for_even_lengths():
 
 
 def test_padding_invariance(config, videos):
-    model = BeyondGlossModel(config).eval()
+    # The same math on another batch composition: compared in float64 (see beyondgloss.testing.assert_same_math).
+    model = BeyondGlossModel(config).double().eval()
     pixels, mask = videos
+    pixels = pixels.double()
     batched = model(pixels, mask)
     alone = model(pixels[1:, :4], mask[1:, :4])
     steps = alone.attention_mask.sum().item()
-    torch.testing.assert_close(batched.last_hidden_state[1, :steps], alone.last_hidden_state[0], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(batched.hand_predictions[1, :4], alone.hand_predictions[0], atol=1e-5, rtol=1e-5)
+    assert_same_math(batched.last_hidden_state[1, :steps], alone.last_hidden_state[0], msg="last_hidden_state")
+    assert_same_math(batched.hand_predictions[1, :4], alone.hand_predictions[0], msg="hand_predictions")
 
-    pretraining = BeyondGlossForContrastivePretraining(config).eval()
+    pretraining = BeyondGlossForContrastivePretraining(config).double().eval()
     ids, text_mask = text_inputs()
     both = pretraining(pixels, mask, input_ids=ids, attention_mask=text_mask)
     single = pretraining(pixels[1:, :4], mask[1:, :4], input_ids=ids[1:, :4], attention_mask=text_mask[1:, :4])
-    torch.testing.assert_close(both.video_embeds[1], single.video_embeds[0], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(both.text_embeds[1], single.text_embeds[0], atol=1e-5, rtol=1e-5)
+    assert_same_math(both.video_embeds[1], single.video_embeds[0], msg="video_embeds")
+    assert_same_math(both.text_embeds[1], single.text_embeds[0], msg="text_embeds")
 
 
 # ---- save / load ------------------------------------------------------------------------------------------------
@@ -194,84 +196,102 @@ def test_gradients_reach_exactly_the_trainable_parameters(config, videos):
 # ---- losses in the wrappers -------------------------------------------------------------------------------------
 
 
+# The loss tests recompute a loss by its direct formula: the same math, so both run in float64 and agree to 1e-10.
+
+
 def test_pretraining_loss_combines_present_terms(config, videos):
-    model = BeyondGlossForContrastivePretraining(config).eval()
+    model = BeyondGlossForContrastivePretraining(config).double().eval()
     pixels, mask = videos
+    pixels = pixels.double()
     ids, text_mask = text_inputs()
-    hands = torch.randn(2, 7, config.hand_dim)
-    descriptions = torch.randn(2, config.description_dim)
+    hands = torch.randn(2, 7, config.hand_dim, dtype=torch.float64)
+    descriptions = torch.randn(2, config.description_dim, dtype=torch.float64)
     full = model(pixels, mask, input_ids=ids, attention_mask=text_mask, description_embeds=descriptions,
                  hand_features=hands)
     expected = full.alignment_loss + 0.5 * full.description_loss + 0.3 * full.hand_loss
-    torch.testing.assert_close(full.loss, expected)
+    assert_same_math(full.loss, expected, msg="loss")
     bare = model(pixels, mask, input_ids=ids, attention_mask=text_mask)
     assert bare.description_loss is None and bare.hand_loss is None
-    torch.testing.assert_close(bare.loss, full.alignment_loss)
+    assert torch.equal(bare.loss, full.alignment_loss)
     assert full.logits_per_video.shape == (2, 2)
-    torch.testing.assert_close(full.logits_per_text, full.logits_per_video.t())
-    torch.testing.assert_close(full.video_embeds.norm(dim=-1), torch.ones(2))
+    assert torch.equal(full.logits_per_text, full.logits_per_video.t())
+    assert_same_math(full.video_embeds.norm(dim=-1), torch.ones(2, dtype=torch.float64), msg="embedding norms")
 
 
 def test_hand_loss_uses_pre_activation_and_presence_mask(config, videos):
     pixels, mask = videos
     ids, text_mask = text_inputs()
-    targets = torch.randn(2, 7, config.hand_dim)
+    pixels = pixels.double()
+    targets = torch.randn(2, 7, config.hand_dim, dtype=torch.float64)
     presence = mask.clone()
     presence[0, :3] = 0
-    model = BeyondGlossForContrastivePretraining(config).eval()
+    model = BeyondGlossForContrastivePretraining(config).double().eval()
     out = model(pixels, mask, input_ids=ids, attention_mask=text_mask, hand_features=targets, hand_mask=presence)
     encoder = out.encoder_output
     logits = model.sign_encoder.hand_proj(encoder.frame_features)
-    torch.testing.assert_close(encoder.hand_predictions[mask.bool()], logits[mask.bool()])
+    assert_same_math(encoder.hand_predictions[mask.bool()], logits[mask.bool()], msg="hand_predictions")
     expected = ((logits - targets) ** 2).sum(-1)[presence.bool()].sum() / (presence.sum() * config.hand_dim)
-    torch.testing.assert_close(out.hand_loss, expected)
+    assert_same_math(out.hand_loss, expected, msg="hand_loss")
 
-    compat = BeyondGlossForContrastivePretraining(tiny_config(reference_compat=True))
+    compat = BeyondGlossForContrastivePretraining(tiny_config(reference_compat=True)).double()
     compat.load_state_dict(model.state_dict())
     compat.eval()
     out = compat(pixels, mask, input_ids=ids, attention_mask=text_mask, hand_features=targets, hand_mask=presence)
     activated = F.gelu(logits)
-    torch.testing.assert_close(out.encoder_output.hand_predictions[mask.bool()], activated[mask.bool()])
+    assert_same_math(out.encoder_output.hand_predictions[mask.bool()], activated[mask.bool()], msg="compat hands")
     expected = ((activated - targets) ** 2).sum(-1)[mask.bool()].sum() / (mask.sum() * config.hand_dim)
-    torch.testing.assert_close(out.hand_loss, expected)  # the reference: frame mask only
+    assert_same_math(out.hand_loss, expected, msg="compat hand_loss")  # the reference: frame mask only
 
 
 def test_reference_compat_pools_over_padding_and_shares_temperature(config, videos):
     pixels, mask = videos
+    pixels = pixels.double()
     ids, text_mask = text_inputs()
-    descriptions = torch.randn(2, config.description_dim)
-    compat = BeyondGlossForContrastivePretraining(tiny_config(reference_compat=True)).eval()
+    descriptions = torch.randn(2, config.description_dim, dtype=torch.float64)
+    compat = BeyondGlossForContrastivePretraining(tiny_config(reference_compat=True)).double().eval()
     with torch.no_grad():
         compat.logit_scale_description.fill_(0.0)
         out = compat(pixels, mask, input_ids=ids, attention_mask=text_mask, description_embeds=descriptions)
         states = compat.text_encoder(input_ids=ids, attention_mask=text_mask).last_hidden_state
-    torch.testing.assert_close(out.text_embeds, F.normalize(states.mean(1), dim=-1))  # pads included, as the reference
+    # Pads included, as the reference.
+    assert_same_math(out.text_embeds, F.normalize(states.mean(1), dim=-1), msg="text_embeds")
     step = F.normalize(out.encoder_output.description_states.mean(1), dim=-1)
     expected = compat.logit_scale.exp() * step @ F.normalize(descriptions, dim=-1).t()
-    torch.testing.assert_close(out.logits_per_description, expected)  # the alignment temperature, not its own
+    # The alignment temperature, not its own.
+    assert_same_math(out.logits_per_description, expected, msg="logits_per_description")
 
-    model = BeyondGlossForContrastivePretraining(config).eval()
+    model = BeyondGlossForContrastivePretraining(config).double().eval()
     with torch.no_grad():
         model.logit_scale_description.fill_(0.0)
         out = model(pixels, mask, input_ids=ids, attention_mask=text_mask, description_embeds=descriptions)
-    assert out.logits_per_description.abs().max() <= 1.0 + 1e-5  # exp(0) = 1: its own temperature
+    # exp(0) = 1, its own temperature: the logits are cosines, at most 1 up to float64 round-off (the alignment
+    # temperature would allow up to 1 / 0.07).
+    assert out.logits_per_description.abs().max() <= 1.0 + SAME_MATH_RTOL
 
 
 # ---- translation ------------------------------------------------------------------------------------------------
 
 
 def test_translation_loss_is_label_smoothed_cross_entropy(config, videos):
-    model = BeyondGlossForSignTranslation(config).eval()
+    model = BeyondGlossForSignTranslation(config).double().eval()
     pixels, mask = videos
+    pixels = pixels.double()
     labels = torch.tensor([[5, 6, 7, 2, 3], [8, 9, 2, 3, -100]])
     output = model(pixels, mask, labels=labels)
     expected = F.cross_entropy(output.logits.flatten(0, 1), labels.flatten(), ignore_index=-100, label_smoothing=0.2)
-    torch.testing.assert_close(output.loss, expected)
+    # The wrapper takes the loss on float32 logits (`.float()`, for half-precision training), also for a float64
+    # model. Rounding a logit moves it by at most eps/2 of the largest |logit| and each token's smoothed
+    # cross-entropy by at most twice that (log-softmax changes by at most 2 max|dz|); evaluating log-sum-exp over V
+    # and averaging over N tokens in float32 adds about log2(V N) eps of the loss.
+    epsilon = torch.finfo(torch.float32).eps
+    tokens, vocab = int((labels != -100).sum()), output.logits.shape[-1]
+    bound = epsilon * (output.logits.abs().max().item() + math.log2(vocab * tokens) * expected.item())
+    assert abs(output.loss.double().item() - expected.item()) <= bound
     # mBART's shift: the language code (last real label) wraps to the front of the decoder input.
     shifted = shift_tokens_right(labels, 1)
     assert shifted[:, 0].tolist() == [3, 3]
     again = model(pixels, mask, decoder_input_ids=shifted)
-    torch.testing.assert_close(again.logits, output.logits)
+    assert_same_math(again.logits, output.logits, msg="logits")
 
 
 def test_generate_returns_ids_and_stops_at_eos(config, videos):
@@ -313,14 +333,17 @@ def test_stage_transfer_reproduces_encoder_outputs(tmp_path, config, videos):
         if key.startswith(("sign_encoder.", "mbart.")):
             assert torch.equal(value, transferred[key]), key
     assert trainable(translation) == trainable(BeyondGlossForSignTranslation(config))
+    # Equal weights (above), so the same math; in float32, loaded tensors can sit at other memory alignments, which
+    # changes SIMD rounding, so the outputs are compared in float64.
+    pretraining.double()
+    translation.double()
     with torch.no_grad():
-        before = pretraining.sign_encoder(pixels, mask)
-        after = translation.sign_encoder(pixels, mask)
-        # Equal weights; loaded tensors can sit at other memory alignments, which changes SIMD rounding (~1e-7).
-        torch.testing.assert_close(before.last_hidden_state, after.last_hidden_state, atol=1e-6, rtol=1e-6)
+        before = pretraining.sign_encoder(pixels.double(), mask)
+        after = translation.sign_encoder(pixels.double(), mask)
+        assert_same_math(before.last_hidden_state, after.last_hidden_state, msg="sign encoder")
         kwargs = dict(inputs_embeds=before.last_hidden_state, attention_mask=before.attention_mask)
-        torch.testing.assert_close(pretraining.mbart.model.encoder(**kwargs).last_hidden_state,
-                                   translation.mbart.model.encoder(**kwargs).last_hidden_state, atol=1e-6, rtol=1e-6)
+        assert_same_math(pretraining.mbart.model.encoder(**kwargs).last_hidden_state,
+                         translation.mbart.model.encoder(**kwargs).last_hidden_state, msg="mBART encoder")
     decoder_lora = translation.mbart.model.decoder.layers[0].self_attn.q_proj
     assert decoder_lora.lora_B.abs().sum() == 0 and torch.isfinite(decoder_lora.lora_A).all()
 
@@ -336,14 +359,16 @@ def test_from_backbones_loads_local_weights(tmp_path):
     text.save_pretrained(tmp_path / "mbart")
     model = BeyondGlossForContrastivePretraining.from_backbones(
         vision=str(tmp_path / "dino"), text=str(tmp_path / "mbart"),
-        config_kwargs=dict(frame_dim=16, temporal_heads=2, temporal_ffn_dim=32, hand_dim=6, description_dim=8))
-    torch.testing.assert_close(model.sign_encoder.vision.embeddings.cls_token, vision.embeddings.cls_token)
-    torch.testing.assert_close(model.sign_encoder.vision.encoder.layer[1].mlp.fc2.weight,
-                               vision.encoder.layer[1].mlp.fc2.weight)
-    torch.testing.assert_close(model.text_encoder.layers[0].fc1.weight, text.model.encoder.layers[0].fc1.weight)
-    torch.testing.assert_close(model.mbart.model.encoder.layers[0].self_attn.q_proj.weight,
-                               text.model.encoder.layers[0].self_attn.q_proj.weight)
-    torch.testing.assert_close(model.mbart.model.decoder.layers[0].fc2.weight, text.model.decoder.layers[0].fc2.weight)
+        config_kwargs=dict(frame_dim=16, temporal_heads=2, temporal_ffn_dim=32, hand_dim=6, description_dim=8,
+                           max_new_tokens=20))  # the decoder has 64 positions
+    # Loaded weights are copies: equal bit for bit.
+    assert torch.equal(model.sign_encoder.vision.embeddings.cls_token, vision.embeddings.cls_token)
+    assert torch.equal(model.sign_encoder.vision.encoder.layer[1].mlp.fc2.weight,
+                       vision.encoder.layer[1].mlp.fc2.weight)
+    assert torch.equal(model.text_encoder.layers[0].fc1.weight, text.model.encoder.layers[0].fc1.weight)
+    assert torch.equal(model.mbart.model.encoder.layers[0].self_attn.q_proj.weight,
+                       text.model.encoder.layers[0].self_attn.q_proj.weight)
+    assert torch.equal(model.mbart.model.decoder.layers[0].fc2.weight, text.model.decoder.layers[0].fc2.weight)
     assert model.config.vision_lora_layers == [0, 1]
 
 
@@ -397,8 +422,8 @@ def test_reference_compat_uses_dinov2_legacy_position_interpolation():
     config = tiny_config(reference_compat=True, vision_config=dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=14, image_size=56,
         use_mask_token=False))
-    model = BeyondGlossModel(config).eval()
-    frames = torch.randn(3, 3, 28, 28)
+    model = BeyondGlossModel(config).double().eval()  # the same math two ways: float64 (see assert_same_math)
+    frames = torch.randn(3, 3, 28, 28, dtype=torch.float64)
     embeddings = model.vision.embeddings
     table = embeddings.position_embeddings
     grid = table[:, 1:].reshape(1, 4, 4, 32).permute(0, 3, 1, 2)
@@ -406,23 +431,27 @@ def test_reference_compat_uses_dinov2_legacy_position_interpolation():
     expected_table = torch.cat([table[:, :1], resized.permute(0, 2, 3, 1).reshape(1, 4, 32)], dim=1)
     tokens = torch.cat([embeddings.cls_token.expand(3, -1, -1), embeddings.patch_embeddings(frames)], dim=1)
     with torch.no_grad():
-        torch.testing.assert_close(model.embed_frames(frames), tokens + expected_table)
-        corrected = BeyondGlossModel(tiny_config(vision_config=config.vision_config.to_dict())).eval()
+        assert_same_math(model.embed_frames(frames), tokens + expected_table, msg="legacy rule")
+        corrected = BeyondGlossModel(tiny_config(vision_config=config.vision_config.to_dict())).double().eval()
         corrected.load_state_dict(model.state_dict())
-        torch.testing.assert_close(corrected.embed_frames(frames), embeddings(frames))  # HF's rule
-        assert not torch.allclose(corrected.embed_frames(frames), model.embed_frames(frames))
+        assert torch.equal(corrected.embed_frames(frames), embeddings(frames))  # HF's rule, the same code
+        difference = (corrected.embed_frames(frames) - model.embed_frames(frames)).abs().max()
+        assert difference > 1e-3 * tokens.abs().max()  # the two rules differ by far more than round-off
 
 
 def test_translation_hand_loss_is_optional(videos):
     pixels, mask = videos
     labels = torch.tensor([[5, 6, 7, 2, 3], [8, 9, 2, 3, -100]])
-    hands = torch.randn(2, 7, 6)
-    plain = BeyondGlossForSignTranslation(tiny_config()).eval()
-    with_hands = BeyondGlossForSignTranslation(tiny_config(translation_hand_loss_weight=0.5)).eval()
+    pixels = pixels.double()
+    hands = torch.randn(2, 7, 6, dtype=torch.float64)
+    plain = BeyondGlossForSignTranslation(tiny_config()).double().eval()
+    with_hands = BeyondGlossForSignTranslation(tiny_config(translation_hand_loss_weight=0.5)).double().eval()
     with_hands.load_state_dict(plain.state_dict())
     reference = plain(pixels, mask, labels=labels)
-    torch.testing.assert_close(plain(pixels, mask, labels=labels, hand_features=hands).loss, reference.loss)
+    # `.double()`: the wrapper takes the cross-entropy in float32 (see the label smoothing test), the same way here.
+    assert_same_math(plain(pixels, mask, labels=labels, hand_features=hands).loss.double(), reference.loss.double(),
+                     msg="loss")
     out = with_hands(pixels, mask, labels=labels, hand_features=hands)
     encoder = with_hands.sign_encoder(pixels, mask)
     hand = ((encoder.hand_predictions - hands) ** 2).sum(-1)[mask.bool()].sum() / (mask.sum() * 6)
-    torch.testing.assert_close(out.loss, reference.loss + 0.5 * hand)
+    assert_same_math(out.loss.double(), (reference.loss + 0.5 * hand).double(), msg="loss with hands")
