@@ -271,7 +271,8 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
             )
         super().__init__(**kwargs)
         self.size = {"height": 256, "width": 256} if given["size"] is _UNSET else given["size"]
-        self.crop_size = {"height": 224, "width": 224} if crop_size is _UNSET else crop_size
+        crop_size = {"height": 224, "width": 224} if crop_size is _UNSET else crop_size
+        self.crop_size = _size_dict(crop_size, "crop_size", allow_shortest_edge=False)
         self.do_resize = do_resize
         self.do_center_crop = do_center_crop
         self.do_normalize = bool(do_normalize)
@@ -294,6 +295,9 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
             raise ValueError(f"BeyondGlossVideoProcessor: {message}")
 
         self.size = _size_dict(self.size, "size")
+        if isinstance(self.crop_size, int) and not isinstance(self.crop_size, bool):
+            # Set after construction in the earlier form (`processor.crop_size = 28`), which meant: crop to it.
+            self.do_center_crop = True
         self.crop_size = _size_dict(self.crop_size, "crop_size", allow_shortest_edge=False)
         for switch, size_name in (("do_resize", "size"), ("do_center_crop", "crop_size")):
             value = getattr(self, switch)

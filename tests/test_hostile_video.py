@@ -69,6 +69,7 @@ def test_lister_keeps_only_regular_image_files_in_natural_order(tmp_path, frames
     (folder / "broken.png").symlink_to(tmp_path / "missing.png")
     (folder / "link12.png").symlink_to(folder / "img9.PNG")
     (folder / "dev.png").symlink_to("/dev/null")
+    (folder / "loop.png").symlink_to(folder / "loop.png")  # a symlink to itself: ELOOP on stat
     with socket.socket(socket.AF_UNIX) as server:
         server.bind(str(folder / "sock.png"))
         names = [p.name for p in _without_hanging(lambda: list_frame_images(folder))]

@@ -215,6 +215,13 @@ def test_processor_loads_in_a_fresh_process_without_beyondgloss(tmp_path, tokeni
         expected = torch.load(sys.argv[3], weights_only=True)
         for key in expected:
             assert torch.equal(out[key], expected[key]), key
+        # The video processor alone, through the auto class (its import path: the top-level name needs torchvision
+        # until beyondgloss is imported).
+        from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+
+        video_processor = AutoVideoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+        assert type(video_processor).__name__ == "BeyondGlossVideoProcessor"
+        assert video_processor.to_dict() == processor.video_processor.to_dict()
         print("ok", processor.target_language)
         """
     )

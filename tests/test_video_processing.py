@@ -269,6 +269,15 @@ def test_settings_have_transformers_names():
     assert (processor.resize_size, processor.max_frames, processor.target_fps) == (256, 300, None)
     processor.resize_size, processor.max_frames = None, 8
     assert (processor.do_resize, processor.num_frames) == (False, 8)
+    # As earlier versions' callers do: set the int forms on a processor without sizes, then validate.
+    demo = BeyondGlossVideoProcessor(resize_size=None, crop_size=None)
+    demo.resize_size, demo.crop_size = 32, 28
+    demo._validate()
+    assert (demo.do_resize, demo.size, demo.do_center_crop, demo.crop_size) == (
+        True, {"height": 32, "width": 32}, True, {"height": 28, "width": 28},
+    )  # fmt: skip
+    explicit = BeyondGlossVideoProcessor(crop_size=28, do_center_crop=False)
+    assert (explicit.do_center_crop, explicit.crop_size) == (False, {"height": 28, "width": 28})
 
 
 @pytest.mark.parametrize("old", [OLD_CONFIG, OLD_DEMO_CONFIG], ids=["resizing", "demo"])
