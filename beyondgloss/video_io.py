@@ -161,7 +161,10 @@ class VideoSource:
 
     # Frames are decoded at the source size and resized a group at a time, each group holding at most this many
     # bytes of source frames (and at least one frame): 27 frames of 720x540, 5 of 1080p, 1 of 4K. Peak memory is then
-    # this budget plus the resized frames, whatever the source resolution.
+    # this budget plus the resized frames, whatever the source resolution. torchcodec's decoder-side `Resize` would
+    # not even need the budget, but it is bilinear only (about 2 grey levels from the bicubic resize of frame
+    # folders, so the same video would give other pixels as an mp4 than as frames) and takes more CPU than decoding
+    # plus torch's uint8 resize on small videos.
     resize_budget_bytes = 32 * 2**20
 
     @property
@@ -217,8 +220,8 @@ class VideoSource:
         height, width = self.frame_size
         step = max(1, self.resize_budget_bytes // (3 * height * width))
         # Written into one tensor allocated up front: collecting the small resized groups in a list instead leaves
-        # them scattered between the freed source-size frames, and the allocator's heap then grows by about a
-        # source frame per group (measured: 2.2 GB instead of 0.5 GB for 300 frames of 1080p).
+        # them scattered between the freed source-size frames, and glibc's heap then grows by about a source frame
+        # per group, as if every frame were kept at the source size.
         output = torch.empty(len(indices), 3, *(size or (height, width)), dtype=torch.uint8)
         for start in range(0, len(indices), step):
             frames = self._read(indices[start : start + step], None)
