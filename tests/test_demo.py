@@ -39,6 +39,9 @@ def test_demo_model_loads_with_from_pretrained(demo_dir):
     processor = AutoProcessor.from_pretrained(demo_dir / "model")
     assert type(model).__name__ == "BeyondGlossForSignTranslation"
     assert model.config.decoder_start_token_id == processor.language_code_id
+    # Videos of any size are brought to the model's frame size (the training clips are already that size).
+    assert processor.video_processor.size == {"shortest_edge": model.config.vision_config.image_size}
+    assert processor.video_processor.crop_size == {"height": 32, "width": 32}
 
 
 def test_demo_refuses_to_overwrite(demo_dir, tmp_path):

@@ -316,7 +316,9 @@ def run_demo(args: DemoArguments) -> dict:
     print(f"[demo] corpus ready and decoded in {time.time() - started:.0f} s", flush=True)
 
     tokenizer = train_sign_tokenizer(data["train"]["text"], language=SYNTHSIGN_LANGUAGE_CODE)
-    video_processor = BeyondGlossVideoProcessor(resize_size=None, crop_size=None, augment=False)
+    # SynthSign clips are already image_size square (resizing them is the identity); other videos given to the saved
+    # model are resized and centre-cropped to what it was trained on.
+    video_processor = BeyondGlossVideoProcessor(size={"shortest_edge": image_size}, crop_size=image_size, augment=False)
     processor = BeyondGlossProcessor(video_processor, tokenizer, target_language=SYNTHSIGN_LANGUAGE_CODE)
     config = demo_config(len(tokenizer), processor.language_code_id, SYNTHSIGN_HAND_DIM, description_dim, image_size,
                          translation_hand_loss_weight=args.translation_hand_loss)
