@@ -7,13 +7,20 @@ A beyondgloss checkpoint is one folder in the Hub's layout:
   `AutoModelForPreTraining` stage 1, `AutoModelForSeq2SeqLM` the translation model) and, for translation models,
   `custom_pipelines` (the "sign-translation" pipeline);
 - `model.safetensors` (or safetensors shards with their index);
+- `generation_config.json` (translation models: beam width, length, start token, as `model.generation_config`);
 - the code those entries name (`configuration_beyondgloss.py`, `modeling_beyondgloss.py`,
   `pipeline_sign_translation.py`, `processing_beyondgloss.py`, ... and their sibling imports);
 - the processor (`processor_config.json`) and tokenizer files;
 - `README.md`, the model card.
 
-[`save_for_hub`] writes such a folder, [`push_to_hub`] writes one and uploads it, [`push_folder`] (and
-`beyondgloss push <folder> <repo_id>`) uploads an existing one after checking it.
+The usual transformers calls write such a folder: `model.save_pretrained(folder)` writes the weights, the code,
+`pipeline_sign_translation.py` and a default card (unless the folder has a `README.md`), `processor.save_pretrained(
+folder)` the processor; `Trainer.save_model` does both when the trainer's `processing_class` is the processor (as in
+`beyondgloss finetune`), and `model.push_to_hub` / `processor.push_to_hub` upload them (transformers' push replaces
+the card with its generic one: push a saved folder with `beyondgloss push` to keep this one). [`save_for_hub`] is the
+same two calls plus a card with the given [`SignTranslationCardData`]; [`push_to_hub`] writes one and uploads it;
+[`push_folder`] (and `beyondgloss push <folder> <repo_id>`) uploads any complete folder, a training output included,
+after checking it.
 """
 
 import argparse
@@ -23,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 from .model_card import SignTranslationCardData, write_model_card
-from .pipeline_sign_translation import TASK, SignTranslationPipeline
+from .pipeline_sign_translation import TASK
 
 __all__ = [
     "IGNORE_PATTERNS",
@@ -42,15 +49,19 @@ REQUIRED_AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForPreTraining", "
 # Not uploaded from a Trainer output directory: intermediate checkpoints, TensorBoard logs, and the pickled training
 # state (optimizer, scheduler, RNG, arguments), which nobody should have to unpickle to use the model.
 IGNORE_PATTERNS = ("checkpoint-*/*", "runs/*", "*.bin", "*.pt", "*.pth", "*.pkl")
-SAVE_HINT = "write one with beyondgloss.hub.save_for_hub(model, processor, folder)"
+SAVE_HINT = ("save the model and its processor into it: model.save_pretrained(folder) and "
+             "processor.save_pretrained(folder)")
+PROCESSOR_HINT = ("save the processor into it: processor.save_pretrained(folder) (a Trainer does this at save_model() "
+                  "when given processing_class=processor)")
+CODE_HINT = "save the model again with model.save_pretrained(folder), which copies its code files"
 
 
 class NotACheckpointError(ValueError):
     """A folder is not a complete beyondgloss checkpoint; the message names the folder, what is missing and the fix."""
 
 
-def _fail(folder: Path, problem: str):
-    raise NotACheckpointError(f"{folder} is not a beyondgloss checkpoint: {problem}; {SAVE_HINT}")
+def _fail(folder: Path, problem: str, fix: str = SAVE_HINT):
+    raise NotACheckpointError(f"{folder} is not a complete beyondgloss checkpoint: {problem}; {fix}")
 
 
 def _module_file(folder: Path, reference) -> Path:
@@ -107,21 +118,19 @@ def check_checkpoint_folder(folder: str | Path) -> dict:
     if pipeline is not None:
         references.append(pipeline["impl"])
         if not (folder / "processor_config.json").is_file():
-            _fail(folder, f"config.json names the {TASK!r} pipeline but there is no processor_config.json")
+            _fail(folder, f"config.json names the {TASK!r} pipeline but there is no processor_config.json",
+                  PROCESSOR_HINT)
         processor_map = _read_json(folder, "processor_config.json").get("auto_map") or {}
         if "AutoProcessor" not in processor_map:
-            _fail(folder, "processor_config.json has no auto_map entry for AutoProcessor")
+            _fail(folder, "processor_config.json has no auto_map entry for AutoProcessor", PROCESSOR_HINT)
         references.append(processor_map["AutoProcessor"])
     missing_code = sorted({_module_file(folder, ref).name for ref in references} - {p.name for p in folder.glob("*.py")})
     if missing_code:
-        _fail(folder, f"the code files {missing_code} named by its auto_map / custom_pipelines are missing")
+        _fail(folder, f"the code files {missing_code} named by its auto_map / custom_pipelines are missing",
+              CODE_HINT if "processing_beyondgloss.py" not in missing_code else PROCESSOR_HINT)
     if not (folder / "README.md").is_file():
         logger.warning("%s has no README.md: the Hub page will have no model card", folder)
     return config
-
-
-def _can_translate(model) -> bool:
-    return getattr(model, "main_input_name", None) == "pixel_values_videos" and model.can_generate()
 
 
 def save_for_hub(
@@ -132,6 +141,9 @@ def save_for_hub(
     **save_kwargs,
 ) -> Path:
     """Saves a model, its processor, the "sign-translation" pipeline and a model card into one Hub-ready folder.
+
+    The same as `model.save_pretrained(folder)` and `processor.save_pretrained(folder)`, with the card written from
+    `card_data` (replacing any `README.md` in the folder).
 
     Args:
         model: a beyondgloss model (the translation model gets the pipeline; any of them gets `auto_map`).
@@ -155,18 +167,8 @@ def save_for_hub(
         raise ValueError("save_for_hub needs the model's processor: a checkpoint without it cannot read videos")
     save_directory = Path(save_directory)
     save_directory.mkdir(parents=True, exist_ok=True)
-    if _can_translate(model):
-        pipe = SignTranslationPipeline(model=model, processor=processor, task=TASK, device=model.device)
-        pipe.save_pretrained(save_directory, **save_kwargs)
-    else:
-        # A config loaded from a translation checkpoint names the pipeline, which this model cannot serve.
-        pipelines = model.config.__dict__.pop("_custom_pipelines", None)  # the config property's storage
-        try:
-            model.save_pretrained(save_directory, **save_kwargs)
-        finally:
-            if pipelines is not None:
-                model.config.custom_pipelines = pipelines
-        processor.save_pretrained(save_directory)
+    model.save_pretrained(save_directory, **save_kwargs)
+    processor.save_pretrained(save_directory)
     write_model_card(card_data or SignTranslationCardData(), save_directory, model=model, processor=processor)
     check_checkpoint_folder(save_directory)
     return save_directory
@@ -234,8 +236,10 @@ def push_command(argv: list[str] | None = None) -> int:
     """`beyondgloss push <folder> <repo_id>`: uploads a saved checkpoint folder to the Hub."""
     parser = argparse.ArgumentParser(
         prog="beyondgloss push",
-        description="Upload a beyondgloss checkpoint folder (written by save_for_hub or a beyondgloss training "
-        "command) to a Hub model repository. Intermediate checkpoints, logs and pickled training state stay behind.",
+        description="Upload a beyondgloss checkpoint folder (the output folder of a beyondgloss training command or "
+        "of Trainer.save_model, or a folder where model.save_pretrained and processor.save_pretrained, or "
+        "save_for_hub, wrote) to a Hub model repository. The folder is checked first: the message names anything "
+        "missing. Intermediate checkpoints, logs and pickled training state stay behind.",
     )
     parser.add_argument("folder", type=Path, help="the checkpoint folder")
     parser.add_argument("repo_id", help="the Hub repository, e.g. your-name/phoenix14t-beyondgloss")

@@ -7,11 +7,15 @@ that loads with `trust_remote_code=True` where beyondgloss is not installed.
 
 import copy
 import hashlib
+import importlib
 import math
+import os
+import shutil
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +25,7 @@ from transformers import Dinov2Model, GenerationConfig, MBartForConditionalGener
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput
 from transformers.models.mbart.modeling_mbart import MBartEncoder, shift_tokens_right
+from transformers.utils import logging
 
 from .configuration_beyondgloss import BeyondGlossConfig
 from .losses import gather_with_grad, masked_l2_loss, masked_mean, symmetric_contrastive_loss
@@ -464,6 +469,18 @@ class FrozenFeatureCache:
 # Models
 
 
+logger = logging.get_logger(__name__)
+
+SIGN_TRANSLATION_TASK = "sign-translation"
+# What `config.json` says about the pipeline (transformers' `custom_pipelines` entry), as Pipeline.save_pretrained
+# writes it.
+SIGN_TRANSLATION_PIPELINE = {
+    "impl": "pipeline_sign_translation.SignTranslationPipeline",
+    "pt": ["AutoModelForSeq2SeqLM"],
+    "type": "multimodal",
+}
+
+
 class BeyondGlossPreTrainedModel(PreTrainedModel):
     config: BeyondGlossConfig
     config_class = BeyondGlossConfig
@@ -540,7 +557,74 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
             "AutoModelForSeq2SeqLM": f"{module}.BeyondGlossForSignTranslation",
         })
         self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        # The translation model's checkpoint names its pipeline and holds its file. Any other (a stage-1 model whose
+        # config came from a translation checkpoint, or a copy of the code without the pipeline file) must not name it.
+        pipeline_files = self._pipeline_files()
+        named = self.config.__dict__.get("_custom_pipelines") or {}  # the config property's storage
+        saved = {task: info for task, info in named.items() if task != SIGN_TRANSLATION_TASK}
+        if pipeline_files:
+            saved[SIGN_TRANSLATION_TASK] = SIGN_TRANSLATION_PIPELINE
+        self.config.custom_pipelines = saved
+        main_process = kwargs.get("is_main_process", True)
+        # save_pretrained(push_to_hub=True) uploads inside transformers' save, before the pipeline file and the card
+        # below exist: the upload happens here instead, after them, of what this call wrote (as transformers does).
+        push = kwargs.pop("push_to_hub", False) and main_process
+        hub = {name: kwargs.pop(name) for name in ("repo_id", "commit_message", "create_pr", "private") if name in kwargs}
+        if push:
+            from transformers.utils.hub import hf_api
+
+            Path(save_directory).mkdir(parents=True, exist_ok=True)
+            repo_id = hf_api().create_repo(hub.get("repo_id", Path(save_directory).name), exist_ok=True,
+                                           private=hub.get("private"), token=kwargs.get("token")).repo_id
+            timestamps = self._get_files_timestamps(save_directory)
+        try:
+            result = super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            self.config.custom_pipelines = named
+        if main_process:
+            for file in pipeline_files:
+                shutil.copy(file, Path(save_directory) / Path(file).name)
+            self._write_default_card(Path(save_directory))
+        if push:
+            self._upload_modified_files(save_directory, repo_id, timestamps, commit_message=hub.get("commit_message"),
+                                        token=kwargs.get("token"), create_pr=hub.get("create_pr", False))
+        return result
+
+    def _pipeline_files(self) -> list[str]:
+        """The "sign-translation" pipeline's file and the siblings it imports, for a model that translates; empty
+        otherwise, or when neither this copy of the code nor the checkpoint it was loaded from has the pipeline."""
+        if not self.can_generate():
+            return []
+        from transformers.dynamic_module_utils import get_cached_module_file, get_relative_import_files
+        from transformers.utils import HF_MODULES_CACHE
+
+        name = "pipeline_sign_translation.py"
+        pipeline_file = Path(sys.modules[type(self).__module__].__file__).with_name(name)
+        if not pipeline_file.is_file() and self.name_or_path:
+            # Loaded with trust_remote_code: transformers caches each module of a checkpoint in its own folder, so
+            # the pipeline is fetched from the checkpoint the model came from (a local folder or the Hub cache).
+            try:
+                pipeline_file = Path(HF_MODULES_CACHE) / get_cached_module_file(self.name_or_path, name)
+            except (OSError, ValueError) as error:
+                logger.warning("%s of %s cannot be fetched (%s)", name, self.name_or_path, error)
+        if not pipeline_file.is_file():
+            logger.warning("No %s next to %s: the saved checkpoint will not name the %r pipeline", name,
+                           type(self).__module__, SIGN_TRANSLATION_TASK)
+            return []
+        return [str(pipeline_file), *get_relative_import_files(os.fspath(pipeline_file))]
+
+    def _write_default_card(self, folder) -> None:
+        # The card template lives in the beyondgloss package, not in checkpoints: a copy of this file loaded with
+        # trust_remote_code saves without a card. An existing README.md (a card written by a callback or by hand)
+        # is kept. The module is found by name, not imported with a relative import statement, so that transformers
+        # does not count it among the files a checkpoint needs.
+        if (folder / "README.md").exists():
+            return
+        try:
+            model_card = importlib.import_module(".model_card", __package__)
+            model_card.write_model_card(model_card.SignTranslationCardData(), folder, model=self)
+        except ImportError as error:
+            logger.info("No model card written into %s (%s)", folder, error)
 
     def _check_video_inputs(self, pixel_values_videos, video_attention_mask):
         if pixel_values_videos is None:
@@ -1089,32 +1173,63 @@ class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossPreTrained
         add_lora_to_mbart(self.mbart, config)
         self.set_trainable()
         self.post_init()
+        # As transformers' generative models: a mutable attribute, saved to and loaded from generation_config.json;
+        # the config only gives its initial values.
+        self.generation_config = self.generation_config_from(config)
 
     def set_trainable(self) -> None:
         self.sign_encoder.set_trainable()
         set_text_trainable(self.mbart, self.config.text_tuning)
 
-    @property
-    def generation_config(self) -> GenerationConfig:
-        """Beam search settings from the config: `num_beams`, `max_new_tokens`, start at the target language code."""
+    @staticmethod
+    def generation_config_from(config: BeyondGlossConfig) -> GenerationConfig:
+        """The generation settings a config implies: beam search with `config.num_beams` beams, at most
+        `config.max_new_tokens` tokens, starting at `config.decoder_start_token_id` (the target language code), and
+        mBART's special tokens."""
+        text = config.text_config
         return GenerationConfig(
-            num_beams=self.config.num_beams,
-            max_new_tokens=self.config.max_new_tokens,
-            decoder_start_token_id=self.config.decoder_start_token_id,
-            bos_token_id=self.config.text_config.bos_token_id,
-            eos_token_id=self.config.text_config.eos_token_id,
-            pad_token_id=self.config.text_config.pad_token_id,
-            forced_eos_token_id=self.config.text_config.forced_eos_token_id,
+            num_beams=config.num_beams,
+            max_new_tokens=config.max_new_tokens,
+            decoder_start_token_id=config.decoder_start_token_id,
+            bos_token_id=text.bos_token_id,
+            eos_token_id=text.eos_token_id,
+            pad_token_id=text.pad_token_id,
+            forced_eos_token_id=text.forced_eos_token_id,
         )
 
-    @generation_config.setter
-    def generation_config(self, value):
-        # PreTrainedModel assigns a default here; settings live in the config.
-        if value is not None and getattr(value, "num_beams", None) not in (None, 1):
-            self.config.num_beams = value.num_beams
+    def _with_special_tokens(self, generation_config: GenerationConfig) -> GenerationConfig:
+        # A generation config made elsewhere (a Seq2SeqTrainingArguments file, a `generation_config=` argument) may
+        # lack the special tokens: they are this model's, from its generation config, else from its config.
+        sources = (getattr(self, "generation_config", None), self.generation_config_from(self.config))
+        for name in ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id", "forced_eos_token_id"):
+            for source in sources:
+                if getattr(generation_config, name, None) is None and source is not None:
+                    setattr(generation_config, name, getattr(source, name, None))
+        return generation_config
 
-    def can_generate(self) -> bool:
+    @classmethod
+    def can_generate(cls) -> bool:
         return True
+
+    def adjust_generation_fn(self, generation_config, from_auto_class, from_pipeline, pretrained_model_name_or_path,
+                             cache_dir=None, force_download=False, proxies=None, local_files_only=False, token=None,
+                             revision=None, subfolder="", **kwargs):
+        # PreTrainedModel.from_pretrained calls this hook (GenerationMixin's) on models that can generate. As there:
+        # a `generation_config=` argument wins, then the checkpoint's generation_config.json; a checkpoint without
+        # one (a pre-training checkpoint) keeps the settings __init__ derived from the config.
+        if generation_config is not None:
+            self.generation_config = self._with_special_tokens(copy.deepcopy(generation_config))
+            return
+        if pretrained_model_name_or_path is None:
+            return
+        try:
+            self.generation_config = GenerationConfig.from_pretrained(
+                pretrained_model_name_or_path, cache_dir=cache_dir, force_download=force_download, proxies=proxies,
+                local_files_only=local_files_only, token=token, revision=revision, subfolder=subfolder,
+                _from_auto=from_auto_class, _from_pipeline=from_pipeline,
+            )
+        except OSError:
+            pass
 
     def forward(
         self,
@@ -1178,13 +1293,12 @@ class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossPreTrained
             `torch.LongTensor` of shape `(batch_size, tokens)`: generated ids, starting with the target language code.
         """
         video_attention_mask = self._check_video_inputs(pixel_values_videos, video_attention_mask)
-        generation_config = copy.deepcopy(generation_config or self.generation_config)
+        generation_config = self._with_special_tokens(copy.deepcopy(generation_config or self.generation_config))
         kwargs = generation_config.update(**kwargs)  # returns the arguments that are not generation settings
-        start = generation_config.decoder_start_token_id
-        if start is None:
+        if generation_config.decoder_start_token_id is None:
             raise ValueError(
-                "No decoder start token: set model.config.decoder_start_token_id to the target language code id, "
-                "e.g. tokenizer.convert_tokens_to_ids('de_DE')."
+                "No decoder start token: set model.generation_config.decoder_start_token_id to the target language "
+                "code id, e.g. tokenizer.convert_tokens_to_ids('de_DE')."
             )
         for key in ("input_ids", "attention_mask", "labels"):
             kwargs.pop(key, None)

@@ -18,8 +18,19 @@ from transformers import AutoModelForSeq2SeqLM, GenerationConfig, GenerationMixi
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
+from transformers.utils import logging
+from transformers.utils.logging import tqdm
 
-__all__ = ["TASK", "SignTranslationInputError", "SignTranslationPipeline", "collate_videos", "register_pipeline"]
+__all__ = [
+    "TASK",
+    "SignTranslationInputError",
+    "SignTranslationPipeline",
+    "collate_videos",
+    "pad_videos",
+    "register_pipeline",
+]
+
+logger = logging.get_logger(__name__)
 
 TASK = "sign-translation"
 ERROR_MODES = ("raise", "skip")
@@ -90,35 +101,53 @@ def _video_of(value):
 
 
 def collate_videos(items: list[dict]) -> dict:
-    """Joins preprocessed inputs (each a batch of one) into one batch; inputs that failed keep only their error.
+    """Joins preprocessed inputs into one batch: their videos and errors, one entry per input, in order.
 
     Args:
         items (`list[dict]`): outputs of [`SignTranslationPipeline.preprocess`].
 
     Returns:
-        `dict` with `pixel_values_videos` `(N, T_max, 3, H, W)` and `video_attention_mask` `(N, T_max)` of the N
-        readable inputs, zero-padded in time (both `None` when no input was readable), and `errors`, one entry per
-        input (`None` for a readable one).
+        `dict` with `videos` (a float tensor `(T, 3, H, W)` per input, `None` where the input failed) and `errors`
+        (`None` per readable input). Videos are padded in time, per frame size, by [`pad_videos`].
     """
-    errors = [error for item in items for error in item["errors"]]
-    good = [item for item in items if item["pixel_values_videos"] is not None]
-    if not good:
-        return {"pixel_values_videos": None, "video_attention_mask": None, "errors": errors}
-    sizes = {tuple(item["pixel_values_videos"].shape[2:]) for item in good}
-    if len(sizes) > 1:
-        raise ValueError(
-            f"the videos of a batch have different frame sizes {sorted(sizes)}; give the video processor a "
-            "resize_size / crop_size so that every video gets one size, or use batch_size=1"
-        )
-    length = max(item["pixel_values_videos"].shape[1] for item in good)
-    first = good[0]["pixel_values_videos"]
-    pixels = first.new_zeros((len(good), length, *first.shape[2:]))
-    mask = torch.zeros(len(good), length, dtype=torch.long)
-    for row, item in enumerate(good):
-        frames = item["pixel_values_videos"].shape[1]
-        pixels[row, :frames] = item["pixel_values_videos"][0]
-        mask[row, :frames] = item["video_attention_mask"][0]
-    return {"pixel_values_videos": pixels, "video_attention_mask": mask, "errors": errors}
+    return {
+        "videos": [video for item in items for video in item["videos"]],
+        "errors": [error for item in items for error in item["errors"]],
+    }
+
+
+def pad_videos(videos: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pads videos of one frame size in time.
+
+    Args:
+        videos (`list[torch.Tensor]`): float videos `(T_i, 3, H, W)`.
+
+    Returns:
+        `pixel_values_videos` `(N, T_max, 3, H, W)`, zero after each video's end, and `video_attention_mask`
+        `(N, T_max)`.
+    """
+    length = max(video.shape[0] for video in videos)
+    pixels = videos[0].new_zeros((len(videos), length, *videos[0].shape[1:]))
+    mask = torch.zeros(len(videos), length, dtype=torch.long, device=videos[0].device)
+    for row, video in enumerate(videos):
+        pixels[row, : video.shape[0]] = video
+        mask[row, : video.shape[0]] = 1
+    return pixels, mask
+
+
+def _sized_video_processor(video_processor, model):
+    """The video processor, or one that brings frames to the model's image size when it neither resizes nor crops.
+
+    Checkpoints whose processor has no frame size (`size=None, crop_size=None`, as the first SynthSign demos) would
+    otherwise give the model frames at their recorded size (a 720x540 video costs ten times the time and memory of
+    the size the model was trained at) and could not batch videos of different sizes.
+    """
+    sized = getattr(video_processor, "size", 0) is not None or getattr(video_processor, "crop_size", 0) is not None
+    if sized or not hasattr(video_processor, "with_default_size"):
+        return video_processor
+    size = model.config.vision_config.image_size
+    logger.info("The video processor has no frame size; frames are brought to the model's %d x %d", size, size)
+    return video_processor.with_default_size(size)
 
 
 class SignTranslationPipeline(Pipeline):
@@ -134,19 +163,28 @@ class SignTranslationPipeline(Pipeline):
     - a `datasets` row: a dict with a `video` (a `datasets.Video` value) or `frames` (a folder or image paths) entry;
     - a `datasets.Dataset` or `KeyDataset` of such rows/videos (the result is then a lazy iterator).
 
+    Frames are brought to the processor's size; a processor without one (`size=None, crop_size=None`) gets the
+    model's `vision_config.image_size` (shorter side resized to it, centre square cropped). Videos that still differ
+    in frame size are translated in one group per size.
+
     Call arguments:
 
     - `batch_size` (`int`, defaults to 1): videos translated together (padded in time);
     - generation settings as keyword arguments (`num_beams`, `max_new_tokens`, `min_new_tokens`, `length_penalty`,
-      ...), on top of the model's (beam search with `config.num_beams` beams);
+      `num_return_sequences`, ...), on top of the model's `generation_config`;
     - `target_language` (`str`, *optional*): the language code to start decoding with (multilingual models only;
       the model's `decoder_start_token_id` by default);
     - `errors` (`str`, defaults to `"raise"`): what an unreadable input does. `"raise"` raises
       [`SignTranslationInputError`] naming the input and why; `"skip"` translates the other inputs and gives
-      `{"translation_text": None, "error": "<why>"}` for that one.
+      `{"translation_text": None, "error": "<why>"}` for that one;
+    - `progress` (`bool`, *optional*): a progress bar (tqdm, on stderr). By default there is one for a list or
+      dataset of several inputs and for a long video (at least 128 frames after sampling); `False` turns it off, as
+      does transformers' `transformers.utils.logging.disable_progress_bar()`. Also accepted by the constructor.
 
     Returns:
-        `{"translation_text": str}` per input; a list of them for a list of inputs.
+        As transformers' `translation` pipeline: for one input, a list of `num_return_sequences` (by default 1)
+        `{"translation_text": str}`; for a list of inputs, one such dict per input, or one list of them per input
+        when `num_return_sequences > 1`; for a dataset or generator, an iterator of per-input lists.
 
     Example:
 
@@ -155,8 +193,10 @@ class SignTranslationPipeline(Pipeline):
     >>> from transformers import pipeline
     >>> translator = pipeline("sign-translation", model="path/to/checkpoint")
     >>> translator("signing.mp4")
-    {'translation_text': 'am tag sonne im süden'}
+    [{'translation_text': 'am tag sonne im süden'}]
     >>> translator(["a.mp4", "frames_dir/"], num_beams=5, batch_size=2)
+    [{'translation_text': '...'}, {'translation_text': '...'}]
+    >>> translator("signing.mp4", num_beams=4, num_return_sequences=2)
     [{'translation_text': '...'}, {'translation_text': '...'}]
     ```
     """
@@ -168,7 +208,12 @@ class SignTranslationPipeline(Pipeline):
     _load_feature_extractor = False
     _pipeline_calls_generate = True
 
-    def __init__(self, *args, **kwargs):
+    # A single video with at least this many frames (after sampling) gets a progress bar: below, it translates in
+    # about a second on a CPU and a bar would only flicker.
+    LONG_VIDEO_FRAMES = 128
+
+    def __init__(self, *args, progress: bool | None = None, **kwargs):
+        self.progress = progress
         super().__init__(*args, **kwargs)
         if self.processor is not None:
             self.video_processor = getattr(self.processor, "video_processor", None) or self.video_processor
@@ -176,25 +221,56 @@ class SignTranslationPipeline(Pipeline):
         if self.video_processor is None or self.tokenizer is None:
             raise ValueError(
                 "SignTranslationPipeline needs a BeyondGlossProcessor (processor=...), or both video_processor=... "
-                "and tokenizer=...; a checkpoint saved with beyondgloss.hub.save_for_hub holds the processor"
+                "and tokenizer=...; a checkpoint holds the processor when it was saved with processor.save_pretrained "
+                "(Trainer.save_model does this when given processing_class=processor)"
             )
         if getattr(self.model, "main_input_name", None) != "pixel_values_videos" or not self.model.can_generate():
             raise ValueError(
                 f"SignTranslationPipeline needs a sign translation model (BeyondGlossForSignTranslation, loaded with "
                 f"AutoModelForSeq2SeqLM); got {type(self.model).__name__}"
             )
+        self.video_processor = _sized_video_processor(self.video_processor, self.model)
 
-    def __call__(self, inputs, **kwargs):
+    def __call__(self, inputs, progress: bool | None = None, **kwargs):
         """Translates one input or each of a list of inputs (see the class docstring for forms and arguments)."""
         from .video_io import is_single_video  # the video reader loads on first use, not at `import beyondgloss`
 
+        progress = self.progress if progress is None else progress
         if isinstance(inputs, (list, tuple)) and not is_single_video(inputs):
-            return list(super().__call__(_NumberedInputs(list(inputs)), **kwargs)) if inputs else []
+            if not inputs:
+                return []
+            outputs = super().__call__(_NumberedInputs(list(inputs)), **kwargs)
+            results = list(self._with_progress(outputs, len(inputs), progress))
+            # As transformers' translation pipeline: one dict per input unless several sequences were asked for.
+            return [result[0] for result in results] if all(len(r) == 1 for r in results) else results
         if isinstance(inputs, Dataset) or (_is_hf_dataset(inputs) and isinstance(inputs, Sized)):
-            return super().__call__(_NumberedInputs(inputs), **kwargs)
+            return self._with_progress(super().__call__(_NumberedInputs(inputs), **kwargs), len(inputs), progress)
         if _is_hf_dataset(inputs) or inspect.isgenerator(inputs):
-            return super().__call__((_Numbered(i, value) for i, value in enumerate(inputs)), **kwargs)
-        return super().__call__(_Numbered(None, inputs), **kwargs)
+            outputs = super().__call__((_Numbered(i, value) for i, value in enumerate(inputs)), **kwargs)
+            return self._with_progress(outputs, None, progress)
+        self._single_progress = progress
+        try:
+            return super().__call__(_Numbered(None, inputs), **kwargs)
+        finally:
+            self._single_progress = None
+
+    def _with_progress(self, outputs, total: int | None, progress: bool | None):
+        if progress is False or (progress is None and total is not None and total < 2):
+            return outputs
+        return tqdm(outputs, total=total, desc=TASK, unit="video")
+
+    def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
+        # As Pipeline.run_single, with a two-step progress bar (read, translate) for a long video.
+        model_inputs = self.preprocess(inputs, **preprocess_params)
+        video = model_inputs["videos"][0]
+        progress = getattr(self, "_single_progress", None)
+        show = progress or (progress is None and video is not None and video.shape[0] >= self.LONG_VIDEO_FRAMES)
+        bar = tqdm(total=2, desc=TASK, unit="step", disable=not show)
+        bar.update(1)
+        model_outputs = self.forward(model_inputs, **forward_params)
+        bar.update(1)
+        bar.close()
+        return self.postprocess(model_outputs, **postprocess_params)
 
     def _sanitize_parameters(
         self, errors=None, target_language=None, skip_special_tokens=None, clean_up_tokenization_spaces=None,
@@ -209,7 +285,7 @@ class SignTranslationPipeline(Pipeline):
         if unknown:
             raise TypeError(
                 f"SignTranslationPipeline got unknown arguments {unknown}: it takes batch_size, num_workers, errors, "
-                "target_language, skip_special_tokens, clean_up_tokenization_spaces and generation settings "
+                "progress, target_language, skip_special_tokens, clean_up_tokenization_spaces and generation settings "
                 "(GenerationConfig fields such as num_beams, max_new_tokens, min_new_tokens)"
             )
         forward_params.update(generate_kwargs)
@@ -240,9 +316,8 @@ class SignTranslationPipeline(Pipeline):
             errors (`str`, defaults to `"raise"`): `"raise"` or `"skip"` (keep the error for the output).
 
         Returns:
-            `dict`: a batch of one for [`collate_videos`]: `pixel_values_videos` `(1, T, 3, H, W)`,
-            `video_attention_mask` `(1, T)` and `errors` `[None]`; or, for an unreadable input under
-            `errors="skip"`, `None` tensors and `errors` `[<why>]`.
+            `dict`: a batch of one for [`collate_videos`]: `videos` `[float (T, 3, H, W)]` and `errors` `[None]`; or,
+            for an unreadable input under `errors="skip"`, `videos` `[None]` and `errors` `[<why>]`.
         """
         item = inputs if isinstance(inputs, _Numbered) else _Numbered(None, inputs)
         try:
@@ -256,56 +331,58 @@ class SignTranslationPipeline(Pipeline):
                 raise SignTranslationInputError(
                     f"{message}. Fix or remove it, or pass errors='skip' to translate the other inputs"
                 ) from error
-            return {"pixel_values_videos": None, "video_attention_mask": None, "errors": [message]}
-        return {
-            "pixel_values_videos": features["pixel_values_videos"],
-            "video_attention_mask": features["video_attention_mask"],
-            "errors": [None],
-        }
+            return {"videos": [None], "errors": [message]}
+        length = int(features["video_attention_mask"][0].sum())
+        return {"videos": [features["pixel_values_videos"][0, :length]], "errors": [None]}
 
     def _forward(self, model_inputs: dict, **generate_kwargs) -> dict:
-        """Generates token ids for the readable videos of a batch.
+        """Generates token ids for the readable videos of a batch, one `generate()` call per frame size.
 
         Returns:
-            `dict` with `sequences` (a 1-D LongTensor of generated ids per input, `None` where the input failed) and
-            `errors` (per input).
+            `dict` with `sequences` (per input, a LongTensor `(num_return_sequences, tokens)` of generated ids, `None`
+            where the input failed) and `errors` (per input).
         """
-        errors = model_inputs["errors"]
-        sequences = [None] * len(errors)
-        if model_inputs["pixel_values_videos"] is not None:
-            generated = iter(
-                self.model.generate(
-                    pixel_values_videos=model_inputs["pixel_values_videos"],
-                    video_attention_mask=model_inputs["video_attention_mask"],
-                    **self._prepare_generate_kwargs(generate_kwargs),
-                )
-            )
-            sequences = [next(generated) if error is None else None for error in errors]
+        videos, errors = model_inputs["videos"], model_inputs["errors"]
+        sequences = [None] * len(videos)
+        groups: dict[tuple, list[int]] = {}
+        for position, video in enumerate(videos):
+            if video is not None:
+                groups.setdefault(tuple(video.shape[1:]), []).append(position)
+        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
+        for positions in groups.values():
+            pixels, mask = pad_videos([videos[position] for position in positions])
+            generated = self.model.generate(pixel_values_videos=pixels, video_attention_mask=mask, **generate_kwargs)
+            # generate() returns each input's sequences together: rows [i * n, (i + 1) * n) belong to input i.
+            per_input = generated.reshape(len(positions), -1, generated.shape[-1])
+            for position, rows in zip(positions, per_input):
+                sequences[position] = rows
         return {"sequences": sequences, "errors": errors}
 
-    def postprocess(self, model_outputs: dict, skip_special_tokens: bool = True, clean_up_tokenization_spaces=None):
+    def postprocess(
+        self, model_outputs: dict, skip_special_tokens: bool = True, clean_up_tokenization_spaces=None
+    ) -> list[dict]:
         """Decodes one input's generated ids.
 
         Returns:
-            `dict`: `{"translation_text": str}`, or `{"translation_text": None, "error": str}` for an input skipped
-            under `errors="skip"`.
+            `list[dict]`: `{"translation_text": str}` per returned sequence, or `[{"translation_text": None, "error":
+            str}]` for an input skipped under `errors="skip"`.
         """
-        sequence, error = model_outputs["sequences"], model_outputs["errors"]
-        # A batch of one arrives as it left _forward (lists); the loader unrolls larger batches item by item.
+        sequences, error = model_outputs["sequences"], model_outputs["errors"]
+        # The loader hands each input over as a batch of one: lists of one entry, or tensors with a leading 1.
         if isinstance(error, list):
-            sequence, error = sequence[0], error[0]
+            sequences, error = sequences[0], error[0]
         if error is not None:
-            return {"translation_text": None, "error": error}
-        text = self.tokenizer.decode(
-            sequence.reshape(-1).tolist(),
+            return [{"translation_text": None, "error": error}]
+        texts = self.tokenizer.batch_decode(
+            sequences.reshape(-1, sequences.shape[-1]).tolist(),
             skip_special_tokens=skip_special_tokens,
             clean_up_tokenization_spaces=clean_up_tokenization_spaces,
         )
-        return {"translation_text": text}
+        return [{"translation_text": text} for text in texts]
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
-        # As Pipeline.get_iterator, with a collate function that pads videos in time and carries per-input errors
-        # (transformers' pad_collate_fn pads token sequences and needs every item to have the same keys).
+        # As Pipeline.get_iterator, with a collate function that keeps each input's video and error (transformers'
+        # pad_collate_fn pads token sequences and needs every item to have the same keys).
         if isinstance(inputs, Sized):
             dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
         else:
