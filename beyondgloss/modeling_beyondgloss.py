@@ -232,9 +232,11 @@ def dropout_keep_mask(reference: torch.Tensor, p: float, scratch: dict | None = 
 
 def sinusoidal_position_encoding(length: int, dim: int, device=None, dtype=None) -> torch.Tensor:
     """`pe[p, 0::2] = sin(p * 10000^(-2i/dim))`, `pe[p, 1::2] = cos(...)`, shape `(length, dim)`."""
-    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
-    frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    encoding = torch.zeros(length, dim, device=device, dtype=torch.float32)
+    # At least float32 (as the reference) for half-precision models; float64 models get a float64 table.
+    precision = torch.promote_types(dtype or torch.float32, torch.float32)
+    position = torch.arange(length, device=device, dtype=precision)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=precision) * (-math.log(10000.0) / dim))
+    encoding = torch.zeros(length, dim, device=device, dtype=precision)
     encoding[:, 0::2] = torch.sin(position * frequency)
     encoding[:, 1::2] = torch.cos(position * frequency)
     return encoding.to(dtype or torch.float32)
@@ -247,8 +249,9 @@ def apply_rotary(states: torch.Tensor) -> torch.Tensor:
     products, and the attention, are identical.
     """
     _, _, length, dim = states.shape
-    theta = torch.exp(torch.arange(0, dim, 2, device=states.device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    angle = torch.arange(length, device=states.device, dtype=torch.float32)[:, None] * theta
+    precision = torch.promote_types(states.dtype, torch.float32)  # float32 angles for half precision, as the reference
+    theta = torch.exp(torch.arange(0, dim, 2, device=states.device, dtype=precision) * (-math.log(10000.0) / dim))
+    angle = torch.arange(length, device=states.device, dtype=precision)[:, None] * theta
     cos, sin = angle.cos().to(states.dtype), angle.sin().to(states.dtype)
     even, odd = states[..., 0::2], states[..., 1::2]
     return torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1).flatten(-2)
@@ -882,7 +885,9 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         patch = embeddings.patch_embeddings.patch_size
         rows, columns = frames.shape[-2] // patch[0], frames.shape[-1] // patch[1]
         if (rows, columns) != (side, side):
-            grid = table[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2).float()
+            # Bicubic resampling in half precision shifts the table: at least float32 (float64 stays float64).
+            grid = table[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+            grid = grid.to(torch.promote_types(table.dtype, torch.float32))
             # DINOv2's interpolate_pos_encoding: scale factors (w0 + 0.1) / M and (h0 + 0.1) / M, in that order.
             grid = F.interpolate(grid, scale_factor=((columns + 0.1) / side, (rows + 0.1) / side), mode="bicubic",
                                  align_corners=False)
