@@ -9,14 +9,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..utils.logging_utils import setup_logging
+
 __all__ = ["describe", "encode_descriptions", "import_hands"]
 
 logger = logging.getLogger(__name__)
-
-
-def _setup_logging():
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _add_model_loading(parser: argparse.ArgumentParser):
@@ -117,7 +114,7 @@ def describe(argv) -> int:
 
     parser = _describe_parser()
     args = parser.parse_args(argv)
-    _setup_logging()
+    setup_logging()
     if args.refine_endpoint and not args.refine_endpoint_model:
         parser.error("--refine-endpoint needs --refine-endpoint-model (the model name the server expects)")
     for name in ("batch_size", "max_new_tokens", "refine_max_new_tokens", "segment_length", "max_side"):
@@ -193,7 +190,7 @@ def encode_descriptions(argv) -> int:
     parser.add_argument("--overwrite", action="store_true", help="re-encode samples already in the store")
     _add_model_loading(parser)
     args = parser.parse_args(argv)
-    _setup_logging()
+    setup_logging()
     try:
         items = [(f"{args.id_prefix}{name}", text) for name, text in load_descriptions(args.descriptions, args.text_key)]
         store = FeatureStore(args.store)
@@ -234,7 +231,7 @@ def import_hands(argv) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace samples already in the store")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
-    _setup_logging()
+    setup_logging()
     try:
         summary = import_hamer_features(
             args.root, FeatureStore(args.store), splits=args.splits, id_format=args.id_format,

@@ -31,6 +31,7 @@ from transformers import HfArgumentParser, Seq2SeqTrainingArguments, TrainingArg
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..utils.import_utils import require
+from ..utils.logging_utils import setup_logging
 from .arguments import DataArguments, ModelArguments, RunArguments, TranslateArguments
 from .callbacks import LogFileCallback, write_atomically
 from .presets import PRETRAINING_PRESET, TRANSLATION_PRESET
@@ -169,15 +170,6 @@ def _config_overrides(text: str | None) -> dict:
         except json.JSONDecodeError:
             overrides[key] = value
     return overrides
-
-
-def _setup_logging(args: TrainingArguments) -> None:
-    import transformers
-
-    level = logging.INFO if args.should_log else logging.WARNING
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level, stream=sys.stderr)
-    logging.getLogger("beyondgloss").setLevel(level)
-    transformers.utils.logging.set_verbosity(logging.WARNING)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -634,7 +626,7 @@ def _run_training(argv: list, stage: str):
     preset = PRETRAINING_PRESET if pretraining else TRANSLATION_PRESET
     model_args, data, run, args = _parse(argv, (ModelArguments, DataArguments, RunArguments, arguments_class),
                                          preset, stage)
-    _setup_logging(args)
+    setup_logging(args.should_log)
     architecture = PRETRAINING_ARCHITECTURE if pretraining else TRANSLATION_ARCHITECTURE
     resume = prepare_output_dir(args, run, architecture)
 
@@ -739,7 +731,7 @@ _EVALUATION_ONLY = {"output_dir": None, "eval_strategy": "no", "save_strategy": 
 def _run_evaluate(argv: list, name: str):
     model_args, data, run, args = _parse(argv, (ModelArguments, DataArguments, RunArguments, Seq2SeqTrainingArguments),
                                          {**TRANSLATION_PRESET, **_EVALUATION_ONLY}, name)
-    _setup_logging(args)
+    setup_logging(args.should_log)
     if not model_args.model_name_or_path:
         raise CommandError("--model_name_or_path (a trained model folder) is required")
     split = data.test_split if (data.test_split or "").lower() not in ("", "none") else data.eval_split

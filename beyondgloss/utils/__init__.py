@@ -1,3 +1,4 @@
 from .import_utils import require
+from .logging_utils import setup_logging
 
-__all__ = ["require"]
+__all__ = ["require", "setup_logging"]
