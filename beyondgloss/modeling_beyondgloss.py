@@ -57,7 +57,8 @@ class BeyondGlossModelOutput(ModelOutput):
             branch); the `inputs_embeds` of the mBART encoder.
         attention_mask (`torch.LongTensor` of shape `(batch_size, steps)`): 1 for real steps.
         hand_predictions (`torch.FloatTensor` of shape `(batch_size, frames, hand_dim)`): predicted per-frame
-            hand features (zero on padded frames).
+            hand features (zero on padded frames; under `reference_compat` the head's output on a zero feature, as
+            in the reference).
         description_states (`torch.FloatTensor` of shape `(batch_size, steps, description_dim)`): per-step
             vectors whose time mean is aligned with the description embedding.
         frame_features (`torch.FloatTensor` of shape `(batch_size, frames, frame_dim)`): DINOv2 CLS features after
@@ -873,8 +874,8 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         r"""DINOv2 patch and CLS embeddings with position embeddings, `(N, 3, H, W)` -> `(N, 1 + patches, hidden)`.
 
         The position table is resized to the frame's patch grid with HF's rule (`size=grid`), or under
-        `reference_compat` with the original DINOv2 rule the reference uses (`scale_factor=(grid + 0.1) / table`);
-        the two differ slightly."""
+        `reference_compat` with the original DINOv2 rule the reference uses (`scale_factor=((rows + 0.1) / side,
+        (columns + 0.1) / side)` for a square table of `side` x `side`); the two differ slightly."""
         embeddings = self.vision.embeddings
         if not self.config.reference_compat:
             return embeddings(frames)
@@ -888,8 +889,9 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
             # Bicubic resampling in half precision shifts the table: at least float32 (float64 stays float64).
             grid = table[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
             grid = grid.to(torch.promote_types(table.dtype, torch.float32))
-            # DINOv2's interpolate_pos_encoding: scale factors (w0 + 0.1) / M and (h0 + 0.1) / M, in that order.
-            grid = F.interpolate(grid, scale_factor=((columns + 0.1) / side, (rows + 0.1) / side), mode="bicubic",
+            # The reference's interpolate_pos_encoding takes (rows + 0.1) / M and (columns + 0.1) / M, in the order of
+            # the interpolated grid's axes (it names the frame's height `w`).
+            grid = F.interpolate(grid, scale_factor=((rows + 0.1) / side, (columns + 0.1) / side), mode="bicubic",
                                  align_corners=False)
             grid = grid.to(table.dtype).permute(0, 2, 3, 1).reshape(1, -1, table.shape[-1])
             table = torch.cat([table[:, :1], grid], dim=1)
@@ -928,29 +930,39 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         packed = pixel_values_videos[real]  # (N, 3, H, W): only real frames reach DINOv2
 
         features = self.frame_norm(self.frame_proj(self.encode_frames(packed, mask.sum(dim=1).tolist())))  # BN over real frames
-        hand_logits = self.hand_proj(features)
-        hand_activated = F.gelu(hand_logits)
-        hand_back = self.head_dropout(self.hand_up(hand_activated))
-        fused = F.gelu(self.hand_fuse(torch.cat([features, hand_back], dim=-1)))
-        # The reference compares the post-GELU output with HaMeR (it cannot go below -0.17); the loss here takes
-        # the pre-activation, while GELU still feeds the fusion.
-        hand_predictions = hand_activated if self.config.reference_compat else hand_logits
 
         def unpack(values):
             padded = values.new_zeros(batch, frames, values.shape[-1])
             padded[real] = values
             return padded
 
-        temporal, step_mask = self.temporal(unpack(fused), mask)
+        compat = self.config.reference_compat
+        if compat:
+            # The reference pads right after the BatchNorm and runs the hand head and the fusion on the padded tensor:
+            # a padded frame reaches the temporal encoder as the heads' output on a zero feature, which the x2 pooling
+            # then mixes into the last real step (docs/reference_differences.md). Here the heads see real frames only
+            # and padding is zeros, so that a video's output does not depend on the batch it is in.
+            features = unpack(features)
+        hand_logits = self.hand_proj(features)
+        hand_activated = F.gelu(hand_logits)
+        hand_back = self.head_dropout(self.hand_up(hand_activated))
+        fused = F.gelu(self.hand_fuse(torch.cat([features, hand_back], dim=-1)))
+        # The reference compares the post-GELU output with HaMeR (it cannot go below -0.17); the loss here takes
+        # the pre-activation, while GELU still feeds the fusion.
+        hand_predictions = hand_activated if compat else hand_logits
+        if not compat:
+            features, fused, hand_predictions = unpack(features), unpack(fused), unpack(hand_predictions)
+
+        temporal, step_mask = self.temporal(fused, mask)
         description_states = F.gelu(self.description_proj(temporal))
         description_back = self.head_dropout(self.description_down(description_states))
         sequence = torch.cat([temporal, description_back], dim=-1)
         return BeyondGlossModelOutput(
             last_hidden_state=sequence,
             attention_mask=step_mask,
-            hand_predictions=unpack(hand_predictions),
+            hand_predictions=hand_predictions,
             description_states=description_states,
-            frame_features=unpack(features),
+            frame_features=features,
         )
 
 

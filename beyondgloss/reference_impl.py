@@ -2,18 +2,26 @@
 """The reference's sign video encoder, computed the way the authors' code computes it.
 
 This is the straightforward path that [`BeyondGlossModel`] optimises: the baseline of `beyondgloss benchmark` and
-the oracle of the equivalence tests. It follows `official_code_spec.md` §2-§4:
+the oracle of the equivalence and fidelity tests. It is written from the authors' code, not from the package's
+code path (what the authors do and where beyondgloss differs: `docs/reference_differences.md`):
 
-- DINOv2 as the vendored `vision_transformer.py`: a fused `qkv` Linear whose LoRA has one A shared by q, k and v
-  and a fused B; plain softmax attention (`q @ k^T`, softmax, `@ v`, no SDPA); every token of every block,
-  the last one included; all real frames of the batch in one pass (no chunking); autograd wherever a tensor
-  requires it (so through the LoRA blocks and above).
-- The temporal encoder as `clip_models.py:Transformer`: plain attention with the local band rebuilt by a Python
-  loop (`local_1d_pattern`) at every call, `-inf` masking, the de-interleaved RoPE output layout.
+- DINOv2 as the authors' vendored `vision_transformer.py`: a fused `qkv` Linear whose LoRA has one A shared by q, k
+  and v and a fused B; the position table resized with scale factors `(rows + 0.1, columns + 0.1) / side` (the
+  reference's `interpolate_pos_encoding`); plain softmax attention (`q @ k^T`, softmax, `@ v`, no SDPA); every token
+  of every block, the last one included; all real frames of the batch in one pass (no chunking); autograd
+  wherever a tensor requires it (so through the LoRA blocks and above).
+- The authors' order of operations: Linear + BatchNorm over the packed real frames, then split by length and
+  zero-padded, then the hand head and the fusion on the padded tensor, then the temporal encoder, so a padded frame
+  enters it as the heads' output on a zero feature.
+- The temporal encoder as the authors' `Transformer`: plain attention with the local band rebuilt by a Python loop
+  (`local_1d_pattern`) at every call, `-inf` masking, the de-interleaved RoPE output layout, and the `Downsampler`
+  (unmasked average pooling, the mask pooled separately).
 
-It computes the same function as [`BeyondGlossModel`] (the same config switches, `reference_compat` included)
-and loads its weights with [`ReferenceSignEncoder.from_beyondgloss`], so outputs and gradients can be compared.
-Not meant for training: it is slow on purpose of fidelity.
+With `config.reference_compat=False` it computes the package's corrected function from that same order, by masking
+rather than packing: the padded frames' head outputs are replaced by zeros before the temporal encoder, the
+downsampling pools zeroed steps, the table follows transformers' DINOv2 rule. It loads a [`BeyondGlossModel`]'s
+weights with [`ReferenceSignEncoder.from_beyondgloss`], so outputs and gradients can be compared. Not meant for
+training: it is slow on purpose of fidelity.
 """
 
 import math
@@ -296,21 +304,33 @@ class ReferenceSignEncoder(nn.Module):
         """`x_norm_clstoken` of packed frames `(N, 3, H, W)` -> `(N, hidden_size)`, all frames in one pass."""
         x = self.patch_embed(frames).flatten(2).transpose(1, 2)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = x + self._position_embedding(x.shape[1] - 1)
+        patch = self.patch_embed.kernel_size
+        x = x + self._position_embedding(frames.shape[-2] // patch[0], frames.shape[-1] // patch[1])
         for block in self.blocks:
             x = block(x)
         return self.norm(x)[:, 0]
 
-    def _position_embedding(self, patches: int) -> torch.Tensor:
-        """`interpolate_pos_encoding`: bicubic resize of the patch grid (legacy +0.1 scheme) when sizes differ."""
+    def _position_embedding(self, rows: int, columns: int) -> torch.Tensor:
+        """The position table for a `rows` x `columns` patch grid.
+
+        Under `reference_compat`, the authors' `interpolate_pos_encoding` (which unpacks the frame shape as
+        `B, nc, w, h`, so its `w` is the height): bicubic with `scale_factor=((rows + 0.1) / side, (columns + 0.1) /
+        side)`, in float32 (float64 for a float64 model). Otherwise transformers' DINOv2 rule, `size=(rows,
+        columns)` in float32."""
         stored = self.pos_embed.shape[1] - 1
-        if patches == stored:
+        side = int(math.sqrt(stored))
+        if rows * columns == stored and rows == columns:
             return self.pos_embed
-        side, new_side = int(math.sqrt(stored)), int(math.sqrt(patches))
         grid = self.pos_embed[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
-        scale = (new_side + 0.1) / side
-        grid = F.interpolate(grid, scale_factor=(scale, scale), mode="bicubic")
-        return torch.cat([self.pos_embed[:, :1], grid.permute(0, 2, 3, 1).reshape(1, patches, -1)], dim=1)
+        if self.config.reference_compat:
+            grid = grid.to(torch.promote_types(grid.dtype, torch.float32))
+            grid = F.interpolate(grid, scale_factor=((rows + 0.1) / side, (columns + 0.1) / side), mode="bicubic")
+        else:
+            grid = F.interpolate(grid.to(torch.float32), size=(rows, columns), mode="bicubic", align_corners=False)
+        if tuple(grid.shape[-2:]) != (rows, columns):
+            raise AssertionError(f"position table resized to {tuple(grid.shape[-2:])}, not {(rows, columns)}")
+        grid = grid.to(self.pos_embed.dtype).permute(0, 2, 3, 1).reshape(1, rows * columns, -1)
+        return torch.cat([self.pos_embed[:, :1], grid], dim=1)
 
     def forward(self, pixel_values_videos: torch.Tensor, video_attention_mask: torch.Tensor | None = None,
                 **kwargs) -> BeyondGlossModelOutput:
@@ -324,23 +344,27 @@ class ReferenceSignEncoder(nn.Module):
         if video_attention_mask is None:
             video_attention_mask = torch.ones(batch, frames, dtype=torch.long, device=pixel_values_videos.device)
         lengths = video_attention_mask.long().sum(dim=1).tolist()
-        packed = torch.cat([pixel_values_videos[b, :n] for b, n in enumerate(lengths)])  # the collate's packing
-        features = self.frame_norm(self.frame_proj(self.encode_frames(packed)))
-        hand_logits = self.hand_proj(features)
-        hand_activated = F.gelu(hand_logits)
+        # The collate packs the real frames of the batch; DINOv2, the Linear and the BatchNorm see only them.
+        packed = torch.cat([pixel_values_videos[b, :n] for b, n in enumerate(lengths)])
+        packed_features = self.frame_norm(self.frame_proj(self.encode_frames(packed)))
+        # `dino_adaptor_model.py:Model.forward`: split by length, zero-pad each video to the frame count, mask.
+        features = torch.stack([
+            torch.cat([part, part.new_zeros(frames - len(part), part.shape[-1])])
+            for part in packed_features.split(lengths)
+        ])
+        mask = torch.stack([torch.arange(frames, device=features.device) < n for n in lengths])
+        # `FeatureExtracter.forward`: the hand head and the fusion run on the padded tensor.
+        hand_activated = F.gelu(self.hand_proj(features))
         fused = F.gelu(self.hand_fuse(torch.cat([features, self.head_dropout(self.hand_up(hand_activated))], -1)))
-        hand = hand_activated if self.config.reference_compat else hand_logits
-
-        def pad(values):  # split by length and zero-pad to the input's frame count
-            padded = values.new_zeros(batch, frames, values.shape[-1])
-            for b, part in enumerate(values.split(lengths)):
-                padded[b, : len(part)] = part
-            return padded
-
-        mask = torch.arange(frames, device=packed.device)[None] < torch.tensor(lengths, device=packed.device)[:, None]
-        temporal, step_mask = self.temporal(pad(fused), mask)
+        if self.config.reference_compat:
+            hand = hand_activated
+        else:
+            # beyondgloss: the loss takes the pre-activation, and padded frames are zeros (with the mask) before the
+            # temporal encoder and in the outputs.
+            real = mask[..., None].to(features.dtype)
+            hand, fused = self.hand_proj(features) * real, fused * real
+        temporal, step_mask = self.temporal(fused, mask)
         description_states = F.gelu(self.description_proj(temporal))
         sequence = torch.cat([temporal, self.head_dropout(self.description_down(description_states))], dim=-1)
-        return BeyondGlossModelOutput(last_hidden_state=sequence, attention_mask=step_mask,
-                                      hand_predictions=pad(hand), description_states=description_states,
-                                      frame_features=pad(features))
+        return BeyondGlossModelOutput(last_hidden_state=sequence, attention_mask=step_mask, hand_predictions=hand,
+                                      description_states=description_states, frame_features=features)
