@@ -1291,8 +1291,9 @@ class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossPreTrained
         )
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100,
-                                   label_smoothing=self.config.label_smoothing)
+            logits = outputs.logits.flatten(0, 1)  # at least float32 for the loss; float64 stays float64
+            loss = F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), labels.flatten(),
+                                   ignore_index=-100, label_smoothing=self.config.label_smoothing)
             if hand_features is not None and self.config.translation_hand_loss_weight > 0:
                 _check_hand_inputs(hand_features, hand_mask, video_attention_mask, self.config.hand_dim)
                 frame_mask = video_attention_mask if hand_mask is None else video_attention_mask * hand_mask.long()

@@ -69,6 +69,8 @@ def test_finetune_evaluate_translate(corpus, pretrained, capsys):
     results = json.loads((output / "all_results.json").read_text())
     assert "test_bleu4" in results and "eval_bleu4" in results
     assert (output / "checkpoint-2").is_dir()
+    generation = json.loads((output / "generation_config.json").read_text())
+    assert generation["max_new_tokens"] == 4  # --config_overrides reach the saved generation settings
 
     evaluation = root / "evaluation"
     assert main(["evaluate", *options, "--model_name_or_path", str(output), "--output_dir", str(evaluation),
@@ -88,6 +90,16 @@ def test_finetune_evaluate_translate(corpus, pretrained, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == videos
     assert len((root / "translations.jsonl").read_text().splitlines()) == 2
+
+    # Fine-tuning a translation model again: its generation_config.json wins over its config, the command over both.
+    again = root / "finetune-again"
+    argv = ["finetune", *options, *QUICK, "--model_name_or_path", str(output), "--output_dir", str(again),
+            "--max_steps", "1", "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
+            "--test_split", "none", "--config_overrides", "num_beams=3,max_new_tokens=5"]
+    argv.remove("--tiny")
+    assert main(argv) == 0
+    generation = json.loads((again / "generation_config.json").read_text())
+    assert (generation["num_beams"], generation["max_new_tokens"]) == (3, 5)
 
 
 def test_an_output_folder_with_a_run_or_another_model_is_refused(corpus, pretrained, capsys):

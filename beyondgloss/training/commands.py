@@ -587,6 +587,14 @@ def _build_model(model_class, model_args: ModelArguments, processor, train_datas
                            "model's own tokenizer (or an mBART trimmed to the same vocabulary)")
     model.config.decoder_start_token_id = processor.language_code_id
     model.config.gather_distributed_negatives = bool(model_args.gather_negatives)
+    generation = getattr(model, "generation_config", None)
+    if generation is not None:
+        # A checkpoint's generation_config.json wins over its config on loading (as in transformers); the command's
+        # own settings win over both.
+        generation.decoder_start_token_id = processor.language_code_id
+        for name in ("num_beams", "max_new_tokens"):
+            if name in overrides:
+                setattr(generation, name, overrides[name])
     return model
 
 

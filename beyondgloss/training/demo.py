@@ -228,7 +228,7 @@ def _train_variant(args: DemoArguments, data, frames, processor, config, out: Pa
         data_collator=DecodedVideoCollator(TranslationCollator(processor, training=True), frames),
         eval_data_collator=DecodedVideoCollator(TranslationCollator(processor, training=False), frames),
         compute_metrics=compute_metrics,
-        processing_class=processor.tokenizer,
+        processing_class=processor,
     )
     trainer.train()
     log["translation"] = trainer.state.log_history
