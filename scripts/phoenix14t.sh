@@ -23,7 +23,7 @@ set -euo pipefail
 DATASET=${DATASET:-phoenix14t}
 DATA_DIR=${DATA_DIR:?set DATA_DIR to the dataset folder (PHOENIX-2014-T, or CSL-Daily for csl_daily.sh)}
 TARGET_LANGUAGE=${TARGET_LANGUAGE:-de_DE}   # the reference forces de_DE for every dataset; this uses the right one
-CONVENTION=${CONVENTION:-phoenix}           # BLEU convention of the published numbers (METRICS.md)
+CONVENTION=${CONVENTION:-phoenix}           # BLEU convention of the published numbers (docs/metrics.md)
 OUT=${OUT:-runs/$DATASET}
 MBART=${MBART:-facebook/mbart-large-cc25}
 DINO=${DINO:-facebook/dinov2-small}

@@ -2,6 +2,8 @@
 
 import math
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 from sacrebleu.metrics import BLEU, CHRF  # noqa: E402
 
 from beyondgloss.metrics import (  # noqa: E402
+    CONVENTIONS,
     METRIC_PATH,
     compute_translation_metrics,
     dataset_defaults,
@@ -70,7 +73,7 @@ def test_slrt_signature_records_its_settings():
 
 
 def test_phoenix_period_convention_reproduces_documented_change():
-    # One sentence whose BLEU-4 is 55.55 as it is and 53.48 with " ." appended to both sides (METRICS.md).
+    # One sentence whose BLEU-4 is 55.55 as it is and 53.48 with " ." appended to both sides (docs/metrics.md).
     hypothesis = ["am tag wechselhaft mit schauern im süden gewitter vereinzelt möglich"]
     reference = ["am tag wechselhaft mit schauern im norden auch gewitter möglich"]
     plain = compute_translation_metrics(hypothesis, reference, convention="plain")
@@ -236,3 +239,45 @@ def test_make_compute_metrics_scores_raw_references_when_given(word_tokenizer):
     logits = np.zeros((1, 4, len(word_tokenizer)), dtype=np.float32)
     with pytest.raises(ValueError, match="predict_with_generate=True"):
         make_compute_metrics(word_tokenizer)(EvalPrediction(predictions=logits, label_ids=labels))
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_documented_conventions_are_the_ones_the_code_applies():
+    # docs/metrics.md is what a reader trusts; a convention changed in the code must change there too.
+    rows = {}
+    for line in (REPO / "docs" / "metrics.md").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\| `(\w+)` \| (.*?) \| (.*?) \|", line)
+        if match:
+            rows[match.group(1)] = (match.group(2), match.group(3))
+    assert set(rows) == set(CONVENTIONS)
+    for name, convention in CONVENTIONS.items():
+        texts, settings = rows[name]
+        assert f"tokenize `{convention.tokenize}`" in settings, name
+        assert f"smoothing `{convention.smooth_method}`" in settings, name
+        assert ("no effective order" not in settings) == convention.effective_order, name
+        assert ('`" ."` appended' in texts) == convention.append_period, name
+
+
+def test_citations_of_docs_in_these_modules_resolve():
+    # Code cites only files in the repository, by section name: `docs/method.md, "Training settings"`.
+    cited = [
+        *sorted((REPO / "beyondgloss" / "metrics").glob("*.py")),
+        *sorted((REPO / "beyondgloss" / "descriptor").glob("*.py")),
+        *(REPO / "beyondgloss" / "training" / name for name in ("presets.py", "trainers.py", "arguments.py")),
+        REPO / "scripts" / "phoenix14t.sh",
+        REPO / "scripts" / "csl_daily.sh",
+    ]
+    found = 0
+    for path in cited:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"spec §|METRICS\.md|official_code_spec|\.\./shared", text), path
+        for document, section in re.findall(r'docs/([\w-]+\.md)(?:, "([^"]+)")?', text):
+            found += 1
+            doc = REPO / "docs" / document
+            assert doc.is_file(), f"{path.name} cites docs/{document}, which does not exist"
+            if section:
+                headings = re.findall(r"^#+ (.+)$", doc.read_text(encoding="utf-8"), flags=re.MULTILINE)
+                assert section.lower() in (heading.lower() for heading in headings), (path.name, document, section)
+    assert found >= 10

@@ -1,9 +1,9 @@
 """Encoding refined descriptions into the description embeddings that pre-training aligns with.
 
-The reference encodes each refined sentence offline with mBART-large-50 into a 1024-d vector (spec §8.3);
-its script is not public and the pooling is not stated. This encoder takes the mean of the encoder's last
-hidden state over the real (non-padding) tokens, the pooling the reference uses for its other text
-embeddings (spec §5.1).
+The reference encodes each refined sentence offline with mBART-large-50 into a 1024-d vector
+(docs/method.md, "Sign Video Descriptor"); its script is not public and the pooling is not stated. This
+encoder takes the mean of the encoder's last hidden state over the real (non-padding) tokens, the pooling
+the reference uses for its other text embeddings (docs/method.md, "Contrastive pre-training").
 """
 
 from collections.abc import Iterable, Sequence

@@ -29,7 +29,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Written for this package after the gist of the reference's REFINE_PROMPT (spec §8.2).
+# Written for this package after the gist of the reference's REFINE_PROMPT (docs/method.md, "Sign Video Descriptor").
 REFINE_PROMPT = (
     "The numbered parts below describe consecutive segments of one video, in order.\n\n{paragraph}\n\n"
     "Rewrite them as ONE sentence that keeps only what the hands do: where each hand is, its shape "

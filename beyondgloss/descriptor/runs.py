@@ -3,7 +3,7 @@
 A video's name is its file or folder name, or a dataset's sample id; an id such as `train/video-1` is
 written as `{output_dir}/train/video-1.json`, so `load_descriptions` gives back the same ids. A finished
 video has `{output_dir}/{name}.json` with its segment descriptions and the refined sentence, keys
-in order: `{"chunk_0": ..., "chunk_1": ..., "refined": ...}` (the reference's layout, spec §8). Files are
+in order: `{"chunk_0": ..., "chunk_1": ..., "refined": ...}` (the reference's layout, docs/method.md). Files are
 written atomically and never overwritten, so a run that stops anywhere can be started again and only the
 videos without a JSON are done. A video that fails (unreadable, no frames, refinement failing after every
 retry) gets `{name}.failed.json` instead, with the error and, when describing succeeded, the segment texts;

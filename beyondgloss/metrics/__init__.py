@@ -1,4 +1,4 @@
-"""Translation metrics with the sign language translation field's conventions (see METRICS.md).
+"""Translation metrics with the sign language translation field's conventions (see docs/metrics.md).
 
 `compute_translation_metrics` scores texts; `make_compute_metrics` plugs it into `Seq2SeqTrainer`;
 `METRIC_PATH` is the directory of an `evaluate` metric script (`evaluate.load(METRIC_PATH)` works offline).

@@ -1,6 +1,6 @@
 """Translation scores computed the way the sign language translation field computes them.
 
-Three BLEU conventions are in use and their numbers are not comparable (see METRICS.md), so every result
+Three BLEU conventions are in use and their numbers are not comparable (see docs/metrics.md), so every result
 says which convention, which scoring unit and which sacrebleu signature produced it:
 
 - ``"plain"``: sacrebleu's defaults (tokenize ``13a``, ``exp`` smoothing), texts as they are.

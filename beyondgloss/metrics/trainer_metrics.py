@@ -24,7 +24,7 @@ class TranslationComputeMetrics:
         language, convention, dataset, char_level: as in `compute_translation_metrics`.
         references (`Sequence[str]`, *optional*): the evaluation dataset's raw reference texts, in dataset
             order. When given they are scored instead of the decoded `label_ids`, because a tokenizer round
-            trip can drop or alter pieces of the reference (METRICS.md, "evaluation hygiene").
+            trip can drop or alter pieces of the reference (docs/metrics.md, "Evaluation hygiene").
 
     After each call, `last_result` holds the full result of `compute_translation_metrics` (signatures,
     convention, warnings) and `last_predictions` the decoded hypotheses.

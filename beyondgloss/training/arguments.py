@@ -123,7 +123,8 @@ class DataArguments:
     augment: bool | None = field(default=None, metadata={"help": "Training-time video augmentation on/off."})
     max_target_length: int = field(default=128, metadata={"help": "Longest target sentence in tokens."})
     scoring_convention: str | None = field(
-        default=None, metadata={"help": "BLEU convention: plain, phoenix or slrt (default: by language, see METRICS.md)."}
+        default=None,
+        metadata={"help": "BLEU convention: plain, phoenix or slrt (default: by language; see docs/metrics.md)."},
     )
 
     def __post_init__(self):

@@ -1,4 +1,5 @@
-"""The reference's optimisation settings as `TrainingArguments` values (spec §6.4), each one overridable.
+"""The reference's optimisation settings as `TrainingArguments` values, each one overridable
+(docs/method.md, "Training settings").
 
 `pretraining_arguments(output_dir, **overrides)` and `translation_arguments(output_dir, **overrides)` return
 ready `TrainingArguments` / `Seq2SeqTrainingArguments`; `PRETRAINING_PRESET` and `TRANSLATION_PRESET` are the same
@@ -14,9 +15,9 @@ What the presets reproduce, and where they differ from the reference code:
   100 epochs, evaluation by beam search every epoch, the checkpoint with the best dev BLEU-4 kept. Label smoothing
   0.2 and 5 beams live in the model config (`label_smoothing`, `num_beams`), not here, so that a saved model
   generates the same way everywhere.
-- Weight decay scope: the reference decays every trainable parameter, biases, norms and the temperature included
-  (spec §10.6); HF's Trainer excludes biases and norm weights. The beyondgloss trainers follow the reference by
-  default (`decay_all_parameters=True`); pass `decay_all_parameters=False` for HF's choice.
+- Weight decay scope: the reference decays every trainable parameter, biases, norms and the temperature included;
+  HF's Trainer excludes biases and norm weights. The beyondgloss trainers follow the reference by default
+  (`decay_all_parameters=True`); pass `decay_all_parameters=False` for HF's choice.
 - Precision: the reference trains in fp16 AMP on a GPU; pass `fp16=True` (or `bf16=True`) there. The presets leave
   precision at fp32 so that they also run on a CPU.
 """
@@ -51,7 +52,7 @@ PRETRAINING_PRESET = {
     "learning_rate": 3e-4,  # scripts/pretrain.sub
     "lr_scheduler_type": "cosine_with_min_lr",  # --scheduler cosine: CosineAnnealingLR(eta_min=1e-8)
     "lr_scheduler_kwargs": {"min_lr": 1e-8},
-    "warmup_steps": 0,  # the script's --warmup 0.05 is ignored by its cosine scheduler (spec §10.5)
+    "warmup_steps": 0,  # the script's --warmup 0.05 is ignored by its cosine scheduler (docs/method.md)
     "metric_for_best_model": "eval_loss",  # ModelCheckpoint(monitor="val_total_loss", mode="min")
     "greater_is_better": False,
 }

@@ -166,7 +166,8 @@ class _BeyondGlossTrainerMixin:
         os.replace(temporary, os.path.join(self.args.output_dir, "trainer_state.json"))
 
     def get_decay_parameter_names(self, model: torch.nn.Module) -> list[str]:
-        """Every parameter with `decay_all_parameters` (the reference, spec §10.6), else HF's bias/norm exclusion."""
+        """Every parameter with `decay_all_parameters` (the reference; docs/method.md, "Training settings"), else
+        HF's bias/norm exclusion."""
         if self.decay_all_parameters:
             return [name for name, _ in model.named_parameters()]
         return super().get_decay_parameter_names(model)
