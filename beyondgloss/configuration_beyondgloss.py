@@ -90,8 +90,8 @@ class BeyondGlossConfig(PreTrainedConfig):
             starts from it. Set by the processor/CLI from the tokenizer.
         max_frames (`int`, defaults to 300): frames kept per video (the processor subsamples longer videos).
         frame_chunk_size (`int`, defaults to 16): frames encoded by DINOv2 at once. Bounds memory on long videos,
-            and keeps a chunk's activations (16 x 257 tokens of ViT-S at 224 px) near the CPU's last-level cache:
-            16 encodes about 20% faster than 64 on this project's machine (see the README's benchmark).
+            and keeps a chunk's activations (16 x 257 tokens of ViT-S at 224 px) near the CPU's last-level cache
+            (measurements: docs/benchmarks.md).
         reference_compat (`bool`, defaults to `False`): restore the reference code's behaviour bit for bit where
             it is defective (unmasked means, post-GELU hand prediction, shared description temperature,
             downsampled mask rule); needed for converted reference checkpoints.

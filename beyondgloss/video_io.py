@@ -139,7 +139,7 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resizes uint8 frames `(T, C, H, W)` to `size = (height, width)`: bicubic with antialiasing, in 8 bits.
 
     torch's uint8 antialiased bicubic is Pillow's `Image.resize(..., BICUBIC)` algorithm (rounded to 8 bits), the
-    resize of the reference code, and several times faster than resizing floats.
+    resize of the reference code, and several times faster than resizing floats (docs/benchmarks.md).
     """
     if tuple(frames.shape[-2:]) == tuple(size):
         return frames
