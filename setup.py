@@ -25,8 +25,10 @@ install_requires = [
 extras = {
     "metrics": ["sacrebleu>=2.4", "rouge-score>=0.1.2", "evaluate>=0.4"],
     "plots": ["matplotlib>=3.7"],
+    "app": ["gradio>=6.0,<7"],  # `beyondgloss serve`
 }
-extras["test"] = extras["metrics"] + extras["plots"] + ["pytest>=8"]
+# selenium drives the system's Chromium in the app's browser test (scripts/install.sh installs the browser).
+extras["test"] = extras["metrics"] + extras["plots"] + extras["app"] + ["pytest>=8", "selenium>=4.20"]
 extras["dev"] = extras["test"] + ["ruff"]
 
 setup(

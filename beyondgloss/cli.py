@@ -25,6 +25,7 @@ COMMANDS = {
     "trim-mbart": ("beyondgloss.convert.commands", "trim_mbart", "trim an mBART vocabulary to a corpus"),
     "push": ("beyondgloss.hub", "push_command", "upload a saved model folder to the Hub"),
     "benchmark": ("beyondgloss.benchmark", "main", "measure speed and memory"),
+    "serve": ("beyondgloss.app", "serve", "a web app to translate and inspect sign videos"),
 }
 
 

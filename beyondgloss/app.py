@@ -1,0 +1,513 @@
+# Copyright 2026 The beyondgloss authors. MIT license.
+"""`beyondgloss serve`: a web app (Gradio) to translate sign videos and look at what the model saw.
+
+```
+beyondgloss serve --model runs/demo/model                      # http://127.0.0.1:7860
+beyondgloss serve --model your-name/phoenix14t-beyondgloss --host 0.0.0.0 --port 8080
+```
+
+A video comes in as an upload, a webcam recording or one of the example clips in the checkpoint's `examples/` folder.
+For a translation checkpoint (`BeyondGlossForSignTranslation`) the page shows the translation, the beam
+alternatives with their scores, the frames the processor kept (after sampling and cropping, un-normalised back to
+pixels) and the time each stage took (decode, encode, generate). For a pre-training checkpoint
+(`BeyondGlossForContrastivePretraining`) it ranks sentences the user types by their similarity to the video.
+
+The work is done by [`SignVideoAnalyser`], which needs no web framework (tests and scripts call it directly);
+[`build_app`] puts it in a page; [`serve`] is the command. Gradio is the optional extra `app`:
+`pip install 'beyondgloss[app]'`.
+"""
+
+import logging
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+__all__ = [
+    "Analysis",
+    "AppInputError",
+    "ServeArguments",
+    "SignVideoAnalyser",
+    "build_app",
+    "example_videos",
+    "frame_strip",
+    "launch",
+    "load_analyser",
+    "serve",
+    "start",
+]
+
+logger = logging.getLogger(__name__)
+
+PRETRAINING_ARCHITECTURE = "BeyondGlossForContrastivePretraining"
+# The strip shows at most this many of the kept frames, evenly spread (a 300-frame video would be 300 thumbnails).
+STRIP_FRAMES = 16
+# Thumbnails are enlarged to at least this height (nearest neighbour, so pixels stay visible): a 32 px SynthSign frame
+# is otherwise a smudge.
+STRIP_HEIGHT = 96
+STATUS_ID, TRANSLATION_ID = "status", "translation"
+
+
+class AppInputError(ValueError):
+    """A video the app cannot take: unreadable, too large or too long; the message is shown in the page as is."""
+
+
+@dataclass
+class ServeArguments:
+    """`beyondgloss serve`: a web page that translates sign videos with a checkpoint and shows what it saw."""
+
+    model: str = field(metadata={"help": "A beyondgloss checkpoint: a saved folder or a Hub model id."})
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on (0.0.0.0: every interface)."})
+    port: int = field(default=7860, metadata={"help": "Port to listen on (0: a free one)."})
+    num_beams: int | None = field(default=None, metadata={"help": "Beam width (default: the model's)."})
+    num_alternatives: int = field(
+        default=3, metadata={"help": "Beam alternatives shown with their scores (at most the beam width)."}
+    )
+    max_new_tokens: int | None = field(default=None, metadata={"help": "Longest translation (default: the model's)."})
+    max_upload_mb: float = field(default=50.0, metadata={"help": "Largest accepted video file, in megabytes."})
+    max_duration_seconds: float = field(default=60.0, metadata={"help": "Longest accepted video, in seconds."})
+    concurrency_limit: int = field(
+        default=1, metadata={"help": "Videos analysed at once; further requests wait in the queue."}
+    )
+    max_queue_size: int = field(default=16, metadata={"help": "Requests that may wait; more are turned away."})
+    device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu or cuda:0."})
+
+    def __post_init__(self):
+        for name in ("num_alternatives", "concurrency_limit", "max_queue_size", "num_beams", "max_new_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} {value}: must be a positive integer (1 or more)")
+        for name in ("max_upload_mb", "max_duration_seconds"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"--{name} {getattr(self, name)}: must be a positive number")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"--port {self.port}: must be between 0 (a free port) and 65535")
+
+
+@dataclass
+class Analysis:
+    """What the app shows for one video.
+
+    Attributes:
+        translations (`list[tuple[str, float]]`): `(sentence, score)` per returned beam, best first (translation
+            checkpoints); the score is the length-normalised log-probability beam search ranks by.
+        similarities (`list[tuple[str, float]]`): `(sentence, cosine similarity)` per typed sentence, most similar
+            first (pre-training checkpoints).
+        frames (`torch.Tensor`): uint8 `(T, 3, H, W)`, the frames the model saw, back in pixels.
+        frame_indices (`list[int]`): the source frame of each kept frame.
+        timings (`dict[str, float]`): seconds per stage (`decode`, `encode`, then `generate` or `retrieve`).
+        num_source_frames (`int`), duration (`float` or `None`): of the source video.
+    """
+
+    frames: torch.Tensor
+    frame_indices: list[int]
+    timings: dict[str, float]
+    num_source_frames: int
+    duration: float | None
+    translations: list[tuple[str, float]] = field(default_factory=list)
+    similarities: list[tuple[str, float]] = field(default_factory=list)
+
+
+def example_videos(model: str) -> list[Path]:
+    """The `*.mp4` clips in the checkpoint's `examples/` folder (a Hub checkpoint's are downloaded), sorted; none when
+    there are none or they cannot be fetched (offline)."""
+    folder = Path(model)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(model, allow_patterns=["examples/*.mp4"]))
+        except Exception as error:  # offline, private, no such repo: the app works without examples
+            logger.info("No example clips for %s: %s", model, error)
+            return []
+    return sorted(path for path in (folder / "examples").glob("*.mp4") if path.is_file())
+
+
+def frame_strip(frames: torch.Tensor, limit: int = STRIP_FRAMES, height: int = STRIP_HEIGHT, gap: int = 2):
+    """Joins up to `limit` evenly spread frames side by side, enlarged to at least `height` pixels, into one image.
+
+    Args:
+        frames (`torch.Tensor`): uint8 `(T, 3, H, W)`.
+
+    Returns:
+        `(numpy.ndarray, list[int])`: the uint8 `(H', W', 3)` image and the positions (in `frames`) it shows.
+    """
+    count = frames.shape[0]
+    tiles = min(limit, count)
+    shown = sorted({round(i * (count - 1) / max(tiles - 1, 1)) for i in range(tiles)})
+    chosen = frames[shown]
+    scale = max(1, math.ceil(height / chosen.shape[-2]))
+    if scale > 1:
+        chosen = chosen.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+    pad = torch.full((*chosen.shape[:3], gap), 255, dtype=torch.uint8)
+    tiles = [part for frame, spacer in zip(chosen, pad) for part in (frame, spacer)][:-1]
+    return torch.cat(tiles, dim=-1).permute(1, 2, 0).contiguous().numpy(), shown
+
+
+@contextmanager
+def _timed(module: torch.nn.Module, timings: dict, name: str):
+    """Adds the time spent in `module`'s forward calls to `timings[name]` (the encoder runs inside `generate`)."""
+    started = []
+
+    def before(*_):
+        started.append(time.perf_counter())
+
+    def after(*_):
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - started.pop()
+
+    handles = [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class SignVideoAnalyser:
+    """Runs a beyondgloss checkpoint on one video at a time and keeps what the app shows ([`Analysis`]).
+
+    A translation checkpoint is loaded as the "sign-translation" pipeline and translated with its video processor and
+    its model's `generate()` under the pipeline's settings, so the best beam is the pipeline's translation; a
+    pre-training checkpoint is loaded with `AutoModelForPreTraining` and its processor.
+
+    Args:
+        model (`str`): a checkpoint folder or Hub id.
+        num_beams, max_new_tokens (`int`, *optional*): generation settings (default: the model's).
+        num_alternatives (`int`, defaults to 3): beams returned (at most the beam width).
+        max_upload_mb (`float`), max_duration_seconds (`float`): the largest and the longest video accepted.
+        device (`str`, defaults to `"cpu"`).
+
+    Example:
+
+    ```python
+    >>> from beyondgloss.app import SignVideoAnalyser
+    >>> analyser = SignVideoAnalyser("runs/demo/model")
+    >>> result = analyser.analyse("signing.mp4")
+    >>> result.translations[0], result.timings
+    (('am tag sonne im süden', -0.41), {'decode': 0.02, 'encode': 0.05, 'generate': 0.11})
+    ```
+    """
+
+    def __init__(self, model: str, num_beams: int | None = None, max_new_tokens: int | None = None,
+                 num_alternatives: int = 3, max_upload_mb: float = 50.0, max_duration_seconds: float = 60.0,
+                 device: str = "cpu"):
+        import beyondgloss  # noqa: F401  (registers the model, the processor and the pipeline)
+        from transformers import AutoConfig, AutoModelForPreTraining, AutoProcessor, pipeline
+
+        from .pipeline_sign_translation import TASK
+
+        self.model_id = model
+        self.max_upload_mb = max_upload_mb
+        self.max_duration_seconds = max_duration_seconds
+        architectures = AutoConfig.from_pretrained(model).architectures or []
+        self.pretraining = PRETRAINING_ARCHITECTURE in architectures
+        if self.pretraining:
+            self.model = AutoModelForPreTraining.from_pretrained(model).to(device).eval()
+            self.processor = AutoProcessor.from_pretrained(model)
+            self.video_processor = self.processor.video_processor
+            self.pipeline = None
+        else:
+            self.pipeline = pipeline(TASK, model=model, device=torch.device(device))
+            self.model, self.processor = self.pipeline.model.eval(), self.pipeline.processor
+            # The pipeline's, which brings frames to the model's size when the saved processor has none.
+            self.video_processor = self.pipeline.video_processor
+            settings = self.model.generation_config
+            beams = num_beams or settings.num_beams or 1
+            self.generate_kwargs = {"num_beams": beams, "num_return_sequences": min(num_alternatives, beams)}
+            if max_new_tokens is not None:
+                self.generate_kwargs["max_new_tokens"] = max_new_tokens
+            if self.pipeline.tokenizer.pad_token_id is not None:  # as the pipeline passes it
+                self.generate_kwargs["pad_token_id"] = self.pipeline.tokenizer.pad_token_id
+        self.examples = example_videos(model)
+
+    @property
+    def kind(self) -> str:
+        return "retrieval" if self.pretraining else "translation"
+
+    def check(self, path: str | Path):
+        """Opens the video without decoding it; raises [`AppInputError`] when it is too large, too long or unreadable.
+
+        Returns:
+            `VideoSource`: the opened video.
+        """
+        from .video_io import VideoReadError, open_video
+
+        path = Path(path)
+        megabytes = path.stat().st_size / 2**20
+        if megabytes > self.max_upload_mb:
+            raise AppInputError(f"{path.name} is {megabytes:.1f} MB; this app takes videos up to "
+                                f"{self.max_upload_mb:g} MB. Trim or compress it and try again.")
+        try:
+            source = open_video(str(path))
+        except (VideoReadError, OSError) as error:
+            raise AppInputError(_readable(error, path)) from error
+        if source.fps and source.num_frames / source.fps > self.max_duration_seconds:
+            raise AppInputError(
+                f"{path.name} lasts {source.num_frames / source.fps:.1f} s; this app takes videos up to "
+                f"{self.max_duration_seconds:g} s. Cut it into shorter clips (one sentence each) and try again."
+            )
+        return source
+
+    def analyse(self, path: str | Path, sentences: list[str] | None = None,
+                progress: Callable[[float, str], None] | None = None) -> Analysis:
+        """Translates the video (or ranks `sentences` for a pre-training checkpoint) and times each stage.
+
+        Args:
+            path (`str` or `Path`): a video file.
+            sentences (`list[str]`, *optional*): candidate sentences (pre-training checkpoints; required there).
+            progress (`Callable[[float, str], None]`, *optional*): called with the fraction done and the stage.
+
+        Raises:
+            [`AppInputError`]: the video is unreadable, too large or too long, or no sentences were given.
+        """
+        from .video_io import VideoReadError
+
+        report = progress or (lambda fraction, stage: None)
+        path = Path(path)
+        sentences = [s.strip() for s in sentences or [] if s.strip()]
+        if self.pretraining and not sentences:
+            raise AppInputError("Type at least one sentence (one per line) to compare the video with.")
+        report(0.0, "reading the video")
+        timings = {}
+        started = time.perf_counter()
+        source = self.check(path)
+        try:
+            features = self.video_processor(source, training=False, return_tensors="pt", return_frame_indices=True)
+        except (VideoReadError, ValueError, OSError) as error:
+            raise AppInputError(_readable(error, path)) from error
+        timings["decode"] = time.perf_counter() - started
+        pixels = features["pixel_values_videos"].to(self.model.device)
+        mask = features["video_attention_mask"].to(self.model.device)
+        analysis = Analysis(
+            frames=self._to_pixels(features["pixel_values_videos"][0]), frame_indices=features["frame_indices"][0],
+            timings=timings, num_source_frames=source.num_frames,
+            duration=source.num_frames / source.fps if source.fps else None,
+        )
+        report(0.3, "encoding and translating" if not self.pretraining else "encoding")
+        with torch.inference_mode():
+            if self.pretraining:
+                analysis.similarities = self._retrieve(pixels, mask, sentences, timings)
+            else:
+                analysis.translations = self._translate(pixels, mask, timings)
+        report(1.0, "done")
+        return analysis
+
+    def _translate(self, pixels, mask, timings) -> list[tuple[str, float]]:
+        started = time.perf_counter()
+        with _timed(self.model.sign_encoder, timings, "encode"):
+            output = self.model.generate(pixel_values_videos=pixels, video_attention_mask=mask, output_scores=True,
+                                         return_dict_in_generate=True, **self.generate_kwargs)
+        timings["generate"] = time.perf_counter() - started - timings.get("encode", 0.0)
+        texts = self.pipeline.tokenizer.batch_decode(output.sequences.tolist(), skip_special_tokens=True)
+        return list(zip(texts, self._scores(output)))
+
+    def _scores(self, output) -> list[float]:
+        """The length-normalised log-probability of each sequence: beam search's own score, or for greedy search the
+        same quantity computed from the step scores."""
+        if getattr(output, "sequences_scores", None) is not None:
+            return [float(score) for score in output.sequences_scores]
+        mbart = self.model.mbart
+        steps = mbart.compute_transition_scores(output.sequences, output.scores, normalize_logits=True)
+        penalty = self.model.generation_config.length_penalty or 1.0
+        scores = []
+        for row in steps:
+            finite = row[torch.isfinite(row)]
+            scores.append(float(finite.sum() / max(len(finite), 1) ** penalty))
+        return scores
+
+    def _retrieve(self, pixels, mask, sentences, timings) -> list[tuple[str, float]]:
+        started = time.perf_counter()
+        encoded = self.model.sign_encoder(pixels, mask)
+        video = self.model.encode_video(encoded)
+        timings["encode"] = time.perf_counter() - started
+        started = time.perf_counter()
+        text = self.processor(text=sentences, padding=True, truncation=True, return_tensors="pt")
+        embeds = self.model.encode_text(text["input_ids"].to(video.device), text["attention_mask"].to(video.device))
+        similarity = (video @ embeds.T)[0].tolist()
+        timings["retrieve"] = time.perf_counter() - started
+        return sorted(zip(sentences, similarity), key=lambda pair: -pair[1])
+
+    def _to_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Undoes the processor's scaling and normalisation: float `(T, 3, H, W)` -> uint8."""
+        vp = self.video_processor
+        if vp.do_normalize:
+            std = torch.tensor(vp.image_std).view(1, 3, 1, 1)
+            mean = torch.tensor(vp.image_mean).view(1, 3, 1, 1)
+            pixels = pixels * std + mean
+        return (pixels * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def _readable(error: Exception, path: Path) -> str:
+    # The upload's temporary path means nothing to the user; its file name does.
+    message = str(error).replace(str(path), path.name)
+    return f"This file cannot be read as a video: {message}"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The page
+
+
+def _format_timings(analysis: Analysis, total: float) -> str:
+    stages = " · ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in analysis.timings.items())
+    return f"{stages} · total {total * 1000:.0f} ms"
+
+
+def build_app(analyser: SignVideoAnalyser, max_duration_seconds: float | None = None):
+    """The Gradio page for `analyser` (not launched): video in, translation (or retrieval), frames and timings out."""
+    gr = require_gradio()
+    import pandas as pd  # a Gradio dependency (its plots take data frames)
+
+    retrieval = analyser.pretraining
+    max_duration_seconds = max_duration_seconds or analyser.max_duration_seconds
+
+    def run(video, sentences="", progress=gr.Progress()):
+        empty = _empty_outputs(retrieval, pd)
+        if not video:
+            return ("Upload a video, record one, or pick an example.", *empty)
+        started = time.perf_counter()
+        try:
+            analysis = analyser.analyse(video, (sentences or "").splitlines(),
+                                        progress=lambda fraction, stage: progress(fraction, desc=stage))
+        except AppInputError as error:
+            return (f"**Cannot use this video.** {error}", *empty)
+        total = time.perf_counter() - started
+        strip, shown = frame_strip(analysis.frames)
+        seen = (f"{len(analysis.frame_indices)} of {analysis.num_source_frames} source frames kept"
+                + (f" ({analysis.duration:.1f} s)" if analysis.duration else "")
+                + f"; showing source frames {', '.join(str(analysis.frame_indices[i]) for i in shown)}")
+        status = f"Done. {seen}."
+        timings = _format_timings(analysis, total)
+        if retrieval:
+            plot = pd.DataFrame({"sentence": [s for s, _ in analysis.similarities],
+                                 "similarity": [round(v, 4) for _, v in analysis.similarities]})
+            return status, plot, strip, timings
+        best = analysis.translations[0][0]
+        beams = [[rank + 1, text, round(score, 4)] for rank, (text, score) in enumerate(analysis.translations)]
+        return status, best, beams, strip, timings
+
+    title = "beyondgloss: sign video retrieval" if retrieval else "beyondgloss: sign language translation"
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(600, 3600)) as app:
+        gr.Markdown(f"# {title}\nModel: `{analyser.model_id}`. Upload a video, record one with the webcam, or pick an "
+                    f"example (videos up to {analyser.max_upload_mb:g} MB and {max_duration_seconds:g} s).")
+        with gr.Row():
+            with gr.Column():
+                video = gr.Video(label="Sign video", sources=["upload", "webcam"], elem_id="video", height=320,
+                                 webcam_options=gr.WebcamOptions(mirror=False))
+                inputs = [video]
+                if retrieval:
+                    sentences = gr.Textbox(label="Sentences to compare (one per line)", lines=5, elem_id="sentences")
+                    inputs.append(sentences)
+                button = gr.Button("Analyse" if retrieval else "Translate", variant="primary")
+                if analyser.examples:
+                    gr.Examples([[str(path)] for path in analyser.examples], inputs=[video], label="Example clips")
+            with gr.Column():
+                status = gr.Markdown(elem_id=STATUS_ID)
+                if retrieval:
+                    outputs = [gr.BarPlot(x="sentence", y="similarity", label="Video-to-sentence similarity (cosine)",
+                                          sort="-y", elem_id="similarity")]
+                else:
+                    outputs = [
+                        gr.Textbox(label="Translation", elem_id=TRANSLATION_ID, interactive=False),
+                        gr.Dataframe(headers=["rank", "translation", "score"], label="Beams (log-probability per "
+                                     "token, as beam search ranks them)", interactive=False, elem_id="beams"),
+                    ]
+                outputs += [gr.Image(label="Frames the model saw (after sampling and cropping)", elem_id="frames",
+                                     interactive=False, format="png"),
+                            gr.Markdown(elem_id="timings")]
+        # An upload, a finished recording and an example click all change the video; the button re-runs (e.g.
+        # after editing the sentences).
+        for trigger in (video.change, button.click):
+            trigger(run, inputs=inputs, outputs=[status, *outputs])
+    return app
+
+
+def _empty_outputs(retrieval: bool, pd) -> tuple:
+    if retrieval:
+        return pd.DataFrame({"sentence": [], "similarity": []}), None, ""
+    return "", [], None, ""
+
+
+def launch(model: str, host: str = "127.0.0.1", port: int = 7860, block: bool = True, **settings):
+    """Loads the checkpoint, builds the page and serves it.
+
+    Args:
+        model (`str`): a checkpoint folder or Hub id.
+        host (`str`), port (`int`): where to listen (port 0: a free one).
+        block (`bool`, defaults to `True`): serve until interrupted; `False` returns once the server is up (tests).
+        settings: the other [`ServeArguments`] fields.
+
+    Returns:
+        The launched Gradio `Blocks` (its `local_url`; `close()` stops it).
+    """
+    arguments = ServeArguments(model=model, host=host, port=port, **settings)
+    return start(build_app(load_analyser(arguments)), arguments, block)
+
+
+def load_analyser(arguments: ServeArguments) -> SignVideoAnalyser:
+    """The [`SignVideoAnalyser`] of `arguments.model` with the arguments' settings."""
+    return SignVideoAnalyser(
+        arguments.model, num_beams=arguments.num_beams, max_new_tokens=arguments.max_new_tokens,
+        num_alternatives=arguments.num_alternatives, max_upload_mb=arguments.max_upload_mb,
+        max_duration_seconds=arguments.max_duration_seconds, device=arguments.device,
+    )
+
+
+def start(app, arguments: ServeArguments, block: bool = True):
+    """Queues `app`'s requests with the arguments' bounds and serves it on their host and port."""
+    gr = require_gradio()
+    app.queue(default_concurrency_limit=arguments.concurrency_limit, max_size=arguments.max_queue_size)
+    # System fonts: the default theme fetches Google fonts, which an offline machine cannot reach.
+    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                              font_mono=["ui-monospace", "monospace"])
+    app.launch(server_name=arguments.host, server_port=arguments.port or _free_port(arguments.host),
+               max_file_size=f"{arguments.max_upload_mb:g}mb", prevent_thread_lock=not block, show_error=False,
+               quiet=not block, ssr_mode=False, theme=theme, footer_links=[])
+    return app
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def require_gradio():
+    from .utils.import_utils import require
+
+    return require("gradio", "beyondgloss serve")
+
+
+def serve(argv: list) -> int:
+    """`beyondgloss serve --model <folder or hub id> [--host 127.0.0.1 --port 7860]`: serves the app until Ctrl-C.
+
+    Exit status 2 with a one-line message for a bad argument or a checkpoint that cannot be loaded.
+    """
+    from .training.commands import CommandError, _guarded, _parse
+
+    def run(argv, name):
+        (arguments,) = _parse(argv, (ServeArguments,), command=name, description=ServeArguments.__doc__)
+        try:
+            require_gradio()
+        except ImportError as error:
+            raise CommandError(str(error)) from error
+        looks_local = arguments.model.startswith(("/", ".", "~")) or arguments.model.count("/") > 1
+        if looks_local and not Path(arguments.model).expanduser().is_dir():
+            raise CommandError(f"--model {arguments.model}: no such folder; give a saved checkpoint folder or a Hub "
+                               "model id such as your-name/phoenix14t-beyondgloss")
+        try:
+            analyser = load_analyser(arguments)
+        except (OSError, ValueError) as error:  # no such folder or Hub id, not a beyondgloss checkpoint
+            raise CommandError(f"cannot load {arguments.model}: {error}") from error
+        try:
+            start(build_app(analyser), arguments, block=True)
+        except OSError as error:  # the port is taken, the host is not this machine's
+            raise CommandError(f"cannot listen on {arguments.host}:{arguments.port}: {error}") from error
+        return 0
+
+    return _guarded(run, argv, "serve")
