@@ -94,7 +94,8 @@ class Analysis:
 
     Attributes:
         translations (`list[tuple[str, float]]`): `(sentence, score)` per returned beam, best first (translation
-            checkpoints); the score is the length-normalised log-probability beam search ranks by.
+            checkpoints); the score is the length-normalised log-probability beam search ranks by (greedy search:
+            the mean log-probability per generated token).
         similarities (`list[tuple[str, float]]`): `(sentence, cosine similarity)` per typed sentence, most similar
             first (pre-training checkpoints).
         frames (`torch.Tensor`): uint8 `(T, 3, H, W)`, the frames the model saw, back in pixels.
@@ -195,7 +196,6 @@ class SignVideoAnalyser:
     def __init__(self, model: str, num_beams: int | None = None, max_new_tokens: int | None = None,
                  num_alternatives: int = 3, max_upload_mb: float = 50.0, max_duration_seconds: float = 60.0,
                  device: str = "cpu"):
-        import beyondgloss  # noqa: F401  (registers the model, the processor and the pipeline)
         from transformers import AutoConfig, AutoModelForPreTraining, AutoProcessor, pipeline
 
         from .pipeline_sign_translation import TASK
@@ -217,7 +217,8 @@ class SignVideoAnalyser:
             self.video_processor = self.pipeline.video_processor
             settings = self.model.generation_config
             beams = num_beams or settings.num_beams or 1
-            self.generate_kwargs = {"num_beams": beams, "num_return_sequences": min(num_alternatives, beams)}
+            self.generate_kwargs = {"num_beams": beams, "num_return_sequences": min(num_alternatives, beams),
+                                    "output_logits": beams == 1}  # greedy search's scores come from its logits
             if max_new_tokens is not None:
                 self.generate_kwargs["max_new_tokens"] = max_new_tokens
             if self.pipeline.tokenizer.pad_token_id is not None:  # as the pipeline passes it
@@ -306,18 +307,16 @@ class SignVideoAnalyser:
         return list(zip(texts, self._scores(output)))
 
     def _scores(self, output) -> list[float]:
-        """The length-normalised log-probability of each sequence: beam search's own score, or for greedy search the
-        same quantity computed from the step scores."""
+        """Beam search's own score of each returned beam (its length-normalised log-probability); for greedy search,
+        the mean log-probability per generated token, from the raw logits of each step."""
         if getattr(output, "sequences_scores", None) is not None:
             return [float(score) for score in output.sequences_scores]
-        mbart = self.model.mbart
-        steps = mbart.compute_transition_scores(output.sequences, output.scores, normalize_logits=True)
-        penalty = self.model.generation_config.length_penalty or 1.0
-        scores = []
-        for row in steps:
-            finite = row[torch.isfinite(row)]
-            scores.append(float(finite.sum() / max(len(finite), 1) ** penalty))
-        return scores
+        steps = torch.stack(output.logits, dim=1).float().log_softmax(dim=-1)  # (N, generated, vocab)
+        generated = output.sequences[:, -steps.shape[1]:]
+        chosen = steps.gather(-1, generated.unsqueeze(-1)).squeeze(-1)
+        pad = self.pipeline.tokenizer.pad_token_id
+        real = generated != pad if pad is not None else torch.ones_like(generated, dtype=torch.bool)
+        return (chosen * real).sum(-1).div(real.sum(-1).clamp(min=1)).tolist()
 
     def _retrieve(self, pixels, mask, sentences, timings) -> list[tuple[str, float]]:
         started = time.perf_counter()

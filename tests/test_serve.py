@@ -3,14 +3,14 @@
 import os
 import shutil
 import time
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from transformers import pipeline
 
 from beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
-from beyondgloss.app import AppInputError, ServeArguments, SignVideoAnalyser, frame_strip, launch
+from beyondgloss.app import AppInputError, ServeArguments, SignVideoAnalyser, build_app, frame_strip, launch
 from beyondgloss.cli import main as cli_main
 from beyondgloss.data.synthsign import SYNTHSIGN_LEXICON, render_clip
 from beyondgloss.pipeline_sign_translation import TASK
@@ -92,6 +92,20 @@ def test_analyser_translates_as_the_pipeline(analyser, clip, expected, translati
     assert (result.frames.int() - (raw * 255).round().int()).abs().max() <= 1
 
 
+def test_greedy_scores_are_the_model_log_probabilities(translation_model, clip, expected):
+    greedy = SignVideoAnalyser(str(translation_model), num_beams=1)
+    ((text, score),) = greedy.analyse(clip).translations
+    assert text == pipeline(TASK, model=str(translation_model))(str(clip), num_beams=1)[0]["translation_text"]
+    # Reference: one teacher-forced pass of the model over the generated sentence (no cache, no logits processors).
+    ids = greedy.processor.tokenizer(text_target=text)["input_ids"]
+    sequence = torch.tensor([[greedy.model.generation_config.decoder_start_token_id, *ids[:-1]]])
+    pixels = greedy.video_processor(str(clip))
+    with torch.no_grad():
+        logits = greedy.model(**pixels, decoder_input_ids=sequence[:, :-1]).logits
+    chosen = logits.double().log_softmax(-1).gather(-1, sequence[:, 1:, None])
+    assert score == pytest.approx(float(chosen.mean()), abs=1e-4)
+
+
 def test_frame_strip():
     frames = torch.arange(5, dtype=torch.uint8).view(5, 1, 1, 1).expand(5, 3, 32, 32).contiguous()
     strip, shown = frame_strip(frames, limit=3, height=64, gap=2)
@@ -134,6 +148,14 @@ def test_retrieval_for_a_pretraining_checkpoint(tmp_path, clip):
     assert dict(result.similarities) == pytest.approx(dict(zip(SENTENCES, direct.tolist())), abs=1e-5)
     with pytest.raises(AppInputError, match="at least one sentence"):
         analyser.analyse(clip, ["", " "])
+    # The page's handler: the bar chart gets the same ranking (its data as the browser receives it).
+    app = build_app(analyser)
+    handler = next(function.fn for function in app.fns.values() if function.name == "run")
+    status, plot, strip, timings = handler(str(clip), "\n".join(SENTENCES))
+    assert status.startswith("Done. 8 of 18 source frames kept") and "retrieve" in timings
+    (bar_plot,) = [block for block in app.blocks.values() if type(block).__name__ == "BarPlot"]
+    assert [row[0] for row in bar_plot.postprocess(plot).data] == [s for s, _ in result.similarities]
+    assert strip.shape == (112, 8 * 112 + 7 * 2, 3)
 
 
 def test_cli_errors_are_one_line(capsys):
@@ -229,6 +251,14 @@ def test_page_translates_an_upload_and_explains_a_bad_file(browser, server, clip
     browser.save_screenshot(str(tmp_path / "unreadable.png"))
     assert (tmp_path / "translated.png").stat().st_size > 0 and (tmp_path / "unreadable.png").stat().st_size > 0
 
+    # The uploads and the frame strips live in the app's cache until they age out, and go when the server stops
+    # (Gradio keeps its copy of the checkpoint's example clip).
+    cached = [Path(name) for names in server.temp_file_sets for name in names if Path(name).name != "example.mp4"]
+    assert {"synthsign.mp4", "notes.mp4"} <= {path.name for path in cached} and all(p.exists() for p in cached)
+    assert any(path.suffix == ".png" for path in cached)  # a frame strip
+    server.close()
+    assert not [path for path in cached if path.exists()]
+
 
 
 def test_space_app_runs_serve_for_the_named_checkpoint(monkeypatch):
@@ -238,7 +268,6 @@ def test_space_app_runs_serve_for_the_named_checkpoint(monkeypatch):
     (the page it serves is the one the browser test drives).
     """
     import runpy
-    from pathlib import Path
 
     import beyondgloss.cli
 
