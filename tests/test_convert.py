@@ -273,7 +273,7 @@ def test_pretraining_checkpoint_converts_with_the_text_backbone_decoder(pretrain
     output = model(torch.randn(2, 4, 3, 28, 28), input_ids=text["input_ids"], attention_mask=text["attention_mask"],
                    description_embeds=torch.randn(2, 32), hand_features=torch.randn(2, 4, 6))
     assert torch.isfinite(output.loss)
-    # Stage 2 starts from it (spec §6.2): the sign encoder and the image-side encoder with its LoRA carry over.
+    # Stage 2 starts from it, as in the reference: the sign encoder and the image-side encoder with its LoRA carry over.
     translation = BeyondGlossForSignTranslation.from_pretrained(out)
     assert torch.equal(translation.mbart.model.encoder.layers[0].self_attn.v_proj.lora_B,
                        state[IMAGE_ENCODER + "layers.0.self_attn.v_proj.lora_B.default.weight"])
@@ -322,6 +322,93 @@ def test_unreadable_inputs_are_refused_clearly(tmp_path, capsys):
     foreign = save_lightning({"encoder.weight": torch.zeros(2)}, tmp_path / "foreign.ckpt")
     with pytest.raises(ReferenceCheckpointError, match="unknown checkpoint layout"):
         convert_reference_checkpoint(foreign, tmp_path / "out")
-    with pytest.raises(SystemExit) as exit_info:
-        convert_command([str(tmp_path / "absent.ckpt"), str(tmp_path / "out")])
-    assert exit_info.value.code == 2 and "absent.ckpt: no such checkpoint file" in capsys.readouterr().err
+    # A well-formed command line whose input cannot be used: one error line, exit 1, no usage block.
+    assert convert_command([str(tmp_path / "absent.ckpt"), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "absent.ckpt: no such checkpoint file" in err and "usage:" not in err
+    with pytest.raises(SystemExit) as exit_info:  # a malformed command line still gets argparse's usage message
+        convert_command([str(pickled), str(tmp_path / "out"), "--stage", "finetuning"])
+    assert exit_info.value.code == 2 and "usage:" in capsys.readouterr().err
+
+
+def _config_only_backbone(folder: Path, **changes) -> Path:
+    """A folder holding only the mBART config.json the pre-training checkpoint was trained with (no weights, no
+    tokenizer), with `changes` to settings that shapes cannot tell, so that a test can see they were taken."""
+    settings = dict(vocab_size=50, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                    decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=152,
+                    scale_embedding=True, dropout=0.1)
+    config = MBartConfig(**{**settings, **changes})
+    folder.mkdir(parents=True)
+    config.save_pretrained(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+    return folder
+
+
+def _saved_keys(folder: Path) -> set[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), "pt") as handle:
+        return set(handle.keys())
+
+
+def test_pretraining_checkpoint_with_a_config_only_text_backbone(pretraining_checkpoint, tmp_path, caplog):
+    """A config-only mBART folder gives the settings; the decoder is built from them, randomly initialised, said in a
+    warning, and not saved (the pre-training stage never runs it)."""
+    state, path, _, _ = pretraining_checkpoint
+    backbone = _config_only_backbone(tmp_path / "mbart_config", decoder_layers=3, decoder_ffn_dim=48)
+    out = tmp_path / "converted"
+    with caplog.at_level("WARNING"):
+        assert convert_command([str(path), str(out), "--text_backbone", str(backbone), "--target_language", "7"]) == 0
+    assert "RANDOMLY INITIALISED" in caplog.text and "holds a configuration but no weights" in caplog.text
+    saved = _saved_keys(out)
+    assert not any(key.startswith("mbart.model.decoder.") for key in saved) and "mbart.final_logits_bias" not in saved
+    assert "mbart.model.encoder.layers.1.self_attn.q_proj.lora_A" in saved
+    model = BeyondGlossForContrastivePretraining.from_pretrained(out).eval()
+    text = model.config.text_config
+    assert (text.decoder_layers, text.decoder_ffn_dim, model.config.decoder_start_token_id) == (3, 48, 7)
+    assert torch.equal(model.mbart.model.encoder.layers[1].self_attn.q_proj.lora_A,
+                       state[IMAGE_ENCODER + "layers.1.self_attn.q_proj.lora_A.default.weight"])
+    output = model(torch.randn(2, 4, 3, 28, 28), input_ids=torch.tensor([[5, 6, 2, 3], [7, 2, 3, 1]]),
+                   attention_mask=torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]))
+    assert torch.isfinite(output.loss)
+    # Stage 2 from it: the decoder is random (and finite), the encoder side carries over; generate() has its start.
+    translation = BeyondGlossForSignTranslation.from_pretrained(out).eval()
+    assert all(torch.isfinite(p).all() for p in translation.mbart.model.decoder.parameters())
+    ids = translation.generate(torch.randn(1, 4, 3, 28, 28), num_beams=1, max_new_tokens=3)
+    assert ids[0, 0].item() == 7
+
+
+def test_random_decoder_with_a_text_backbone_takes_its_config_not_its_weights(pretraining_checkpoint, tmp_path):
+    state, path, _, backbone = pretraining_checkpoint
+    weights_dir = tmp_path / "mbart"
+    changed = MBartForConditionalGeneration(MBartConfig(**{**backbone.config.to_dict(), "dropout": 0.25}))
+    with torch.no_grad():
+        changed.model.shared.weight.copy_(state[IMAGE_ENCODER + "embed_tokens.weight"])
+    changed.save_pretrained(weights_dir)
+    model = convert_reference_checkpoint(path, tmp_path / "out", text_backbone=weights_dir, random_decoder=True)
+    assert model.config.text_config.dropout == 0.25
+    assert not torch.equal(model.mbart.model.decoder.layers[0].fc1.weight, changed.model.decoder.layers[0].fc1.weight)
+    assert not any(key.startswith("mbart.model.decoder.") for key in _saved_keys(tmp_path / "out"))
+
+
+def test_target_language_sets_the_decoder_start_token(translation_checkpoint, tmp_path, caplog, capsys):
+    _, path, out = translation_checkpoint
+    tokenizer = MBartTokenizer.from_pretrained(out)
+    # With a tokenizer, de_DE by default (the reference's); another code when asked.
+    assert BeyondGlossForSignTranslation.from_pretrained(out).generation_config.decoder_start_token_id == \
+        tokenizer.convert_tokens_to_ids("de_DE")
+    model = convert_reference_checkpoint(path, None, tokenizer=out, target_language="zh_CN")
+    assert model.config.decoder_start_token_id == tokenizer.convert_tokens_to_ids("zh_CN")
+    # Without a tokenizer: an id works; a code cannot be resolved (one error line); nothing given warns.
+    assert convert_command([str(path), str(tmp_path / "by_id"), "--target-language", "9"]) == 0
+    loaded = BeyondGlossForSignTranslation.from_pretrained(tmp_path / "by_id").eval()
+    assert loaded.generate(torch.randn(1, 4, 3, 28, 28), num_beams=1, max_new_tokens=3)[0, 0].item() == 9
+    capsys.readouterr()
+    assert convert_command([str(path), str(tmp_path / "by_code"), "--target_language", "de_DE"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--tokenizer" in err and not (tmp_path / "by_code").exists()
+    assert convert_command([str(path), str(tmp_path / "too_big"), "--target_language", "50"]) == 1
+    assert "outside the vocabulary (0..49)" in capsys.readouterr().err
+    with caplog.at_level("WARNING"):
+        assert convert_reference_checkpoint(path, None).config.decoder_start_token_id is None
+    assert "--target_language" in caplog.text

@@ -1,8 +1,8 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
 """Conversion of checkpoints of the BeyondGloss reference code (PyTorch Lightning) into beyondgloss checkpoints.
 
-The reference code saves two kinds of Lightning checkpoints (their every tensor is listed in
-`official_checkpoint_layout.tsv`, keys prefixed `model.`):
+The reference code saves two kinds of Lightning checkpoints (keys prefixed `model.`; [`reference_layout`] lists
+every tensor):
 
 - **pre-training** (`PreTrainModel`): the sign video encoder under `model.model_images.model.`, the image-side
   mBART encoder with PEFT LoRA under `model.model_images.trans_encoder.base_model.model.`, the frozen text-side
@@ -13,7 +13,8 @@ The reference code saves two kinds of Lightning checkpoints (their every tensor 
 The converter derives the architecture from the tensor shapes, rebuilds the exact layout those shapes imply, refuses
 a checkpoint that differs from it (naming the first missing, unexpected and wrongly shaped keys), maps every tensor
 into [`BeyondGlossForContrastivePretraining`] or [`BeyondGlossForSignTranslation`] and saves it with
-`reference_compat=True`, so that the converted model computes what the reference computed.
+`reference_compat=True`, under which the model follows the reference's order of operations and its defects
+(`docs/reference_differences.md` lists them and how closely converted models reproduce the reference).
 """
 
 import logging
@@ -58,7 +59,8 @@ _IMAGE_ENCODER = "model.model_images.trans_encoder.base_model.model."  # PEFT ar
 _TEXT_ENCODER = "model.model_txt.model_txt."  # plain MBartEncoder
 _MBART = "model.mbart.base_model.model."  # PEFT around MBartForConditionalGeneration
 
-# mBART-large-cc25 settings that shapes cannot tell (spec §5.2: cc25 defaults, the reference's trimmed model).
+# mBART-large-cc25 settings that shapes cannot tell (the reference trims mBART-large-cc25 and keeps its defaults; see
+# docs/reference_differences.md).
 _CC25_SETTINGS = {
     "scale_embedding": True,
     "dropout": 0.1,
@@ -435,8 +437,8 @@ def _sign_encoder_layout(prefix: str, config: BeyondGlossConfig) -> dict:
 def reference_layout(config: BeyondGlossConfig, stage: str) -> dict[str, tuple[int, ...]]:
     """Every key of a reference checkpoint of `stage` built with `config`'s shapes, with its shape (`()` for scalars).
 
-    For the reference settings (`infer_config` of a reference checkpoint) this is
-    `official_checkpoint_layout.tsv`, key for key and shape for shape.
+    For the reference settings (`infer_config` of a reference checkpoint) this is the layout of the reference's own
+    checkpoints, key for key and shape for shape (the tests check it against a table of them).
     """
     if stage not in STAGES:
         raise ValueError(f"stage={stage!r}; choose one of {STAGES}.")
@@ -642,9 +644,22 @@ def map_reference_state_dict(
 # Building and saving
 
 
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+# What the saved pre-training model leaves out when its decoder is random (see `convert_reference_checkpoint`).
+_DECODER_KEYS = re.compile(r"^mbart\.(model\.decoder\.|final_logits_bias$)")
+
+
+def _holds_weights(text_backbone) -> bool:
+    """Whether `text_backbone` has model weights: a local folder with a weights file, or a hub id (whose files
+    `from_pretrained` resolves)."""
+    folder = Path(text_backbone)
+    return not folder.is_dir() or any((folder / name).is_file() for name in _WEIGHT_FILES)
+
+
 def _decoder_state(config: BeyondGlossConfig, text_backbone, shared: torch.Tensor) -> dict[str, torch.Tensor]:
     """The mBART decoder and `final_logits_bias` for a pre-training checkpoint: from `text_backbone` (the trimmed
-    mBART the reference started from, as its stage 2 does) or freshly initialised when it is None."""
+    mBART the reference started from, as its stage 2 does) or freshly initialised from `config.text_config` when it
+    is None."""
     from transformers import MBartForConditionalGeneration
     from transformers.models.mbart.modeling_mbart import MBartDecoder
 
@@ -707,6 +722,17 @@ def _load_tokenizer(tokenizer, text_backbone, vocab_size: int):
     return loaded
 
 
+def _start_id(target_language) -> int | None:
+    """The token id `target_language` gives directly (an int or a string of digits), else None."""
+    if isinstance(target_language, bool):
+        raise ReferenceCheckpointError(f"target_language={target_language!r}: give a language code or a token id.")
+    if isinstance(target_language, int):
+        return target_language
+    if isinstance(target_language, str) and target_language.strip().isdigit():
+        return int(target_language)
+    return None
+
+
 def convert_reference_checkpoint(
     path: str | Path,
     out_dir: str | Path | None = None,
@@ -714,7 +740,7 @@ def convert_reference_checkpoint(
     text_backbone: str | Path | None = None,
     random_decoder: bool = False,
     tokenizer=None,
-    target_language: str = "de_DE",
+    target_language: str | int | None = None,
     config_overrides: dict | None = None,
 ):
     r"""
@@ -728,21 +754,32 @@ def convert_reference_checkpoint(
     their PEFT LoRA, the mBART decoder (translation) and the temperatures (pre-training).
 
     The pre-training checkpoint has no mBART decoder, which [`BeyondGlossForSignTranslation`] initialised from the
-    converted model needs (the reference takes it from the trimmed mBART). Give that mBART as `text_backbone`; or
-    pass `random_decoder=True` to accept a randomly initialised decoder (fine for contrastive pre-training and for
-    the video encoder, useless for translation until trained). Without either, the conversion is refused.
+    converted model needs (the reference takes it from the trimmed mBART). Give that mBART as `text_backbone`: its
+    decoder weights are taken over and saved. Without usable decoder weights the decoder is built from the mBART
+    configuration and randomly initialised, with a warning: when `random_decoder=True`, or when `text_backbone` is a
+    folder holding only a `config.json`. Such a decoder is fine for contrastive pre-training and for the video
+    encoder, useless for translation until trained, and it is **not saved**: the pre-training stage never runs it, and
+    it would make up most of the file (2.2 GB of 2.9 GB at the reference's sizes). Loading the saved folder
+    initialises it afresh (transformers lists the decoder weights as newly initialised). Without `text_backbone` or
+    `random_decoder`, the conversion is refused.
+
+    The converted model computes what the reference computes from the same weights, up to float32 round-off: see
+    `docs/reference_differences.md` for what `reference_compat=True` reproduces and how that was measured.
 
     Args:
         path (`str` or `Path`): the Lightning checkpoint (or a state dict / `.safetensors` file with its keys).
         out_dir (`str` or `Path`, *optional*): where to `save_pretrained` the model (safetensors) and tokenizer.
         stage (`str`, *optional*): `"pretraining"` or `"translation"`; detected from the keys when omitted.
-        text_backbone (`str` or `Path`, *optional*): the trimmed mBART folder the checkpoint was trained from; gives
-            the mBART settings that shapes do not tell, the pre-training decoder and, when it holds one, the tokenizer.
-        random_decoder (`bool`, defaults to `False`): pre-training only; allow a freshly initialised decoder.
-        tokenizer (`str`, `Path` or tokenizer, *optional*): the (trimmed) tokenizer; saved with the model, and the id
-            of `target_language` becomes `decoder_start_token_id`.
-        target_language (`str`, defaults to `"de_DE"`): the language code generation starts from (the reference
-            uses `de_DE` for every dataset).
+        text_backbone (`str` or `Path`, *optional*): the trimmed mBART folder the checkpoint was trained from (or a
+            folder with its `config.json` alone); gives the mBART settings that shapes do not tell, the pre-training
+            decoder when it holds weights and, when it holds one, the tokenizer.
+        random_decoder (`bool`, defaults to `False`): pre-training only; a freshly initialised decoder (built from
+            `text_backbone`'s configuration when given) instead of `text_backbone`'s weights.
+        tokenizer (`str`, `Path` or tokenizer, *optional*): the (trimmed) tokenizer; saved with the model.
+        target_language (`str` or `int`, *optional*): the language code generation starts from; its id (found with
+            the tokenizer) becomes `decoder_start_token_id`. An integer (or a string of digits) is taken as the id
+            itself, which needs no tokenizer. Defaults to `"de_DE"` (the reference's, for every dataset) when there is
+            a tokenizer; without a tokenizer or a target language, `decoder_start_token_id` stays unset (warning).
         config_overrides (`dict`, *optional*): see [`infer_config`].
 
     Returns:
@@ -771,7 +808,9 @@ def convert_reference_checkpoint(
             "= the trimmed mBART it was trained from, so that translation fine-tuning starts from its decoder as in "
             "the reference, or random_decoder=True (--random_decoder) to accept a randomly initialised decoder.")
     if stage == "translation" and random_decoder:
-        raise ValueError("random_decoder applies to pre-training checkpoints; a translation checkpoint has its decoder.")
+        raise ReferenceCheckpointError("random_decoder (--random_decoder) applies to pre-training checkpoints; a "
+                                       "translation checkpoint has its decoder.")
+    start_id = _start_id(target_language)
 
     text_config = None
     if text_backbone is not None:
@@ -786,29 +825,53 @@ def convert_reference_checkpoint(
     check_reference_values(state, config, stage)
 
     mapped = map_reference_state_dict(state, config, stage)
+    random_decoder = stage == "pretraining" and (
+        random_decoder or text_backbone is None or not _holds_weights(text_backbone))
     if stage == "pretraining":
-        if text_backbone is None:
+        if random_decoder:
+            reason = ("random_decoder=True (--random_decoder)" if text_backbone is None or _holds_weights(text_backbone)
+                      else f"text_backbone {text_backbone} holds a configuration but no weights")
             logger.warning(
-                "%s: pre-training checkpoint converted with a RANDOMLY INITIALISED mBART decoder (random_decoder=True); "
-                "translation models initialised from it need the decoder trained or replaced.", path)
-        mapped.update(_decoder_state(config, text_backbone, mapped["mbart.model.shared.weight"]))
+                "%s: pre-training checkpoint converted with a RANDOMLY INITIALISED mBART decoder (%s), built from %s. "
+                "It is not saved; translation models initialised from this conversion get a random decoder. For "
+                "translation fine-tuning as in the reference, convert with --text_backbone <the trimmed mBART with its "
+                "weights>.", path, reason,
+                "the mBART-large-cc25 settings" if text_backbone is None else f"{text_backbone}'s configuration")
+        mapped.update(_decoder_state(config, None if random_decoder else text_backbone,
+                                     mapped["mbart.model.shared.weight"]))
 
     loaded_tokenizer = _load_tokenizer(tokenizer, text_backbone, config.text_config.vocab_size)
-    if loaded_tokenizer is not None:
-        start = loaded_tokenizer.convert_tokens_to_ids(target_language)
+    vocab_size = config.text_config.vocab_size
+    if start_id is not None:
+        if not 0 <= start_id < vocab_size:
+            raise ReferenceCheckpointError(
+                f"target_language={target_language!r}: token id {start_id} is outside the vocabulary (0..{vocab_size - 1}).")
+        config.decoder_start_token_id = start_id
+    elif loaded_tokenizer is not None:
+        code = target_language or "de_DE"
+        start = loaded_tokenizer.convert_tokens_to_ids(code)
         if start is None or start == loaded_tokenizer.unk_token_id:
-            raise ReferenceCheckpointError(f"target_language={target_language!r} is not a token of the tokenizer.")
+            raise ReferenceCheckpointError(f"target_language={code!r} (--target_language) is not a token of the "
+                                           "tokenizer; give a language code it holds, or the token id.")
         config.decoder_start_token_id = start
         for attribute in ("src_lang", "tgt_lang"):
             if hasattr(loaded_tokenizer, attribute):
-                setattr(loaded_tokenizer, attribute, target_language)
+                setattr(loaded_tokenizer, attribute, code)
+    elif target_language is not None:
+        raise ReferenceCheckpointError(
+            f"target_language={target_language!r} needs a tokenizer to find its token id: pass tokenizer (--tokenizer) "
+            "or a text_backbone (--text_backbone) holding one, or give the id itself (e.g. --target_language 250003).")
     else:
-        logger.warning("%s: no tokenizer given; set config.decoder_start_token_id to the id of %s before generating.",
-                       path, target_language)
+        logger.warning("%s: no tokenizer and no target language given; generate() needs decoder_start_token_id (the "
+                       "target language code's id): convert with --tokenizer or --target_language <id>, or set "
+                       "model.generation_config.decoder_start_token_id.", path)
 
     model = _build_model(MODEL_CLASSES[stage], config, mapped)
     if out_dir is not None:
-        model.save_pretrained(str(out_dir))
+        saved = {}
+        if random_decoder:
+            saved["state_dict"] = {k: v for k, v in model.state_dict().items() if not _DECODER_KEYS.match(k)}
+        model.save_pretrained(str(out_dir), **saved)
         if loaded_tokenizer is not None:
             loaded_tokenizer.save_pretrained(str(out_dir))
         logger.info("converted %s (%s stage) into %s", path, stage, out_dir)
