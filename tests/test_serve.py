@@ -196,9 +196,18 @@ def browser(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(translation_model):
-    app = launch(str(translation_model), port=0, block=False, max_duration_seconds=5)
+    app = launch(str(translation_model), port=0, block=False, max_duration_seconds=5, max_upload_mb=1)
     yield app
     app.close()
+
+
+def test_server_turns_away_uploads_over_the_cap(server):
+    import httpx
+
+    url = server.local_url.rstrip("/") + "/gradio_api/upload"
+    refused = httpx.post(url, files={"files": ("big.mp4", b"\0" * (2**20 + 1), "video/mp4")}, timeout=30)
+    assert refused.status_code == 413 and "1048576 bytes" in refused.text
+    assert httpx.post(url, files={"files": ("small.mp4", b"\0" * 1000, "video/mp4")}, timeout=30).status_code == 200
 
 
 def _upload(browser, url, path):
