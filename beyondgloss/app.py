@@ -198,7 +198,7 @@ class SignVideoAnalyser:
                  device: str = "cpu"):
         from transformers import AutoConfig, AutoModelForPreTraining, AutoProcessor, pipeline
 
-        from .pipeline_sign_translation import TASK
+        from .pipeline_sign_translation import TASK, _sized_video_processor
 
         self.model_id = model
         self.max_upload_mb = max_upload_mb
@@ -208,7 +208,8 @@ class SignVideoAnalyser:
         if self.pretraining:
             self.model = AutoModelForPreTraining.from_pretrained(model).to(device).eval()
             self.processor = AutoProcessor.from_pretrained(model)
-            self.video_processor = self.processor.video_processor
+            # As the pipeline does: frames at the model's size when the saved processor has none.
+            self.video_processor = _sized_video_processor(self.processor.video_processor, self.model)
             self.pipeline = None
         else:
             self.pipeline = pipeline(TASK, model=model, device=torch.device(device))
