@@ -412,3 +412,12 @@ def test_target_language_sets_the_decoder_start_token(translation_checkpoint, tm
     with caplog.at_level("WARNING"):
         assert convert_reference_checkpoint(path, None).config.decoder_start_token_id is None
     assert "--target_language" in caplog.text
+
+
+def test_generation_length_fits_a_small_decoder():
+    """The reference generates at most 150 tokens; a trimmed decoder with fewer positions gets what fits."""
+    state = {key: torch.empty(shape, device="meta") for key, shape in read_layout("translation").items()}
+    assert infer_config(state, "translation").max_new_tokens == 150
+    for key in [key for key in state if key.endswith("embed_positions.weight")]:
+        state[key] = torch.empty(66, 1024, device="meta")  # 64 positions (mBART stores 2 more)
+    assert infer_config(state, "translation").max_new_tokens == 63

@@ -75,6 +75,7 @@ _CC25_SETTINGS = {
 # LoRA scalings of the reference (alpha / rank): DINOv2 4/4, mBART 32/16; kept when a checkpoint has other ranks.
 _VISION_LORA_SCALING = 1.0
 _TEXT_LORA_SCALING = 2.0
+_REFERENCE_MAX_NEW_TOKENS = 150
 # Width of one attention head in DINOv2 (ViT-S/B/L/g: 384/6, 768/12, 1024/16, 1536/24) and mBART-large (1024/16).
 _HEAD_WIDTH = 64
 # The reference stores its sinusoidal and rotary tables; they must equal the ones the model computes.
@@ -319,6 +320,9 @@ def infer_config(
         "text_lora_rank": text_rank,
         "text_lora_alpha": _TEXT_LORA_SCALING * text_rank,
         "reference_compat": True,
+        # The reference generates at most 150 tokens; a decoder with fewer positions (a small trimmed model) generates
+        # what fits, start token included.
+        "max_new_tokens": min(_REFERENCE_MAX_NEW_TOKENS, text["max_position_embeddings"] - 1),
     }
     settings = _merge(settings, config_overrides)
     try:
