@@ -92,9 +92,11 @@ class BeyondGlossConfig(PreTrainedConfig):
         frame_chunk_size (`int`, defaults to 16): frames encoded by DINOv2 at once. Bounds memory on long videos,
             and keeps a chunk's activations (16 x 257 tokens of ViT-S at 224 px) near the CPU's last-level cache
             (measurements: docs/benchmarks.md).
-        reference_compat (`bool`, defaults to `False`): restore the reference code's behaviour bit for bit where
-            it is defective (unmasked means, post-GELU hand prediction, shared description temperature,
-            downsampled mask rule); needed for converted reference checkpoints.
+        reference_compat (`bool`, defaults to `False`): compute what the reference code computes where it is
+            defective (padding before the hand head and fusion, unmasked means, post-GELU hand prediction, shared
+            description temperature, downsampled mask rule, DINOv2's original position-table rule); needed for
+            converted reference checkpoints, which then match the reference to float32 round-off. The list and the
+            measurements: docs/reference_differences.md.
 
     Example:
 

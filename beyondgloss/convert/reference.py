@@ -763,9 +763,9 @@ def convert_reference_checkpoint(
     configuration and randomly initialised, with a warning: when `random_decoder=True`, or when `text_backbone` is a
     folder holding only a `config.json`. Such a decoder is fine for contrastive pre-training and for the video
     encoder, useless for translation until trained, and it is **not saved**: the pre-training stage never runs it, and
-    it would make up most of the file (2.2 GB of 2.9 GB at the reference's sizes). Loading the saved folder
-    initialises it afresh (transformers lists the decoder weights as newly initialised). Without `text_backbone` or
-    `random_decoder`, the conversion is refused.
+    it would take about 0.8 GB of the 2.2 GB file at the reference's sizes (12 decoder layers of width 1024). Loading
+    the saved folder initialises it afresh (transformers lists the decoder weights as newly initialised). Without
+    `text_backbone` or `random_decoder`, the conversion is refused.
 
     The converted model computes what the reference computes from the same weights, up to float32 round-off: see
     `docs/reference_differences.md` for what `reference_compat=True` reproduces and how that was measured.
