@@ -21,7 +21,7 @@ def demo_dir(tmp_path_factory):
 def test_demo_leaves_everything_in_one_folder(demo_dir):
     for name in ("metrics.json", "test_predictions.jsonl", "pipeline_examples.json", "losses.png",
                  "similarity_matrix.png", "training_log.json", "model/README.md", "model/model.safetensors",
-                 "model/config.json", "model/processor_config.json"):
+                 "model/config.json", "model/processor_config.json", "model/examples/000000.mp4"):
         assert (demo_dir / name).is_file(), name
     metrics = json.loads((demo_dir / "metrics.json").read_text())
     assert {"bleu1", "bleu4", "rouge_l", "chrf"} <= set(metrics["test"])

@@ -383,6 +383,10 @@ def _finish(args, data, frames, processor, model, trainer, metrics, log, out: Pa
     pipeline_examples = [{"video": path, "reference": text, "translation": output["translation_text"]}
                          for path, text, output in zip(paths, examples["text"], outputs)]
     (out / "pipeline_examples.json").write_text(json.dumps(pipeline_examples, indent=2, ensure_ascii=False))
+    # A few test clips travel with the model, as the examples `beyondgloss serve` offers.
+    (model_dir / "examples").mkdir(exist_ok=True)
+    for path in paths[:3]:
+        shutil.copy(path, model_dir / "examples" / Path(path).name)
 
     _plot_losses(log, out / "losses.png")
     if args.pretraining_steps > 0:
@@ -416,6 +420,7 @@ def _finish(args, data, frames, processor, model, trainer, metrics, log, out: Pa
               "yet learnt to read the video within the budget. Try more steps (--translation_steps), another --seed, "
               "or, if you changed it, the default --encoder_lr_scale; the README's demo section lists measured runs.")
     print(f"[demo] model (from_pretrained / pipeline): {model_dir}")
+    print(f"[demo] try it in the browser: beyondgloss serve --model {model_dir}")
     print(f"[demo] metrics: {out / 'metrics.json'}; predictions: {out / 'test_predictions.jsonl'}; plots: "
           f"{out / 'losses.png'}, {out / 'similarity_matrix.png'}")
     return summary

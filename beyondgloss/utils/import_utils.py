@@ -11,6 +11,7 @@ _OPTIONAL = {
     "rouge_score": ("rouge-score", "metrics"),
     "evaluate": ("evaluate", "metrics"),
     "matplotlib": ("matplotlib", "plots"),
+    "gradio": ("gradio", "app"),
     "torchcodec": ("torchcodec", None),
     "yaml": ("pyyaml", None),
 }
