@@ -1,10 +1,10 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
 """`beyondgloss convert` and `beyondgloss trim-mbart`.
 
-Each function takes the command's own arguments (without the command name) and returns an exit code: 0 when done,
-1 when the input cannot be used (one line on stderr says what is wrong and what to do), 2 for a malformed command
-line (argparse's usage message). Options are spelled with underscores (`--text_backbone`), the project's dialect;
-the dashed spellings (`--text-backbone`) are accepted too.
+Each function takes the command's own arguments (without the command name) and returns an exit code: 0 when done;
+`convert` returns 1 when the input cannot be used (one line on stderr says what is wrong and what to do); a malformed
+command line, and unusable input to `trim-mbart`, exit with 2 and argparse's usage message. Options are spelled with
+underscores (`--text_backbone`), the project's dialect; the dashed spellings (`--text-backbone`) are accepted too.
 """
 
 import argparse
@@ -144,7 +144,7 @@ def trim_mbart(argv) -> int:
         model = MBartForConditionalGeneration.from_pretrained(args.model)
         model, tokenizer = trim(model, tokenizer, texts, keep_tokens=args.keep_tokens)
     except (ValueError, TypeError, OSError) as error:
-        return _fail(parser.prog, error)
+        parser.error(str(error))
     model.save_pretrained(args.output_dir)
     tokenizer.save_pretrained(args.output_dir)
     logger.info("saved the trimmed mBART (%d tokens) to %s", model.config.vocab_size, args.output_dir)
