@@ -940,8 +940,8 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         if compat:
             # The reference pads right after the BatchNorm and runs the hand head and the fusion on the padded tensor:
             # a padded frame reaches the temporal encoder as the heads' output on a zero feature, which the x2 pooling
-            # then mixes into the last real step (docs/reference_differences.md). Here the heads see real frames only
-            # and padding is zeros, so that a video's output does not depend on the batch it is in.
+            # then mixes into the last real step (docs/reference_differences.md). By default the heads see real frames
+            # only and padding is zeros, so that a video's output does not depend on the batch it is in.
             features = unpack(features)
         hand_logits = self.hand_proj(features)
         hand_activated = F.gelu(hand_logits)
