@@ -30,9 +30,12 @@ def _config(**overrides):
     return tiny_config(**settings)
 
 
-def _perturb(model, seed=0):
-    """Random weights where the init leaves a branch idle (LoRA B at zero, LayerScale 1e-5, BatchNorm statistics at
-    0 and 1), so that every part of the computation shows in the outputs."""
+def _build(model_class, seed=0, **overrides):
+    """A float64 model with fixed random weights (whatever ran before), drawn where the init leaves a branch idle
+    (LoRA B at zero, LayerScale 1e-5, BatchNorm statistics at 0 and 1), so that every part of the computation shows
+    in the outputs."""
+    torch.manual_seed(seed)
+    model = model_class(_config(**overrides))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
@@ -43,7 +46,7 @@ def _perturb(model, seed=0):
                 buffer.copy_(0.1 * torch.randn(buffer.shape, generator=generator))
             elif name.endswith("running_var"):
                 buffer.copy_(0.5 + torch.rand(buffer.shape, generator=generator))
-    return model
+    return model.double()
 
 
 def _videos(lengths=LENGTHS, height=28, width=28, seed=1):
@@ -64,7 +67,7 @@ def _assert_encoders_agree(ours, theirs):
 def test_reference_compat_encoder_follows_the_authors_order_on_padded_batches(training):
     """Every output at every position, padded ones included, in eval mode (running statistics) and in training mode
     (BatchNorm statistics of the batch's real frames)."""
-    model = _perturb(BeyondGlossModel(_config(reference_compat=True))).double().train(training)
+    model = _build(BeyondGlossModel, reference_compat=True).train(training)
     reference = ReferenceSignEncoder.from_beyondgloss(model).train(training)
     pixels, mask = _videos()
     ours, theirs = model(pixels, mask), reference(pixels, mask)
@@ -81,7 +84,7 @@ def test_reference_compat_encoder_follows_the_authors_order_on_padded_batches(tr
 def test_default_mode_oracle_pads_after_the_heads():
     """The oracle's default mode (the package's correction: padded frames are zeros before the temporal encoder)
     is the package's, and it differs from the reference order on the short video's last real step."""
-    model = _perturb(BeyondGlossModel(_config())).double().eval()
+    model = _build(BeyondGlossModel).eval()
     reference = ReferenceSignEncoder.from_beyondgloss(model).eval()
     pixels, mask = _videos()
     ours = model(pixels, mask)
@@ -98,7 +101,7 @@ def test_reference_compat_position_table_takes_rows_then_columns():
     (2 + 0.1) / 3 and columns by (3 + 0.1) / 3. Swapping the two factors gives a 3 x 2 grid read as 2 x 3: it differs."""
     vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=14,
                   image_size=42, use_mask_token=False)
-    model = _perturb(BeyondGlossModel(_config(reference_compat=True, vision_config=vision))).double().eval()
+    model = _build(BeyondGlossModel, reference_compat=True, vision_config=vision).eval()
     reference = ReferenceSignEncoder.from_beyondgloss(model).eval()
     pixels, mask = _videos(height=28, width=42)
     _assert_encoders_agree(model(pixels, mask), reference(pixels, mask))
@@ -115,7 +118,7 @@ def test_reference_compat_position_table_takes_rows_then_columns():
 
 
 def _pretraining_models(reference_compat=True):
-    model = _perturb(BeyondGlossForContrastivePretraining(_config(reference_compat=reference_compat))).double().eval()
+    model = _build(BeyondGlossForContrastivePretraining, reference_compat=reference_compat).eval()
     with torch.no_grad():
         model.logit_scale_description.fill_(1.0)  # unused by the reference: it must not matter under reference_compat
     return model, ReferenceSignEncoder.from_beyondgloss(model.sign_encoder).eval()
@@ -160,7 +163,7 @@ def _translation_model(pixels, mask, reference_compat=True, seed=0):
     check it). A random decoder with tied embeddings repeats its start token, so position embeddings and
     cross-attention outputs are enlarged; the frame BatchNorm's running statistics are those of the videos (as
     after training), so that frame features vary at unit scale."""
-    model = _perturb(BeyondGlossForSignTranslation(_config(reference_compat=reference_compat)), seed).double()
+    model = _build(BeyondGlossForSignTranslation, seed, reference_compat=reference_compat)
     norm = model.sign_encoder.frame_norm
     norm.reset_running_stats()
     norm.momentum = None  # a cumulative average: after one batch, that batch's statistics
