@@ -2,8 +2,8 @@
 """`beyondgloss convert` and `beyondgloss trim-mbart`.
 
 Each function takes the command's own arguments (without the command name) and returns an exit code: 0 when done;
-`convert` returns 1 when the input cannot be used (one line on stderr says what is wrong and what to do); a malformed
-command line, and unusable input to `trim-mbart`, exit with 2 and argparse's usage message. Options are spelled with
+both return 1 when the input cannot be used (one line on stderr says what is wrong and what to do); a malformed
+command line exits with 2 and argparse's usage message. Options are spelled with
 underscores (`--text_backbone`), the project's dialect; the dashed spellings (`--text-backbone`) are accepted too.
 """
 
@@ -14,6 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ..utils.logging_utils import setup_logging
+
 __all__ = ["convert", "trim_mbart", "read_texts"]
 
 logger = logging.getLogger(__name__)
@@ -23,11 +25,6 @@ def _fail(prog: str, error: Exception) -> int:
     """Prints `error` as one line (not argparse's usage block: the command line was well formed) and returns 1."""
     print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
     return 1
-
-
-def _setup_logging():
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _convert_parser() -> argparse.ArgumentParser:
@@ -71,7 +68,7 @@ def convert(argv) -> int:
 
     parser = _convert_parser()
     args = parser.parse_args(argv)
-    _setup_logging()
+    setup_logging()
     try:
         convert_reference_checkpoint(
             args.checkpoint, args.output_dir, stage=args.stage, text_backbone=args.text_backbone,
@@ -137,14 +134,14 @@ def trim_mbart(argv) -> int:
 
     parser = _trim_parser()
     args = parser.parse_args(argv)
-    _setup_logging()
+    setup_logging()
     try:
         texts = [text for path in args.texts for text in read_texts(path, args.text_column)]
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
         model = MBartForConditionalGeneration.from_pretrained(args.model)
         model, tokenizer = trim(model, tokenizer, texts, keep_tokens=args.keep_tokens)
     except (ValueError, TypeError, OSError) as error:
-        parser.error(str(error))
+        return _fail(parser.prog, error)
     model.save_pretrained(args.output_dir)
     tokenizer.save_pretrained(args.output_dir)
     logger.info("saved the trimmed mBART (%d tokens) to %s", model.config.vocab_size, args.output_dir)
