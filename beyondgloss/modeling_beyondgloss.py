@@ -2,7 +2,8 @@
 """BeyondGloss models: the sign video encoder and its pre-training and translation wrappers.
 
 Imports only torch, transformers and siblings (relatively), so `save_pretrained` copies it into a checkpoint
-that loads with `trust_remote_code=True` where beyondgloss is not installed.
+that loads with `trust_remote_code=True` where beyondgloss is not installed; peft (the mBART LoRA) only where a
+model uses it, so a `text_tuning="full"` checkpoint loads without it.
 """
 
 import copy
@@ -10,6 +11,7 @@ import hashlib
 import importlib
 import math
 import os
+import re
 import shutil
 import sys
 from collections import OrderedDict
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
-from transformers import Dinov2Model, GenerationConfig, MBartForConditionalGeneration, PreTrainedModel
+from transformers import Dinov2Model, GenerationConfig, MBartForConditionalGeneration, PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput
 from transformers.models.mbart.modeling_mbart import MBartEncoder, shift_tokens_right
@@ -37,7 +39,7 @@ __all__ = [
     "BeyondGlossModel",
     "BeyondGlossForContrastivePretraining",
     "BeyondGlossForSignTranslation",
-    "LoRALinear",
+    "text_lora_config",
     "FrozenFeatureCache",
 ]
 
@@ -112,61 +114,108 @@ class BeyondGlossPretrainingOutput(ModelOutput):
 # LoRA
 
 
-class LoRALinear(nn.Linear):
-    r"""A frozen `nn.Linear` plus a trainable low-rank update `scaling * B(A(dropout(x)))` (PEFT's default init).
+TEXT_LORA_TARGETS = ("q_proj", "v_proj")
+TEXT_LORA_ADAPTER = "default"
 
-    It keeps the `weight`/`bias` names of the layer it replaces, so pretrained state dicts load unchanged.
-    """
 
-    def __init__(self, in_features, out_features, bias=True, rank=16, alpha=32.0, dropout=0.1, device=None, dtype=None):
-        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self.rank, self.scaling = rank, alpha / rank
-        self.lora_A = nn.Parameter(torch.empty(rank, in_features, device=device, dtype=dtype))
-        self.lora_B = nn.Parameter(torch.zeros(out_features, rank, device=device, dtype=dtype))
-        self.lora_dropout = nn.Dropout(dropout)
-        self.reset_lora_parameters()
+def is_text_lora(module: nn.Module) -> bool:
+    """Whether `module` is a PEFT LoRA layer (told by its attributes, so that this file imports peft only where LoRA
+    is used)."""
+    return isinstance(getattr(module, "lora_A", None), nn.ModuleDict) and hasattr(module, "base_layer")
 
-    @classmethod
-    def wrap(cls, linear: nn.Linear, rank: int, alpha: float, dropout: float) -> "LoRALinear":
-        wrapped = cls(linear.in_features, linear.out_features, linear.bias is not None, rank, alpha, dropout,
-                      device=linear.weight.device, dtype=linear.weight.dtype)
-        wrapped.weight, wrapped.bias = linear.weight, linear.bias
-        return wrapped
 
-    def reset_lora_parameters(self):
-        # transformers' init functions skip tensors loaded from a checkpoint.
-        init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
-        init.zeros_(self.lora_B)
+def text_lora_config(config: BeyondGlossConfig):
+    """The PEFT `LoraConfig` of the mBART q_proj/v_proj LoRA a config asks for (`text_lora_rank`, `_alpha`,
+    `_dropout`)."""
+    from peft import LoraConfig  # lazily: only LoRA models need peft
 
-    def forward(self, hidden_states):
-        update = F.linear(F.linear(self.lora_dropout(hidden_states), self.lora_A), self.lora_B)
-        return F.linear(hidden_states, self.weight, self.bias) + self.scaling * update
-
-    def extra_repr(self):
-        return f"{super().extra_repr()}, rank={self.rank}, scaling={self.scaling}"
+    return LoraConfig(r=config.text_lora_rank, lora_alpha=config.text_lora_alpha,
+                      lora_dropout=config.text_lora_dropout, target_modules=list(TEXT_LORA_TARGETS))
 
 
 def add_lora_to_mbart(module: nn.Module, config: BeyondGlossConfig) -> None:
-    """Puts LoRA on every q_proj and v_proj of `module` (an mBART encoder or encoder-decoder) when
-    `config.text_tuning == "lora"`."""
+    """Puts PEFT's LoRA (adapter `"default"`) on every q_proj and v_proj of `module` (an mBART encoder or
+    encoder-decoder) when `config.text_tuning == "lora"`. The layers are peft's own (`base_layer`,
+    `lora_A.default`, `lora_B.default`), so peft's and transformers' adapter functions find them."""
     if config.text_tuning != "lora":
         return
-    targets = [
-        (parent, child_name)
-        for parent in module.modules()
-        for child_name, child in parent.named_children()
-        if child_name in ("q_proj", "v_proj") and type(child) is nn.Linear
-    ]
-    for parent, child_name in targets:
-        setattr(parent, child_name, LoRALinear.wrap(getattr(parent, child_name), config.text_lora_rank,
-                                                    config.text_lora_alpha, config.text_lora_dropout))
+    from peft import inject_adapter_in_model
+
+    # peft's layers draw other random numbers than beyondgloss's earlier LoRA layer did (an nn.Linear of the
+    # projection's shape, then A): they are made apart from the global generator, and the earlier layer's draws
+    # replayed, so that a seeded model keeps the weights it had (seeded tests and results keep their values).
+    with torch.random.fork_rng(devices=[]):
+        inject_adapter_in_model(text_lora_config(config), module, adapter_name=TEXT_LORA_ADAPTER)
+    for sub in module.modules():
+        if is_text_lora(sub):
+            base = sub.base_layer
+            nn.Linear(base.in_features, base.out_features, bias=base.bias is not None, device=base.weight.device,
+                      dtype=base.weight.dtype)
+            for name in sub.lora_A:
+                init.kaiming_uniform_(sub.lora_A[name].weight, a=math.sqrt(5))
+                init.zeros_(sub.lora_B[name].weight)
+    # inject_adapter_in_model leaves its config on the module; the BeyondGloss config is the only source of truth.
+    if "peft_config" in vars(module):
+        del module.peft_config
+
+
+def reset_text_lora(module: nn.Module) -> None:
+    """PEFT's default LoRA init (A Kaiming-uniform, B zero) on every LoRA layer in `module`; through transformers'
+    init functions, which leave tensors loaded from a checkpoint untouched."""
+    for sub in module.modules():
+        if is_text_lora(sub):
+            for name in sub.lora_A:
+                init.kaiming_uniform_(sub.lora_A[name].weight, a=math.sqrt(5))
+                init.zeros_(sub.lora_B[name].weight)
+
+
+def text_lora_key_mapping(text_tuning: str, scope: str) -> dict[str, str]:
+    """`key_mapping` for `from_pretrained`: the state-dict names of beyondgloss's earlier hand-written LoRA layer
+    (`...q_proj.weight`, `...q_proj.lora_A`) and of plain mBART q/v projections (a pre-training checkpoint's idle
+    decoder) to PEFT's (`...q_proj.base_layer.weight`, `...q_proj.lora_A.default.weight`), for the modules under
+    `scope` (a regex prefix) that carry LoRA. Empty unless `text_tuning == "lora"`."""
+    if text_tuning != "lora":
+        return {}
+    # transformers' renaming substitutes one group, \1, so each suffix has its own entry.
+    projection = rf"^({scope}.*\.(?:q_proj|v_proj))"
+    return {
+        projection + r"\.weight$": r"\1.base_layer.weight",
+        projection + r"\.bias$": r"\1.base_layer.bias",
+        projection + r"\.lora_A$": rf"\1.lora_A.{TEXT_LORA_ADAPTER}.weight",
+        projection + r"\.lora_B$": rf"\1.lora_B.{TEXT_LORA_ADAPTER}.weight",
+    }
+
+
+ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
+_PEFT_PREFIX = "base_model.model."  # how PEFT names a model's tensors in adapter files
+_LORA_ADAPTER_NAME = re.compile(rf"\.(lora_[AB])\.{TEXT_LORA_ADAPTER}\.weight$")  # PEFT's files drop the adapter name
+_LORA_WEIGHT = re.compile(r"\.(lora_[AB])\.weight$")
+
+
+def _adapter_base(path, **hub) -> str | None:
+    """The base checkpoint named by `path` when it is an adapter (a folder without a config.json of its own, or a
+    hub repo, holding an adapter_config.json), else None; as transformers decides it in `from_pretrained`."""
+    import json
+
+    from transformers.utils import find_adapter_config_file
+
+    if os.path.isfile(os.path.join(str(path), "config.json")):
+        return None
+    try:
+        found = find_adapter_config_file(str(path), **hub)
+    except (OSError, ValueError):
+        return None
+    if found is None:
+        return None
+    with open(found, encoding="utf-8") as file:
+        return json.load(file).get("base_model_name_or_path")
 
 
 def set_text_trainable(module: nn.Module, text_tuning: str) -> None:
     """`"full"`: every weight of `module` trains; otherwise it is frozen except its LoRA matrices (if any)."""
     module.requires_grad_(text_tuning == "full")
     for sub in module.modules():
-        if isinstance(sub, LoRALinear):
+        if is_text_lora(sub):
             sub.lora_A.requires_grad_(True)
             sub.lora_B.requires_grad_(True)
 
@@ -523,7 +572,7 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
         elif isinstance(module, (BeyondGlossForContrastivePretraining,)):
             init.constant_(module.logit_scale, self.config.logit_scale_init_value)
             init.constant_(module.logit_scale_description, self.config.logit_scale_init_value)
-        elif isinstance(module, nn.Linear) and not isinstance(module, LoRALinear):
+        elif isinstance(module, nn.Linear):
             # The heads keep PyTorch's default init, as in the reference.
             if not getattr(module.weight, "_is_hf_initialized", False):
                 module.reset_parameters()
@@ -531,23 +580,175 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
             super()._init_weights(module)
 
     def initialize_weights(self):
-        super().initialize_weights()
-        # LoRA inside the mBART sub-models is visited by mBART's own init, which does not know it; the init
-        # functions leave tensors loaded from a checkpoint untouched.
+        # LoRA inside the mBART sub-models is visited by mBART's own init, which does not know it (it would draw
+        # N(0, 0.02) for A and B): it is kept away from it, then given LoRA's init. The init functions leave tensors
+        # loaded from a checkpoint untouched.
+        lora = [layer.weight for module in self.modules() if is_text_lora(module)
+                for layers in (module.lora_A, module.lora_B) for layer in layers.values()]
+        fresh = [weight for weight in lora if not getattr(weight, "_is_hf_initialized", False)]
+        for weight in fresh:
+            weight._is_hf_initialized = True
+        try:
+            super().initialize_weights()
+        finally:
+            for weight in fresh:
+                weight._is_hf_initialized = False
         with torch.no_grad():
-            for module in self.modules():
-                if isinstance(module, LoRALinear):
-                    module.reset_lora_parameters()
+            # beyondgloss's earlier LoRA layer was a module new to this pass, so mBART's init drew its q/v weight
+            # again; so here, in the same order, that seeded models keep their weights (loaded tensors are skipped).
+            mbart = getattr(self, "mbart", None)
+            if mbart is not None:
+                for module in mbart.modules():
+                    if is_text_lora(module):
+                        mbart._init_weights(module.base_layer)
+            reset_text_lora(self)
 
     def set_trainable(self) -> None:
         """Sets `requires_grad` to what the method trains (frozen backbones, trainable LoRA and heads)."""
 
+    # A regex of the state-dict prefix under which the mBART q/v projections carry LoRA (None: no text LoRA).
+    _text_lora_scope = None
+
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        if cls._text_lora_scope is not None and kwargs.get("key_mapping") is None:
+            # Checkpoints of beyondgloss < 0.2 (its own LoRA layer) and pre-training checkpoints (a plain decoder)
+            # name the LoRA projections differently; which names to map depends on the config's text_tuning.
+            config = kwargs.get("config")
+            if not isinstance(config, PretrainedConfig):  # (remote code has its own BeyondGlossConfig class)
+                hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "proxies", "local_files_only", "token",
+                                              "revision", "subfolder") if k in kwargs}
+                source = config or _adapter_base(pretrained_model_name_or_path, **hub) or pretrained_model_name_or_path
+                config = cls.config_class.from_pretrained(source, **hub)
+            text_tuning = kwargs.get("text_tuning", config.text_tuning)  # a from_pretrained override wins
+            kwargs["key_mapping"] = text_lora_key_mapping(text_tuning, cls._text_lora_scope) or None
         # Loading replaces parameters, which resets requires_grad; the frozen parts must be frozen again.
-        model = super().from_pretrained(*args, **kwargs)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        lora_names = set(text_lora_key_mapping("lora", cls._text_lora_scope)) if cls._text_lora_scope else set()
+        if lora_names and getattr(model, "_weight_conversions", None):
+            # transformers reverses the load-time renamings when saving; the old names are only read, never written.
+            model._weight_conversions = [
+                c for c in model._weight_conversions
+                if not set(getattr(c, "_original_source_patterns", None) or []) & lora_names
+            ]
         model.set_trainable()
         return model
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """What fine-tuning changes: every trainable parameter (the mBART LoRA, the DINOv2 LoRA, the temporal encoder
+        and heads) and the buffers of the modules holding them (BatchNorm statistics), keyed as in `state_dict()`."""
+        if self.config.text_tuning == "full" or self.config.vision_tuning == "full":
+            raise ValueError(
+                f"text_tuning={self.config.text_tuning!r}, vision_tuning={self.config.vision_tuning!r}: a whole "
+                "backbone trains, so an adapter would hold it all; save the model with save_pretrained instead."
+            )
+        state = {}
+        for module_name, module in self.named_modules():
+            own = dict(module.named_parameters(recurse=False))
+            trainable = {name: p for name, p in own.items() if p.requires_grad}
+            if not trainable:
+                continue
+            prefix = f"{module_name}." if module_name else ""
+            state.update({prefix + name: p.detach() for name, p in trainable.items()})
+            state.update({prefix + name: b.detach() for name, b in module.named_buffers(recurse=False)})
+        return state
+
+    def save_adapter(self, save_directory: str | os.PathLike, base_model_name_or_path: str | None = None) -> Path:
+        r"""
+        Saves what fine-tuning changed ([`adapter_state_dict`]) as an adapter of the checkpoint it started from:
+        `adapter_config.json` (PEFT's LoRA config of the mBART q/v LoRA, `base_model_name_or_path`, the other
+        trained modules as `modules_to_save`) and `adapter_model.safetensors` (PEFT's key names,
+        `base_model.model.<name>`, LoRA without the adapter name). About 70 MB for the full-size translation model,
+        against gigabytes for the whole model.
+
+        `BeyondGlossForSignTranslation.from_pretrained(<adapter folder>)` loads the base checkpoint and then the
+        adapter; so does `model.load_adapter(<adapter folder>)` on a loaded base model. The adapter holds no config:
+        fine-tuning must not change the architecture (sizes, text_tuning) of the base checkpoint.
+
+        Args:
+            save_directory: the folder to write (created if needed).
+            base_model_name_or_path: the hub id or folder of the base checkpoint; default: where this model was
+                loaded from.
+        """
+        from peft import LoraConfig  # noqa: F401 (a clear ImportError here when peft is missing)
+        from safetensors.torch import save_file
+
+        base = base_model_name_or_path or getattr(self.config, "_name_or_path", None)
+        if not base:
+            raise ValueError("This model was not loaded from a checkpoint: pass base_model_name_or_path, the hub id or "
+                             "folder of the checkpoint it was fine-tuned from.")
+        state = self.adapter_state_dict()
+        lora = sorted({name.rsplit(".lora_", 1)[0] for name in state if ".lora_A." in name})
+        # PEFT's modules_to_save: the outermost modules (outside LoRA layers) that train whole.
+        modules_to_save = []
+        for name, module in self.named_modules():
+            parameters = list(module.parameters())
+            if (name and parameters and all(p.requires_grad for p in parameters) and ".lora_" not in name
+                    and not any(name.startswith(kept + ".") for kept in modules_to_save)):
+                modules_to_save.append(name)
+        if self.config.text_tuning == "lora":
+            peft_config = text_lora_config(self.config)
+            # Exactly the LoRA layers this model has (peft matches a string target_modules as a full regex).
+            peft_config.target_modules = "|".join(re.escape(name) for name in lora)
+        else:
+            from peft import LoraConfig
+
+            peft_config = LoraConfig(target_modules=[])
+        peft_config.modules_to_save = modules_to_save
+        peft_config.base_model_name_or_path = str(base)
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        peft_config.save_pretrained(str(save_directory))
+        tensors = {_PEFT_PREFIX + _LORA_ADAPTER_NAME.sub(r".\1.weight", name): tensor.contiguous()
+                   for name, tensor in state.items()}
+        save_file(tensors, str(save_directory / ADAPTER_WEIGHTS_NAME), metadata={"format": "pt"})
+        return save_directory
+
+    def load_adapter(self, peft_model_id: str | os.PathLike, adapter_name: str | None = None, load_config=None,
+                     adapter_kwargs: dict | None = None, **kwargs) -> None:
+        r"""
+        Loads an adapter written by [`save_adapter`] (a folder or a hub repo) into this model, which must have the
+        architecture of its base checkpoint. Called by `from_pretrained(<adapter folder>)` after it loaded the
+        base checkpoint named in `adapter_config.json`.
+
+        BeyondGloss models carry their mBART LoRA as part of the architecture (one adapter, `"default"`); loading
+        several named adapters, `add_adapter`, `set_adapter` and `PeftModel`/`get_peft_model` are not supported: most
+        of what fine-tuning trains (the temporal encoder, heads and DINOv2 LoRA) is not LoRA.
+        """
+        from safetensors.torch import load_file
+        from transformers.utils import cached_file
+
+        if adapter_name not in (None, TEXT_LORA_ADAPTER):
+            raise ValueError(f"adapter_name={adapter_name!r}: BeyondGloss models hold one adapter, "
+                             f"{TEXT_LORA_ADAPTER!r}; leave adapter_name unset.")
+        download = dict(getattr(load_config, "download_kwargs", None) or {})
+        download.update({k: v for k, v in (adapter_kwargs or {}).items() if k in ("token", "revision", "cache_dir")})
+        download.update({k: v for k, v in kwargs.items() if k in ("token", "revision", "cache_dir")})
+        path = cached_file(str(peft_model_id), ADAPTER_WEIGHTS_NAME, **download)
+        loaded = load_file(path)
+        self.set_trainable()  # from_pretrained calls this before it restores requires_grad
+        expected = self.adapter_state_dict()
+        state = {}
+        for key, tensor in loaded.items():
+            if not key.startswith(_PEFT_PREFIX):
+                raise ValueError(f"{path}: key {key!r} does not start with {_PEFT_PREFIX!r}; not an adapter written "
+                                 "by save_adapter.")
+            name = _LORA_WEIGHT.sub(rf".\1.{TEXT_LORA_ADAPTER}.weight", key[len(_PEFT_PREFIX):])
+            if name not in expected or expected[name].shape != tensor.shape:
+                found = "no such tensor" if name not in expected else f"shape {tuple(expected[name].shape)}"
+                raise ValueError(
+                    f"{path}: {name!r} {tuple(tensor.shape)} does not fit this model ({found}); load the adapter into "
+                    "the base checkpoint named in its adapter_config.json."
+                )
+            state[name] = tensor
+        missing = sorted(set(expected) - set(state))
+        if missing:
+            raise ValueError(f"{path}: the adapter lacks {missing[:5]} ({len(missing)} tensors) that this model trains;"
+                             " it was saved from a model of another configuration.")
+        with torch.no_grad():
+            current = self.state_dict()
+            for name, tensor in state.items():
+                current[name].copy_(tensor)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # Every task class loads from every checkpoint (the encoder from a translation model, stage 2 from stage 1),
@@ -995,7 +1196,15 @@ class _BackboneLoadingMixin:
         if missing or unexpected:
             raise ValueError(f"DINOv2 weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
         if hasattr(self, "mbart"):
-            self.mbart.load_state_dict(text_state, strict=False)
+            # mBART's q/v weights go under the `base_layer` of the LoRA layers wrapping them.
+            lora = {name for name, module in self.mbart.named_modules() if is_text_lora(module)}
+            text_state_here = {
+                (f"{k.rsplit('.', 1)[0]}.base_layer.{k.rsplit('.', 1)[1]}" if k.rsplit(".", 1)[0] in lora else k): v
+                for k, v in text_state.items()
+            }
+            missing, _ = self.mbart.load_state_dict(text_state_here, strict=False)
+            if any(".base_layer." in name for name in missing):
+                raise ValueError(f"mBART weights do not fit: missing {[n for n in missing if '.base_layer.' in n][:5]}")
         if hasattr(self, "text_encoder"):
             encoder_state = {k[len("model.encoder."):]: v for k, v in text_state.items() if k.startswith("model.encoder.")}
             self.text_encoder.load_state_dict(encoder_state, strict=False)
@@ -1038,6 +1247,8 @@ class BeyondGlossForContrastivePretraining(_BackboneLoadingMixin, BeyondGlossPre
     (torch.Size([]), torch.Size([2, 2]))
     ```
     """
+
+    _text_lora_scope = r"mbart\.model\.encoder\."
 
     def __init__(self, config: BeyondGlossConfig):
         super().__init__(config)
@@ -1181,7 +1392,8 @@ class BeyondGlossForSignTranslation(_BackboneLoadingMixin, BeyondGlossPreTrained
 
     # Loading a pre-training checkpoint: its text side and temperatures are not needed, the decoder LoRA starts fresh.
     _keys_to_ignore_on_load_unexpected = [r"^text_encoder\.", r"^logit_scale"]
-    _keys_to_ignore_on_load_missing = [r"^mbart\.model\.decoder\..*\.lora_[AB]$"]
+    _keys_to_ignore_on_load_missing = [r"^mbart\.model\.decoder\..*\.lora_[AB]\.default\.weight$"]
+    _text_lora_scope = r"mbart\."
 
     def __init__(self, config: BeyondGlossConfig):
         super().__init__(config)

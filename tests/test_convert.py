@@ -189,10 +189,10 @@ def test_translation_checkpoint_converts_tensor_for_tensor(translation_checkpoin
         sign + "conv_1d.layers.1.norm2.bias": "sign_encoder.temporal.blocks.1.ffn_norm.bias",
         sign + "mapper_2.weight": "sign_encoder.description_down.weight",
         MBART + "model.decoder.layers.1.encoder_attn.q_proj.lora_A.default.weight":
-            "mbart.model.decoder.layers.1.encoder_attn.q_proj.lora_A",
+            "mbart.model.decoder.layers.1.encoder_attn.q_proj.lora_A.default.weight",
         MBART + "model.encoder.layers.0.self_attn.v_proj.lora_B.default.weight":
-            "mbart.model.encoder.layers.0.self_attn.v_proj.lora_B",
-        MBART + "model.decoder.layers.0.self_attn.q_proj.base_layer.weight": "mbart.model.decoder.layers.0.self_attn.q_proj.weight",
+            "mbart.model.encoder.layers.0.self_attn.v_proj.lora_B.default.weight",
+        MBART + "model.decoder.layers.0.self_attn.q_proj.base_layer.weight": "mbart.model.decoder.layers.0.self_attn.q_proj.base_layer.weight",
         MBART + "final_logits_bias": "mbart.final_logits_bias",
         MBART + "lm_head.weight": "mbart.lm_head.weight",
     }
@@ -206,7 +206,7 @@ def test_translation_checkpoint_converts_tensor_for_tensor(translation_checkpoin
         assert any(value.shape == tensor.shape and torch.equal(value, tensor) for value in converted.values()), key
     # Trainability as in the reference: LoRA and the sign encoder's own parts train, DINOv2 and mBART stay frozen.
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    assert "mbart.model.decoder.layers.0.encoder_attn.v_proj.lora_B" in trainable
+    assert "mbart.model.decoder.layers.0.encoder_attn.v_proj.lora_B.default.weight" in trainable
     assert "sign_encoder.vision_lora.1.qkv_A" in trainable and "sign_encoder.temporal.blocks.0.layer_scale" in trainable
     assert not any(name.startswith("sign_encoder.vision.") or name == "mbart.model.shared.weight" for name in trainable)
     # It runs: a loss and a translation starting from de_DE (the tokenizer was saved with it).
@@ -263,7 +263,7 @@ def test_pretraining_checkpoint_converts_with_the_text_backbone_decoder(pretrain
     converted = model.state_dict()
     assert converted["logit_scale_description"].item() == state["model.logit_scale_desc"].item()
     assert torch.equal(converted["text_encoder.layers.1.fc2.weight"], state["model.model_txt.model_txt.layers.1.fc2.weight"])
-    assert torch.equal(converted["mbart.model.encoder.layers.1.self_attn.q_proj.lora_A"],
+    assert torch.equal(converted["mbart.model.encoder.layers.1.self_attn.q_proj.lora_A.default.weight"],
                        state[IMAGE_ENCODER + "layers.1.self_attn.q_proj.lora_A.default.weight"])
     assert torch.equal(converted["mbart.model.shared.weight"], state[IMAGE_ENCODER + "embed_tokens.weight"])
     assert torch.equal(converted["mbart.model.decoder.layers.1.fc1.weight"], backbone.model.decoder.layers[1].fc1.weight)
@@ -275,7 +275,7 @@ def test_pretraining_checkpoint_converts_with_the_text_backbone_decoder(pretrain
     assert torch.isfinite(output.loss)
     # Stage 2 starts from it, as in the reference: the sign encoder and the image-side encoder with its LoRA carry over.
     translation = BeyondGlossForSignTranslation.from_pretrained(out)
-    assert torch.equal(translation.mbart.model.encoder.layers[0].self_attn.v_proj.lora_B,
+    assert torch.equal(translation.mbart.model.encoder.layers[0].self_attn.v_proj.lora_B.default.weight,
                        state[IMAGE_ENCODER + "layers.0.self_attn.v_proj.lora_B.default.weight"])
     assert torch.equal(translation.sign_encoder.description_proj.weight, state["model.model_images.model.mapper_1.weight"])
 
@@ -362,11 +362,11 @@ def test_pretraining_checkpoint_with_a_config_only_text_backbone(pretraining_che
     assert "RANDOMLY INITIALISED" in caplog.text and "holds a configuration but no weights" in caplog.text
     saved = _saved_keys(out)
     assert not any(key.startswith("mbart.model.decoder.") for key in saved) and "mbart.final_logits_bias" not in saved
-    assert "mbart.model.encoder.layers.1.self_attn.q_proj.lora_A" in saved
+    assert "mbart.model.encoder.layers.1.self_attn.q_proj.lora_A.default.weight" in saved
     model = BeyondGlossForContrastivePretraining.from_pretrained(out).eval()
     text = model.config.text_config
     assert (text.decoder_layers, text.decoder_ffn_dim, model.config.decoder_start_token_id) == (3, 48, 7)
-    assert torch.equal(model.mbart.model.encoder.layers[1].self_attn.q_proj.lora_A,
+    assert torch.equal(model.mbart.model.encoder.layers[1].self_attn.q_proj.lora_A.default.weight,
                        state[IMAGE_ENCODER + "layers.1.self_attn.q_proj.lora_A.default.weight"])
     output = model(torch.randn(2, 4, 3, 28, 28), input_ids=torch.tensor([[5, 6, 2, 3], [7, 2, 3, 1]]),
                    attention_mask=torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]))

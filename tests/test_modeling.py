@@ -1,6 +1,7 @@
 import copy
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -24,7 +25,7 @@ from beyondgloss import (
     BeyondGlossForSignTranslation,
     BeyondGlossModel,
 )
-from beyondgloss.modeling_beyondgloss import LoRALinear
+from peft.tuners.lora import LoraLayer
 from beyondgloss.testing import SAME_MATH_RTOL, assert_same_math, tiny_config
 
 from .conftest import BLOCK_BEYONDGLOSS
@@ -94,8 +95,8 @@ def test_save_load_exact(tmp_path, config, model_class):
     model = model_class(config)
     with torch.no_grad():  # move LoRA B off zero so that an unloaded LoRA would show
         for module in model.modules():
-            if isinstance(module, LoRALinear):
-                module.lora_B.normal_()
+            if isinstance(module, LoraLayer):
+                module.lora_B["default"].weight.normal_()
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").is_file()
     assert (tmp_path / "modeling_beyondgloss.py").is_file() and (tmp_path / "configuration_beyondgloss.py").is_file()
@@ -171,8 +172,8 @@ def test_gradients_reach_exactly_the_trainable_parameters(config, videos):
     model = BeyondGlossForContrastivePretraining(config)
     with torch.no_grad():  # with B = 0 LoRA's A gets no gradient; give B a value so every path is exercised
         for module in model.modules():
-            if isinstance(module, LoRALinear):
-                module.lora_B.normal_(std=0.1)
+            if isinstance(module, LoraLayer):
+                module.lora_B["default"].weight.normal_(std=0.1)
         for lora in model.sign_encoder.vision_lora.values():
             for name, parameter in lora.named_parameters():
                 if name.endswith("_B"):
@@ -321,8 +322,8 @@ def test_stage_transfer_reproduces_encoder_outputs(tmp_path, config, videos):
     pretraining = BeyondGlossForContrastivePretraining(config)
     with torch.no_grad():
         for module in pretraining.modules():
-            if isinstance(module, LoRALinear):
-                module.lora_B.normal_()
+            if isinstance(module, LoraLayer):
+                module.lora_B["default"].weight.normal_()
         pretraining.sign_encoder.frame_norm.running_mean.normal_()
     pretraining.eval()
     pretraining.save_pretrained(tmp_path)
@@ -331,6 +332,8 @@ def test_stage_transfer_reproduces_encoder_outputs(tmp_path, config, videos):
     transferred = translation.state_dict()
     for key, value in pretraining.state_dict().items():
         if key.startswith(("sign_encoder.", "mbart.")):
+            # The pre-training decoder's q/v are plain; in stage 2 they sit under LoRA (PEFT's `base_layer`).
+            key = re.sub(r"^(mbart\.model\.decoder\..*_attn\.[qv]_proj)\.", r"\1.base_layer.", key)
             assert torch.equal(value, transferred[key]), key
     assert trainable(translation) == trainable(BeyondGlossForSignTranslation(config))
     # Equal weights (above), so the same math; in float32, loaded tensors can sit at other memory alignments, which
@@ -345,7 +348,7 @@ def test_stage_transfer_reproduces_encoder_outputs(tmp_path, config, videos):
         assert_same_math(pretraining.mbart.model.encoder(**kwargs).last_hidden_state,
                          translation.mbart.model.encoder(**kwargs).last_hidden_state, msg="mBART encoder")
     decoder_lora = translation.mbart.model.decoder.layers[0].self_attn.q_proj
-    assert decoder_lora.lora_B.abs().sum() == 0 and torch.isfinite(decoder_lora.lora_A).all()
+    assert decoder_lora.lora_B.default.weight.abs().sum() == 0 and torch.isfinite(decoder_lora.lora_A.default.weight).all()
 
 
 def test_from_backbones_loads_local_weights(tmp_path):
@@ -408,7 +411,7 @@ def test_bad_auxiliary_inputs(config, videos):
 def test_text_tuning_modes(tuning):
     config = tiny_config(text_tuning=tuning)
     pretraining, translation = BeyondGlossForContrastivePretraining(config), BeyondGlossForSignTranslation(config)
-    has_lora = any(isinstance(m, LoRALinear) for m in translation.modules())
+    has_lora = any(isinstance(m, LoraLayer) for m in translation.modules())
     assert has_lora == (tuning == "lora")
     encoder_weight = pretraining.mbart.model.encoder.layers[0].fc1.weight
     assert encoder_weight.requires_grad == (tuning == "full")

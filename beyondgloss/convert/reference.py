@@ -536,8 +536,6 @@ _TEMPORAL_RENAMES = {
 }
 # Tables the model computes instead of storing; checked against the computed ones, then dropped.
 _COMPUTED = re.compile(r"conv_1d\.(pos_embedding\.pe|layers\.\d+\.attention\.rotary_emb\.(sin|cos))$")
-_PEFT_BASE = re.compile(r"(.+)\.base_layer\.(weight|bias)$")
-_PEFT_LORA = re.compile(r"(.+)\.lora_([AB])\.default\.weight$")
 
 
 def _map_sign_encoder(state: dict, prefix: str, config: BeyondGlossConfig) -> dict[str, torch.Tensor]:
@@ -574,17 +572,10 @@ def _map_sign_encoder(state: dict, prefix: str, config: BeyondGlossConfig) -> di
 
 
 def _map_peft(state: dict, prefix: str, target: str) -> dict[str, torch.Tensor]:
-    """An mBART (sub-)model under `prefix`, PEFT names (`base_layer`, `lora_A.default`) turned into beyondgloss's
-    `LoRALinear` names (`weight`, `lora_A`), keyed under `target`."""
-    mapped = {}
-    for key, tensor in state.items():
-        if not key.startswith(prefix):
-            continue
-        rest = key[len(prefix):]
-        rest = _PEFT_BASE.sub(r"\1.\2", rest)
-        rest = _PEFT_LORA.sub(r"\1.lora_\2", rest)
-        mapped[target + rest] = tensor
-    return mapped
+    """An mBART (sub-)model under `prefix`, keyed under `target`. The PEFT LoRA names of its q/v projections
+    (`base_layer`, `lora_A.default`) are beyondgloss's too (its mBART LoRA is peft's) and stay as they are; the
+    frozen text encoder has none ([`reference_layout`] checked that)."""
+    return {target + key[len(prefix):]: tensor for key, tensor in state.items() if key.startswith(prefix)}
 
 
 def check_reference_values(state: dict[str, torch.Tensor], config: BeyondGlossConfig, stage: str) -> None:
@@ -624,8 +615,8 @@ def map_reference_state_dict(
     `final_logits_bias` are not in the reference checkpoint and are not returned.
 
     DINOv2's fused `qkv` weight and bias and the fused LoRA B of the shared-A qkv LoRA split row-wise into q, k, v;
-    the temporal blocks renumber around the downsampler; PEFT's `base_layer`/`lora_A.default` become
-    `weight`/`lora_A`; the computed position tables are dropped.
+    the temporal blocks renumber around the downsampler; the mBART LoRA keeps PEFT's names (`base_layer`,
+    `lora_A.default`), which are beyondgloss's; the computed position tables are dropped.
     """
     mapped = {"sign_encoder." + key: value
               for key, value in _map_sign_encoder(state, _SIGN_PREFIX[stage], config).items()}
