@@ -1,6 +1,10 @@
 """The mBART LoRA is PEFT's; old checkpoint names load; a fine-tuned model saves and loads as an adapter."""
 
+import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,13 +13,17 @@ from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file, save_file
 
 from beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
+from beyondgloss.hub import save_for_hub
 from beyondgloss.modeling_beyondgloss import ADAPTER_WEIGHTS_NAME
 from beyondgloss.pipeline_sign_translation import TASK, SignTranslationPipeline
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.testing import tiny_config
-from beyondgloss.testing_video import make_frames
+from beyondgloss.testing_video import make_frames, write_frame_folder
 from beyondgloss.tokenization import train_sign_tokenizer
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
+
+from .conftest import BLOCK_BEYONDGLOSS
+from .test_pipeline import make_translator, words_only
 
 SENTENCES = ["morgen regnet es im norden", "heute sonne im süden", "am abend wind an der küste"]
 
@@ -172,3 +180,47 @@ def test_full_size_adapter_is_under_100_mb():
     numel = sum(t.numel() for t in adapter.values())
     assert numel == 17_376_032 + 2 * config.frame_dim + 1
     assert 4 * numel < 70e6
+
+
+CHILD = BLOCK_BEYONDGLOSS + """
+import json, sys
+from transformers import AutoModelForSeq2SeqLM, AutoProcessor, pipeline
+frames, adapter, base, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+model = AutoModelForSeq2SeqLM.from_pretrained(adapter, trust_remote_code=True)
+processor = AutoProcessor.from_pretrained(base, trust_remote_code=True)
+translator = pipeline("sign-translation", model=adapter, trust_remote_code=True, progress=False)
+print(json.dumps({
+    "ids": model.generate(**processor(videos=frames), **settings).tolist(),
+    "pipeline": translator(frames, **settings),
+    "beyondgloss_loaded": any(name.startswith("beyondgloss") for name in sys.modules),
+}))
+"""
+
+
+def test_adapter_of_a_hub_folder_loads_where_beyondgloss_is_not_importable(tmp_path):
+    """The base checkpoint as published (save_for_hub) plus the adapter: from_pretrained and pipeline(model=<adapter
+    folder>) load the base named in adapter_config.json, then the adapter, in a process without beyondgloss."""
+    translator = make_translator(seed=1)
+    base = save_for_hub(translator.model, translator.processor, tmp_path / "base")
+    model = BeyondGlossForSignTranslation.from_pretrained(base).eval()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn_like(parameter))
+    model.save_adapter(tmp_path / "adapter")
+    frames = write_frame_folder(tmp_path / "frames", make_frames(5, height=32, width=32))
+    settings = {"max_new_tokens": 4, "num_beams": 2, **words_only(translator.tokenizer, min_new_tokens=3)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", CHILD, str(frames), str(tmp_path / "adapter"), str(base),
+                             json.dumps(settings)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    child = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not child["beyondgloss_loaded"]
+    inputs = translator.processor(videos=str(frames))
+    assert child["ids"] == model.generate(**inputs, **settings).tolist()
+    assert child["ids"] != translator.model.generate(**inputs, **settings).tolist()  # the adapter did change it
+    fine_tuned = SignTranslationPipeline(model=model, processor=translator.processor, task=TASK,
+                                         device=torch.device("cpu"))
+    assert child["pipeline"] == fine_tuned(str(frames), **settings)
+    assert child["pipeline"][0]["translation_text"]
