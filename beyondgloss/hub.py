@@ -20,7 +20,8 @@ folder)` the processor; `Trainer.save_model` does both when the trainer's `proce
 the card with its generic one: push a saved folder with `beyondgloss push` to keep this one). [`save_for_hub`] is the
 same two calls plus a card with the given [`SignTranslationCardData`]; [`push_to_hub`] writes one and uploads it;
 [`push_folder`] (and `beyondgloss push <folder> <repo_id>`) uploads any complete folder, a training output included,
-after checking it.
+after checking it. [`push_adapter`] uploads a fine-tuned model as its adapter (`model.save_adapter`: about 70 MB
+for the full-size translation model) naming the published base checkpoint it loads into.
 """
 
 import argparse
@@ -36,6 +37,7 @@ __all__ = [
     "IGNORE_PATTERNS",
     "NotACheckpointError",
     "check_checkpoint_folder",
+    "push_adapter",
     "push_command",
     "push_folder",
     "push_to_hub",
@@ -230,6 +232,48 @@ def push_to_hub(
     with tempfile.TemporaryDirectory(prefix="beyondgloss-push-") as folder:
         save_for_hub(model, processor, folder, card_data)
         return push_folder(folder, repo_id, **push_kwargs)
+
+
+def push_adapter(
+    model,
+    repo_id: str,
+    base_model_name_or_path: str | None = None,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    create_pr: bool = False,
+):
+    """Uploads a fine-tuned model as its adapter (`model.save_adapter`: `adapter_config.json` naming the base
+    checkpoint, `adapter_model.safetensors`) to a Hub model repository (created if needed).
+    `from_pretrained(repo_id, trust_remote_code=True)` and `pipeline("sign-translation", model=repo_id,
+    trust_remote_code=True)` then load the base checkpoint and the adapter.
+
+    Args:
+        base_model_name_or_path: the Hub id of the published checkpoint the model was fine-tuned from; default:
+            where the model was loaded from, which must then be a Hub id (a local folder would name nothing to
+            whoever downloads the adapter).
+
+    Returns:
+        `huggingface_hub.CommitInfo`: the commit that was made.
+    """
+    from huggingface_hub import HfApi
+
+    base = base_model_name_or_path or getattr(model.config, "_name_or_path", None)
+    if not base or Path(base).exists():
+        raise ValueError(
+            f"The adapter would name {base!r} as its base checkpoint, which is not a Hub id: pass "
+            "base_model_name_or_path='<user>/<base checkpoint>' (the published checkpoint the model was fine-tuned from)."
+        )
+    api = HfApi(token=token, library_name="beyondgloss")
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
+    with tempfile.TemporaryDirectory(prefix="beyondgloss-adapter-") as folder:
+        model.save_adapter(folder, base)
+        logger.info("Uploading the adapter of %s to %s", base, repo_id)
+        return api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="model", revision=revision,
+                                 commit_message=commit_message or f"Upload beyondgloss adapter of {base}",
+                                 create_pr=create_pr)
 
 
 def push_command(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """The mBART LoRA is PEFT's; old checkpoint names load; a fine-tuned model saves and loads as an adapter."""
 
+import hashlib
 import json
 import os
 import re
@@ -13,7 +14,7 @@ from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file, save_file
 
 from beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
-from beyondgloss.hub import save_for_hub
+from beyondgloss.hub import push_adapter, save_for_hub
 from beyondgloss.modeling_beyondgloss import ADAPTER_WEIGHTS_NAME
 from beyondgloss.pipeline_sign_translation import TASK, SignTranslationPipeline
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
@@ -23,6 +24,7 @@ from beyondgloss.tokenization import train_sign_tokenizer
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 
 from .conftest import BLOCK_BEYONDGLOSS
+from .test_hub import hub_calls  # noqa: F401 (records what an upload would send)
 from .test_pipeline import make_translator, words_only
 
 SENTENCES = ["morgen regnet es im norden", "heute sonne im süden", "am abend wind an der küste"]
@@ -224,3 +226,15 @@ def test_adapter_of_a_hub_folder_loads_where_beyondgloss_is_not_importable(tmp_p
                                          device=torch.device("cpu"))
     assert child["pipeline"] == fine_tuned(str(frames), **settings)
     assert child["pipeline"][0]["translation_text"]
+
+
+def test_push_adapter_sends_the_adapter_naming_a_hub_base(fine_tuned, hub_calls, tmp_path):
+    _, model, _ = fine_tuned
+    with pytest.raises(ValueError, match="not a Hub id"):
+        push_adapter(model, "someone/adapter")  # the model was loaded from a local folder
+    push_adapter(model, "someone/adapter", "someone/base")
+    assert hub_calls["repos"][0][0] == "someone/adapter"
+    assert set(hub_calls["files"]) == {"adapter_config.json", ADAPTER_WEIGHTS_NAME}
+    model.save_adapter(tmp_path, "someone/base")
+    assert hub_calls["files"][ADAPTER_WEIGHTS_NAME] == hashlib.sha256((tmp_path / ADAPTER_WEIGHTS_NAME).read_bytes()).hexdigest()
+    assert PeftConfig.from_pretrained(tmp_path).base_model_name_or_path == "someone/base"
