@@ -20,6 +20,7 @@ full (`vision_tuning="full"`, `text_tuning="full"`); the method is otherwise the
 import concurrent.futures
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import sys
@@ -94,6 +95,7 @@ def video_paths(split) -> list:
 def _decode_chunk(paths: list) -> list:
     from ..video_io import read_video_frames
 
+    torch.set_num_threads(1)  # one thread per worker: the workers are the parallelism
     return [read_video_frames(path) for path in paths]
 
 
@@ -109,7 +111,10 @@ def decode_videos(dataset, workers: int = 2) -> dict:
         paths += video_paths(split)
     chunks = [paths[start:start + 200] for start in range(0, len(paths), 200)]
     frames = []
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+    # Spawned, not forked: a child forked from a process whose OpenMP threads have run (any torch op in the parent,
+    # as in a test session) can deadlock in its first parallel torch op.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for decoded in pool.map(_decode_chunk, chunks):
             frames.extend(decoded)
     return dict(zip(ids, frames))
