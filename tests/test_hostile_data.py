@@ -655,3 +655,26 @@ def test_feature_store_paths_and_ids(tmp_path):
     store.write(".hidden", torch.zeros(1, 2))
     (store.path / "._x.safetensors").write_bytes(b"AppleDouble")  # what macOS leaves on foreign disks
     assert sorted(store.ids()) == sorted([first, second, ".hidden"]) and len(store) == 3
+
+
+def test_a_store_another_process_creates_meanwhile_is_used(tmp_path, monkeypatch):
+    """SynthSign's writer processes create the same stores at once: a folder that appears between this process's
+    check and its mkdir is the store, not a file in the way."""
+    from pathlib import Path
+
+    from beyondgloss.data.feature_store import FeatureStore
+
+    target = tmp_path / "hand_features"
+    real_is_dir = Path.is_dir
+    calls = []
+
+    def is_dir_then_another_process_creates_it(self):
+        result = real_is_dir(self)
+        if self == target and not calls:
+            calls.append(self)
+            self.mkdir()  # the other process, right after this one looked
+        return result
+
+    monkeypatch.setattr(Path, "is_dir", is_dir_then_another_process_creates_it)
+    store = FeatureStore(target)
+    assert calls and real_is_dir(store.path)

@@ -95,12 +95,19 @@ class FeatureStore:
 
     def __init__(self, path, create: bool = True):
         self.path = Path(path)
+        if self.path.is_dir():
+            return
+        if not create and not (self.path.exists() or self.path.is_symlink()):
+            raise FileNotFoundError(f"feature store {self.path} does not exist")
+        if create:
+            # Several processes may create the same store at once (SynthSign's writers): create first, then check,
+            # so that another process's mkdir between a check and ours is not taken for a file in the way.
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:
+                pass
         if not self.path.is_dir():
-            if self.path.exists() or self.path.is_symlink():
-                raise NotADirectoryError(f"feature store {self.path} exists and is not a folder; pass a folder")
-            if not create:
-                raise FileNotFoundError(f"feature store {self.path} does not exist")
-            self.path.mkdir(parents=True, exist_ok=True)
+            raise NotADirectoryError(f"feature store {self.path} exists and is not a folder; pass a folder")
 
     def file_for(self, sample_id: str) -> Path:
         return self.path / feature_file_name(sample_id)
