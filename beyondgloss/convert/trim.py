@@ -3,9 +3,9 @@
 
 mBART-large-cc25 has 250,027 tokens, of which a sign language corpus uses a few thousand (2,454 for Phoenix14T
 with the reference's trimming); the embedding matrix and LM head then dominate the model. The reference trims with
-the `hftrim` package (spec §5.2); this module does the same with transformers alone: the kept ids are the pieces of
-the training texts plus every special token and language code, in their original order, so `<s>`, `<pad>`, `</s>`
-and `<unk>` keep ids 0-3 and the configuration's special ids stay valid.
+the `hftrim` package (docs/method.md, "Trimmed mBART"); this module does the same with transformers alone: the kept
+ids are the pieces of the training texts plus every special token and language code, in their original order, so
+`<s>`, `<pad>`, `</s>` and `<unk>` keep ids 0-3 and the configuration's special ids stay valid.
 """
 
 import copy
