@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/beyondgloss demo --output_dir $(DEMO_OUT) --overwrite_output_dir $(DEMO_ARGS)
 
 benchmark: $(STAMP)
-	$(PYTHON) scripts/benchmark.py
+	$(VENV)/bin/beyondgloss benchmark
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info

@@ -35,8 +35,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_sign_dataset": "beyondgloss.data",
     "FeatureStore": "beyondgloss.data.feature_store",
-    "tiny_config": "beyondgloss.testing",
-    "train_sign_tokenizer": "beyondgloss.tokenization",
+    "train_sign_tokenizer": "beyondgloss.data",
     "read_video_frames": "beyondgloss.video_io",
     "count_frames": "beyondgloss.video_io",
     "video_fps": "beyondgloss.video_io",
@@ -48,7 +47,7 @@ _LAZY = {
     "save_for_hub": "beyondgloss.hub",
     "push_to_hub": "beyondgloss.hub",
     "SignTranslationCardData": "beyondgloss.model_card",
-    "ModelCardCallback": "beyondgloss.model_card",
+    "ModelCardCallback": "beyondgloss.training",
     "generate_synthsign": "beyondgloss.data",
     "PretrainingCollator": "beyondgloss.data",
     "TranslationCollator": "beyondgloss.data",

@@ -1,5 +1,5 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
-"""Model cards for beyondgloss checkpoints: card data, rendering from a template, and a Trainer callback.
+"""Model cards for beyondgloss checkpoints: card data and rendering from a template.
 
 A card says what the model translates (sign language, spoken language, dataset and its domain), how it was trained,
 how it scores with which BLEU convention and sacrebleu signature (numbers of different conventions are not
@@ -11,30 +11,26 @@ network).
 """
 
 import copy
-import logging
 import re
 from pathlib import Path
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from transformers import TrainerCallback
-
 from .utils.import_utils import require
 
 __all__ = [
     "CITATION",
+    "TRAINING_FIELDS",
     "KNOWN_DATASETS",
     "PIPELINE_TAGS",
     "TEMPLATE_DIR",
     "EvaluationResult",
-    "ModelCardCallback",
     "SignTranslationCardData",
     "render_model_card",
+    "results_from_metrics",
     "target_language_code",
     "write_model_card",
 ]
-
-logger = logging.getLogger(__name__)
 
 TEMPLATE_DIR = Path(__file__).parent / "model_cards"
 DEFAULT_TEMPLATE = "beyondgloss.md"
@@ -87,7 +83,7 @@ _METRIC_TYPES = {
     "chrf": ("chrf", "chrF"),
 }
 # TrainingArguments fields that describe a run (the rest are logging and I/O settings).
-_TRAINING_FIELDS = (
+TRAINING_FIELDS = (
     "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "per_device_eval_batch_size",
     "gradient_accumulation_steps", "optim", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
     "max_grad_norm", "lr_scheduler_type", "warmup_steps", "label_smoothing_factor", "seed", "bf16", "fp16",
@@ -319,7 +315,7 @@ def write_model_card(card_data: SignTranslationCardData, folder: str | Path, mod
     return path
 
 
-def _results_from_metrics(metrics: dict[str, float], last_result: dict | None) -> list[EvaluationResult]:
+def results_from_metrics(metrics: dict[str, float], last_result: dict | None) -> list[EvaluationResult]:
     """Scores logged by Trainer (`eval_bleu4`, `test_rouge_l`, ...) as results, with the convention and signatures of
     the compute_metrics run that produced them when known."""
     last_result = last_result or {}
@@ -337,59 +333,3 @@ def _results_from_metrics(metrics: dict[str, float], last_result: dict | None) -
             signature=last_result.get(signature_key),
         ))
     return results
-
-
-class ModelCardCallback(TrainerCallback):
-    """Writes `README.md` (a model card) into the output directory when training ends.
-
-    The card takes the training settings from the `TrainingArguments`, the run's length from the trainer state,
-    the latest evaluation scores from the logs (with their BLEU convention and sacrebleu signature when the
-    `compute_metrics` object is given), and the architecture from the model. `Trainer.push_to_hub` replaces the
-    README with transformers' own card; push with `beyondgloss push <output_dir> <repo_id>` to keep this one.
-
-    Args:
-        card_data ([`SignTranslationCardData`], *optional*): dataset, language, license, ... of the run.
-        compute_metrics (`TranslationComputeMetrics`, *optional*): the trainer's metric object; its `last_result`
-            gives the convention and signatures of the scores.
-
-    Example:
-
-    ```python
-    >>> trainer = Seq2SeqTrainer(..., compute_metrics=compute_metrics,
-    ...     callbacks=[ModelCardCallback(SignTranslationCardData(dataset_name="phoenix14t"), compute_metrics)])
-    ```
-    """
-
-    def __init__(self, card_data: SignTranslationCardData | None = None, compute_metrics=None):
-        self.card_data = card_data or SignTranslationCardData()
-        self.compute_metrics = compute_metrics
-        self.metrics: dict[str, float] = {}
-        self.signatures: dict[str, dict] = {}
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        metrics = metrics or {}
-        self.metrics.update(metrics)
-        last_result = getattr(self.compute_metrics, "last_result", None)
-        for key in metrics:
-            self.signatures[key] = last_result
-
-    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if not state.is_world_process_zero:
-            return
-        card_data = copy.deepcopy(self.card_data)
-        results = [r for key, value in self.metrics.items()
-                   for r in _results_from_metrics({key: value}, self.signatures.get(key))]
-        card_data.results = card_data.results + results
-        settings = {name: getattr(args, name) for name in _TRAINING_FIELDS if hasattr(args, name)}
-        settings.update(
-            world_size=args.world_size,
-            total_train_batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
-            steps=state.global_step,
-            epochs=round(state.epoch or 0.0, 2),
-        )
-        runtime = next((log["train_runtime"] for log in reversed(state.log_history) if "train_runtime" in log), None)
-        if runtime is not None:
-            settings["train_runtime_seconds"] = round(runtime, 1)
-        card_data.training_settings = settings | card_data.training_settings
-        path = write_model_card(card_data, args.output_dir, model=model, processor=processing_class)
-        logger.info("Wrote the model card %s", path)

@@ -33,7 +33,7 @@ class BeyondGlossProcessor(ProcessorMixin):
     Args:
         video_processor ([`BeyondGlossVideoProcessor`]): frames to pixel values.
         tokenizer ([`MBartTokenizer`]): an mBART tokenizer (the model's, trimmed or not, or one from
-            [`~beyondgloss.tokenization.train_sign_tokenizer`]).
+            [`~beyondgloss.data.train_sign_tokenizer`]).
         target_language (`str`, *optional*): the dataset's mBART language code (`"de_DE"` for Phoenix14T, `"zh_CN"`
             for CSL-Daily); defaults to the tokenizer's `tgt_lang`.
         reference_compat (`bool`, defaults to `False`): use `de_DE` for every dataset, as the reference code does

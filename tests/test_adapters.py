@@ -19,8 +19,8 @@ from beyondgloss.modeling_beyondgloss import ADAPTER_WEIGHTS_NAME
 from beyondgloss.pipeline_sign_translation import TASK, SignTranslationPipeline
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.testing import tiny_config
-from beyondgloss.testing_video import make_frames, write_frame_folder
-from beyondgloss.tokenization import train_sign_tokenizer
+from beyondgloss.testing.videos import make_frames, write_frame_folder
+from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 
 from .conftest import BLOCK_BEYONDGLOSS

@@ -10,15 +10,13 @@ import pytest
 
 from beyondgloss.benchmark import main
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
-
 
 def test_quick_benchmark_prints_every_measurement(tmp_path):
     output = tmp_path / "bench.json"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     completed = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--threads", "1", "--steps", "1", "--warmup", "0",
-         "--output", str(output)],
+        [sys.executable, "-m", "beyondgloss.cli", "benchmark", "--quick", "--threads", "1", "--steps", "1", "--warmup",
+         "0", "--output", str(output)],
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
@@ -65,7 +63,7 @@ def test_bad_arguments_are_refused_with_the_reason(argv, message, capsys):
 
 
 def test_rounds_alternate_the_pretraining_pair_and_pool_their_steps(capsys, monkeypatch):
-    from beyondgloss import benchmark
+    from beyondgloss.benchmark import runner as benchmark
 
     order = []
 

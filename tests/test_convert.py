@@ -24,7 +24,7 @@ from beyondgloss.convert import (
 )
 from beyondgloss.convert.commands import convert as convert_command
 from beyondgloss.modeling_beyondgloss import sinusoidal_position_encoding
-from beyondgloss.reference_impl import ReferenceSignEncoder
+from beyondgloss.benchmark.reference_impl import ReferenceSignEncoder
 from beyondgloss.testing import assert_same_math
 
 LAYOUT_TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official_checkpoint_layout.tsv"

@@ -8,7 +8,7 @@ import torch
 
 from beyondgloss.data import FeatureStore, PretrainingCollator, SignCollator, TranslationCollator, load_sign_dataset
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
-from beyondgloss.tokenization import train_sign_tokenizer
+from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 
 TEXTS = ["the dog sees the ball", "a red boat", "the girl helps", "tomorrow it rains"]

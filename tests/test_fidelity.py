@@ -1,7 +1,7 @@
 """`reference_compat=True` computes what the authors' code computes, on padded batches of unequal lengths; the default
 mode keeps its padding-free, batch-invariant behaviour.
 
-The oracle is `beyondgloss.reference_impl.ReferenceSignEncoder`, written from the authors' order of operations (pad
+The oracle is `beyondgloss.benchmark.reference_impl.ReferenceSignEncoder`, written from the authors' order of operations (pad
 right after the BatchNorm, hand head and fusion on the padded tensor, unmasked pooling), and, for the task heads, the
 authors' formulas written out here (plain means over every step, one temperature for both contrastive terms). Both
 sides run in float64 and are held to `SAME_MATH_RTOL` (1e-10) of each tensor's largest entry, at every position,
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from transformers.models.mbart.modeling_mbart import shift_tokens_right
 
 from beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation, BeyondGlossModel
-from beyondgloss.reference_impl import ReferenceSignEncoder
+from beyondgloss.benchmark.reference_impl import ReferenceSignEncoder
 from beyondgloss.testing import assert_same_math, tiny_config
 
 LENGTHS = (12, 9)  # unequal, and the short one odd: its last real step is pooled with a padded frame

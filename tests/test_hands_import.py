@@ -11,7 +11,7 @@ import torch
 from beyondgloss.data.feature_store import FeatureStore
 from beyondgloss.data.safe_pickle import UnsafePickleError
 from beyondgloss.descriptor.commands import import_hands
-from beyondgloss.descriptor.hands import hand_presence_mask, import_hamer_features, read_hamer_file
+from beyondgloss.data.hands import hand_presence_mask, import_hamer_features, read_hamer_file
 
 
 def write_reference_file(root, split, video_id, content):

@@ -22,7 +22,7 @@ from beyondgloss.data.safe_pickle import (
     load_pickle_file,
     restricted_loads,
 )
-from beyondgloss.descriptor.hands import import_hamer_features, read_hamer_file
+from beyondgloss.data.hands import import_hamer_features, read_hamer_file
 
 
 def snapshot(folder) -> dict:

@@ -17,8 +17,8 @@ from beyondgloss import BeyondGlossConfig, BeyondGlossForSignTranslation
 from beyondgloss.cli import main
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.testing import tiny_config
-from beyondgloss.testing_video import make_frames, write_mp4
-from beyondgloss.tokenization import train_sign_tokenizer
+from beyondgloss.testing.videos import make_frames, write_mp4
+from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.training import BeyondGlossPretrainingTrainer, LogFileCallback, pretraining_arguments
 from beyondgloss.training.arguments import TranslateArguments
 from beyondgloss.training.commands import (

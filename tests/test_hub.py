@@ -25,7 +25,7 @@ from beyondgloss.hub import (
 )
 from beyondgloss.model_card import SignTranslationCardData
 from beyondgloss.pipeline_sign_translation import register_pipeline
-from beyondgloss.testing_video import make_frames, write_frame_folder
+from beyondgloss.testing.videos import make_frames, write_frame_folder
 
 from .conftest import BLOCK_BEYONDGLOSS
 from .test_cli import QUICK, corpus, pretrained  # noqa: F401 (the tiny SynthSign corpus and stage-1 run)

@@ -8,10 +8,10 @@ from transformers import TrainerControl, TrainerState, TrainingArguments
 from beyondgloss.model_card import (
     CITATION,
     EvaluationResult,
-    ModelCardCallback,
     SignTranslationCardData,
     render_model_card,
 )
+from beyondgloss.training.callbacks import ModelCardCallback
 
 from .test_pipeline import SENTENCES, make_translator
 
@@ -99,7 +99,7 @@ def test_callback_writes_the_card_at_train_end(translator, tmp_path):
 
 def test_metadata_defaults_and_language_from_the_tokenizer(translator):
     from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
-    from beyondgloss.tokenization import train_sign_tokenizer
+    from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 
     # Phoenix14T with English targets: the language is the tokenizer's target, not the dataset's country.
     english = BeyondGlossProcessor(translator.processor.video_processor,

@@ -1,6 +1,6 @@
 """Every speed optimisation of the sign video encoder computes what the straightforward path computes.
 
-The straightforward path is `beyondgloss.reference_impl.ReferenceSignEncoder`: the authors' computation (fused qkv
+The straightforward path is `beyondgloss.benchmark.reference_impl.ReferenceSignEncoder`: the authors' computation (fused qkv
 with shared-A LoRA, plain softmax attention, every token of every block, autograd everywhere, one pass over all
 frames, the band mask rebuilt in Python). Both sides run in float64, and every output and gradient is held to
 `SAME_MATH_RTOL` (1e-10) of its largest entry (see `beyondgloss.testing.assert_same_math`): float64 round-off is about
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from beyondgloss.benchmark import count_frame_encoder_flops
 from beyondgloss.modeling_beyondgloss import BandMaskCache, BeyondGlossModel, BeyondGlossTemporalAttention
-from beyondgloss.reference_impl import ReferenceSignEncoder, local_1d_pattern
+from beyondgloss.benchmark.reference_impl import ReferenceSignEncoder, local_1d_pattern
 from beyondgloss.testing import assert_same_math, tiny_config
 
 # Gradients that are zero in exact arithmetic, so pure round-off: the biases that shift every frame's feature alike
@@ -234,7 +234,7 @@ def test_sdpa_temporal_attention_equals_plain_attention_with_python_mask():
     config = _config()
     torch.manual_seed(0)
     ours = BeyondGlossTemporalAttention(config).double()
-    from beyondgloss.reference_impl import _TemporalAttention
+    from beyondgloss.benchmark.reference_impl import _TemporalAttention
 
     theirs = _TemporalAttention(config.frame_dim, config.temporal_heads, config.temporal_window).double()
     theirs.load_state_dict(ours.state_dict())

@@ -9,8 +9,8 @@ from beyondgloss import BeyondGlossForSignTranslation
 from beyondgloss.pipeline_sign_translation import TASK, SignTranslationInputError, SignTranslationPipeline
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.testing import tiny_config
-from beyondgloss.testing_video import make_frames, write_frame_folder, write_mp4
-from beyondgloss.tokenization import train_sign_tokenizer
+from beyondgloss.testing.videos import make_frames, write_frame_folder, write_mp4
+from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 
 SENTENCES = ["morgen regnet es im norden", "heute sonne im süden", "am abend wind an der küste"]

@@ -12,8 +12,8 @@ from transformers import AutoProcessor, AutoTokenizer, MBartTokenizer
 
 from beyondgloss.configuration_beyondgloss import BeyondGlossConfig
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
-from beyondgloss.testing_video import make_frames
-from beyondgloss.tokenization import train_sign_tokenizer
+from beyondgloss.testing.videos import make_frames
+from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 
 CORPUS = [

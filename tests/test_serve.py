@@ -16,8 +16,8 @@ from beyondgloss.data.synthsign import SYNTHSIGN_LEXICON, render_clip
 from beyondgloss.pipeline_sign_translation import TASK
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.testing import tiny_config
-from beyondgloss.testing_video import write_mp4
-from beyondgloss.tokenization import train_sign_tokenizer
+from beyondgloss.testing.videos import write_mp4
+from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 
 SENTENCES = ["morgen regnet es im norden", "heute sonne im süden", "am abend wind an der küste"]

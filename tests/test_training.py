@@ -12,7 +12,7 @@ from transformers import EvalPrediction, TrainerCallback
 from beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
 from beyondgloss.metrics import compute_translation_metrics, make_compute_metrics
 from beyondgloss.testing import tiny_config
-from beyondgloss.tokenization import train_sign_tokenizer
+from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.training import (
     PRETRAINING_PRESET,
     BeyondGlossPretrainingTrainer,

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from beyondgloss.testing_video import make_frames, write_frame_folder, write_mp4
+from beyondgloss.testing.videos import make_frames, write_frame_folder, write_mp4
 from beyondgloss.video_io import (
     VideoReadError,
     count_frames,

@@ -10,7 +10,7 @@ from PIL import Image
 
 from beyondgloss import video_io
 from beyondgloss.configuration_beyondgloss import BeyondGlossConfig
-from beyondgloss.testing_video import make_frames, write_frame_folder, write_mp4
+from beyondgloss.testing.videos import make_frames, write_frame_folder, write_mp4
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor, affine_frames, select_frame_indices
 
 MEAN = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)

@@ -1,4 +1,4 @@
-"""The Sign Video Descriptor and the hand-feature import: the method's two hand-centric teachers.
+"""The Sign Video Descriptor: machine-written descriptions of the hand motion, a teacher of the pre-training.
 
 - `segment_ranges`, `frame_grid`: 16-frame segments and their grid images (reference geometry).
 - `SignVideoDescriber`: describes each segment's hands with an image-text-to-text model.
@@ -6,12 +6,12 @@
   OpenAI-compatible endpoint).
 - `DescriptionEncoder`: mean-pooled sentence embeddings (mBART-large-50 style) into a feature store.
 - `describe_videos`: the resumable run over many videos (`beyondgloss describe`).
-- `import_hamer_features`: the reference's HaMeR `.lzma` files into a feature store with a hand mask.
+
+The other hand-centric teacher, HaMeR hand features, is data: `beyondgloss.data.import_hamer_features`.
 """
 
 from .describer import DESCRIBE_PROMPT, NotAnImageTextToTextModelError, SignVideoDescriber
 from .encoder import DescriptionEncoder
-from .hands import HAND_FEATURE_DIM, hand_presence_mask, import_hamer_features, read_hamer_file
 from .refiner import REFINE_PROMPT, DescriptionRefiner, LocalChatModel, OpenAICompatibleEndpoint, RefinementError
 from .runs import DescribeSummary, describe_videos, find_videos, load_descriptions
 from .segments import frame_grid, segment_ranges
@@ -19,7 +19,6 @@ from .segments import frame_grid, segment_ranges
 __all__ = [
     "DESCRIBE_PROMPT",
     "REFINE_PROMPT",
-    "HAND_FEATURE_DIM",
     "SignVideoDescriber",
     "NotAnImageTextToTextModelError",
     "DescriptionRefiner",
@@ -33,7 +32,4 @@ __all__ = [
     "load_descriptions",
     "frame_grid",
     "segment_ranges",
-    "hand_presence_mask",
-    "import_hamer_features",
-    "read_hamer_file",
 ]

@@ -209,7 +209,7 @@ def encode_descriptions(argv) -> int:
 def import_hands(argv) -> int:
     """`beyondgloss import-hands HAMER_ROOT --store STORE_DIR`."""
     from ..data.feature_store import FeatureStore
-    from .hands import HAND_FEATURE_DIM, ID_FORMATS, import_hamer_features
+    from ..data.hands import HAND_FEATURE_DIM, ID_FORMATS, import_hamer_features
 
     parser = argparse.ArgumentParser(
         prog="beyondgloss import-hands",

@@ -4,7 +4,7 @@ Importing this package imports `transformers.Trainer` (and through it accelerate
 import it; `from beyondgloss.training import ...` does.
 """
 
-from .callbacks import LogFileCallback
+from .callbacks import LogFileCallback, ModelCardCallback
 from .presets import PRETRAINING_PRESET, TRANSLATION_PRESET, pretraining_arguments, translation_arguments
 from .trainers import (
     LOSS_PARTS,
@@ -21,6 +21,7 @@ __all__ = [
     "LossPartsTracker",
     "RetrievalMetrics",
     "LogFileCallback",
+    "ModelCardCallback",
     "PRETRAINING_PRESET",
     "TRANSLATION_PRESET",
     "pretraining_arguments",

@@ -4,6 +4,7 @@ Also the one way the training code writes a whole file (`write_atomically`), so 
 the old file or the new one, never a torn one.
 """
 
+import copy
 import json
 import logging
 import math
@@ -12,7 +13,9 @@ import tempfile
 
 from transformers import TrainerCallback
 
-__all__ = ["LogFileCallback", "write_atomically"]
+from ..model_card import TRAINING_FIELDS, SignTranslationCardData, results_from_metrics, write_model_card
+
+__all__ = ["LogFileCallback", "ModelCardCallback", "write_atomically"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,3 +88,59 @@ class LogFileCallback(TrainerCallback):
         os.makedirs(os.path.dirname(self._file(args)) or ".", exist_ok=True)
         with open(self._file(args), "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
+
+
+class ModelCardCallback(TrainerCallback):
+    """Writes `README.md` (a model card) into the output directory when training ends.
+
+    The card takes the training settings from the `TrainingArguments`, the run's length from the trainer state,
+    the latest evaluation scores from the logs (with their BLEU convention and sacrebleu signature when the
+    `compute_metrics` object is given), and the architecture from the model. `Trainer.push_to_hub` replaces the
+    README with transformers' own card; push with `beyondgloss push <output_dir> <repo_id>` to keep this one.
+
+    Args:
+        card_data ([`SignTranslationCardData`], *optional*): dataset, language, license, ... of the run.
+        compute_metrics (`TranslationComputeMetrics`, *optional*): the trainer's metric object; its `last_result`
+            gives the convention and signatures of the scores.
+
+    Example:
+
+    ```python
+    >>> trainer = Seq2SeqTrainer(..., compute_metrics=compute_metrics,
+    ...     callbacks=[ModelCardCallback(SignTranslationCardData(dataset_name="phoenix14t"), compute_metrics)])
+    ```
+    """
+
+    def __init__(self, card_data: SignTranslationCardData | None = None, compute_metrics=None):
+        self.card_data = card_data or SignTranslationCardData()
+        self.compute_metrics = compute_metrics
+        self.metrics: dict[str, float] = {}
+        self.signatures: dict[str, dict] = {}
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        metrics = metrics or {}
+        self.metrics.update(metrics)
+        last_result = getattr(self.compute_metrics, "last_result", None)
+        for key in metrics:
+            self.signatures[key] = last_result
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        card_data = copy.deepcopy(self.card_data)
+        results = [r for key, value in self.metrics.items()
+                   for r in results_from_metrics({key: value}, self.signatures.get(key))]
+        card_data.results = card_data.results + results
+        settings = {name: getattr(args, name) for name in TRAINING_FIELDS if hasattr(args, name)}
+        settings.update(
+            world_size=args.world_size,
+            total_train_batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
+            steps=state.global_step,
+            epochs=round(state.epoch or 0.0, 2),
+        )
+        runtime = next((log["train_runtime"] for log in reversed(state.log_history) if "train_runtime" in log), None)
+        if runtime is not None:
+            settings["train_runtime_seconds"] = round(runtime, 1)
+        card_data.training_settings = settings | card_data.training_settings
+        path = write_model_card(card_data, args.output_dir, model=model, processor=processing_class)
+        logger.info("Wrote the model card %s", path)

@@ -484,7 +484,7 @@ def _load_processor(model_args: ModelArguments, data: DataArguments, train_texts
             if train_texts is None:
                 raise CommandError("no processor: pass --model_name_or_path of a folder with a saved processor, or "
                                    "--processor_name_or_path")
-            from ..tokenization import train_sign_tokenizer
+            from ..data import train_sign_tokenizer
 
             tokenizer = train_sign_tokenizer(train_texts, vocab_size=model_args.tokenizer_vocab_size,
                                              language_codes=[target], language=target)

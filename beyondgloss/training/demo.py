@@ -302,7 +302,7 @@ def run_demo(args: DemoArguments) -> dict:
     from ..data import load_sign_dataset
     from ..data.synthsign import SYNTHSIGN_HAND_DIM, SYNTHSIGN_LANGUAGE_CODE
     from ..processing_beyondgloss import BeyondGlossProcessor
-    from ..tokenization import train_sign_tokenizer
+    from ..data import train_sign_tokenizer
     from ..video_processing_beyondgloss import BeyondGlossVideoProcessor
 
     started = time.time()

@@ -7,7 +7,7 @@ Each measurement runs in its own subprocess, so that its peak resident memory (`
 - `pretrain_step`: contrastive pre-training step (forward, backward, AdamW) on B videos x T frames with 16-token
   targets, hand targets and description embeddings;
 - `reference_pretrain_step`: the same step with the sign video encoder replaced by
-  [`~beyondgloss.reference_impl.ReferenceSignEncoder`] (the authors' computation, same math);
+  [`~beyondgloss.benchmark.reference_impl.ReferenceSignEncoder`] (the authors' computation, same math);
 - `translation`: one video, beam search with exactly `--new-tokens` generated tokens;
 - `encoder_inference`: frames per second and achieved GFLOP/s of the frame encoder (DINOv2 CLS features) and of
   the whole sign video encoder, next to the matmul peak measured in the same process;
@@ -86,8 +86,8 @@ def _parser() -> argparse.ArgumentParser:
 def build_config(args):
     """The full-size default config (ViT-S/14 at 224 px, mBART-large shapes, `--vocab-size` tokens) or, with
     `--quick`, the tiny test config."""
-    from .configuration_beyondgloss import BeyondGlossConfig
-    from .testing import tiny_config
+    from ..configuration_beyondgloss import BeyondGlossConfig
+    from ..testing import tiny_config
 
     if args.quick:
         config = tiny_config()
@@ -209,7 +209,7 @@ def count_frame_encoder_flops(model, frames: int = 1) -> int:
 
 
 def _pretrain_step(args, device, reference: bool) -> dict:
-    from .modeling_beyondgloss import BeyondGlossForContrastivePretraining
+    from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining
     from .reference_impl import ReferenceSignEncoder
 
     model, config, size = _build(BeyondGlossForContrastivePretraining, args, device, training=True)
@@ -247,7 +247,7 @@ def _pretrain_step(args, device, reference: bool) -> dict:
 
 
 def _translation(args, device) -> dict:
-    from .modeling_beyondgloss import BeyondGlossForSignTranslation
+    from ..modeling_beyondgloss import BeyondGlossForSignTranslation
 
     model, config, size = _build(BeyondGlossForSignTranslation, args, device)
     video = torch.randn(1, args.translation_frames, 3, size, size, device=device)
@@ -265,7 +265,7 @@ def _translation(args, device) -> dict:
 
 
 def _encoder_inference(args, device) -> dict:
-    from .modeling_beyondgloss import BeyondGlossModel
+    from ..modeling_beyondgloss import BeyondGlossModel
 
     peak = measure_matmul_peak(device, quick=args.quick)
     model, config, size = _build(BeyondGlossModel, args, device)
@@ -306,7 +306,7 @@ def _encoder_inference(args, device) -> dict:
 
 
 def _long_video(args, device) -> dict:
-    from .modeling_beyondgloss import BeyondGlossModel
+    from ..modeling_beyondgloss import BeyondGlossModel
 
     model, config, size = _build(BeyondGlossModel, args, device)
     video = torch.randn(1, args.long_frames, 3, size, size, device=device)
@@ -346,7 +346,7 @@ def _quick_sizes(args) -> None:
 
 
 def _spawn(name: str, argv: list[str]) -> dict:
-    command = [sys.executable, "-m", "beyondgloss.benchmark", *argv, "--child", name]
+    command = [sys.executable, "-m", "beyondgloss.benchmark.runner", *argv, "--child", name]
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     completed = subprocess.run(command, capture_output=True, text=True, env=env)
     if completed.returncode != 0:

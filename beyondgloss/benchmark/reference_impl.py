@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
-from .configuration_beyondgloss import BeyondGlossConfig
-from .modeling_beyondgloss import BeyondGlossModel, BeyondGlossModelOutput
+from ..configuration_beyondgloss import BeyondGlossConfig
+from ..modeling_beyondgloss import BeyondGlossModel, BeyondGlossModelOutput
 
 __all__ = ["ReferenceSignEncoder", "local_1d_pattern"]
 
@@ -199,7 +199,7 @@ class ReferenceSignEncoder(nn.Module):
     ```python
     >>> import torch
     >>> from beyondgloss.modeling_beyondgloss import BeyondGlossModel
-    >>> from beyondgloss.reference_impl import ReferenceSignEncoder
+    >>> from beyondgloss.benchmark.reference_impl import ReferenceSignEncoder
     >>> from beyondgloss.testing import tiny_config
     >>> model = BeyondGlossModel(tiny_config()).double().eval()  # float64: round-off cannot hide a difference
     >>> reference = ReferenceSignEncoder.from_beyondgloss(model).eval()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.safe_pickle import UnsafePickleError, load_pickle_file
+from .safe_pickle import UnsafePickleError, load_pickle_file
 
 __all__ = [
     "HAND_FEATURE_DIM",
