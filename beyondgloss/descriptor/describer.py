@@ -5,7 +5,8 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
-from ._models import decode_new_tokens, load_config, load_model, move_to_model
+from ._models import decode_new_tokens, move_to_model
+from .loading import PretrainedWrapperMixin
 from .segments import GRID_GAP, GRID_MAX_SIDE, SEGMENT_LENGTH, frame_grid, segment_ranges
 
 __all__ = ["DESCRIBE_PROMPT", "SignVideoDescriber", "NotAnImageTextToTextModelError"]
@@ -28,7 +29,7 @@ class NotAnImageTextToTextModelError(ValueError):
     """A model id names a checkpoint that `AutoModelForImageTextToText` cannot load."""
 
 
-class SignVideoDescriber:
+class SignVideoDescriber(PretrainedWrapperMixin):
     """Describes the hand motion of each 16-frame segment of a sign video with a vision-language model.
 
     Any checkpoint that `transformers.AutoModelForImageTextToText` and `AutoProcessor` load works (LLaVA,
@@ -44,12 +45,23 @@ class SignVideoDescriber:
         gap (`int`), max_side (`int`): grid geometry (the reference's 50 px and 1920 px).
         batch_size (`int`): segments described per `generate` call.
 
+    `from_pretrained(model_id, device_map=None, dtype="auto", trust_remote_code=False, **kwargs)` loads the
+    model and processor and raises `NotAnImageTextToTextModelError` for a checkpoint of another kind.
+
     ```python
     >>> describer = SignVideoDescriber.from_pretrained("path/to/vlm")
     >>> describer.describe_video(frames)        # frames: uint8 (T, 3, H, W)
     ['The right hand, flat with the palm down, rises from the chest ...', ...]
     ```
     """
+
+    auto_model = "AutoModelForImageTextToText"
+    auto_preprocessor = "AutoProcessor"
+    accepted_model_types = "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES"
+    wrong_model_hint = (
+        "the describer needs a vision-language chat model (for example a LLaVA, Qwen2-VL or Gemma 3 checkpoint)"
+    )
+    wrong_model_error = NotAnImageTextToTextModelError
 
     def __init__(
         self,
@@ -81,43 +93,6 @@ class SignVideoDescriber:
         self.gap = gap
         self.max_side = max_side
         self.batch_size = batch_size
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        model_id: str,
-        device_map: str | None = None,
-        dtype: str | torch.dtype = "auto",
-        trust_remote_code: bool = False,
-        **kwargs,
-    ) -> "SignVideoDescriber":
-        """Loads a vision-language model and its processor by hub id or local path.
-
-        Args:
-            model_id (`str`): hub id or folder of an image-text-to-text checkpoint.
-            device_map (`str`, *optional*): where to put the model; defaults to every GPU when there is one,
-                else the CPU.
-            dtype (`str` or `torch.dtype`): weight dtype; `"auto"` keeps the checkpoint's.
-            trust_remote_code (`bool`): allow a checkpoint's own modeling code.
-            kwargs: passed to the constructor (prompt, max_new_tokens, batch_size, ...).
-
-        Raises:
-            `NotAnImageTextToTextModelError`: the checkpoint is not an image-text-to-text model.
-        """
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-        from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
-
-        config = load_config(model_id, trust_remote_code)
-        remote = "AutoModelForImageTextToText" in (getattr(config, "auto_map", None) or {})
-        if config.model_type not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES and not remote:
-            raise NotAnImageTextToTextModelError(
-                f"{model_id!r} is a {config.model_type!r} model, which AutoModelForImageTextToText cannot load; "
-                "the describer needs a vision-language chat model (for example a LLaVA, Qwen2-VL or Gemma 3 "
-                "checkpoint)"
-            )
-        model = load_model(AutoModelForImageTextToText, model_id, device_map, dtype, trust_remote_code)
-        processor = AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
-        return cls(model, processor, **kwargs)
 
     def segments(self, num_frames: int) -> list[range]:
         """The frame indices of each segment of a video of `num_frames` frames."""

@@ -10,12 +10,13 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-from ._models import load_model, move_to_model
+from ._models import move_to_model
+from .loading import PretrainedWrapperMixin
 
 __all__ = ["DescriptionEncoder"]
 
 
-class DescriptionEncoder:
+class DescriptionEncoder(PretrainedWrapperMixin):
     """Mean-pooled sentence embeddings from any transformers text encoder.
 
     For an encoder-decoder checkpoint (mBART-large-50, the reference's choice, d_model 1024) only the
@@ -29,12 +30,18 @@ class DescriptionEncoder:
         src_lang (`str`, *optional*): language code for multilingual tokenizers that take one (mBART-50:
             `"en_XX"`, the language the describer writes in).
 
+    `from_pretrained(model_id, device_map=None, dtype="auto", trust_remote_code=False, **kwargs)` loads an
+    encoder (`AutoModel`) and its tokenizer.
+
     ```python
     >>> encoder = DescriptionEncoder.from_pretrained("facebook/mbart-large-50")
     >>> encoder.encode(["The flat right hand rises from the chest."]).shape
     torch.Size([1, 1024])
     ```
     """
+
+    auto_model = "AutoModel"
+    auto_preprocessor = "AutoTokenizer"
 
     def __init__(self, model, tokenizer, max_length: int = 256, batch_size: int = 16, src_lang: str | None = None):
         if model.config.is_encoder_decoder:
@@ -47,22 +54,6 @@ class DescriptionEncoder:
             tokenizer.src_lang = src_lang
         self.max_length = max_length
         self.batch_size = batch_size
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        model_id: str,
-        device_map: str | None = None,
-        dtype: str | torch.dtype = "auto",
-        trust_remote_code: bool = False,
-        **kwargs,
-    ) -> "DescriptionEncoder":
-        """Loads an encoder (`AutoModel`) and its tokenizer by hub id or local path."""
-        from transformers import AutoModel, AutoTokenizer
-
-        model = load_model(AutoModel, model_id, device_map, dtype, trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
-        return cls(model, tokenizer, **kwargs)
 
     @property
     def dim(self) -> int:

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ._models import decode_new_tokens, load_model, move_to_model
+from ._models import decode_new_tokens, move_to_model
+from .loading import PretrainedWrapperMixin
 
 __all__ = [
     "REFINE_PROMPT",
@@ -47,14 +48,22 @@ class RefinementError(RuntimeError):
     """The refiner could not produce a sentence (endpoint failures after every retry, or an empty answer)."""
 
 
-class LocalChatModel:
+class LocalChatModel(PretrainedWrapperMixin):
     """A local chat model (`AutoModelForCausalLM` + a tokenizer with a chat template), decoded greedily.
 
     Args:
         model (`PreTrainedModel`): a causal language model.
         tokenizer (`PreTrainedTokenizerBase`): its tokenizer, with a chat template.
         max_new_tokens (`int`): the longest answer, in tokens.
+
+    `from_pretrained(model_id, device_map=None, dtype="auto", trust_remote_code=False, **kwargs)` loads the
+    model and tokenizer and raises `ValueError` for a checkpoint that is not a causal language model.
     """
+
+    auto_model = "AutoModelForCausalLM"
+    auto_preprocessor = "AutoTokenizer"
+    accepted_model_types = "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"
+    wrong_model_hint = "the refiner needs a chat model such as a Qwen2.5-Instruct or Llama-3-Instruct checkpoint"
 
     def __init__(self, model, tokenizer, max_new_tokens: int = 256):
         if getattr(tokenizer, "chat_template", None) is None:
@@ -69,29 +78,6 @@ class LocalChatModel:
             # Many chat models ship without a pad token; padding is masked out, so eos serves.
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.max_new_tokens = max_new_tokens
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        model_id: str,
-        device_map: str | None = None,
-        dtype: str | torch.dtype = "auto",
-        trust_remote_code: bool = False,
-        **kwargs,
-    ) -> "LocalChatModel":
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        try:
-            model = load_model(AutoModelForCausalLM, model_id, device_map, dtype, trust_remote_code)
-        except ValueError as error:
-            if "Unrecognized configuration class" not in str(error):
-                raise
-            raise ValueError(
-                f"{model_id!r} is not a causal language model (AutoModelForCausalLM cannot load it); the refiner "
-                "needs a chat model such as a Qwen2.5-Instruct or Llama-3-Instruct checkpoint"
-            ) from error
-        tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
-        return cls(model, tokenizer, **kwargs)
 
     @torch.inference_mode()
     def complete(self, conversations: Sequence[list[dict]]) -> list[str]:
