@@ -21,6 +21,8 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.utils import logging
 from transformers.utils.logging import tqdm
 
+from .video_io import ROW_VIDEO_KEYS, row_video
+
 __all__ = [
     "TASK",
     "SignTranslationInputError",
@@ -34,8 +36,6 @@ logger = logging.get_logger(__name__)
 
 TASK = "sign-translation"
 ERROR_MODES = ("raise", "skip")
-# Keys of a `datasets` row that hold the video, in the order the beyondgloss collators look for them.
-ROW_VIDEO_KEYS = ("video", "frames")
 # Everything `generate()` takes: the GenerationConfig fields plus its own arguments.
 _GENERATE_ARGUMENTS = (
     {key for key in vars(GenerationConfig()) if not key.startswith("_")}
@@ -93,10 +93,7 @@ def _describe(value) -> str:
 def _video_of(value):
     """The video of a `datasets` row (its `video` or `frames` entry); any other input is a video itself."""
     if isinstance(value, dict) and any(key in value for key in ROW_VIDEO_KEYS):
-        for key in ROW_VIDEO_KEYS:
-            if value.get(key) is not None:
-                return value[key]
-        raise ValueError(f"the row has no video: its {' and '.join(ROW_VIDEO_KEYS)} entries are empty")
+        return row_video(value, f"the dataset row with id {value['id']!r}" if "id" in value else "the dataset row")
     return value
 
 

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "ROW_VIDEO_KEYS",
     "VideoReadError",
     "VideoSource",
     "count_frames",
@@ -44,12 +45,15 @@ __all__ = [
     "list_frame_images",
     "natural_sort_key",
     "open_video",
+    "row_video",
     "read_video_frames",
     "resize_frames",
     "video_fps",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+# Keys of a `datasets` row (as the beyondgloss builders yield it) that hold its video, in the order they are tried.
+ROW_VIDEO_KEYS = ("video", "frames")
 
 
 class VideoReadError(ValueError):
@@ -133,6 +137,25 @@ def is_single_video(item) -> bool:
     if isinstance(item, (list, tuple)):
         return len(item) > 0 and all(_is_image_path(x) or _is_pil_image(x) for x in item)
     return True
+
+
+def row_video(row: dict, name: str = "the row"):
+    """The video of a `datasets` row: its first `ROW_VIDEO_KEYS` entry that is not `None`.
+
+    Args:
+        row (`dict`): a dataset row.
+        name (`str`): how error messages call the row, e.g. `"batch row 3 (id 'a')"`.
+
+    Raises:
+        `ValueError`: the row has no video entry, or only empty ones; the message names the row and its keys.
+    """
+    for key in ROW_VIDEO_KEYS:
+        if row.get(key) is not None:
+            return row[key]
+    raise ValueError(
+        f"{name} has no video: neither a `video` nor a `frames` entry is set (give it a `video`: a file, a decoder "
+        f"or a {{path, bytes}} dict; or `frames`: image paths); it has {sorted(row)}"
+    )
 
 
 def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -92,6 +92,12 @@ def test_datasets_rows_and_dataset(translator, media):
     assert streamed == [single, single]
 
 
+def test_a_row_without_video_is_named_by_its_id(translator, media):
+    # The pipeline reads rows with `video_io.row_video`, as the training collators do.
+    with pytest.raises(SignTranslationInputError, match=r"input \[1\] of 2 .*id 'empty'.*neither a `video` nor"):
+        translator([media["folder"], {"id": "empty", "video": None, "frames": None}], batch_size=2)
+
+
 def test_batch_equals_one_by_one(translator, media):
     settings = words_only(translator.tokenizer, min_new_tokens=3)
     inputs = [media["folder"], media["short"], {"id": "r", "frames": media["paths"]}]

@@ -12,6 +12,7 @@ from beyondgloss.video_io import (
     natural_sort_key,
     open_video,
     read_video_frames,
+    row_video,
     video_fps,
 )
 
@@ -185,3 +186,14 @@ def test_bad_folders_and_arrays(tmp_path, frames):
         read_video_frames(torch.zeros(2, 8, 8, 8, dtype=torch.uint8))
     with pytest.raises(IndexError, match="out of range; the video has 6 frames"):
         read_video_frames(frames, [6])
+
+
+def test_row_video_takes_the_first_set_entry_and_names_an_empty_row():
+    from beyondgloss.data import collators
+
+    assert row_video({"video": None, "frames": ["a.png"]}) == ["a.png"]
+    assert row_video({"video": "clip.mp4", "frames": ["a.png"]}) == "clip.mp4"
+    with pytest.raises(ValueError, match=r"batch row 2 \(id 'x'\) has no video.*it has \['id', 'text'\]"):
+        row_video({"id": "x", "text": "hi"}, "batch row 2 (id 'x')")
+    # One reader of rows for training and inference: the collators use this very function.
+    assert collators.row_video is row_video

@@ -24,6 +24,8 @@ such a batch to a model pops them first (the beyondgloss trainers do).
 import numpy as np
 import torch
 
+from ..video_io import row_video
+
 __all__ = ["SignCollator", "PretrainingCollator", "TranslationCollator"]
 
 
@@ -31,14 +33,6 @@ def _as_tensor(value, dtype=torch.float32) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value.to(dtype)
     return torch.as_tensor(np.asarray(value), dtype=dtype)
-
-
-def _video_of(row: dict, position: int):
-    for key in ("video", "frames"):
-        if row.get(key) is not None:
-            return row[key]
-    raise ValueError(f"batch row {position} (id {row.get('id', '?')!r}) has neither a `video` nor a `frames` entry; "
-                     f"it has {sorted(row)}")
 
 
 class SignCollator:
@@ -80,7 +74,8 @@ class SignCollator:
         if not rows:
             raise ValueError("cannot collate an empty list of rows")
         ids = [str(row.get("id", position)) for position, row in enumerate(rows)]
-        videos = [_video_of(row, position) for position, row in enumerate(rows)]
+        videos = [row_video(row, f"batch row {position} (id {row.get('id', '?')!r})")
+                  for position, row in enumerate(rows)]
         video = self.processor.video_processor(videos, training=self.training, return_frame_indices=True,
                                                return_tensors="pt")
         batch = {"pixel_values_videos": video["pixel_values_videos"],
