@@ -23,7 +23,7 @@ install_requires = [
     "jinja2",
 ]
 extras = {
-    "metrics": ["sacrebleu>=2.4", "rouge-score>=0.1.2", "evaluate>=0.4"],
+    "metrics": ["sacrebleu>=2.4", "evaluate>=0.4"],  # ROUGE-L is beyondgloss's own (docs/metrics.md)
     "plots": ["matplotlib>=3.7"],
     "app": ["gradio>=6.0,<7"],  # `beyondgloss serve`
 }

@@ -16,7 +16,6 @@ from pathlib import Path
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .utils.import_utils import require
 
 __all__ = [
     "CITATION",
@@ -286,7 +285,6 @@ def render_model_card(card_data: SignTranslationCardData, template_path: str | P
     Returns:
         `huggingface_hub.ModelCard`: YAML metadata (language, license, datasets, metrics, eval results) and text.
     """
-    require("jinja2", "Rendering a model card")
     from huggingface_hub import ModelCard
 
     if not card_data.model_name:

@@ -1,24 +1,17 @@
 """Optional dependencies, checked in one place, with the install hint."""
 
 import importlib
-import importlib.util
 
-__all__ = ["require", "is_available"]
+__all__ = ["require"]
 
-# import name -> (pip package, beyondgloss extra that brings it)
+# import name -> (pip package, beyondgloss extra that brings it). Only the extras' packages: what setup.py
+# requires (torch, torchcodec, pyyaml, jinja2, ...) is imported plainly.
 _OPTIONAL = {
     "sacrebleu": ("sacrebleu", "metrics"),
-    "rouge_score": ("rouge-score", "metrics"),
     "evaluate": ("evaluate", "metrics"),
     "matplotlib": ("matplotlib", "plots"),
     "gradio": ("gradio", "app"),
-    "torchcodec": ("torchcodec", None),
-    "yaml": ("pyyaml", None),
 }
-
-
-def is_available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 def require(module: str, purpose: str):
