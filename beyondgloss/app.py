@@ -13,8 +13,8 @@ pixels) and the time each stage took (decode, encode, generate). For a pre-train
 (`BeyondGlossForContrastivePretraining`) it ranks sentences the user types by their similarity to the video.
 
 The work is done by [`SignVideoAnalyser`], which needs no web framework (tests and scripts call it directly);
-[`build_app`] puts it in a page; [`serve`] is the command. Gradio is the optional extra `app`:
-`pip install 'beyondgloss[app]'`.
+[`build_app`] puts it in a page; `beyondgloss serve` (`beyondgloss.cli.serve`) is the command. Gradio is the optional
+extra `app`: `pip install 'beyondgloss[app]'`.
 """
 
 import logging
@@ -37,7 +37,6 @@ __all__ = [
     "frame_strip",
     "launch",
     "load_analyser",
-    "serve",
     "start",
 ]
 
@@ -481,33 +480,3 @@ def require_gradio():
     from .utils.import_utils import require
 
     return require("gradio", "beyondgloss serve")
-
-
-def serve(argv: list) -> int:
-    """`beyondgloss serve --model <folder or hub id> [--host 127.0.0.1 --port 7860]`: serves the app until Ctrl-C.
-
-    Exit status 2 with a one-line message for a bad argument or a checkpoint that cannot be loaded.
-    """
-    from .training.commands import CommandError, _guarded, _parse
-
-    def run(argv, name):
-        (arguments,) = _parse(argv, (ServeArguments,), command=name, description=ServeArguments.__doc__)
-        try:
-            require_gradio()
-        except ImportError as error:
-            raise CommandError(str(error)) from error
-        looks_local = arguments.model.startswith(("/", ".", "~")) or arguments.model.count("/") > 1
-        if looks_local and not Path(arguments.model).expanduser().is_dir():
-            raise CommandError(f"--model {arguments.model}: no such folder; give a saved checkpoint folder or a Hub "
-                               "model id such as your-name/phoenix14t-beyondgloss")
-        try:
-            analyser = load_analyser(arguments)
-        except (OSError, ValueError) as error:  # no such folder or Hub id, not a beyondgloss checkpoint
-            raise CommandError(f"cannot load {arguments.model}: {error}") from error
-        try:
-            start(build_app(analyser), arguments, block=True)
-        except OSError as error:  # the port is taken, the host is not this machine's
-            raise CommandError(f"cannot listen on {arguments.host}:{arguments.port}: {error}") from error
-        return 0
-
-    return _guarded(run, argv, "serve")

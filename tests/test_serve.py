@@ -159,11 +159,14 @@ def test_retrieval_for_a_pretraining_checkpoint(tmp_path, clip):
 
 
 def test_cli_errors_are_one_line(capsys):
-    assert cli_main(["serve", "--model", "/no/such/folder"]) == 2
+    # An input error: one line, status 1. A bad flag: argparse's usage, then one line, status 2.
+    assert cli_main(["serve", "--model", "/no/such/folder"]) == 1
+    (error,) = capsys.readouterr().err.strip().splitlines()
+    assert error.startswith("beyondgloss serve: error: --model /no/such/folder: no such folder")
     assert cli_main(["serve", "--model", "x", "--concurrency_limit", "0"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert errors[0].startswith("beyondgloss serve: error: --model /no/such/folder: no such folder")
-    assert errors[1] == "beyondgloss serve: error: --concurrency_limit 0: must be a positive integer (1 or more)"
+    assert errors[0].startswith("usage: beyondgloss serve")
+    assert errors[-1] == "beyondgloss serve: error: --concurrency_limit 0: must be a positive integer (1 or more)"
     assert ServeArguments(model="m").port == 7860
 
 

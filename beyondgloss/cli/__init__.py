@@ -1,7 +1,31 @@
 """The `beyondgloss` command: one entry point, one sub-command per job.
 
-Each sub-command lives with the code it drives and takes the remaining arguments itself (most parse them
-with `transformers.HfArgumentParser`), so that this module stays import-cheap.
+```
+beyondgloss pretrain --dataset synthsign --data_dir synthsign --tiny --output_dir runs/pretrain
+beyondgloss translate --model_name_or_path runs/ft --videos a.mp4 frames_dir/
+beyondgloss <command> --help
+```
+
+One dialect. Every command spells its flags with underscores, as transformers' example scripts do (`--data_dir`,
+`--output_dir`, `--batch_size`, `--trust_remote_code`, `--commit_message`). The dashed spellings of earlier versions
+(`--data-dir`) are still accepted, so that old scripts keep working, but --help and error messages show only the
+underscored ones. The commands built on argument dataclasses (pretrain, finetune, evaluate, translate, serve, demo)
+also read all their flags from one `.yaml` or `.json` file whose keys are the flag names.
+
+One error and exit-code policy, applied by `beyondgloss.cli._common.run_command` for every command:
+
+- 0: everything asked for was done (`--help` included).
+- 1: an input or a state the user can fix: a missing or unreadable file, a bad checkpoint, a corrupt video, a
+  folder that would be overwritten, a bad configuration file. One line on stderr,
+  `beyondgloss <command>: error: <what is wrong, naming the file, and what to do>`, and no traceback. Commands
+  that work through many inputs (translate, describe, import-hands) do the good ones, name each bad one on its own
+  line, and then exit 1.
+- 2: the command line itself is wrong (an unknown or missing flag, a value of the wrong type or out of range, flags
+  that contradict each other): argparse's usage line, then the same one-line message.
+
+A failure that is not the user's to fix (a bug) keeps its traceback.
+
+The dispatch table imports each command's module only when that command runs, so `beyondgloss --help` is cheap.
 """
 
 import importlib
@@ -9,7 +33,7 @@ import sys
 
 __all__ = ["main", "COMMANDS"]
 
-# command -> ("module", "function", "one-line help"); the function takes the remaining argv.
+# command -> ("module", "function", "one-line help"); the function takes the remaining argv and returns the status.
 COMMANDS = {
     "pretrain": ("beyondgloss.training.commands", "pretrain", "stage 1: contrastive pre-training"),
     "finetune": ("beyondgloss.training.commands", "finetune", "stage 2: translation fine-tuning"),
@@ -25,7 +49,7 @@ COMMANDS = {
     "trim-mbart": ("beyondgloss.convert.commands", "trim_mbart", "trim an mBART vocabulary to a corpus"),
     "push": ("beyondgloss.hub", "push_command", "upload a saved model folder to the Hub"),
     "benchmark": ("beyondgloss.benchmark", "main", "measure speed and memory"),
-    "serve": ("beyondgloss.app", "serve", "a web app to translate and inspect sign videos"),
+    "serve": ("beyondgloss.cli.serve", "serve", "a web app to translate and inspect sign videos"),
 }
 
 
@@ -37,18 +61,15 @@ def _usage() -> str:
 
 
 def main(argv=None) -> int:
+    """Runs `beyondgloss <command> [options]` (`argv` without the program name; default: `sys.argv[1:]`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"beyondgloss: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        print(f"{_usage()}\nbeyondgloss: error: unknown command {name!r}", file=sys.stderr)
         return 2
     module, function, _ = COMMANDS[name]
     result = getattr(importlib.import_module(module), function)(rest)
     return int(result or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Flags, or one YAML/JSON file of the same names, into argument dataclasses (`transformers.HfArgumentParser`).
+
+The commands built on dataclasses (pretrain, finetune, evaluate, translate, serve, demo) read their arguments here.
+"""
+
+import dataclasses
+import difflib
+import json
+from pathlib import Path
+
+from transformers import HfArgumentParser, TrainingArguments
+
+from ..utils.import_utils import require
+from ._common import CommandError, UsageError, accept_dashed_spellings, command_parser
+
+__all__ = ["config_overrides", "parse_arguments"]
+
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+# Counts TrainingArguments accepts at any value and the Trainer later divides by.
+_POSITIVE_TRAINING_COUNTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
+
+
+def parse_arguments(argv: list, dataclass_types: tuple, preset: dict | None = None, command: str = "beyondgloss",
+                    description: str | None = None) -> tuple:
+    """Parses flags, or a single YAML/JSON file, into the dataclasses; `preset` supplies defaults under both.
+
+    A file's keys become flags and go through the same parser, so that a file and the command line accept the same
+    values with the same checks: `"no"` is false in both. A bad flag is a [`UsageError`] (exit 2, with the usage
+    line); a bad file is a [`CommandError`] naming the file and its key (exit 1). Neither shows a traceback.
+    """
+    parser = accept_dashed_spellings(command_parser(command, description, dataclass_types,
+                                                    parser_class=HfArgumentParser))
+    parser.set_defaults(**dict(preset or {}))
+    path = None
+    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
+        path = Path(argv[0])
+        argv = _values_to_flags(_read_config_file(path), parser, dataclass_types, path)
+
+    def fail(message):
+        if path is not None:
+            raise CommandError(f"{path}: {message}")
+        raise UsageError(message, parser.format_usage())
+
+    parser.error = fail
+    try:
+        parsed = parser.parse_args_into_dataclasses(args=argv)
+    except (ValueError, TypeError) as error:
+        # Raised by the dataclasses' own checks (TrainingArguments.__post_init__, the argument classes); a JSON
+        # error there does not say which flag held the text, so name the flags whose JSON does not parse.
+        message = str(error)
+        if isinstance(error, json.JSONDecodeError):
+            message = f"{_bad_json_flags(argv)}: not valid JSON ({error})"
+        fail(message)
+    for arguments in parsed:
+        if isinstance(arguments, TrainingArguments):
+            for name in _POSITIVE_TRAINING_COUNTS:
+                value = getattr(arguments, name)
+                if value < 1:
+                    fail(f"--{name} {value}: must be a positive integer (1 or more)")
+    return parsed
+
+
+def _read_config_file(path: Path) -> dict:
+    if not path.is_file():
+        raise CommandError(f"configuration file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            values = json.loads(text)
+        else:
+            values = require("yaml", "Reading a YAML configuration").safe_load(text)
+    except (UnicodeDecodeError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise CommandError(f"{path} is not a readable {path.suffix[1:].upper()} file: {error}") from error
+    except Exception as error:  # yaml.YAMLError, whose module is imported only here
+        if type(error).__module__.split(".")[0] != "yaml":
+            raise
+        raise CommandError(f"{path} is not a readable YAML file: {error}") from error
+    if not isinstance(values, dict):
+        raise CommandError(f"{path} must hold a mapping of argument names to values, not a {type(values).__name__}")
+    return values
+
+
+def _bad_json_flags(argv: list) -> str:
+    flags = []
+    for flag, value in zip(argv, argv[1:]):
+        if flag.startswith("--") and value.lstrip()[:1] in ("{", "["):
+            try:
+                json.loads(value)
+            except json.JSONDecodeError:
+                flags.append(f"{flag} {value}")
+    return ", ".join(flags) or "a JSON value"
+
+
+def _values_to_flags(values: dict, parser, dataclass_types: tuple, path: Path) -> list:
+    """The flags that say what a configuration file's mapping says, for the command line's parser."""
+    names = {field.name for kind in dataclass_types for field in dataclasses.fields(kind) if field.init}
+    actions = {action.dest: action for action in parser._actions}
+    flags = []
+    for key, value in values.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), sorted(names), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise CommandError(f"{path}: unknown key {key!r}{hint}; the keys are the command's flag names "
+                               "(see --help)")
+        if value is None:
+            if parser.get_default(key) is None:
+                continue
+            raise CommandError(f"{path}: {key}: null is not a value of this setting; give a value or leave the key out")
+        if isinstance(value, list):
+            if actions[key].nargs not in ("+", "*"):
+                raise CommandError(f"{path}: {key} takes one value, not a list ({value!r})")
+            flags += [f"--{key}", *map(_flag_value, value)]
+        else:
+            flags += [f"--{key}", _flag_value(value)]
+    return flags
+
+
+def _flag_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def config_overrides(text: str | None) -> dict:
+    """'a=1,b=true,c=x' -> {'a': 1, 'b': True, 'c': 'x'} (values read as JSON when they parse, else strings)."""
+    overrides = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        if "=" not in item:
+            raise UsageError(f"--config_overrides item {item!r} is not of the form name=value")
+        key, value = (part.strip() for part in item.split("=", 1))
+        try:
+            overrides[key] = json.loads(value.lower() if value.lower() in ("true", "false", "null") else value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
