@@ -32,6 +32,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from ..configuration_beyondgloss import BeyondGlossConfig
+from ..convert.reference_names import DINO_LORA_TARGETS, dino_names
 from ..modeling_beyondgloss import BeyondGlossModel, BeyondGlossModelOutput
 
 __all__ = ["ReferenceSignEncoder", "local_1d_pattern"]
@@ -46,6 +47,24 @@ def local_1d_pattern(length: int, window_size: int) -> torch.Tensor:
         for j in range(max(0, i - half), min(length, i + half + 1)):
             pattern[i, j] = True
     return pattern
+
+
+def _own_name(theirs: str) -> str:
+    """This module's name for a tensor of the authors' DINOv2 (below `conv_2d.dino.spatial_model.`): a layer goes
+    by its last name (`blocks.0.attn.qkv.weight` -> `blocks.0.qkv.weight`, `patch_embed.proj.weight` ->
+    `patch_embed.weight`), a LoRA factor sits on the layer it adapts (`blocks.0.attn.lora_w1_l2.weight` ->
+    `blocks.0.qkv.lora_B`), LayerScale is a bare parameter (`blocks.0.ls1.gamma` -> `blocks.0.ls1`)."""
+    if theirs.startswith("patch_embed.proj."):
+        return "patch_embed." + theirs.rsplit(".", 1)[1]
+    if not theirs.startswith("blocks."):
+        return theirs
+    _, index, rest = theirs.split(".", 2)
+    if rest.endswith(".gamma"):
+        return f"blocks.{index}.{rest.removesuffix('.gamma')}"
+    lora, _, level = rest.removesuffix(".weight").rpartition("_l")
+    if lora in DINO_LORA_TARGETS:
+        return f"blocks.{index}.{DINO_LORA_TARGETS[lora].rsplit('.', 1)[1]}.lora_{'AB'[int(level) - 1]}"
+    return f"blocks.{index}.{rest.split('.', 1)[1] if rest.startswith(('attn.', 'mlp.')) else rest}"
 
 
 class _LoRALinear(nn.Linear):
@@ -238,38 +257,16 @@ class ReferenceSignEncoder(nn.Module):
     # ---- weights shared with BeyondGlossModel ---------------------------------------------------------------
 
     def _fused_names(self) -> dict[str, list[str]]:
-        """Reference parameter name -> the BeyondGlossModel parameters concatenated (dim 0) to form it."""
-        names = {
-            "patch_embed.weight": ["vision.embeddings.patch_embeddings.projection.weight"],
-            "patch_embed.bias": ["vision.embeddings.patch_embeddings.projection.bias"],
-            "cls_token": ["vision.embeddings.cls_token"],
-            "pos_embed": ["vision.embeddings.position_embeddings"],
-            "norm.weight": ["vision.layernorm.weight"],
-            "norm.bias": ["vision.layernorm.bias"],
-        }
-        for i, block in enumerate(self.blocks):
-            ours, lora = f"vision.encoder.layer.{i}", f"vision_lora.{i}"
-            mine = {
-                "norm1.weight": "norm1.weight", "norm1.bias": "norm1.bias",
-                "norm2.weight": "norm2.weight", "norm2.bias": "norm2.bias",
-                "proj.weight": "attention.o_proj.weight", "proj.bias": "attention.o_proj.bias",
-                "fc1.weight": "mlp.fc1.weight", "fc1.bias": "mlp.fc1.bias",
-                "fc2.weight": "mlp.fc2.weight", "fc2.bias": "mlp.fc2.bias",
-                "ls1": "layer_scale1.lambda1", "ls2": "layer_scale2.lambda1",
-            }
-            names.update({f"blocks.{i}.{k}": [f"{ours}.{v}"] for k, v in mine.items()})
-            for kind in ("weight", "bias"):
-                names[f"blocks.{i}.qkv.{kind}"] = [f"{ours}.attention.{p}_proj.{kind}" for p in "qkv"]
-            if block.qkv.lora_A is not None:
-                names[f"blocks.{i}.qkv.lora_A"] = [f"{lora}.qkv_A"]
-                names[f"blocks.{i}.qkv.lora_B"] = [f"{lora}.{p}_B" for p in "qkv"]
-                for layer, prefix in (("proj", "out"), ("fc1", "fc1"), ("fc2", "fc2")):
-                    names[f"blocks.{i}.{layer}.lora_A"] = [f"{lora}.{prefix}_A"]
-                    names[f"blocks.{i}.{layer}.lora_B"] = [f"{lora}.{prefix}_B"]
-        vision_names = set(names)
-        for name, _ in list(self.named_parameters()) + list(self.named_buffers()):
-            if name not in vision_names:
-                names[name] = [name]  # heads and temporal encoder share the package's module names
+        """Reference parameter name -> the BeyondGlossModel parameters concatenated (dim 0) to form it.
+
+        DINOv2's names come from the converter's table of the authors' names (`dino_names`), under this module's
+        names for them (`_own_name`); the heads and the temporal encoder share the package's module names."""
+        lora_blocks = [i for i, block in enumerate(self.blocks) if block.qkv.lora_A is not None]
+        names = {_own_name(theirs): list(ours) for theirs, ours in dino_names(len(self.blocks), lora_blocks).items()}
+        mine = [name for name, _ in list(self.named_parameters()) + list(self.named_buffers())]
+        names = {name: sources for name, sources in names.items() if name in mine}
+        for name in mine:
+            names.setdefault(name, [name])
         return names
 
     @classmethod

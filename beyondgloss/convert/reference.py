@@ -22,7 +22,6 @@ import math
 import pickle
 import re
 import zipfile
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -32,6 +31,20 @@ from ..modeling_beyondgloss import (
     BeyondGlossForContrastivePretraining,
     BeyondGlossForSignTranslation,
     sinusoidal_position_encoding,
+)
+from .reference_config import infer_config
+from .reference_names import (
+    DINO,
+    IMAGE_ENCODER,
+    MBART,
+    SIGN_HEAD_NAMES,
+    SIGN_PREFIX,
+    STAGES,
+    TEMPORAL_BLOCK_NAMES,
+    TEXT_ENCODER,
+    ReferenceCheckpointError,
+    dino_names,
+    temporal_reference_indices,
 )
 
 __all__ = [
@@ -49,41 +62,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("pretraining", "translation")
 MODEL_CLASSES = {"pretraining": BeyondGlossForContrastivePretraining, "translation": BeyondGlossForSignTranslation}
-
-# Where each part lives in the reference checkpoints.
-_SIGN_PREFIX = {"pretraining": "model.model_images.model.", "translation": "model.backbone."}
-_DINO = "conv_2d.dino.spatial_model."
-_IMAGE_ENCODER = "model.model_images.trans_encoder.base_model.model."  # PEFT around MBartEncoder
-_TEXT_ENCODER = "model.model_txt.model_txt."  # plain MBartEncoder
-_MBART = "model.mbart.base_model.model."  # PEFT around MBartForConditionalGeneration
-
-# mBART-large-cc25 settings that shapes cannot tell (the reference trims mBART-large-cc25 and keeps its defaults; see
-# docs/reference_differences.md).
-_CC25_SETTINGS = {
-    "scale_embedding": True,
-    "dropout": 0.1,
-    "attention_dropout": 0.0,
-    "activation_dropout": 0.0,
-    "activation_function": "gelu",
-    "pad_token_id": 1,
-    "bos_token_id": 0,
-    "eos_token_id": 2,
-    "forced_eos_token_id": 2,
-}
-# LoRA scalings of the reference (alpha / rank): DINOv2 4/4, mBART 32/16; kept when a checkpoint has other ranks.
-_VISION_LORA_SCALING = 1.0
-_TEXT_LORA_SCALING = 2.0
-_REFERENCE_MAX_NEW_TOKENS = 150
-# Width of one attention head in DINOv2 (ViT-S/B/L/g: 384/6, 768/12, 1024/16, 1536/24) and mBART-large (1024/16).
-_HEAD_WIDTH = 64
 # The reference stores its sinusoidal and rotary tables; they must equal the ones the model computes.
 _BUFFER_TOLERANCE = 1e-4
-
-
-class ReferenceCheckpointError(ValueError):
-    """A reference checkpoint that cannot be read or whose layout is not the reference's."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -142,195 +123,17 @@ def load_reference_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def detect_stage(state: dict[str, torch.Tensor]) -> str:
     """`"pretraining"` or `"translation"`, from the key prefixes of a reference state dict."""
-    pretraining = any(key.startswith(_SIGN_PREFIX["pretraining"]) for key in state)
-    translation = any(key.startswith(_SIGN_PREFIX["translation"]) for key in state)
+    pretraining = any(key.startswith(SIGN_PREFIX["pretraining"]) for key in state)
+    translation = any(key.startswith(SIGN_PREFIX["translation"]) for key in state)
     if pretraining != translation:
         return "pretraining" if pretraining else "translation"
     found = ", ".join(sorted(state)[:3])
     raise ReferenceCheckpointError(
         "unknown checkpoint layout: expected the sign video encoder under "
-        f"'{_SIGN_PREFIX['pretraining']}' (pre-training) or '{_SIGN_PREFIX['translation']}' (translation)"
+        f"'{SIGN_PREFIX['pretraining']}' (pre-training) or '{SIGN_PREFIX['translation']}' (translation)"
         + (", found both" if pretraining else f"; the first keys are {found}")
         + ". Is this a checkpoint of the BeyondGloss reference code?"
     )
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Architecture from shapes
-
-
-class _Shapes:
-    """Shape look-ups that report a missing anchor key as a layout error."""
-
-    def __init__(self, state: dict[str, torch.Tensor]):
-        self.state = state
-
-    def __call__(self, key: str) -> tuple[int, ...]:
-        if key not in self.state:
-            raise ReferenceCheckpointError(f"unknown checkpoint layout: missing key {key!r}.")
-        return tuple(self.state[key].shape)
-
-    def indices(self, pattern: str) -> list[int]:
-        """Sorted distinct block indices `(\\d+)` of the keys matching `pattern`."""
-        regex = re.compile(pattern)
-        return sorted({int(match.group(1)) for key in self.state if (match := regex.match(key))})
-
-    def common(self, pattern: str, axis: int) -> int:
-        """The most frequent size along `axis` of the tensors whose keys match `pattern` (so that one wrongly
-        shaped block is reported as the odd one out rather than taken as the reference)."""
-        regex = re.compile(pattern)
-        sizes = Counter(self.state[key].shape[axis] for key in self.state if regex.match(key))
-        if not sizes:
-            raise ReferenceCheckpointError(f"unknown checkpoint layout: no key matches {pattern!r}.")
-        return sizes.most_common(1)[0][0]
-
-
-def _stack_settings(shapes: _Shapes, prefix: str, side: str) -> dict:
-    """Layer count and FFN width of an mBART encoder or decoder stored under `prefix`."""
-    layers = shapes.indices(re.escape(prefix) + r"layers\.(\d+)\.")
-    if not layers:
-        raise ReferenceCheckpointError(f"unknown checkpoint layout: no mBART layers under {prefix!r}.")
-    ffn = shapes.common(re.escape(prefix) + r"layers\.\d+\.fc1\.weight$", 0)
-    return {f"{side}_layers": layers[-1] + 1, f"{side}_ffn_dim": ffn}
-
-
-def _merge(settings: dict, overrides: dict | None) -> dict:
-    """`settings` updated by `overrides`, merging the `vision_config`/`text_config` dicts one level deep."""
-    merged = dict(settings)
-    for key, value in (overrides or {}).items():
-        if key in ("vision_config", "text_config") and isinstance(value, dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    return merged
-
-
-def infer_config(
-    state: dict[str, torch.Tensor],
-    stage: str,
-    text_config=None,
-    config_overrides: dict | None = None,
-) -> BeyondGlossConfig:
-    r"""Derives the [`BeyondGlossConfig`] of a reference checkpoint from its tensor shapes.
-
-    Shapes give every width, depth, rank, vocabulary size and table length. What they cannot give comes from the
-    reference: DINOv2 and mBART heads of width 64, LayerNorm eps 1e-6, the LoRA scalings (1.0 for DINOv2, 2.0 for
-    mBART) and the mBART-large-cc25 settings (`scale_embedding=True`, dropouts 0.1/0.0/0.0, ...), or the settings of
-    `text_config` when given. `reference_compat` is on. The pre-training stage has no decoder: its depth and width
-    come from `text_config`, else they mirror the encoder.
-
-    Args:
-        state (`dict[str, torch.Tensor]`): the reference state dict.
-        stage (`str`): `"pretraining"` or `"translation"`.
-        text_config ([`MBartConfig`], *optional*): the configuration of the trimmed mBART the checkpoint was trained
-            from; its shapes must agree with the checkpoint's.
-        config_overrides (`dict`, *optional*): [`BeyondGlossConfig`] arguments applied last (`vision_config` and
-            `text_config` dicts are merged), e.g. `{"vision_config": {"num_attention_heads": 1}}`.
-
-    Returns:
-        [`BeyondGlossConfig`] with `reference_compat=True` and `vision_config.image_size` set to the size the
-        stored position table was made for (518 px for the reference; the model interpolates to the input size).
-    """
-    if stage not in STAGES:
-        raise ValueError(f"stage={stage!r}; choose one of {STAGES}.")
-    shapes = _Shapes(state)
-    sign = _SIGN_PREFIX[stage]
-    dino = sign + _DINO
-
-    hidden = shapes(dino + "cls_token")[-1]
-    patch = shapes(dino + "patch_embed.proj.weight")[-1]
-    positions = shapes(dino + "pos_embed")[1] - 1
-    grid = math.isqrt(positions)
-    if grid * grid != positions:
-        raise ReferenceCheckpointError(
-            f"unknown checkpoint layout: {dino}pos_embed has {positions} patch positions, not a square grid.")
-    blocks = shapes.indices(re.escape(dino) + r"blocks\.(\d+)\.")
-    if not blocks:
-        raise ReferenceCheckpointError(f"unknown checkpoint layout: no DINOv2 blocks under {dino!r}.")
-    mlp = shapes.common(re.escape(dino) + r"blocks\.\d+\.mlp\.fc1\.weight$", 0)
-    if mlp % hidden:
-        raise ReferenceCheckpointError(
-            f"unknown checkpoint layout: DINOv2 MLP width {mlp} is not a multiple of its width {hidden}.")
-    lora_pattern = re.escape(dino) + r"blocks\.(\d+)\.attn\.lora_w1_l1\.weight$"
-    lora_layers = shapes.indices(lora_pattern)
-    vision_rank = shapes.common(lora_pattern, 0) if lora_layers else 4
-
-    frame_dim = shapes(sign + "conv_2d.dino.lin.weight")[0]
-    temporal = shapes.indices(re.escape(sign) + r"conv_1d\.layers\.(\d+)\.")
-    gaps = [i for i in range(temporal[-1] + 1) if i not in temporal] if temporal else []
-    if len(gaps) != 1:
-        raise ReferenceCheckpointError(
-            f"unknown checkpoint layout: the temporal encoder ({sign}conv_1d.layers.N) should have blocks around "
-            f"one parameter-free downsampler index, found block indices {temporal}.")
-    first_block = f"{sign}conv_1d.layers.{temporal[0]}.attention."
-    head_dim = 2 * shapes(first_block + "rotary_emb.sin")[-1]
-
-    text_rank_pattern = r".*\.q_proj\.lora_A\.default\.weight$"
-    if stage == "pretraining":
-        encoder, decoder = _IMAGE_ENCODER, None
-    else:
-        encoder, decoder = _MBART + "model.encoder.", _MBART + "model.decoder."
-    vocab, d_model = shapes(encoder + "embed_tokens.weight")
-    text = {"vocab_size": vocab, "d_model": d_model,
-            "max_position_embeddings": shapes(encoder + "embed_positions.weight")[0] - 2}
-    text.update(_stack_settings(shapes, encoder, "encoder"))
-    if decoder is not None:
-        text.update(_stack_settings(shapes, decoder, "decoder"))
-    text_rank = shapes.common(text_rank_pattern, 0)
-
-    if text_config is not None:
-        text_settings = text_config.to_dict()
-        conflicts = {k: (text_settings.get(k), v) for k, v in text.items() if text_settings.get(k) != v}
-        if conflicts:
-            detail = ", ".join(f"{k}: text backbone {a} vs checkpoint {b}" for k, (a, b) in conflicts.items())
-            raise ReferenceCheckpointError(
-                f"the text backbone's configuration does not fit the checkpoint ({detail}); pass the trimmed mBART "
-                "the checkpoint was trained from.")
-    else:
-        heads = max(1, d_model // _HEAD_WIDTH)
-        text_settings = {**_CC25_SETTINGS, "encoder_attention_heads": heads, "decoder_attention_heads": heads,
-                         "decoder_layers": text["encoder_layers"], "decoder_ffn_dim": text["encoder_ffn_dim"]}
-    text_settings = {**text_settings, **text, "model_type": "mbart"}
-    text_settings.pop("architectures", None)
-
-    settings = {
-        "vision_config": {
-            "hidden_size": hidden,
-            "num_hidden_layers": blocks[-1] + 1,
-            "num_attention_heads": max(1, hidden // _HEAD_WIDTH),
-            "mlp_ratio": mlp // hidden,
-            "patch_size": patch,
-            "image_size": grid * patch,
-            "num_channels": shapes(dino + "patch_embed.proj.weight")[1],
-            "layer_norm_eps": 1e-6,
-            "use_mask_token": True,  # the reference keeps DINOv2's (unused) mask token
-        },
-        "text_config": text_settings,
-        "frame_dim": frame_dim,
-        "hand_dim": shapes(sign + "hamer_mapper_1.weight")[0],
-        "description_dim": shapes(sign + "mapper_1.weight")[0],
-        "temporal_layers": [gaps[0], temporal[-1] - gaps[0]],
-        "temporal_heads": max(1, frame_dim // head_dim),
-        "temporal_ffn_dim": shapes.common(re.escape(sign) + r"conv_1d\.layers\.\d+\.ffn\.linear1\.weight$", 0),
-        "max_frames": shapes(sign + "conv_1d.pos_embedding.pe")[0],
-        "vision_tuning": "lora" if lora_layers else "frozen",
-        "vision_lora_layers": lora_layers or None,
-        "vision_lora_rank": vision_rank,
-        "vision_lora_alpha": _VISION_LORA_SCALING * vision_rank,
-        "text_lora_rank": text_rank,
-        "text_lora_alpha": _TEXT_LORA_SCALING * text_rank,
-        "reference_compat": True,
-        # The reference generates at most 150 tokens; a decoder with fewer positions (a small trimmed model) generates
-        # what fits, start token included.
-        "max_new_tokens": min(_REFERENCE_MAX_NEW_TOKENS, text["max_position_embeddings"] - 1),
-    }
-    settings = _merge(settings, config_overrides)
-    try:
-        return BeyondGlossConfig(**settings)
-    except (ValueError, TypeError) as error:
-        raise ReferenceCheckpointError(
-            f"the architecture derived from the checkpoint's shapes is not a valid BeyondGloss configuration: "
-            f"{error} Use config_overrides to set what shapes cannot tell (e.g. attention heads).") from error
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -374,19 +177,13 @@ def _norm(name: str, width: int) -> dict:
     return {name + ".weight": (width,), name + ".bias": (width,)}
 
 
-def _temporal_reference_indices(config: BeyondGlossConfig) -> list[int]:
-    """Indices of the temporal blocks in the reference's `conv_1d.layers` (the downsampler takes one index)."""
-    before, after = config.temporal_layers
-    return list(range(before)) + list(range(before + 1, before + 1 + after))
-
-
 def _sign_encoder_layout(prefix: str, config: BeyondGlossConfig) -> dict:
     vision = config.vision_config
     h, p = vision.hidden_size, vision.patch_size
     m = int(h * vision.mlp_ratio)
     r = config.vision_lora_rank
     lora = set(config.vision_lora_layers) if config.vision_tuning == "lora" else set()
-    dino = prefix + _DINO
+    dino = prefix + DINO
     layout = {
         dino + "cls_token": (1, 1, h),
         dino + "pos_embed": (1, (vision.image_size // p) ** 2 + 1, h),
@@ -421,7 +218,7 @@ def _sign_encoder_layout(prefix: str, config: BeyondGlossConfig) -> dict:
     layout.update(_linear(prefix + "mapper_1_downsample.0", f, 2 * f))
     layout[prefix + "conv_1d.pos_embedding.pe"] = (config.max_frames, f)
     head_dim = f // config.temporal_heads
-    for j in _temporal_reference_indices(config):
+    for j in temporal_reference_indices(config.temporal_layers):
         block = f"{prefix}conv_1d.layers.{j}."
         layout[block + "attention.layer_scale"] = (f,)
         for name in ("query_proj", "key_proj", "value_proj", "out_proj"):
@@ -447,21 +244,21 @@ def reference_layout(config: BeyondGlossConfig, stage: str) -> dict[str, tuple[i
     if stage not in STAGES:
         raise ValueError(f"stage={stage!r}; choose one of {STAGES}.")
     text = config.text_config
-    layout = _sign_encoder_layout(_SIGN_PREFIX[stage], config)
+    layout = _sign_encoder_layout(SIGN_PREFIX[stage], config)
     if stage == "pretraining":
         layout.update({"model.logit_scale": (), "model.logit_scale_desc": ()})
-        layout.update(_mbart_stack_layout(_TEXT_ENCODER, text, text.encoder_layers, text.encoder_ffn_dim, None, False))
-        layout.update(_mbart_stack_layout(_IMAGE_ENCODER, text, text.encoder_layers, text.encoder_ffn_dim,
+        layout.update(_mbart_stack_layout(TEXT_ENCODER, text, text.encoder_layers, text.encoder_ffn_dim, None, False))
+        layout.update(_mbart_stack_layout(IMAGE_ENCODER, text, text.encoder_layers, text.encoder_ffn_dim,
                                           config.text_lora_rank, False))
     else:
         rank = config.text_lora_rank
-        layout[_MBART + "final_logits_bias"] = (1, text.vocab_size)
-        layout[_MBART + "model.shared.weight"] = (text.vocab_size, text.d_model)
-        layout.update(_mbart_stack_layout(_MBART + "model.encoder.", text, text.encoder_layers, text.encoder_ffn_dim,
+        layout[MBART + "final_logits_bias"] = (1, text.vocab_size)
+        layout[MBART + "model.shared.weight"] = (text.vocab_size, text.d_model)
+        layout.update(_mbart_stack_layout(MBART + "model.encoder.", text, text.encoder_layers, text.encoder_ffn_dim,
                                           rank, False))
-        layout.update(_mbart_stack_layout(_MBART + "model.decoder.", text, text.decoder_layers, text.decoder_ffn_dim,
+        layout.update(_mbart_stack_layout(MBART + "model.decoder.", text, text.decoder_layers, text.decoder_ffn_dim,
                                           rank, True))
-        layout[_MBART + "lm_head.weight"] = (text.vocab_size, text.d_model)
+        layout[MBART + "lm_head.weight"] = (text.vocab_size, text.d_model)
     return layout
 
 
@@ -487,59 +284,18 @@ def check_reference_layout(state: dict[str, torch.Tensor], layout: dict[str, tup
 # Mapping
 
 
-def _split3(tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Rows of the reference's fused q|k|v tensors (DINOv2 order), as three tensors."""
-    return tuple(part.clone() for part in tensor.chunk(3, dim=0))
-
-
-# Sign-encoder keys (after the stage prefix) whose target is a plain rename.
-_SIGN_RENAMES = [
-    (r"conv_2d\.dino\.spatial_model\.cls_token$", r"vision.embeddings.cls_token"),
-    (r"conv_2d\.dino\.spatial_model\.mask_token$", r"vision.embeddings.mask_token"),
-    (r"conv_2d\.dino\.spatial_model\.pos_embed$", r"vision.embeddings.position_embeddings"),
-    (r"conv_2d\.dino\.spatial_model\.patch_embed\.proj\.(weight|bias)$", r"vision.embeddings.patch_embeddings.projection.\1"),
-    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.norm([12])\.(weight|bias)$", r"vision.encoder.layer.\1.norm\2.\3"),
-    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.proj\.(weight|bias)$", r"vision.encoder.layer.\1.attention.o_proj.\2"),
-    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.ls([12])\.gamma$", r"vision.encoder.layer.\1.layer_scale\2.lambda1"),
-    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.mlp\.fc([12])\.(weight|bias)$", r"vision.encoder.layer.\1.mlp.fc\2.\3"),
-    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.lora_w1_l1\.weight$", r"vision_lora.\1.qkv_A"),
-    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.lora_w2_l1\.weight$", r"vision_lora.\1.out_A"),
-    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.lora_w2_l2\.weight$", r"vision_lora.\1.out_B"),
-    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.mlp\.lora_w1_l1\.weight$", r"vision_lora.\1.fc1_A"),
-    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.mlp\.lora_w1_l2\.weight$", r"vision_lora.\1.fc1_B"),
-    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.mlp\.lora_w2_l1\.weight$", r"vision_lora.\1.fc2_A"),
-    (r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.mlp\.lora_w2_l2\.weight$", r"vision_lora.\1.fc2_B"),
-    (r"conv_2d\.dino\.spatial_model\.norm\.(weight|bias)$", r"vision.layernorm.\1"),
-    (r"conv_2d\.dino\.lin\.(weight|bias)$", r"frame_proj.\1"),
-    (r"conv_2d\.dino\.bn\.(\w+)$", r"frame_norm.\1"),
-    (r"hamer_mapper_1\.(weight|bias)$", r"hand_proj.\1"),
-    (r"hamer_mapper_2\.(weight|bias)$", r"hand_up.\1"),
-    (r"mapper_1_downsample\.0\.(weight|bias)$", r"hand_fuse.\1"),
-    (r"mapper_1\.(weight|bias)$", r"description_proj.\1"),
-    (r"mapper_2\.(weight|bias)$", r"description_down.\1"),
-    (r"conv_1d\.output_proj\.(weight|bias)$", r"temporal.output_proj.\1"),
-]
-_SIGN_RENAMES = [(re.compile(pattern), target) for pattern, target in _SIGN_RENAMES]
-_QKV = re.compile(r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)$")
-_QKV_LORA_B = re.compile(r"conv_2d\.dino\.spatial_model\.blocks\.(\d+)\.attn\.lora_w1_l2\.weight$")
 _TEMPORAL = re.compile(r"conv_1d\.layers\.(\d+)\.(.+)$")
-_TEMPORAL_RENAMES = {
-    "attention.layer_scale": "layer_scale",
-    "attention.query_proj.weight": "attention.q_proj.weight", "attention.query_proj.bias": "attention.q_proj.bias",
-    "attention.key_proj.weight": "attention.k_proj.weight", "attention.key_proj.bias": "attention.k_proj.bias",
-    "attention.value_proj.weight": "attention.v_proj.weight", "attention.value_proj.bias": "attention.v_proj.bias",
-    "attention.out_proj.weight": "attention.out_proj.weight", "attention.out_proj.bias": "attention.out_proj.bias",
-    "ffn.linear1.weight": "ffn_in.weight", "ffn.linear1.bias": "ffn_in.bias",
-    "ffn.linear2.weight": "ffn_out.weight", "ffn.linear2.bias": "ffn_out.bias",
-    "norm1.weight": "attention_norm.weight", "norm1.bias": "attention_norm.bias",
-    "norm2.weight": "ffn_norm.weight", "norm2.bias": "ffn_norm.bias",
-}
 # Tables the model computes instead of storing; checked against the computed ones, then dropped.
 _COMPUTED = re.compile(r"conv_1d\.(pos_embedding\.pe|layers\.\d+\.attention\.rotary_emb\.(sin|cos))$")
 
 
 def _map_sign_encoder(state: dict, prefix: str, config: BeyondGlossConfig) -> dict[str, torch.Tensor]:
-    """The sign video encoder's tensors under `prefix`, keyed as in [`BeyondGlossModel`] (without `sign_encoder.`)."""
+    """The sign video encoder's tensors under `prefix`, keyed as in [`BeyondGlossModel`] (without `sign_encoder.`).
+
+    A fused tensor of the reference (DINOv2's `qkv`, its LoRA B) splits row-wise into the tensors `dino_names`
+    lists; the temporal blocks renumber around the downsampler's index."""
+    lora_blocks = config.vision_lora_layers if config.vision_tuning == "lora" else ()
+    dino = dino_names(config.vision_config.num_hidden_layers, lora_blocks)
     before = config.temporal_layers[0]
     mapped = {}
     for key, tensor in state.items():
@@ -548,24 +304,16 @@ def _map_sign_encoder(state: dict, prefix: str, config: BeyondGlossConfig) -> di
         rest = key[len(prefix):]
         if _COMPUTED.match(rest):
             continue
-        if match := _QKV.match(rest):
-            block, parameter = match.groups()
-            for name, part in zip(("q_proj", "k_proj", "v_proj"), _split3(tensor)):
-                mapped[f"vision.encoder.layer.{block}.attention.{name}.{parameter}"] = part
-            continue
-        if match := _QKV_LORA_B.match(rest):
-            for name, part in zip(("q_B", "k_B", "v_B"), _split3(tensor)):
-                mapped[f"vision_lora.{match.group(1)}.{name}"] = part
-            continue
-        if match := _TEMPORAL.match(rest):
-            index, name = int(match.group(1)), match.group(2)
+        if rest.startswith(DINO) and rest[len(DINO):] in dino:
+            targets = dino[rest[len(DINO):]]
+            parts = (tensor,) if len(targets) == 1 else (part.clone() for part in tensor.chunk(len(targets), dim=0))
+            mapped.update(zip(targets, parts))
+        elif rest in SIGN_HEAD_NAMES:
+            mapped[SIGN_HEAD_NAMES[rest]] = tensor
+        elif (match := _TEMPORAL.match(rest)) and match.group(2) in TEMPORAL_BLOCK_NAMES:
+            index = int(match.group(1))
             block = index if index < before else index - 1  # the downsampler holds reference index `before`
-            mapped[f"temporal.blocks.{block}.{_TEMPORAL_RENAMES[name]}"] = tensor
-            continue
-        for pattern, target in _SIGN_RENAMES:
-            if pattern.match(rest):
-                mapped[pattern.sub(target, rest)] = tensor
-                break
+            mapped[f"temporal.blocks.{block}.{TEMPORAL_BLOCK_NAMES[match.group(2)]}"] = tensor
         else:
             raise ReferenceCheckpointError(f"no mapping for {key!r}.")
     return mapped
@@ -583,13 +331,13 @@ def check_reference_values(state: dict[str, torch.Tensor], config: BeyondGlossCo
     position table and RoPE sin/cos tables, which beyondgloss computes, and (translation) copies of the tied mBART
     embeddings. A checkpoint whose tables differ from the computed ones, or whose tied copies differ, was made by
     different code: refuse it."""
-    prefix = _SIGN_PREFIX[stage]
+    prefix = SIGN_PREFIX[stage]
     f, length = config.frame_dim, config.max_frames
     expected = {prefix + "conv_1d.pos_embedding.pe": sinusoidal_position_encoding(length, f)}
     head_dim = f // config.temporal_heads
     theta = torch.exp(torch.arange(0, head_dim, 2, dtype=torch.float32) * (-math.log(10000.0) / head_dim))
     angle = (torch.arange(length, dtype=torch.float32)[:, None] * theta)[:, None, None, :]
-    for j in _temporal_reference_indices(config):
+    for j in temporal_reference_indices(config.temporal_layers):
         block = f"{prefix}conv_1d.layers.{j}.attention.rotary_emb."
         expected[block + "sin"], expected[block + "cos"] = angle.sin(), angle.cos()
     for key, table in expected.items():
@@ -599,11 +347,11 @@ def check_reference_values(state: dict[str, torch.Tensor], config: BeyondGlossCo
                 f"{key} differs from the table beyondgloss computes (max difference {difference:.3g}); this "
                 "checkpoint's temporal encoder is not the reference's (sinusoidal PE and interleaved RoPE).")
     if stage == "translation":
-        shared = state[_MBART + "model.shared.weight"]
+        shared = state[MBART + "model.shared.weight"]
         for key in ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"):
-            if not torch.equal(state[_MBART + key], shared):
+            if not torch.equal(state[MBART + key], shared):
                 raise ReferenceCheckpointError(
-                    f"{_MBART}{key} differs from {_MBART}model.shared.weight; mBART ties them, and beyondgloss cannot "
+                    f"{MBART}{key} differs from {MBART}model.shared.weight; mBART ties them, and beyondgloss cannot "
                     "hold untied copies.")
 
 
@@ -619,15 +367,15 @@ def map_reference_state_dict(
     `lora_A.default`), which are beyondgloss's; the computed position tables are dropped.
     """
     mapped = {"sign_encoder." + key: value
-              for key, value in _map_sign_encoder(state, _SIGN_PREFIX[stage], config).items()}
+              for key, value in _map_sign_encoder(state, SIGN_PREFIX[stage], config).items()}
     if stage == "pretraining":
         mapped["logit_scale"] = state["model.logit_scale"]
         mapped["logit_scale_description"] = state["model.logit_scale_desc"]
-        mapped.update(_map_peft(state, _TEXT_ENCODER, "text_encoder."))
-        mapped.update(_map_peft(state, _IMAGE_ENCODER, "mbart.model.encoder."))
+        mapped.update(_map_peft(state, TEXT_ENCODER, "text_encoder."))
+        mapped.update(_map_peft(state, IMAGE_ENCODER, "mbart.model.encoder."))
         shared = mapped["mbart.model.encoder.embed_tokens.weight"]
     else:
-        mapped.update(_map_peft(state, _MBART, "mbart."))
+        mapped.update(_map_peft(state, MBART, "mbart."))
         shared = mapped["mbart.model.shared.weight"]
     for key in ("mbart.model.shared.weight", "mbart.model.encoder.embed_tokens.weight",
                 "mbart.model.decoder.embed_tokens.weight", "mbart.lm_head.weight"):
@@ -728,6 +476,76 @@ def _start_id(target_language) -> int | None:
     return None
 
 
+def _checked_stage(path, state: dict, stage: str | None, text_backbone, random_decoder: bool) -> str:
+    """The stage of `state`, refused when it contradicts the asked `stage` or the decoder options."""
+    detected = detect_stage(state)
+    if stage is not None and stage != detected:
+        raise ReferenceCheckpointError(f"{path}: stage={stage!r} was asked, but the keys are those of a {detected} "
+                                       "checkpoint.")
+    if detected == "pretraining" and text_backbone is None and not random_decoder:
+        raise ReferenceCheckpointError(
+            f"{path} is a pre-training checkpoint, which holds no mBART decoder. Pass text_backbone (--text_backbone) "
+            "= the trimmed mBART it was trained from, so that translation fine-tuning starts from its decoder as in "
+            "the reference, or random_decoder=True (--random_decoder) to accept a randomly initialised decoder.")
+    if detected == "translation" and random_decoder:
+        raise ReferenceCheckpointError("random_decoder (--random_decoder) applies to pre-training checkpoints; a "
+                                       "translation checkpoint has its decoder.")
+    return detected
+
+
+def _text_backbone_config(text_backbone):
+    """The mBART configuration of `text_backbone`, or None without one."""
+    if text_backbone is None:
+        return None
+    from transformers import AutoConfig
+
+    text_config = AutoConfig.from_pretrained(str(text_backbone))
+    if text_config.model_type not in ("mbart", "mbart-50"):
+        raise ReferenceCheckpointError(f"text_backbone {text_backbone} is a {text_config.model_type!r} model, not "
+                                       "an mBART.")
+    return text_config
+
+
+def _warn_random_decoder(path, text_backbone) -> None:
+    reason = ("random_decoder=True (--random_decoder)" if text_backbone is None or _holds_weights(text_backbone)
+              else f"text_backbone {text_backbone} holds a configuration but no weights")
+    logger.warning(
+        "%s: pre-training checkpoint converted with a RANDOMLY INITIALISED mBART decoder (%s), built from %s. "
+        "It is not saved; translation models initialised from this conversion get a random decoder. For "
+        "translation fine-tuning as in the reference, convert with --text_backbone <the trimmed mBART with its "
+        "weights>.", path, reason,
+        "the mBART-large-cc25 settings" if text_backbone is None else f"{text_backbone}'s configuration")
+
+
+def _set_start_token(path, config: BeyondGlossConfig, tokenizer, target_language, start_id: int | None) -> None:
+    """Sets `config.decoder_start_token_id` from the target language (an id, or a code the tokenizer holds; the
+    reference's `de_DE` by default) and makes it the tokenizer's source and target language."""
+    vocab_size = config.text_config.vocab_size
+    if start_id is not None:
+        if not 0 <= start_id < vocab_size:
+            raise ReferenceCheckpointError(
+                f"target_language={target_language!r}: token id {start_id} is outside the vocabulary (0..{vocab_size - 1}).")
+        config.decoder_start_token_id = start_id
+    elif tokenizer is not None:
+        code = target_language or "de_DE"
+        start = tokenizer.convert_tokens_to_ids(code)
+        if start is None or start == tokenizer.unk_token_id:
+            raise ReferenceCheckpointError(f"target_language={code!r} (--target_language) is not a token of the "
+                                           "tokenizer; give a language code it holds, or the token id.")
+        config.decoder_start_token_id = start
+        for attribute in ("src_lang", "tgt_lang"):
+            if hasattr(tokenizer, attribute):
+                setattr(tokenizer, attribute, code)
+    elif target_language is not None:
+        raise ReferenceCheckpointError(
+            f"target_language={target_language!r} needs a tokenizer to find its token id: pass tokenizer (--tokenizer) "
+            "or a text_backbone (--text_backbone) holding one, or give the id itself (e.g. --target_language 250003).")
+    else:
+        logger.warning("%s: no tokenizer and no target language given; generate() needs decoder_start_token_id (the "
+                       "target language code's id): convert with --tokenizer or --target_language <id>, or set "
+                       "model.generation_config.decoder_start_token_id.", path)
+
+
 def convert_reference_checkpoint(
     path: str | Path,
     out_dir: str | Path | None = None,
@@ -792,30 +610,9 @@ def convert_reference_checkpoint(
     ```
     """
     state = load_reference_state_dict(path)
-    detected = detect_stage(state)
-    if stage is not None and stage != detected:
-        raise ReferenceCheckpointError(f"{path}: stage={stage!r} was asked, but the keys are those of a {detected} "
-                                       "checkpoint.")
-    stage = detected
-    if stage == "pretraining" and text_backbone is None and not random_decoder:
-        raise ReferenceCheckpointError(
-            f"{path} is a pre-training checkpoint, which holds no mBART decoder. Pass text_backbone (--text_backbone) "
-            "= the trimmed mBART it was trained from, so that translation fine-tuning starts from its decoder as in "
-            "the reference, or random_decoder=True (--random_decoder) to accept a randomly initialised decoder.")
-    if stage == "translation" and random_decoder:
-        raise ReferenceCheckpointError("random_decoder (--random_decoder) applies to pre-training checkpoints; a "
-                                       "translation checkpoint has its decoder.")
+    stage = _checked_stage(path, state, stage, text_backbone, random_decoder)
     start_id = _start_id(target_language)
-
-    text_config = None
-    if text_backbone is not None:
-        from transformers import AutoConfig
-
-        text_config = AutoConfig.from_pretrained(str(text_backbone))
-        if text_config.model_type not in ("mbart", "mbart-50"):
-            raise ReferenceCheckpointError(f"text_backbone {text_backbone} is a {text_config.model_type!r} model, not "
-                                           "an mBART.")
-    config = infer_config(state, stage, text_config, config_overrides)
+    config = infer_config(state, stage, _text_backbone_config(text_backbone), config_overrides)
     check_reference_layout(state, reference_layout(config, stage))
     check_reference_values(state, config, stage)
 
@@ -824,43 +621,12 @@ def convert_reference_checkpoint(
         random_decoder or text_backbone is None or not _holds_weights(text_backbone))
     if stage == "pretraining":
         if random_decoder:
-            reason = ("random_decoder=True (--random_decoder)" if text_backbone is None or _holds_weights(text_backbone)
-                      else f"text_backbone {text_backbone} holds a configuration but no weights")
-            logger.warning(
-                "%s: pre-training checkpoint converted with a RANDOMLY INITIALISED mBART decoder (%s), built from %s. "
-                "It is not saved; translation models initialised from this conversion get a random decoder. For "
-                "translation fine-tuning as in the reference, convert with --text_backbone <the trimmed mBART with its "
-                "weights>.", path, reason,
-                "the mBART-large-cc25 settings" if text_backbone is None else f"{text_backbone}'s configuration")
+            _warn_random_decoder(path, text_backbone)
         mapped.update(_decoder_state(config, None if random_decoder else text_backbone,
                                      mapped["mbart.model.shared.weight"]))
 
     loaded_tokenizer = _load_tokenizer(tokenizer, text_backbone, config.text_config.vocab_size)
-    vocab_size = config.text_config.vocab_size
-    if start_id is not None:
-        if not 0 <= start_id < vocab_size:
-            raise ReferenceCheckpointError(
-                f"target_language={target_language!r}: token id {start_id} is outside the vocabulary (0..{vocab_size - 1}).")
-        config.decoder_start_token_id = start_id
-    elif loaded_tokenizer is not None:
-        code = target_language or "de_DE"
-        start = loaded_tokenizer.convert_tokens_to_ids(code)
-        if start is None or start == loaded_tokenizer.unk_token_id:
-            raise ReferenceCheckpointError(f"target_language={code!r} (--target_language) is not a token of the "
-                                           "tokenizer; give a language code it holds, or the token id.")
-        config.decoder_start_token_id = start
-        for attribute in ("src_lang", "tgt_lang"):
-            if hasattr(loaded_tokenizer, attribute):
-                setattr(loaded_tokenizer, attribute, code)
-    elif target_language is not None:
-        raise ReferenceCheckpointError(
-            f"target_language={target_language!r} needs a tokenizer to find its token id: pass tokenizer (--tokenizer) "
-            "or a text_backbone (--text_backbone) holding one, or give the id itself (e.g. --target_language 250003).")
-    else:
-        logger.warning("%s: no tokenizer and no target language given; generate() needs decoder_start_token_id (the "
-                       "target language code's id): convert with --tokenizer or --target_language <id>, or set "
-                       "model.generation_config.decoder_start_token_id.", path)
-
+    _set_start_token(path, config, loaded_tokenizer, target_language, start_id)
     model = _build_model(MODEL_CLASSES[stage], config, mapped)
     if out_dir is not None:
         saved = {}
