@@ -195,6 +195,45 @@ def rouge_l(hypothesis_tokens: Sequence[str], reference_tokens: Sequence[str], b
     return (1 + beta**2) * precision * recall / (recall + beta**2 * precision)
 
 
+def _resolve_convention(
+    language: str | None, convention: str | None, dataset: str | None, char_level: bool | None
+) -> tuple[str | None, BleuConvention, bool]:
+    """The normalised language, the convention and the unit (`char_level`) that scoring uses, from what was given
+    and the dataset's defaults; refuses an unknown convention and word-level scoring of Chinese."""
+    if dataset is not None:
+        defaults = dataset_defaults(dataset)
+        language = language if language is not None else defaults["language"]
+        convention = convention if convention is not None else defaults["convention"]
+    language = _normalise_language(language)
+    convention = convention if convention is not None else default_convention(language)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"Unknown scoring convention {convention!r}; choose one of {sorted(CONVENTIONS)}.")
+    if char_level is None:
+        char_level = language in CHARACTER_LANGUAGES
+    elif not char_level and language in CHARACTER_LANGUAGES:
+        raise ValueError(
+            f"Word-level scoring was requested for language {language!r}, which is written without spaces: BLEU "
+            "with 13a on unsplit text treats whole clauses as words (3.78 instead of 25.70 on one published "
+            "output set). Leave `char_level` unset (character-level scoring) for this language."
+        )
+    return language, CONVENTIONS[convention], char_level
+
+
+def _scored_texts(
+    predictions: Sequence[str], references: Sequence[str], spec: BleuConvention, char_level: bool
+) -> tuple[list[str], list[str]]:
+    """The texts every score sees: with the convention's `" ."` and, for character-level scoring, split into
+    space-separated characters."""
+    hypotheses, targets = list(predictions), list(references)
+    if spec.append_period:
+        hypotheses = [text + " ." for text in hypotheses]
+        targets = [text + " ." for text in targets]
+    if char_level:
+        hypotheses = [_split_characters(text) for text in hypotheses]
+        targets = [_split_characters(text) for text in targets]
+    return hypotheses, targets
+
+
 def compute_translation_metrics(
     predictions: Sequence[str],
     references: Sequence[str],
@@ -236,32 +275,9 @@ def compute_translation_metrics(
     ```
     """
     _check_texts(predictions, references)
-    if dataset is not None:
-        defaults = dataset_defaults(dataset)
-        language = language if language is not None else defaults["language"]
-        convention = convention if convention is not None else defaults["convention"]
-    language = _normalise_language(language)
-    convention = convention if convention is not None else default_convention(language)
-    if convention not in CONVENTIONS:
-        raise ValueError(f"Unknown scoring convention {convention!r}; choose one of {sorted(CONVENTIONS)}.")
-    spec = CONVENTIONS[convention]
-    if char_level is None:
-        char_level = language in CHARACTER_LANGUAGES
-    elif not char_level and language in CHARACTER_LANGUAGES:
-        raise ValueError(
-            f"Word-level scoring was requested for language {language!r}, which is written without spaces: BLEU "
-            "with 13a on unsplit text treats whole clauses as words (3.78 instead of 25.70 on one published "
-            "output set). Leave `char_level` unset (character-level scoring) for this language."
-        )
-
+    language, spec, char_level = _resolve_convention(language, convention, dataset, char_level)
     sacrebleu_metrics = require("sacrebleu", "Scoring translations").metrics
-    hypotheses, targets = list(predictions), list(references)
-    if spec.append_period:
-        hypotheses = [text + " ." for text in hypotheses]
-        targets = [text + " ." for text in targets]
-    if char_level:
-        hypotheses = [_split_characters(text) for text in hypotheses]
-        targets = [_split_characters(text) for text in targets]
+    hypotheses, targets = _scored_texts(predictions, references, spec, char_level)
     tokenize = "none" if char_level else spec.tokenize
 
     result: dict[str, Any] = {}
