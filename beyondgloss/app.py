@@ -362,32 +362,7 @@ def build_app(analyser: SignVideoAnalyser, max_duration_seconds: float | None = 
 
     retrieval = analyser.pretraining
     max_duration_seconds = max_duration_seconds or analyser.max_duration_seconds
-
-    def run(video, sentences="", progress=gr.Progress()):
-        empty = _empty_outputs(retrieval, pd)
-        if not video:
-            return ("Upload a video, record one, or pick an example.", *empty)
-        started = time.perf_counter()
-        try:
-            analysis = analyser.analyse(video, (sentences or "").splitlines(),
-                                        progress=lambda fraction, stage: progress(fraction, desc=stage))
-        except AppInputError as error:
-            return (f"**Cannot use this video.** {error}", *empty)
-        total = time.perf_counter() - started
-        strip, shown = frame_strip(analysis.frames)
-        seen = (f"{len(analysis.frame_indices)} of {analysis.num_source_frames} source frames kept"
-                + (f" ({analysis.duration:.1f} s)" if analysis.duration else "")
-                + f"; showing source frames {', '.join(str(analysis.frame_indices[i]) for i in shown)}")
-        status = f"Done. {seen}."
-        timings = _format_timings(analysis, total)
-        if retrieval:
-            plot = pd.DataFrame({"sentence": [s for s, _ in analysis.similarities],
-                                 "similarity": [round(v, 4) for _, v in analysis.similarities]})
-            return status, plot, strip, timings
-        best = analysis.translations[0][0]
-        beams = [[rank + 1, text, round(score, 4)] for rank, (text, score) in enumerate(analysis.translations)]
-        return status, best, beams, strip, timings
-
+    run = _runner(analyser, gr, pd)
     title = "beyondgloss: sign video retrieval" if retrieval else "beyondgloss: sign language translation"
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(600, 3600)) as app:
         gr.Markdown(f"# {title}\nModel: `{analyser.model_id}`. Upload a video, record one with the webcam, or pick an "
@@ -405,23 +380,65 @@ def build_app(analyser: SignVideoAnalyser, max_duration_seconds: float | None = 
                     gr.Examples([[str(path)] for path in analyser.examples], inputs=[video], label="Example clips")
             with gr.Column():
                 status = gr.Markdown(elem_id=STATUS_ID)
-                if retrieval:
-                    outputs = [gr.BarPlot(x="sentence", y="similarity", label="Video-to-sentence similarity (cosine)",
-                                          sort="-y", elem_id="similarity")]
-                else:
-                    outputs = [
-                        gr.Textbox(label="Translation", elem_id=TRANSLATION_ID, interactive=False),
-                        gr.Dataframe(headers=["rank", "translation", "score"], label="Beams (log-probability per "
-                                     "token, as beam search ranks them)", interactive=False, elem_id="beams"),
-                    ]
-                outputs += [gr.Image(label="Frames the model saw (after sampling and cropping)", elem_id="frames",
-                                     interactive=False, format="png"),
-                            gr.Markdown(elem_id="timings")]
+                outputs = _output_components(gr, retrieval)
         # An upload, a finished recording and an example click all change the video; the button re-runs (e.g.
         # after editing the sentences).
         for trigger in (video.change, button.click):
             trigger(run, inputs=inputs, outputs=[status, *outputs])
     return app
+
+
+def _runner(analyser: SignVideoAnalyser, gr, pd):
+    """The page's callback: a video (and, for retrieval, sentences) -> the status line and every output."""
+    retrieval = analyser.pretraining
+
+    def run(video, sentences="", progress=gr.Progress()):
+        empty = _empty_outputs(retrieval, pd)
+        if not video:
+            return ("Upload a video, record one, or pick an example.", *empty)
+        started = time.perf_counter()
+        try:
+            analysis = analyser.analyse(video, (sentences or "").splitlines(),
+                                        progress=lambda fraction, stage: progress(fraction, desc=stage))
+        except AppInputError as error:
+            return (f"**Cannot use this video.** {error}", *empty)
+        return _outputs(analysis, time.perf_counter() - started, retrieval, pd)
+
+    return run
+
+
+def _outputs(analysis: Analysis, total: float, retrieval: bool, pd) -> tuple:
+    """The status line and the outputs of `_output_components` for one analysis that took `total` seconds."""
+    strip, shown = frame_strip(analysis.frames)
+    seen = (f"{len(analysis.frame_indices)} of {analysis.num_source_frames} source frames kept"
+            + (f" ({analysis.duration:.1f} s)" if analysis.duration else "")
+            + f"; showing source frames {', '.join(str(analysis.frame_indices[i]) for i in shown)}")
+    status = f"Done. {seen}."
+    timings = _format_timings(analysis, total)
+    if retrieval:
+        plot = pd.DataFrame({"sentence": [s for s, _ in analysis.similarities],
+                             "similarity": [round(v, 4) for _, v in analysis.similarities]})
+        return status, plot, strip, timings
+    best = analysis.translations[0][0]
+    beams = [[rank + 1, text, round(score, 4)] for rank, (text, score) in enumerate(analysis.translations)]
+    return status, best, beams, strip, timings
+
+
+def _output_components(gr, retrieval: bool) -> list:
+    """The result column: the similarity plot (retrieval) or the translation and its beams, then frames and
+    timings."""
+    if retrieval:
+        outputs = [gr.BarPlot(x="sentence", y="similarity", label="Video-to-sentence similarity (cosine)",
+                              sort="-y", elem_id="similarity")]
+    else:
+        outputs = [
+            gr.Textbox(label="Translation", elem_id=TRANSLATION_ID, interactive=False),
+            gr.Dataframe(headers=["rank", "translation", "score"], label="Beams (log-probability per "
+                         "token, as beam search ranks them)", interactive=False, elem_id="beams"),
+        ]
+    return outputs + [gr.Image(label="Frames the model saw (after sampling and cropping)", elem_id="frames",
+                               interactive=False, format="png"),
+                      gr.Markdown(elem_id="timings")]
 
 
 def _empty_outputs(retrieval: bool, pd) -> tuple:
