@@ -244,8 +244,10 @@ def _import_hands(argv: list) -> int:
 
     args = _import_hands_parser().parse_args(argv)
     setup_logging()
-    if not Path(args.root).is_dir():  # checked before the store is created, so that a typo leaves nothing behind
-        raise CommandError(f"{args.root} is not a folder; give the reference's hamer_path folder "
+    root = Path(args.root)
+    if not root.is_dir():  # checked before the store is created, so that a typo leaves nothing behind
+        problem = "is not a folder" if root.exists() else "does not exist"
+        raise CommandError(f"{root} {problem}; give the reference's hamer_path folder "
                            "({root}/{split}/{video_id}/{video_id}.lzma)")
     try:
         summary = import_hamer_features(
