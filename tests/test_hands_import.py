@@ -140,4 +140,5 @@ def test_import_hands_command(hamer_root, tmp_path, capsys):
     # A missing input folder is an input error: exit status 1 and one line naming the folder.
     capsys.readouterr()
     assert import_hands([str(tmp_path / "nowhere"), "--store", str(store_dir)]) == 1
-    assert "nowhere does not exist" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert str(tmp_path / "nowhere") in error and error.count("\n") == 1, error
