@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
 from beyondgloss.hub import push_adapter, save_for_hub
-from beyondgloss.modeling_beyondgloss import ADAPTER_WEIGHTS_NAME
+from beyondgloss.text_lora import ADAPTER_WEIGHTS_NAME
 from beyondgloss.pipeline_sign_translation import TASK, SignTranslationPipeline
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.testing import tiny_config

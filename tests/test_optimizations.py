@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from beyondgloss.benchmark import count_frame_encoder_flops
-from beyondgloss.modeling_beyondgloss import BandMaskCache, BeyondGlossModel, BeyondGlossTemporalAttention
+from beyondgloss.dinov2_fast_path import vision_block
+from beyondgloss.modeling_beyondgloss import BeyondGlossModel
+from beyondgloss.temporal_encoder import BandMaskCache, BeyondGlossTemporalAttention
 from beyondgloss.benchmark.reference_impl import ReferenceSignEncoder, local_1d_pattern
 from beyondgloss.testing import assert_same_math, tiny_config
 
@@ -206,7 +208,8 @@ def test_cls_only_last_block_equals_full_block():
     for cls_only in (True, False):
         model.zero_grad(set_to_none=True)
         hidden.grad = None
-        row = model._vision_block(2, hidden, cls_only, model._block_weights(2))[:, :1]
+        (parts, weights), = model._block_operands([2])
+        row = vision_block(parts, hidden, weights, cls_only)[:, :1]
         (row * torch.linspace(-1, 1, row.numel(), dtype=row.dtype).view_as(row)).sum().backward()
         results.append((row.detach(), hidden.grad.clone(), _gradients(model)))
     (cls_row, cls_input_grad, cls_grads), (full_row, full_input_grad, full_grads) = results
@@ -342,7 +345,7 @@ def test_lora_dropout_mask_drops_with_its_probability_and_stays_unbiased(p):
     """The CPU mask of the DINOv2 LoRA dropout (16-bit integers, three per 64-bit draw): its keep rate is within
     5 standard deviations of the keep probability it reports, which is within 2^-17 of 1 - p, neighbouring entries
     (the lanes of one draw) are uncorrelated, and the masked low-rank product is unbiased."""
-    from beyondgloss.modeling_beyondgloss import BeyondGlossVisionLoRA, dropout_keep_mask
+    from beyondgloss.dinov2_fast_path import BeyondGlossVisionLoRA, dropout_keep_mask
 
     torch.manual_seed(0)
     reference = torch.empty(1000, 999)

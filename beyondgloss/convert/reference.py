@@ -27,11 +27,8 @@ from pathlib import Path
 import torch
 
 from ..configuration_beyondgloss import BeyondGlossConfig
-from ..modeling_beyondgloss import (
-    BeyondGlossForContrastivePretraining,
-    BeyondGlossForSignTranslation,
-    sinusoidal_position_encoding,
-)
+from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
+from ..temporal_encoder import sinusoidal_position_encoding
 from .reference_config import infer_config
 from .reference_names import (
     DINO,

@@ -1,28 +1,36 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
-"""`beyondgloss convert` (a reference checkpoint into a beyondgloss one) and `beyondgloss trim-mbart`.
+"""`beyondgloss convert` and `beyondgloss trim-mbart`.
 
-The work is `beyondgloss.convert` ([`convert_reference_checkpoint`], [`trim_mbart`]); these read the command line.
-Exit codes: `beyondgloss.cli`.
+Each function takes the command's own arguments (without the command name) and returns an exit code: 0 when done;
+both return 1 when the input cannot be used (one line on stderr says what is wrong and what to do); a malformed
+command line exits with 2 and argparse's usage message. Options are spelled with
+underscores (`--text_backbone`), the project's dialect; the dashed spellings (`--text-backbone`) are accepted too.
 """
 
 import argparse
 import csv
 import json
 import logging
+import sys
 from pathlib import Path
 
 from ..utils.logging_utils import setup_logging
-from ._common import CommandError, accept_dashed_spellings, command_parser, run_command
 
 __all__ = ["convert", "trim_mbart", "read_texts"]
 
 logger = logging.getLogger(__name__)
 
 
+def _fail(prog: str, error: Exception) -> int:
+    """Prints `error` as one line (not argparse's usage block: the command line was well formed) and returns 1."""
+    print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+    return 1
+
+
 def _convert_parser() -> argparse.ArgumentParser:
-    parser = command_parser(
-        "convert",
-        (
+    parser = argparse.ArgumentParser(
+        prog="beyondgloss convert",
+        description=(
             "Convert a checkpoint of the BeyondGloss reference code (PyTorch Lightning, pre-training or translation "
             "stage) into a beyondgloss checkpoint with reference_compat=True (config.json + model.safetensors), "
             "which computes what the reference computes up to float32 round-off (docs/reference_differences.md). "
@@ -35,34 +43,31 @@ def _convert_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stage", choices=["pretraining", "translation"],
                         help="checkpoint stage; detected from the keys when omitted")
     parser.add_argument(
-        "--text_backbone",
+        "--text_backbone", "--text-backbone", dest="text_backbone",
         help="the trimmed mBART folder the checkpoint was trained from: its config settings, its decoder weights for "
              "a pre-training checkpoint (which has none) and its tokenizer if it holds one. A folder holding only "
              "config.json gives the settings; a pre-training checkpoint then gets a randomly initialised decoder "
              "(warned, not saved)",
     )
     parser.add_argument(
-        "--random_decoder", action="store_true",
+        "--random_decoder", "--random-decoder", dest="random_decoder", action="store_true",
         help="pre-training checkpoint: a randomly initialised mBART decoder (built from --text_backbone's config when "
              "given, else mBART-large-cc25's settings); it is not saved",
     )
     parser.add_argument("--tokenizer", help="tokenizer folder to save with the model (default: --text_backbone's)")
-    parser.add_argument("--target_language",
+    parser.add_argument("--target_language", "--target-language", dest="target_language",
                         help="language code generation starts from, found in the tokenizer (default de_DE, the "
                              "reference's for every dataset, when there is a tokenizer), or its token id")
-    return accept_dashed_spellings(parser)
+    return parser
 
 
-def convert(argv: list) -> int:
+def convert(argv) -> int:
     """`beyondgloss convert CHECKPOINT OUTPUT_DIR [--text_backbone DIR] [--random_decoder] [--tokenizer DIR]
     [--target_language CODE_OR_ID]`."""
-    return run_command("convert", _convert, argv)
+    from .reference import convert_reference_checkpoint
 
-
-def _convert(argv: list) -> int:
-    from ..convert.reference import convert_reference_checkpoint
-
-    args = _convert_parser().parse_args(argv)
+    parser = _convert_parser()
+    args = parser.parse_args(argv)
     setup_logging()
     try:
         convert_reference_checkpoint(
@@ -70,7 +75,7 @@ def _convert(argv: list) -> int:
             random_decoder=args.random_decoder, tokenizer=args.tokenizer, target_language=args.target_language,
         )
     except (ValueError, OSError) as error:
-        raise CommandError(str(error)) from error
+        return _fail(parser.prog, error)
     logger.info("saved the converted model to %s", args.output_dir)
     return 0
 
@@ -87,10 +92,7 @@ def read_texts(path: str | Path, column: str = "text") -> list[str]:
         with path.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
                 if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as error:
-                        raise ValueError(f"{path}, line {number}: not a JSON object ({error}).") from error
+                    row = json.loads(line)
                     if not isinstance(row, dict) or not isinstance(row.get(column), str):
                         raise ValueError(f"{path}, line {number}: no string field {column!r}.")
                     texts.append(row[column])
@@ -105,9 +107,9 @@ def read_texts(path: str | Path, column: str = "text") -> list[str]:
 
 
 def _trim_parser() -> argparse.ArgumentParser:
-    parser = command_parser(
-        "trim-mbart",
-        (
+    parser = argparse.ArgumentParser(
+        prog="beyondgloss trim-mbart",
+        description=(
             "Trim an mBART model and tokenizer to the pieces used by a set of training sentences, plus every special "
             "token and language code, as the reference's trim.py; saves the trimmed model and tokenizer."
         ),
@@ -116,25 +118,22 @@ def _trim_parser() -> argparse.ArgumentParser:
     parser.add_argument("output_dir", help="folder for the trimmed model and tokenizer")
     parser.add_argument("--texts", nargs="+", required=True,
                         help="training sentences: .txt (one per line), .jsonl or .csv/.tsv files")
-    parser.add_argument("--text_column", default="text",
+    parser.add_argument("--text_column", "--text-column", dest="text_column", default="text",
                         help="field or column of .jsonl/.csv/.tsv files holding the sentence")
     parser.add_argument("--tokenizer", help="tokenizer folder (default: the model folder)")
-    parser.add_argument("--keep_tokens", nargs="*", default=[],
+    parser.add_argument("--keep_tokens", "--keep-tokens", dest="keep_tokens", nargs="*", default=[],
                         help="further tokens to keep")
-    return accept_dashed_spellings(parser)
+    return parser
 
 
-def trim_mbart(argv: list) -> int:
+def trim_mbart(argv) -> int:
     """`beyondgloss trim-mbart MODEL OUTPUT_DIR --texts FILE... [--text_column text] [--keep_tokens T...]`."""
-    return run_command("trim-mbart", _trim_mbart, argv)
-
-
-def _trim_mbart(argv: list) -> int:
     from transformers import AutoTokenizer, MBartForConditionalGeneration
 
-    from ..convert.trim import trim_mbart as trim
+    from .trim import trim_mbart as trim
 
-    args = _trim_parser().parse_args(argv)
+    parser = _trim_parser()
+    args = parser.parse_args(argv)
     setup_logging()
     try:
         texts = [text for path in args.texts for text in read_texts(path, args.text_column)]
@@ -142,7 +141,7 @@ def _trim_mbart(argv: list) -> int:
         model = MBartForConditionalGeneration.from_pretrained(args.model)
         model, tokenizer = trim(model, tokenizer, texts, keep_tokens=args.keep_tokens)
     except (ValueError, TypeError, OSError) as error:
-        raise CommandError(str(error)) from error
+        return _fail(parser.prog, error)
     model.save_pretrained(args.output_dir)
     tokenizer.save_pretrained(args.output_dir)
     logger.info("saved the trimmed mBART (%d tokens) to %s", model.config.vocab_size, args.output_dir)

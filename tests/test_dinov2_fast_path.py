@@ -1,0 +1,73 @@
+"""The DINOv2 fast path: it reads transformers' DINOv2 modules by the names it declares, fails loudly when they are
+renamed, and computes what transformers' own blocks compute."""
+
+import pytest
+import torch
+from transformers import Dinov2Config, Dinov2Model
+from transformers.models.dinov2 import modeling_dinov2
+
+from beyondgloss import BeyondGlossModel
+from beyondgloss.dinov2_fast_path import (
+    DINOV2_LAYER_PARTS,
+    Dinov2LayoutError,
+    block_weights,
+    check_dinov2_layout,
+    dinov2_layer_parts,
+    vision_block,
+)
+from beyondgloss.testing import assert_same_math, tiny_config
+
+
+def tiny_dinov2(**overrides) -> Dinov2Model:
+    settings = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=14,
+                    image_size=28, layerscale_value=0.5)
+    return Dinov2Model(Dinov2Config(**{**settings, **overrides})).double().eval()
+
+
+def test_every_declared_part_exists_in_the_installed_transformers():
+    """Fails on a transformers release that renames a part of Dinov2Layer the fast path reads."""
+    vision = tiny_dinov2()
+    check_dinov2_layout(vision)
+    parts = dinov2_layer_parts(vision.encoder.layer[0])
+    for name in ("q", "k", "v", "out", "fc1", "fc2"):
+        assert isinstance(getattr(parts, name), torch.nn.Linear), name
+    assert isinstance(parts.norm1, torch.nn.LayerNorm) and isinstance(parts.norm2, torch.nn.LayerNorm)
+    assert parts.scale1.shape == parts.scale2.shape == (32,)
+    assert parts.heads == 2
+    assert set(DINOV2_LAYER_PARTS) == set(vars(parts))
+
+
+def test_a_renamed_part_fails_where_the_model_is_built(monkeypatch):
+    original = modeling_dinov2.Dinov2Layer.__init__
+
+    def renamed(self, config):  # what a transformers release renaming the attention output projection would build
+        original(self, config)
+        self.attention.out_proj = self.attention.o_proj
+        del self.attention.o_proj
+
+    monkeypatch.setattr(modeling_dinov2.Dinov2Layer, "__init__", renamed)
+    with pytest.raises(Dinov2LayoutError, match=r"Dinov2Layer has no `attention\.o_proj`.*transformers"):
+        BeyondGlossModel(tiny_config())
+
+
+def test_swiglu_blocks_are_refused():
+    with pytest.raises(ValueError, match="use_swiglu_ffn"):
+        check_dinov2_layout(tiny_dinov2(use_swiglu_ffn=True))
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "autograd"])
+def test_a_block_computes_what_transformers_computes(grad):
+    """Without LoRA, a fast-path block is transformers' `Dinov2Layer.forward` (float64, so round-off cannot hide a
+    difference); the inference run also goes through the reused buffers and the in-place GELU."""
+    vision = tiny_dinov2()
+    hidden = torch.randn(3, 5, 32, dtype=torch.float64)
+    for layer in vision.encoder.layer:
+        expected = layer(hidden)
+        expected = expected[0] if isinstance(expected, tuple) else expected
+        parts = dinov2_layer_parts(layer)
+        with torch.set_grad_enabled(grad):
+            actual = vision_block(parts, hidden.clone(), block_weights(parts, None), workspace={}, inplace_gelu=True)
+            last_row = vision_block(parts, hidden.clone(), block_weights(parts, None), cls_only=True)
+        assert_same_math(actual.detach(), expected.detach(), msg="block output")
+        assert_same_math(last_row.detach(), expected[:, :1].detach(), msg="CLS-only block output")
+        hidden = expected.detach()
