@@ -45,6 +45,21 @@ _MBART_LARGE_CC25 = {
 }
 
 
+def _text_config_token(name: str) -> property:
+    """A generic token attribute (`pad_token_id`, `eos_token_id`) that the text config owns: read from it and
+    written to it."""
+
+    def get(self):
+        return getattr(self.text_config, name)
+
+    def set(self, value):
+        # PreTrainedConfig assigns the generic token attributes; the text config owns them.
+        if value is not None and self.text_config is not None and not isinstance(self.text_config, dict):
+            setattr(self.text_config, name, value)
+
+    return property(get, set, doc=f"The text config's `{name}`.")
+
+
 class BeyondGlossConfig(PreTrainedConfig):
     r"""
     Configuration of the BeyondGloss sign video encoder and its two task models.
@@ -222,24 +237,8 @@ class BeyondGlossConfig(PreTrainedConfig):
             if getattr(self, name) < 0:
                 fail(f"{name}={getattr(self, name)} must be >= 0 (0 switches the term off).")
 
-    @property
-    def pad_token_id(self):
-        return self.text_config.pad_token_id
-
-    @pad_token_id.setter
-    def pad_token_id(self, value):
-        # PreTrainedConfig assigns the generic token attributes; the text config owns them.
-        if value is not None and self.text_config is not None and not isinstance(self.text_config, dict):
-            self.text_config.pad_token_id = value
-
-    @property
-    def eos_token_id(self):
-        return self.text_config.eos_token_id
-
-    @eos_token_id.setter
-    def eos_token_id(self, value):
-        if value is not None and self.text_config is not None and not isinstance(self.text_config, dict):
-            self.text_config.eos_token_id = value
+    pad_token_id = _text_config_token("pad_token_id")
+    eos_token_id = _text_config_token("eos_token_id")
 
     @property
     def custom_pipelines(self) -> dict:

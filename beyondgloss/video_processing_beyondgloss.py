@@ -64,6 +64,13 @@ _BOOKKEEPING_KEYS = ("video_processor_type", "image_processor_type", "feature_ex
 _UNSET = object()
 
 
+def _legacy_alias(legacy: str) -> property:
+    """A read-write property under an earlier setting name (see `LEGACY_SETTING_NAMES`) for the current one."""
+    current = LEGACY_SETTING_NAMES[legacy]
+    return property(lambda self: getattr(self, current), lambda self, value: setattr(self, current, value),
+                    doc=f"The earlier name of `{current}`.")
+
+
 def _size_dict(value, name: str, allow_shortest_edge: bool = True) -> dict[str, int] | None:
     """`None`, an int `n` (a square `{"height": n, "width": n}`) or a size dict, validated, as a size dict."""
     if value is None:
@@ -345,23 +352,8 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
     def resize_size(self, value: int | None):
         self.size, self.do_resize = _size_dict(value, "resize_size"), value is not None
 
-    @property
-    def max_frames(self) -> int | None:
-        """The earlier name of `num_frames`."""
-        return self.num_frames
-
-    @max_frames.setter
-    def max_frames(self, value: int | None):
-        self.num_frames = value
-
-    @property
-    def target_fps(self) -> float | None:
-        """The earlier name of `fps`."""
-        return self.fps
-
-    @target_fps.setter
-    def target_fps(self, value: float | None):
-        self.fps = value
+    max_frames = _legacy_alias("max_frames")
+    target_fps = _legacy_alias("target_fps")
 
     def settings(self) -> dict:
         """Every setting of this processor by its current name (what `with_settings` starts from)."""

@@ -72,3 +72,13 @@ def test_rejects_wrong_backbone_types():
         BeyondGlossConfig(vision_config={"model_type": "vit"})
     with pytest.raises(ValueError, match="MBartConfig"):
         BeyondGlossConfig(text_config={"model_type": "bart"})
+
+
+def test_the_generic_token_ids_are_the_text_configs():
+    # Both go through one property factory: reading gives the text config's value, writing lands there.
+    config = tiny_config()
+    for name, value in (("pad_token_id", 5), ("eos_token_id", 6)):
+        setattr(config, name, value)
+        assert getattr(config.text_config, name) == value == getattr(config, name)
+    config.pad_token_id = None  # PreTrainedConfig's blanket assignment must not erase the text config's id
+    assert config.text_config.pad_token_id == 5

@@ -10,7 +10,7 @@ import torch
 
 from beyondgloss.data.feature_store import FeatureStore
 from beyondgloss.data.safe_pickle import UnsafePickleError
-from beyondgloss.descriptor.commands import import_hands
+from beyondgloss.cli.descriptor import import_hands
 from beyondgloss.data.hands import hand_presence_mask, import_hamer_features, read_hamer_file
 
 
@@ -129,7 +129,7 @@ def test_hand_presence_mask():
     assert hand_presence_mask(features).tolist() == [0, 1, 1]
 
 
-def test_import_hands_command(hamer_root, tmp_path):
+def test_import_hands_command(hamer_root, tmp_path, capsys):
     root, contents = hamer_root
     store_dir = tmp_path / "store"
     assert import_hands([str(root), "--store", str(store_dir), "--splits", "dev", "--no-progress"]) == 0
@@ -137,6 +137,8 @@ def test_import_hands_command(hamer_root, tmp_path):
     write_reference_file(root, "dev", "evil", {"features": _Payload()})
     assert import_hands([str(root), "--store", str(store_dir), "--no-progress"]) == 1
     assert sorted(FeatureStore(store_dir).ids()) == sorted(f"{s}/{v}" for s, v in contents)
-    with pytest.raises(SystemExit) as exit_info:
-        import_hands([str(tmp_path / "nowhere"), "--store", str(store_dir)])
-    assert exit_info.value.code == 2
+    # A missing input folder is an input error: exit status 1 and one line naming the folder.
+    capsys.readouterr()
+    assert import_hands([str(tmp_path / "nowhere"), "--store", str(store_dir)]) == 1
+    error = capsys.readouterr().err
+    assert str(tmp_path / "nowhere") in error and error.count("\n") == 1, error

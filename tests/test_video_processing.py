@@ -397,3 +397,10 @@ def test_training_augmentation_while_decoding_matches_augmenting_the_whole_clip(
             grouped = processor(source, training=True, generator=torch.Generator().manual_seed(seed))
             whole = processor.process_frames(noise, training=True, generator=torch.Generator().manual_seed(seed))
             assert torch.equal(grouped["pixel_values_videos"][0], whole), (seed, type(source))
+
+
+def test_earlier_setting_names_are_aliases_of_the_current_ones():
+    processor = BeyondGlossVideoProcessor(num_frames=4, fps=25.0)
+    assert (processor.max_frames, processor.target_fps) == (4, 25.0)
+    processor.max_frames, processor.target_fps = 6, 12.5
+    assert (processor.num_frames, processor.fps) == (6, 12.5)

@@ -29,7 +29,8 @@ Every builder yields the same columns:
 Split names follow the Hugging Face convention: `train`, `validation` (the official `dev`), `test`.
 The cache is keyed on the annotation files and the feature stores (names, sizes, times); frame folders
 are listed once, so after changing frames rebuild with `load_sign_dataset(..., rebuild=True)`.
-Every builder's rows go through one validation layer (`SignDatasetBuilder._check_samples`):
+Every builder's rows go through one validation layer (`SignDatasetBuilder._check_samples`, its checks in
+`beyondgloss.data.validation`):
 
 - Refused whatever `skip_bad_samples` says (a `BadSampleError` naming the rows): two rows with one id (both are
   named), and a file or folder path in the metadata that leaves `data_dir` (absolute, or with `..`). Symlinks
@@ -48,9 +49,7 @@ files skipped, natural order), the same function the video reader uses. Ids may 
 length: feature stores give long ids hashed file names (`beyondgloss.data.feature_store.feature_file_name`).
 """
 
-import csv
 import hashlib
-import io
 import json
 import logging
 from dataclasses import dataclass
@@ -58,12 +57,25 @@ from pathlib import Path, PurePath
 
 import datasets
 import numpy as np
-import torch
 
-from ..video_io import VideoReadError, list_frame_images, open_video
-from .feature_store import FeatureFileError, FeatureStore, MissingFeatureError, read_feature_file
+from ..video_io import VideoReadError, list_frame_images
+from .feature_store import FeatureFileError, FeatureStore, read_feature_file
 from .safe_pickle import load_pickle_file
 from .synthsign import SYNTHSIGN_LANGUAGE, generate_synthsign
+from .validation import (
+    BadSampleError,
+    RowError,
+    describe_value,
+    entry_problem,
+    frame_images_problem,
+    joined_label,
+    path_inside,
+    read_delimited,
+    read_text,
+    stored_features,
+    text_value,
+    video_problem,
+)
 
 __all__ = [
     "SignDatasetConfig",
@@ -81,120 +93,6 @@ _SPLIT_NAMES = {"train": "train", "dev": "validation", "val": "validation", "val
                 "validation": "validation", "test": "test"}
 # How many bad ids an error or warning spells out before summarising the rest.
 _LISTED_IDS = 20
-
-
-class BadSampleError(ValueError):
-    """Samples of a dataset cannot be used; the message lists their ids and what is wrong."""
-
-
-class _RowError(ValueError):
-    """A metadata row that cannot be read at all: a path leaving the dataset folder, a value of the wrong type."""
-
-
-def _describe(value) -> str:
-    text = repr(value)
-    return f"a {type(value).__name__} ({text[:40] + '...' if len(text) > 40 else text})"
-
-
-def _text_value(value, key: str, where: str, numbers: bool = True) -> str:
-    """A metadata value as a string: `None` is "", numbers (if allowed) are written out, anything else is refused."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise _RowError(f"{key} is {_describe(value)}, expected a string ({where})")
-
-
-def _inside(root: Path, value, key: str, where: str) -> Path:
-    """`root / value` for a relative path that stays inside `root`; anything else is refused, naming the row."""
-    if not isinstance(value, str) or not value.strip():
-        raise _RowError(f"{where}: {key} must be a non-empty relative path, got {_describe(value)}")
-    if "\x00" in value:
-        raise _RowError(f"{where}: {key} {value!r} holds a NUL character")
-    relative = PurePath(value)
-    if relative.is_absolute() or ".." in relative.parts:
-        raise _RowError(f"{where}: {key} {value!r} points outside the dataset folder {root}; metadata paths must be "
-                        "relative and stay inside it (move the file into the folder, or link it there)")
-    return root / relative
-
-
-def _entry_problem(path: Path, what: str) -> str | None:
-    """Why `path` is not a usable regular file (or, for `what="frame folder"`, folder), or `None`."""
-    try:
-        if path.is_dir() if what == "frame folder" else path.is_file():
-            return None
-        exists = path.exists() or path.is_symlink()
-    except OSError as error:  # a name longer than the file system allows, a permission problem
-        return f"{what} {path} cannot be checked ({error})"
-    if not exists:
-        return f"{what} {path} does not exist"
-    if what == "frame folder":
-        return f"frame folder {path} is not a folder (a file, FIFO, device or broken link)"
-    return f"{what} {path} is not a regular file (a folder, FIFO, device or broken link)"
-
-
-def _jpeg_complete(path: Path) -> bool:
-    # A JPEG cut short (an interrupted copy) opens fine and fails only when decoded; its end marker is missing.
-    with open(path, "rb") as handle:
-        handle.seek(0, 2)
-        handle.seek(max(0, handle.tell() - 64))
-        return b"\xff\xd9" in handle.read()
-
-
-def _frame_images_problem(files: list) -> str | None:
-    """Checks every image of a frame folder cheaply: header, one size, verified structure (PNG chunk checksums,
-    the JPEG end marker); the first image is decoded in full."""
-    from PIL import Image
-
-    size = None
-    for index, path in enumerate(files):
-        try:
-            with Image.open(path) as image:
-                if size is None:
-                    size = image.size
-                elif image.size != size:
-                    return (f"{path.name} is {image.size[0]}x{image.size[1]} px but {files[0].name} is {size[0]}x"
-                            f"{size[1]} px; all frames of a video must have one size")
-                if index == 0:
-                    image.load()
-                else:
-                    image.verify()
-            if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(path):
-                return f"{path} is truncated (no JPEG end marker)"
-        except Image.DecompressionBombError as error:
-            return f"{path} is too large to decode safely ({error})"
-        except (OSError, SyntaxError, ValueError) as error:
-            return f"{path} is not a readable image; it may be corrupt or truncated ({error})"
-    return None
-
-
-def _stored(store: FeatureStore, sample_id: str, what: str) -> tuple:
-    """`(features, problem)` of a sample in a feature store: missing, unreadable and non-finite files are problems."""
-    try:
-        features = store.read(sample_id)["features"]
-    except MissingFeatureError:
-        return None, f"no {what} file in {store.path}"
-    except FeatureFileError as error:
-        return None, str(error)
-    if not torch.isfinite(features).all():
-        return None, f"{what} file {store.file_for(sample_id)} holds NaN or infinite values"
-    return features, None
-
-
-def _video_problem(path: Path) -> tuple:
-    """`(num_frames, problem)`: the video is opened and its first and last frames decoded (a file cut short
-    usually still opens, then fails at its end)."""
-    try:
-        video = open_video(path)
-        num_frames = video.num_frames
-        if num_frames < 1:
-            return 0, f"unreadable video: {path} has no frames"
-        video.read(sorted({0, num_frames - 1}))
-    except (VideoReadError, OSError, RuntimeError) as error:
-        return 0, f"unreadable video: {error}"
-    return num_frames, None
 
 
 def _signature(*paths) -> str:
@@ -339,7 +237,7 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         try:
             samples = self._read_samples()
-        except _RowError as error:
+        except RowError as error:
             raise BadSampleError(
                 f"{self.DATASET_NAME} in {self.config.data_dir}: {error}. Fix the metadata: such rows are refused "
                 "even with skip_bad_samples=True"
@@ -355,14 +253,14 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
         """Checks the types of a sample's fields and writes them as strings; a problem marks the sample bad."""
         where = sample.get("where", "")
         try:
-            sample["id"] = _text_value(sample["id"], "id", where)
+            sample["id"] = text_value(sample["id"], "id", where)
             if not sample["id"].strip():
-                raise _RowError(f"id is empty ({where})")
-            sample["text"] = _text_value(sample.get("text"), "text", where, numbers=False)
+                raise RowError(f"id is empty ({where})")
+            sample["text"] = text_value(sample.get("text"), "text", where, numbers=False)
             for key in self._TEXT_FIELDS:
                 if key in sample:
-                    sample[key] = _text_value(sample[key], key, where)
-        except _RowError as error:
+                    sample[key] = text_value(sample[key], key, where)
+        except RowError as error:
             sample["id"] = str(sample["id"])
             sample.setdefault("problem", str(error))
 
@@ -416,15 +314,15 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
             num_frames = len(sample["media"])
             if num_frames == 0:
                 return "frame folder has no images"
-            problem = _frame_images_problem(sample["media"])
+            problem = frame_images_problem(sample["media"])
         else:
-            problem = _entry_problem(Path(sample["media"]), "video file")
+            problem = entry_problem(Path(sample["media"]), "video file")
             if problem is None:
-                num_frames, problem = _video_problem(Path(sample["media"]))
+                num_frames, problem = video_problem(Path(sample["media"]))
         if problem:
             return problem
         if hands is not None:
-            features, problem = _stored(hands, sample["id"], "hand-feature")
+            features, problem = stored_features(hands, sample["id"], "hand-feature")
             if problem:
                 return problem
             if features.ndim != 2 or features.shape[1] != self._dims["hands"]:
@@ -433,7 +331,7 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
             if features.shape[0] != num_frames:
                 return f"hand features have {features.shape[0]} rows but the video has {num_frames} frames"
         if descriptions is not None:
-            vector, problem = _stored(descriptions, sample["id"], "description")
+            vector, problem = stored_features(descriptions, sample["id"], "description")
             if problem:
                 return problem
             if vector.numel() != self._dims["descriptions"]:
@@ -471,10 +369,10 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
     # -- helpers for subclasses ----------------------------------------------------------------------
     @staticmethod
     def _frame_sample(sample_id: str, root: Path, relative, where: str, **fields) -> dict:
-        """A frame-folder sample; `relative` (from the metadata) must stay inside `root` (else `_RowError`)."""
-        folder = _inside(root, relative, "frame folder", where)
+        """A frame-folder sample; `relative` (from the metadata) must stay inside `root` (else `RowError`)."""
+        folder = path_inside(root, relative, "frame folder", where)
         sample = {"id": sample_id, "media": [], "where": where, **fields}
-        problem = _entry_problem(folder, "frame folder")
+        problem = entry_problem(folder, "frame folder")
         if problem is None:
             try:
                 sample["media"] = list_frame_images(folder)
@@ -498,50 +396,12 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
                 if not isinstance(record, dict) or "name" not in record or "text" not in record:
                     raise ValueError(f"{path}: sample {key!r} lacks the 'name' or 'text' field")
                 where = f"{path.name} sample {key!r}"
-                name = _text_value(record["name"], "name", where)
+                name = text_value(record["name"], "name", where)
                 rows.append(self._frame_sample(
                     name, *frame_folder(name), where, text=record["text"], gloss=record.get("gloss"),
                     signer=record.get("signer"), language=language))
             samples[_SPLIT_NAMES[official]] = rows
         return samples
-
-
-def _joined(value, separator: str, key: str, where: str) -> str:
-    """A label given as a list of strings (CSL-Daily's `label_char`, `label_gloss`) or as one string, as text."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, tuple)) and all(isinstance(part, str) for part in value):
-        return separator.join(value)
-    raise _RowError(f"{key} is {_describe(value)}, expected a list of strings ({where})")
-
-
-def _read_text(path: Path) -> str:
-    """A metadata or annotation file's text (UTF-8), with an error naming the file when it is not text."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8") from error
-
-
-def _read_delimited(path: Path, delimiter: str, required: tuple) -> list:
-    if not path.is_file():
-        what = "not a regular file (a folder, FIFO or device)" if path.exists() else "annotation file not found"
-        raise FileNotFoundError(f"{path}: {what}")
-    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter)
-    try:
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in columns]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'})")
-        rows = []
-        for number, row in enumerate(reader, start=1):
-            if None in row:  # more fields than the header names: a stray delimiter shifts every later column
-                raise ValueError(f"{path}, row {number}: {len(columns) + len(row[None])} fields but the header names "
-                                 f"{len(columns)}; quote or remove the extra {delimiter!r}")
-            rows.append({(k or "").strip(): (v or "").strip() for k, v in row.items()})
-        return rows
-    except csv.Error as error:
-        raise ValueError(f"{path}, line {reader.line_num}: not readable as {delimiter!r}-separated text ({error})") from error
 
 
 class Phoenix14TBuilder(SignDatasetBuilder):
@@ -574,7 +434,7 @@ class Phoenix14TBuilder(SignDatasetBuilder):
         samples = {}
         for official in ("train", "dev", "test"):
             path = root / self.CSV.format(split=official)
-            rows = _read_delimited(path, "|", ("name", "speaker", "orth", "translation"))
+            rows = read_delimited(path, "|", ("name", "speaker", "orth", "translation"))
             samples[_SPLIT_NAMES[official]] = [
                 self._frame_sample(f"{official}/{row['name']}", frames_root / official, row["name"],
                                    f"{path.name} row {number}", text=row["translation"], gloss=row["orth"],
@@ -632,7 +492,7 @@ class CSLDailyBuilder(SignDatasetBuilder):
                 raise ValueError(f"{label_path}: record {position} lacks field(s) {', '.join(missing)}")
             records[str(record["name"])] = record
         samples = {"train": [], "validation": [], "test": []}
-        for number, line in enumerate(_read_text(split_path).splitlines(), start=1):
+        for number, line in enumerate(read_text(split_path).splitlines(), start=1):
             if not line.strip() or line.strip().lower() == "name|split":
                 continue
             name, _, official = (part.strip() for part in line.partition("|"))
@@ -650,9 +510,9 @@ class CSLDailyBuilder(SignDatasetBuilder):
                                         language=self.LANGUAGE)
             try:
                 # Documented conversion: the characters (or words) of the label lists are joined.
-                sample["text"] = _joined(record["label_char"], "", "label_char", where)
-                sample["gloss"] = _joined(record["label_gloss"], " ", "label_gloss", where)
-            except _RowError as error:
+                sample["text"] = joined_label(record["label_char"], "", "label_char", where)
+                sample["gloss"] = joined_label(record["label_gloss"], " ", "label_gloss", where)
+            except RowError as error:
                 sample.setdefault("text", "")
                 sample.setdefault("problem", str(error))
             samples[_SPLIT_NAMES[official]].append(sample)
@@ -685,12 +545,12 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
                     f"{root}: expected exactly one of metadata.jsonl / metadata.csv, found {len(present)}")
             path = present[0]
             if path.suffix == ".csv":
-                rows = _read_delimited(path, ",", ("file_name", "text"))
+                rows = read_delimited(path, ",", ("file_name", "text"))
                 for number, row in enumerate(rows, start=1):
                     row["_where"] = f"{path.name} row {number}"
             else:
                 rows = []
-                for number, line in enumerate(_read_text(path).splitlines(), start=1):
+                for number, line in enumerate(read_text(path).splitlines(), start=1):
                     if not line.strip():
                         continue
                     try:
@@ -699,7 +559,7 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
                         raise ValueError(f"{path}, line {number}: not valid JSON ({error})") from error
                     if not isinstance(row, dict):
                         raise ValueError(f"{path}, line {number}: expected a JSON object with file_name and text, "
-                                         f"got {_describe(row)}")
+                                         f"got {describe_value(row)}")
                     row["_where"] = f"{path.name} line {number}"
                     rows.append(row)
                 for column in ("file_name", "text"):
@@ -719,10 +579,10 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
         kinds = set()
         for row in rows:
             try:
-                target = _inside(root, row["file_name"], "file_name", row["_where"])
+                target = path_inside(root, row["file_name"], "file_name", row["_where"])
                 if target.exists():
                     kinds.add("frames" if target.is_dir() else "video")
-            except (_RowError, OSError):
+            except (RowError, OSError):
                 continue  # reported with its row by _read_samples
         if len(kinds) > 1:
             raise ValueError(f"{path}: file_name mixes videos and frame folders; keep one kind per folder")
@@ -740,11 +600,11 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
         samples = {}
         for row in rows:
             where = row["_where"]
-            target = _inside(root, row["file_name"], "file_name", where)
+            target = path_inside(root, row["file_name"], "file_name", where)
             sample_id = row.get("id")
             if sample_id is None or sample_id == "":
                 sample_id = PurePath(row["file_name"]).with_suffix("").as_posix()
-            split_value = _text_value(row.get("split") or "train", "split", where, numbers=False)
+            split_value = text_value(row.get("split") or "train", "split", where, numbers=False)
             split = _SPLIT_NAMES.get(split_value.lower(), split_value)
             # Raw values: the validation layer (_check_samples) checks their types.
             fields = {"text": row["text"], "gloss": row.get("gloss"), "signer": row.get("signer"),
