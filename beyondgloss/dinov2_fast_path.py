@@ -168,7 +168,7 @@ def dropout_keep_mask(reference: torch.Tensor, p: float, scratch: dict | None = 
     return keep, 1.0 - dropped / 65536
 
 
-def block_weights(parts: Dinov2LayerParts, lora: BeyondGlossVisionLoRA | None) -> dict:
+def block_weights(parts: Dinov2LayerParts, lora: BeyondGlossVisionLoRA | None, dtype: torch.dtype | None = None) -> dict:
     """The GEMM operands of one block, prepared once per frame-encoder call and shared by its chunks: `(weight,
     bias)` of "qkv", "out", "fc1" and "fc2", and the block's LoRA ("lora", or None) with its B matrices ("lora_B").
 
@@ -177,7 +177,9 @@ def block_weights(parts: Dinov2LayerParts, lora: BeyondGlossVisionLoRA | None) -
     - When the LoRA needs neither gradients nor dropout (inference), it is folded into the frozen weights,
       `W + scaling * B A`, the same linear map.
     - LayerScale is folded into the output and fc2 weights, biases and LoRA B, `diag(l) (W x + b + B a) =
-      (diag(l) W) x + l b + (diag(l) B) a` (the products stay differentiable for whatever trains)."""
+      (diag(l) W) x + l b + (diag(l) B) a` (the products stay differentiable for whatever trains).
+    - `dtype` (bfloat16 inference, see `inference_precision.py`): the operands in that type, once the LoRA is folded;
+      the block's GEMMs then run in it, its LayerNorms and residual sums in the type of the hidden states."""
     weights = {name: (getattr(parts, name).weight, getattr(parts, name).bias)
                for name in ("q", "k", "v", "out", "fc1", "fc2")}
     if lora is not None and not torch.is_grad_enabled() and not (lora.dropout.training and lora.dropout.p > 0):
@@ -194,8 +196,10 @@ def block_weights(parts: Dinov2LayerParts, lora: BeyondGlossVisionLoRA | None) -
         if lora_B is not None:
             lora_B[name] = lora_B[name] * scale[:, None]
     weights["qkv"] = tuple(torch.cat([weights[p][i] for p in ("q", "k", "v")]) for i in range(2))
-    return {"qkv": weights["qkv"], "out": weights["out"], "fc1": weights["fc1"], "fc2": weights["fc2"],
-            "lora": lora, "lora_B": lora_B}
+    operands = {name: weights[name] for name in ("qkv", "out", "fc1", "fc2")}
+    if dtype is not None and lora is None:
+        operands = {name: (weight.to(dtype), bias.to(dtype)) for name, (weight, bias) in operands.items()}
+    return operands | {"lora": lora, "lora_B": lora_B}
 
 
 def _project(states, weight, bias, workspace=None, buffer=None, low=None, low_weight=None) -> torch.Tensor:
@@ -261,14 +265,25 @@ def vision_block(parts: Dinov2LayerParts, hidden_states: torch.Tensor, weights: 
     if grad or workspace is None or torch.is_autocast_enabled(hidden_states.device.type):
         workspace = None
     batch, _, width = hidden_states.shape
-    attended = _attention(parts, parts.norm1(hidden_states), weights, cls_only, workspace)
-    output = parts.drop_path(_project_with_lora(attended, weights, "out").view(batch, -1, width))
-    hidden_states = output.add_(hidden_states[:, :1] if cls_only else hidden_states)
+    compute = weights["qkv"][0].dtype  # the GEMMs' type: the hidden states', or bfloat16 in reduced precision
 
-    inner = _project_with_lora(parts.norm2(hidden_states), weights, "fc1", workspace, "fc1")
+    def lowered(states):
+        return states if states.dtype == compute else states.to(compute)
+
+    attended = _attention(parts, lowered(parts.norm1(hidden_states)), weights, cls_only, workspace)
+    output = parts.drop_path(_project_with_lora(attended, weights, "out").view(batch, -1, width))
+    hidden_states = _add_residual(output, hidden_states[:, :1] if cls_only else hidden_states)
+
+    inner = _project_with_lora(lowered(parts.norm2(hidden_states)), weights, "fc1", workspace, "fc1")
     inner = torch.ops.aten.gelu_(inner) if inplace_gelu and not grad else parts.activation(inner)
     output = parts.drop_path(_project_with_lora(inner, weights, "fc2").view(batch, -1, width))
-    return output.add_(hidden_states)
+    return _add_residual(output, hidden_states)
+
+
+def _add_residual(output: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """`output + residual`, in place into the block's fresh output, or into a new tensor of the residual stream's type
+    when the output is of a narrower type (reduced precision keeps the residual stream in float32)."""
+    return output.add_(residual) if output.dtype == residual.dtype else residual + output
 
 
 class Dinov2FastPathMixin:
@@ -286,12 +301,12 @@ class Dinov2FastPathMixin:
                       if any(p.requires_grad for p in self.vision.encoder.layer[i].parameters())]
         return min(trainable, default=depth)
 
-    def _block_operands(self, indices) -> list[tuple[Dinov2LayerParts, dict]]:
+    def _block_operands(self, indices, dtype: torch.dtype | None = None) -> list[tuple[Dinov2LayerParts, dict]]:
         operands = []
         for index in indices:
             parts = dinov2_layer_parts(self.vision.encoder.layer[index])
-            operands.append((parts, block_weights(parts, self.vision_lora[str(index)]
-                                                  if str(index) in self.vision_lora else None)))
+            lora = self.vision_lora[str(index)] if str(index) in self.vision_lora else None
+            operands.append((parts, block_weights(parts, lora, dtype)))
         return operands
 
     def _encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
@@ -299,9 +314,11 @@ class Dinov2FastPathMixin:
         first_trainable = self._first_trainable_block()
         split = min(first_trainable, depth - 1)
         prefix_grad = torch.is_grad_enabled() and first_trainable == 0
+        # Reduced precision (`set_inference_precision`) applies to inference only: with autograd, the model's own type.
+        reduced = None if torch.is_grad_enabled() else getattr(self, "_inference_dtype", None)
         with torch.set_grad_enabled(prefix_grad):
-            prefix = self._block_operands(range(split))
-        top = self._block_operands(range(split, depth))
+            prefix = self._block_operands(range(split), reduced)
+        top = self._block_operands(range(split, depth), reduced)
         inplace_gelu = self.config.vision_config.hidden_act == "gelu"
         workspace = {}
 

@@ -51,7 +51,8 @@ class FrozenFeatureCache:
     @staticmethod
     def _stamp(model) -> tuple:
         parameters = list(model.vision.parameters()) + list(model.vision_lora.parameters())
-        return tuple((p.data_ptr(), p._version, p.dtype, str(p.device)) for p in parameters)
+        precision = getattr(model, "_inference_dtype", None)  # bfloat16 inference encodes other features
+        return (precision, *((p.data_ptr(), p._version, p.dtype, str(p.device)) for p in parameters))
 
     @staticmethod
     def _key(video: torch.Tensor) -> tuple:

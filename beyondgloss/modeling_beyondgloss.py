@@ -25,6 +25,7 @@ from .checkpointing import BackboneLoadingMixin, CheckpointMixin
 from .configuration_beyondgloss import BeyondGlossConfig
 from .dinov2_fast_path import BeyondGlossVisionLoRA, Dinov2FastPathMixin, check_dinov2_layout
 from .feature_cache import FrozenFeatureCache
+from .inference_precision import InferencePrecisionMixin
 from .losses import gather_with_grad, masked_l2_loss, masked_mean, symmetric_contrastive_loss
 from .temporal_encoder import BeyondGlossTemporalEncoder
 from .text_lora import (
@@ -115,7 +116,7 @@ class BeyondGlossPretrainingOutput(ModelOutput):
 # Models
 
 
-class BeyondGlossPreTrainedModel(CheckpointMixin, TextAdapterMixin, PreTrainedModel):
+class BeyondGlossPreTrainedModel(CheckpointMixin, TextAdapterMixin, InferencePrecisionMixin, PreTrainedModel):
     config: BeyondGlossConfig
     config_class = BeyondGlossConfig
     base_model_prefix = "sign_encoder"
@@ -426,10 +427,12 @@ class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreT
 
     def encode_video(self, encoder_output: BeyondGlossModelOutput) -> torch.Tensor:
         """Pooled, L2-normalised video embedding `(B, d_model)` from the image-side mBART encoder."""
-        states = self.mbart.model.encoder(
-            inputs_embeds=encoder_output.last_hidden_state, attention_mask=encoder_output.attention_mask
-        ).last_hidden_state
-        return F.normalize(self._pool(states, encoder_output.attention_mask), dim=-1)
+        with self.mbart_precision():
+            states = self.mbart.model.encoder(
+                inputs_embeds=encoder_output.last_hidden_state, attention_mask=encoder_output.attention_mask
+            ).last_hidden_state
+        return F.normalize(self._pool(states.to(encoder_output.last_hidden_state.dtype), encoder_output.attention_mask),
+                           dim=-1)
 
     def encode_text(self, input_ids, attention_mask=None) -> torch.Tensor:
         """Pooled, L2-normalised sentence embedding `(B, d_model)` from the frozen text-side encoder."""
@@ -644,13 +647,14 @@ class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedM
         if decoder_input_ids is None:
             decoder_input_ids = shift_tokens_right(labels, self.config.text_config.pad_token_id)
         encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)
-        outputs = self.mbart(
-            inputs_embeds=encoder_output.last_hidden_state,
-            attention_mask=encoder_output.attention_mask,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            return_dict=True,
-        )
+        with self.mbart_precision():
+            outputs = self.mbart(
+                inputs_embeds=encoder_output.last_hidden_state,
+                attention_mask=encoder_output.attention_mask,
+                decoder_input_ids=decoder_input_ids,
+                decoder_attention_mask=decoder_attention_mask,
+                return_dict=True,
+            )
         loss = None
         if labels is not None:
             logits = outputs.logits.flatten(0, 1)  # at least float32 for the loss; float64 stays float64
@@ -682,9 +686,10 @@ class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedM
         for key in ("input_ids", "attention_mask", "labels"):
             kwargs.pop(key, None)
         encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)
-        return self.mbart.generate(
-            inputs_embeds=encoder_output.last_hidden_state,
-            attention_mask=encoder_output.attention_mask,
-            generation_config=generation_config,
-            **kwargs,
-        )
+        with self.mbart_precision():
+            return self.mbart.generate(
+                inputs_embeds=encoder_output.last_hidden_state,
+                attention_mask=encoder_output.attention_mask,
+                generation_config=generation_config,
+                **kwargs,
+            )
