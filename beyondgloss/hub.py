@@ -24,7 +24,6 @@ after checking it. [`push_adapter`] uploads a fine-tuned model as its adapter (`
 for the full-size translation model) naming the published base checkpoint it loads into.
 """
 
-import argparse
 import json
 import logging
 import tempfile
@@ -38,7 +37,6 @@ __all__ = [
     "NotACheckpointError",
     "check_checkpoint_folder",
     "push_adapter",
-    "push_command",
     "push_folder",
     "push_to_hub",
     "save_for_hub",
@@ -274,36 +272,3 @@ def push_adapter(
         return api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="model", revision=revision,
                                  commit_message=commit_message or f"Upload beyondgloss adapter of {base}",
                                  create_pr=create_pr)
-
-
-def push_command(argv: list[str] | None = None) -> int:
-    """`beyondgloss push <folder> <repo_id>`: uploads a saved checkpoint folder to the Hub."""
-    parser = argparse.ArgumentParser(
-        prog="beyondgloss push",
-        description="Upload a beyondgloss checkpoint folder (the output folder of a beyondgloss training command or "
-        "of Trainer.save_model, or a folder where model.save_pretrained and processor.save_pretrained, or "
-        "save_for_hub, wrote) to a Hub model repository. The folder is checked first: the message names anything "
-        "missing. Intermediate checkpoints, logs and pickled training state stay behind.",
-    )
-    parser.add_argument("folder", type=Path, help="the checkpoint folder")
-    parser.add_argument("repo_id", help="the Hub repository, e.g. your-name/phoenix14t-beyondgloss")
-    parser.add_argument("--private", action="store_true", default=None, help="create the repository as private")
-    parser.add_argument("--revision", help="branch to push to")
-    parser.add_argument("--commit-message", help="the commit message")
-    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
-    parser.add_argument("--token", help="Hub token (default: HF_TOKEN or the `hf auth login` token)")
-    args = parser.parse_args(argv)
-    try:
-        commit = push_folder(
-            args.folder,
-            args.repo_id,
-            token=args.token,
-            private=args.private,
-            revision=args.revision,
-            commit_message=args.commit_message,
-            create_pr=args.create_pr,
-        )
-    except NotACheckpointError as error:
-        parser.error(str(error))
-    logger.info("Pushed %s to %s", args.folder, commit.commit_url)
-    return 0

@@ -5,7 +5,11 @@ import json
 import pytest
 from transformers import AutoModelForSeq2SeqLM, AutoProcessor
 
-from beyondgloss.training.demo import main
+from beyondgloss.cli import main as cli_main
+
+
+def main(argv: list) -> int:
+    return cli_main(["demo", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +48,16 @@ def test_demo_model_loads_with_from_pretrained(demo_dir):
     assert processor.video_processor.crop_size == {"height": 32, "width": 32}
 
 
-def test_demo_refuses_to_overwrite(demo_dir, tmp_path):
-    with pytest.raises(SystemExit, match="--overwrite_output_dir"):
-        main(["--output_dir", str(demo_dir)])
+def test_demo_refuses_to_overwrite(demo_dir, tmp_path, capsys):
+    assert main(["--output_dir", str(demo_dir)]) == 1
+    (error,) = capsys.readouterr().err.strip().splitlines()
+    assert error.startswith(f"beyondgloss demo: error: {demo_dir} already holds files")
+    assert "--overwrite_output_dir" in error
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(SystemExit, match="not a beyondgloss demo"):
-        main(["--output_dir", str(foreign), "--overwrite_output_dir"])
+    assert main(["--output_dir", str(foreign), "--overwrite_output_dir"]) == 1
+    assert "not a beyondgloss demo" in capsys.readouterr().err
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
@@ -61,7 +67,7 @@ def test_demo_records_its_bar(demo_dir):
 
 
 def test_overwrite_removes_only_what_a_demo_wrote(demo_dir, tmp_path):
-    from beyondgloss.training.demo import _check_output_dir
+    from beyondgloss.training.demo import DemoOutputDirError, _check_output_dir
 
     folder = tmp_path / "run"
     folder.mkdir()
@@ -70,7 +76,7 @@ def test_overwrite_removes_only_what_a_demo_wrote(demo_dir, tmp_path):
     (folder / "model" / "config.json").write_text("{}")
     (folder / "synthsign").mkdir()
     (folder / "notes.txt").write_text("keep me")
-    with pytest.raises(SystemExit, match="notes.txt"):
+    with pytest.raises(DemoOutputDirError, match="notes.txt"):
         _check_output_dir(folder, overwrite=True)
     assert (folder / "model" / "config.json").is_file() and (folder / "notes.txt").read_text() == "keep me"
     (folder / "notes.txt").unlink()

@@ -21,13 +21,9 @@ from beyondgloss.testing.videos import make_frames, write_mp4
 from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.training import BeyondGlossPretrainingTrainer, LogFileCallback, pretraining_arguments
 from beyondgloss.training.arguments import TranslateArguments
-from beyondgloss.training.commands import (
-    RUN_MARKER,
-    CommandError,
-    _parse,
-    checkpoint_problem,
-    last_complete_checkpoint,
-)
+from beyondgloss.cli._arguments import parse_arguments
+from beyondgloss.cli._common import CommandError
+from beyondgloss.cli.output_dir import RUN_MARKER, checkpoint_problem, last_complete_checkpoint
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 from tests.test_cli import QUICK, corpus  # noqa: F401 - `corpus` is a module fixture shared with the CLI tests
 
@@ -75,7 +71,7 @@ def test_a_folder_beyondgloss_did_not_create_is_never_written(corpus, tmp_path, 
     _, options, _ = corpus
     folder = user_folder(tmp_path / "mine")
     before = folder_digest(folder)
-    assert main(["pretrain", *options, *QUICK, "--output_dir", str(folder), "--max_steps", "1", *extra]) == 2
+    assert main(["pretrain", *options, *QUICK, "--output_dir", str(folder), "--max_steps", "1", *extra]) == 1
     message = capsys.readouterr().err
     assert RUN_MARKER in message and "tokenizer.json" in message and "--overwrite_output_dir does not apply" in message
     assert folder_digest(folder) == before
@@ -92,7 +88,7 @@ def test_an_output_dir_that_is_not_a_folder_is_refused(corpus, tmp_path, capsys,
     else:
         os.mkfifo(target)
     before = folder_digest(tmp_path)
-    assert main(["pretrain", *options, *QUICK, "--output_dir", str(target), "--max_steps", "1"]) == 2
+    assert main(["pretrain", *options, *QUICK, "--output_dir", str(target), "--max_steps", "1"]) == 1
     assert f"is {kind}, not a folder" in capsys.readouterr().err
     assert folder_digest(tmp_path) == before
 
@@ -192,7 +188,7 @@ def test_a_save_interrupted_midway_leaves_no_checkpoint_and_resume_skips_incompl
     assert steps == [2, 4, 6]
 
     # An incomplete checkpoint named explicitly is refused, naming what is missing.
-    assert main([*argv, "--max_steps", "8", "--resume_from_checkpoint", str(folder / "checkpoint-5")]) == 2
+    assert main([*argv, "--max_steps", "8", "--resume_from_checkpoint", str(folder / "checkpoint-5")]) == 1
     assert "incomplete checkpoint (no trainer_state.json)" in capsys.readouterr().err
 
 
@@ -202,7 +198,7 @@ def test_resume_with_only_incomplete_checkpoints_names_them(corpus, tmp_path, ca
     (folder / "checkpoint-10").mkdir(parents=True)
     (folder / RUN_MARKER).touch()
     before = folder_digest(folder)
-    assert main(["pretrain", *options, *QUICK, "--output_dir", str(folder), "--resume_from_checkpoint", "last"]) == 2
+    assert main(["pretrain", *options, *QUICK, "--output_dir", str(folder), "--resume_from_checkpoint", "last"]) == 1
     error = capsys.readouterr().err
     assert "no complete checkpoint" in error and "checkpoint-10" in error
     assert folder_digest(folder) == before
@@ -279,22 +275,25 @@ def test_translate_reports_a_bad_video_and_writes_the_good_results(translation_m
     assert main(["translate", "--model_name_or_path", str(folder), "--videos", *good]) == 0
 
 
-@pytest.mark.parametrize("flags, words", [
-    (["--batch_size", "-1"], ["--batch_size", "-1", "positive"]),
-    (["--batch_size", "0"], ["--batch_size", "0"]),
-    (["--num_beams", "0"], ["--num_beams", "0"]),
-    (["--max_new_tokens", "0"], ["--max_new_tokens"]),
-    (["--max_new_tokens", "500"], ["--max_new_tokens 500", "128 positions"]),
-    (["--num_beams", "two"], ["--num_beams", "invalid int value: 'two'"]),
-    (["--device"], ["--device", "expected one argument"]),
+# Status 2: a flag that is wrong whatever the model (usage line first); 1: a value this model cannot take.
+@pytest.mark.parametrize("flags, words, status", [
+    (["--batch_size", "-1"], ["--batch_size", "-1", "positive"], 2),
+    (["--batch_size", "0"], ["--batch_size", "0"], 2),
+    (["--num_beams", "0"], ["--num_beams", "0"], 2),
+    (["--max_new_tokens", "0"], ["--max_new_tokens"], 2),
+    (["--max_new_tokens", "500"], ["--max_new_tokens 500", "128 positions"], 1),
+    (["--num_beams", "two"], ["--num_beams", "invalid int value: 'two'"], 2),
+    (["--device"], ["--device", "expected one argument"], 2),
+    (["--batch-size", "0"], ["--batch_size", "0"], 2),  # the dashed spelling of old scripts, named underscored
 ])
-def test_translate_validates_its_values(translation_model, tmp_path, capsys, flags, words):
+def test_translate_validates_its_values(translation_model, tmp_path, capsys, flags, words, status):
     folder, good, _ = translation_model
     output = tmp_path / "t.jsonl"
     assert main(["translate", "--model_name_or_path", str(folder), "--videos", good[0], "--output_file", str(output),
-                 *flags]) == 2
+                 *flags]) == status
     error = capsys.readouterr().err
     assert "beyondgloss translate: error:" in error and "Traceback" not in error
+    assert error.startswith("usage: beyondgloss translate") is (status == 2)
     for word in words:
         assert word in error
     assert not output.exists()
@@ -310,7 +309,7 @@ def test_a_model_folder_without_its_tokenizer_is_refused(translation_model, tmp_
     broken = _copy_model(folder, tmp_path / "model")
     (broken / "tokenizer.json").unlink()
     before = folder_digest(broken)
-    assert main(["translate", "--model_name_or_path", str(broken), "--videos", good[0]]) == 2
+    assert main(["translate", "--model_name_or_path", str(broken), "--videos", good[0]]) == 1
     error = capsys.readouterr().err
     assert str(broken) in error and "no tokenizer.json" in error
     assert folder_digest(broken) == before
@@ -321,7 +320,7 @@ def test_bad_config_types_and_too_many_frames_are_named(translation_model, tmp_p
     broken = _copy_model(folder, tmp_path / "model")
     config = json.loads((broken / "config.json").read_text())
     (broken / "config.json").write_text(json.dumps({**config, "frame_dim": "abc"}))
-    assert main(["translate", "--model_name_or_path", str(broken), "--videos", good[0]]) == 2
+    assert main(["translate", "--model_name_or_path", str(broken), "--videos", good[0]]) == 1
     error = capsys.readouterr().err
     assert "frame_dim='abc'" in error and "expected int" in error
 
@@ -331,7 +330,7 @@ def test_bad_config_types_and_too_many_frames_are_named(translation_model, tmp_p
     frames_key = "num_frames" if "num_frames" in video else "max_frames"
     video[frames_key] = 300  # the tiny text encoder has 128 positions: at most 256 frames
     (broken / "processor_config.json").write_text(json.dumps(settings))
-    assert main(["translate", "--model_name_or_path", str(broken), "--videos", good[0]]) == 2
+    assert main(["translate", "--model_name_or_path", str(broken), "--videos", good[0]]) == 1
     error = capsys.readouterr().err
     assert "max_frames=300" in error and "128 positions" in error and "at most 256 frames" in error
 
@@ -360,7 +359,7 @@ def test_config_types_are_checked_by_name(overrides, words):
 def _parse_file(tmp_path, text: str, suffix: str = ".yaml"):
     path = tmp_path / f"config{suffix}"
     path.write_text(text)
-    return _parse([str(path)], (TranslateArguments,), None, "translate")
+    return parse_arguments([str(path)], (TranslateArguments,), None, "translate")
 
 
 @pytest.mark.parametrize("value, expected", [('"no"', False), ('"false"', False), ("no", False), ("off", None),
@@ -399,8 +398,9 @@ def test_training_argument_errors_are_reported_not_raised(corpus, tmp_path, caps
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"dataset": "synthsign", "tiny": "no", "eval_strategy": "sometimes",
                                 "output_dir": str(tmp_path / "out")}))
-    assert main(["pretrain", str(path)]) == 2
+    assert main(["pretrain", str(path)]) == 1  # a bad file: one line naming it
     error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1
     assert str(path) in error and "--eval_strategy" in error and "sometimes" in error and "Traceback" not in error
     for flags, words in ((["--max_frames", "0"], ["--max_frames 0: must be a positive integer"]),
                          (["--per_device_train_batch_size", "0"], ["--per_device_train_batch_size 0", "positive"]),

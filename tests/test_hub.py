@@ -19,7 +19,6 @@ from beyondgloss.hub import (
     IGNORE_PATTERNS,
     NotACheckpointError,
     check_checkpoint_folder,
-    push_command,
     push_to_hub,
     save_for_hub,
 )
@@ -216,10 +215,9 @@ def test_push_to_hub_uploads_the_save_for_hub_folder(translator, folder, hub_cal
 
 
 def test_bad_folders_are_refused(folder, tmp_path, capsys, hub_calls):
-    with pytest.raises(SystemExit) as exit_info:
-        push_command([str(tmp_path / "nowhere"), "someone/x"])
-    assert exit_info.value.code == 2
-    assert "nowhere is not a complete beyondgloss checkpoint" in capsys.readouterr().err
+    assert cli.main(["push", str(tmp_path / "nowhere"), "someone/x"]) == 1
+    (error,) = capsys.readouterr().err.strip().splitlines()
+    assert error.startswith("beyondgloss push: error:") and "nowhere is not a complete beyondgloss checkpoint" in error
     assert hub_calls["repos"] == []
 
     other = tmp_path / "other"
@@ -269,8 +267,7 @@ def test_trainer_output_is_pushed_and_an_incomplete_one_is_named(translator, tmp
     # A model saved without its processor (a Trainer given only the tokenizer): the message says what to add.
     bare = tmp_path / "bare"
     translator.model.save_pretrained(bare)
-    with pytest.raises(SystemExit):
-        push_command([str(bare), "someone/x"])
+    assert cli.main(["push", str(bare), "someone/x"]) == 1
     error = capsys.readouterr().err
     assert "no processor_config.json" in error and "processor.save_pretrained(folder)" in error
     assert "processing_class=processor" in error

@@ -6,7 +6,7 @@ from transformers import MBartConfig, MBartForConditionalGeneration, MBartTokeni
 from transformers.models.mbart.tokenization_mbart import FAIRSEQ_LANGUAGE_CODES
 
 from beyondgloss.convert import kept_token_ids, trim_mbart
-from beyondgloss.convert.commands import trim_mbart as trim_command
+from beyondgloss.cli.convert import trim_mbart as trim_command
 from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.testing import assert_same_math
 

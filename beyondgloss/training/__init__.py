@@ -1,4 +1,6 @@
-"""Training and evaluation: Trainer subclasses, the reference's hyperparameters as presets, callbacks, commands.
+"""Training and evaluation: Trainer subclasses, the reference's hyperparameters as presets, callbacks, the demo.
+
+The commands that drive them (`beyondgloss pretrain|finetune|evaluate|demo`) are in `beyondgloss.cli`.
 
 Importing this package imports `transformers.Trainer` (and through it accelerate), so `import beyondgloss` does not
 import it; `from beyondgloss.training import ...` does.

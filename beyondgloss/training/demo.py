@@ -10,7 +10,8 @@
    `from_pretrained`), `metrics.json`, the predictions, and plots of both stages' losses and of the video-text
    similarity matrix of a test batch.
 
-`--ablation` instead trains the variants of the paper's ablation on the same budget (translation alone, and
+The command is `beyondgloss demo` (`beyondgloss.cli.demo`), which reads the [`DemoArguments`] flags. `--ablation`
+instead trains the variants of the paper's ablation on the same budget (translation alone, and
 pre-training with alignment only, + hand, + hand + description) and writes `ablation.json`.
 
 The model is tiny and its backbones start from random weights (nothing downloads), so both backbones train in
@@ -21,19 +22,21 @@ import concurrent.futures
 import json
 import logging
 import multiprocessing
-import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import HfArgumentParser, set_seed
+from transformers import set_seed
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DemoArguments", "demo_config", "run_demo", "main"]
+__all__ = ["DemoArguments", "DemoOutputDirError", "demo_config", "run_demo"]
+
+
+class DemoOutputDirError(ValueError):
+    """The demo's output folder holds files it may not replace; the message names them and what to do."""
 
 
 @dataclass
@@ -145,17 +148,17 @@ def _check_output_dir(path: Path, overwrite: bool) -> None:
     if not path.exists() or not any(path.iterdir()):
         return
     if not overwrite:
-        raise SystemExit(
+        raise DemoOutputDirError(
             f"{path} already holds files; pass --overwrite_output_dir to replace a previous demo run's outputs, or "
             "choose another --output_dir (nothing was changed)."
         )
     if not (path / "demo_settings.json").is_file():
-        raise SystemExit(f"{path} holds files that are not a beyondgloss demo's; refusing to overwrite them (nothing "
-                         "was changed). Choose another --output_dir.")
+        raise DemoOutputDirError(f"{path} holds files that are not a beyondgloss demo's; refusing to overwrite them "
+                                 "(nothing was changed). Choose another --output_dir.")
     foreign = sorted(child.name for child in path.iterdir() if child.name not in DEMO_OUTPUTS + (DEMO_CORPUS,))
     if foreign:
-        raise SystemExit(f"{path} is a demo folder but also holds {', '.join(foreign)}, which the demo did not write; "
-                         "move them elsewhere or choose another --output_dir (nothing was changed).")
+        raise DemoOutputDirError(f"{path} is a demo folder but also holds {', '.join(foreign)}, which the demo did not "
+                                 "write; move them elsewhere or choose another --output_dir (nothing was changed).")
     # The settings file goes last: a deletion cut short leaves a folder that is still recognised as the demo's.
     for name in DEMO_OUTPUTS[1:] + DEMO_OUTPUTS[:1]:
         child = path / name
@@ -361,13 +364,40 @@ def _run_ablation(args, data, frames, processor, config, out: Path, started: flo
 
 
 def _finish(args, data, frames, processor, model, trainer, metrics, log, out: Path, started: float) -> dict:
+    """Saves the model with its card and examples, the plots and `metrics.json`, and prints where they are."""
+    last = getattr(trainer.compute_metrics, "last_result", None) or {}
+    model_dir = out / "model"
+    pipeline_examples = _save_model(args, data, processor, model, trainer, metrics, last, out, model_dir)
+    _plot_losses(log, out / "losses.png")
+    if args.pretraining_steps > 0:
+        _plot_similarity(out / "pretraining", data, frames, processor, out / "similarity_matrix.png")
+    (out / "training_log.json").write_text(json.dumps(log, indent=2))
+
+    pretraining_log = [entry for entry in log.get("pretraining", []) if "alignment_loss" in entry]
+    summary = {
+        "test": {key[len("test_"):]: value for key, value in metrics.items() if key.startswith("test_")},
+        "bleu_signature": last.get("signature"),
+        "convention": last.get("convention"),
+        "bar": {"bleu4": args.bar, "reached": metrics["test_bleu4"] >= args.bar},
+        "alignment_loss_first_last": [pretraining_log[0]["alignment_loss"], pretraining_log[-1]["alignment_loss"]]
+        if pretraining_log else None,
+        "seconds": {"total": round(time.time() - started, 1), "pretraining": metrics["pretraining_seconds"],
+                    "translation": metrics["translation_seconds"], "evaluation": metrics["evaluation_seconds"]},
+        "settings": asdict(args),
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    _print_summary(args, metrics, summary, pretraining_log, pipeline_examples, out, model_dir)
+    return summary
+
+
+def _save_model(args, data, processor, model, trainer, metrics, last: dict, out: Path, model_dir: Path) -> list:
+    """Saves the model with its card and a few example clips, and translates those clips with the saved model's
+    pipeline; returns `{video, reference, translation}` per clip."""
     from transformers import pipeline
 
     from ..hub import save_for_hub
     from ..model_card import EvaluationResult, SignTranslationCardData
 
-    last = getattr(trainer.compute_metrics, "last_result", None) or {}
-    model_dir = out / "model"
     card = SignTranslationCardData(
         model_name="beyondgloss-synthsign-demo", dataset_name="SynthSign", language="en",
         sign_language="SynthSign (a synthetic sign language)", domain="synthetic sentences",
@@ -392,26 +422,10 @@ def _finish(args, data, frames, processor, model, trainer, metrics, log, out: Pa
     (model_dir / "examples").mkdir(exist_ok=True)
     for path in paths[:3]:
         shutil.copy(path, model_dir / "examples" / Path(path).name)
+    return pipeline_examples
 
-    _plot_losses(log, out / "losses.png")
-    if args.pretraining_steps > 0:
-        _plot_similarity(out / "pretraining", data, frames, processor, out / "similarity_matrix.png")
-    (out / "training_log.json").write_text(json.dumps(log, indent=2))
 
-    pretraining_log = [entry for entry in log.get("pretraining", []) if "alignment_loss" in entry]
-    summary = {
-        "test": {key[len("test_"):]: value for key, value in metrics.items() if key.startswith("test_")},
-        "bleu_signature": last.get("signature"),
-        "convention": last.get("convention"),
-        "bar": {"bleu4": args.bar, "reached": metrics["test_bleu4"] >= args.bar},
-        "alignment_loss_first_last": [pretraining_log[0]["alignment_loss"], pretraining_log[-1]["alignment_loss"]]
-        if pretraining_log else None,
-        "seconds": {"total": round(time.time() - started, 1), "pretraining": metrics["pretraining_seconds"],
-                    "translation": metrics["translation_seconds"], "evaluation": metrics["evaluation_seconds"]},
-        "settings": asdict(args),
-    }
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
-
+def _print_summary(args, metrics, summary, pretraining_log, pipeline_examples, out: Path, model_dir: Path) -> None:
     print("\n[demo] done in {:.1f} min".format(summary["seconds"]["total"] / 60))
     print(f"[demo] test (unseen sentences, beam {args.num_beams}): BLEU-4 {metrics['test_bleu4']:.2f}, "
           f"BLEU-1 {metrics['test_bleu1']:.2f}, ROUGE-L {metrics['test_rouge_l']:.2f}, chrF {metrics['test_chrf']:.2f}")
@@ -428,19 +442,3 @@ def _finish(args, data, frames, processor, model, trainer, metrics, log, out: Pa
     print(f"[demo] try it in the browser: beyondgloss serve --model {model_dir}")
     print(f"[demo] metrics: {out / 'metrics.json'}; predictions: {out / 'test_predictions.jsonl'}; plots: "
           f"{out / 'losses.png'}, {out / 'similarity_matrix.png'}")
-    return summary
-
-
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = HfArgumentParser(DemoArguments)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        (args,) = parser.parse_json_file(argv[0]) if argv[0].endswith(".json") else parser.parse_yaml_file(argv[0])
-    else:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
-    run_demo(args)
-    return 0
-

@@ -1,0 +1,218 @@
+"""Loading for the training commands and `translate`: the dataset, the processor, the model, a saved folder.
+
+Each failure the user can fix (an unknown split, a language the tokenizer lacks, a torn config) is a [`CommandError`]
+naming the file or flag and the fix.
+"""
+
+import json
+from pathlib import Path
+
+from transformers import TrainingArguments
+
+from ..training.arguments import DataArguments, ModelArguments
+from ._arguments import config_overrides
+from ._common import CommandError, UsageError
+
+__all__ = ["build_model", "check_frame_capacity", "load_dataset_splits", "load_processor", "load_saved",
+           "require_tokenizer_files", "target_language"]
+
+
+def load_dataset_splits(data: DataArguments, args: TrainingArguments, splits: list):
+    from ..data import load_sign_dataset
+
+    if not data.dataset:
+        raise UsageError("--dataset is required: a dataset name (phoenix14t, csl_daily, synthsign, sign_video_folder) "
+                         "or a folder with a metadata.jsonl")
+    try:
+        options = json.loads(data.dataset_options) if data.dataset_options else {}
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--dataset_options is not a JSON object: {error}") from error
+    # One process builds (or generates) the dataset, the others then read it from the cache.
+    with args.main_process_first(desc="building the dataset"):
+        try:
+            dataset = load_sign_dataset(data.dataset, data_dir=data.data_dir, cache_dir=data.cache_dir,
+                                        hand_features=data.hand_features, descriptions=data.descriptions,
+                                        skip_bad_samples=data.skip_bad_samples, **options)
+        except (ValueError, FileNotFoundError) as error:
+            raise CommandError(f"could not load dataset {data.dataset!r}: {error}") from error
+    selected = {}
+    for split, limit in splits:
+        if split is None:
+            continue
+        if split not in dataset:
+            raise CommandError(f"dataset {data.dataset!r} has no split {split!r}; it has {sorted(dataset)}")
+        part = dataset[split]
+        if "text" not in part.column_names:
+            raise CommandError(
+                f"split {split!r} of dataset {data.dataset!r} has no `text` column (columns: {part.column_names}); "
+                "training and scoring need the target sentence of every sample in a `text` column"
+            )
+        if limit is not None:
+            part = part.select(range(min(limit, len(part))))
+        selected[split] = part
+    return selected
+
+
+def _feature_width(dataset, column: str) -> int | None:
+    feature = dataset.features.get(column) if dataset is not None else None
+    if feature is None:
+        return None
+    shape = getattr(feature, "shape", None)
+    if shape is not None:
+        return int(shape[-1])
+    length = getattr(feature, "length", -1)
+    return int(length) if length and length > 0 else None
+
+
+def target_language(model_args: ModelArguments, dataset) -> str:
+    from ..data import dataset_language_code
+
+    if model_args.target_language:
+        return model_args.target_language
+    if "language" not in dataset.column_names:
+        raise CommandError("the dataset has no `language` column; pass --target_language (e.g. de_DE, zh_CN, en_XX)")
+    return dataset_language_code(dataset)
+
+
+def _check_language(tokenizer, code: str, source: str) -> None:
+    token_id = tokenizer.convert_tokens_to_ids(code)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        codes = [t for t in getattr(tokenizer, "additional_special_tokens", []) if "_" in t]
+        raise CommandError(
+            f"the target language {code!r} is not in the tokenizer of {source} (its language codes: {codes[:30]}); "
+            "pass --target_language with one of them, or a tokenizer that has this code"
+        )
+
+
+def load_processor(model_args: ModelArguments, data: DataArguments, train_texts, target: str):
+    """The processor: saved with the model, from --processor_name_or_path, or built around a tokenizer."""
+    from ..processing_beyondgloss import BeyondGlossProcessor
+    from ..video_processing_beyondgloss import BeyondGlossVideoProcessor
+
+    saved = model_args.processor_name_or_path or model_args.model_name_or_path
+    if saved and (Path(saved) / "processor_config.json").is_file():
+        require_tokenizer_files(Path(saved))
+        processor = load_saved(BeyondGlossProcessor, Path(saved), "the processor")
+        source = saved
+    else:
+        tokenizer_source = model_args.tokenizer_name or model_args.text_backbone
+        if model_args.processor_name_or_path:
+            raise CommandError(f"--processor_name_or_path {saved} holds no processor_config.json; give a folder saved "
+                               "by BeyondGlossProcessor.save_pretrained (every beyondgloss model folder has one)")
+        if tokenizer_source:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+            source = tokenizer_source
+        else:
+            if train_texts is None:
+                raise CommandError("no processor: pass --model_name_or_path of a folder with a saved processor, or "
+                                   "--processor_name_or_path")
+            from ..data import train_sign_tokenizer
+
+            tokenizer = train_sign_tokenizer(train_texts, vocab_size=model_args.tokenizer_vocab_size,
+                                             language_codes=[target], language=target)
+            source = "the tokenizer trained on the training sentences"
+        _check_language(tokenizer, target, source)
+        processor = BeyondGlossProcessor(video_processor=BeyondGlossVideoProcessor(), tokenizer=tokenizer,
+                                         target_language=target, max_target_length=data.max_target_length)
+    _check_language(processor.tokenizer, target, source)
+    processor.target_language = target
+    video = processor.video_processor
+    for name in ("max_frames", "resize_size", "crop_size", "augment"):
+        if getattr(data, name) is not None:
+            setattr(video, name, getattr(data, name))
+    crop, size = video.crop_size, video.resize_size
+    if isinstance(crop, int) and isinstance(size, int) and crop > size:
+        video.resize_size = crop
+    video._validate()
+    return processor
+
+
+def load_saved(kind, folder: Path, what: str):
+    """`kind.from_pretrained(folder)`, with a bad saved file (a config value of the wrong type, a missing or torn
+    file) reported as an error naming the folder, not a traceback."""
+    try:
+        return kind.from_pretrained(str(folder))
+    except (OSError, TypeError, ValueError) as error:
+        raise CommandError(f"could not load {what} from {folder}: {error}") from error
+
+
+def require_tokenizer_files(folder: Path) -> None:
+    """Refuses a saved processor whose tokenizer file is missing: the tokenizer would load from `tokenizer_config.json`
+    alone with only its special tokens, and every translation would silently come out empty."""
+    if not (folder / "tokenizer.json").is_file() and not (folder / "sentencepiece.bpe.model").is_file():
+        raise CommandError(
+            f"{folder} has a processor_config.json but no tokenizer.json (nor sentencepiece.bpe.model): the tokenizer "
+            "of the model's processor is missing, so its vocabulary cannot be read. Copy tokenizer.json and "
+            "tokenizer_config.json from the run that trained this model into the folder"
+        )
+
+
+def check_frame_capacity(config, video_processor, fix: str) -> None:
+    """Refuses a `max_frames` whose video sequence is longer than the text encoder's position table.
+
+    The temporal encoder halves the frame sequence (ceil(T / 2) steps), and mBART's learned positions hold
+    `text_config.max_position_embeddings` of them; a longer video fails deep inside the encoder with an IndexError.
+    """
+    positions = config.text_config.max_position_embeddings
+    if video_processor.max_frames is not None and video_processor.max_frames > 2 * positions:
+        raise CommandError(
+            f"max_frames={video_processor.max_frames} is more than the model reads: the video sequence is halved to "
+            f"{-(-video_processor.max_frames // 2)} steps, but its text encoder has {positions} positions "
+            f"(text_config.max_position_embeddings), so at most {2 * positions} frames; {fix}"
+        )
+
+
+def build_model(model_class, model_args: ModelArguments, processor, train_dataset):
+    """A model from a checkpoint, a config file, two backbones, or the tiny config; fitted to the processor."""
+    from ..configuration_beyondgloss import BeyondGlossConfig
+    from ..testing import tiny_config
+
+    sources = [name for name in ("model_name_or_path", "config_name", "tiny") if getattr(model_args, name)]
+    if model_args.vision_backbone or model_args.text_backbone:
+        if not (model_args.vision_backbone and model_args.text_backbone):
+            raise UsageError("--vision_backbone and --text_backbone go together (a DINOv2 and an mBART checkpoint)")
+        sources.append("vision_backbone/text_backbone")
+    if len(sources) != 1:
+        raise UsageError(f"give exactly one model source (--model_name_or_path, --config_name, --tiny, or "
+                         f"--vision_backbone with --text_backbone); got {sources or 'none'}")
+    overrides = config_overrides(model_args.config_overrides)
+    if not model_args.model_name_or_path:
+        # New heads take the width of the dataset's hand features and description embeddings.
+        for column, name in (("hand_features", "hand_dim"), ("description_embedding", "description_dim")):
+            width = _feature_width(train_dataset, column)
+            if width is not None:
+                overrides.setdefault(name, width)
+    tokenizer = processor.tokenizer
+    try:
+        if model_args.model_name_or_path:
+            model = model_class.from_pretrained(model_args.model_name_or_path, **overrides)
+        elif model_args.config_name:
+            config = BeyondGlossConfig.from_pretrained(model_args.config_name, **overrides)
+            model = model_class(config)
+        elif model_args.tiny:
+            crop = processor.video_processor.crop_size or processor.video_processor.resize_size or 28
+            if isinstance(crop, dict):  # a size dict ({"height", "width"} or {"shortest_edge"}) of the processor
+                crop = crop.get("height", crop.get("shortest_edge"))
+            model = model_class(tiny_config(vocab_size=len(tokenizer), image_size=crop, **overrides))
+        else:
+            model = model_class.from_backbones(model_args.vision_backbone, model_args.text_backbone,
+                                               config_kwargs=overrides)
+    except (OSError, TypeError, ValueError) as error:
+        raise CommandError(f"could not build the model from {sources[0]}: {error}") from error
+    vocab = model.config.text_config.vocab_size
+    if len(tokenizer) > vocab:
+        raise CommandError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary has {vocab}; use the "
+                           "model's own tokenizer (or an mBART trimmed to the same vocabulary)")
+    model.config.decoder_start_token_id = processor.language_code_id
+    model.config.gather_distributed_negatives = bool(model_args.gather_negatives)
+    generation = getattr(model, "generation_config", None)
+    if generation is not None:
+        # A checkpoint's generation_config.json wins over its config on loading (as in transformers); the command's
+        # own settings win over both.
+        generation.decoder_start_token_id = processor.language_code_id
+        for name in ("num_beams", "max_new_tokens"):
+            if name in overrides:
+                setattr(generation, name, overrides[name])
+    return model

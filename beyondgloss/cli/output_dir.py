@@ -1,0 +1,243 @@
+"""The output folder of a training command: created and marked as beyondgloss's, never anyone else's overwritten.
+
+Nothing a user wrote is replaced or deleted: a command writes a run only into a new or empty `--output_dir`, or into
+one it created before (it marks those with a `RUN_MARKER` file); `--overwrite_output_dir` replaces only such a run.
+Checkpoints are written atomically, so an interrupted run resumes (`--resume_from_checkpoint last`) from its last
+complete checkpoint, naming any incomplete one it passes over ([`checkpoint_problem`]).
+"""
+
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+from transformers import TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from ..training.arguments import RunArguments
+from ._common import CommandError, UsageError
+
+__all__ = ["RUN_MARKER", "checkpoint_problem", "claim_output_dir", "last_complete_checkpoint", "mark_output_dir",
+           "open_output_dir", "prepare_output_dir"]
+
+logger = logging.getLogger(__name__)
+
+# Written into every output folder a command creates; only such folders are ever resumed into or overwritten.
+RUN_MARKER = ".beyondgloss_run"
+# The checkpoint folders Trainer writes and resumes from (`transformers.trainer_utils.get_last_checkpoint`'s pattern).
+_CHECKPOINT_NAME = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+
+
+def _folder_model(folder: Path) -> str | None:
+    """The architecture named by `folder/config.json`, or None."""
+    config = folder / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return "an unreadable config.json"
+    if data.get("model_type") != "beyondgloss":
+        return f"a {data.get('model_type', 'unknown')} model"
+    return (data.get("architectures") or ["BeyondGlossModel"])[0]
+
+
+def _listing(names: list, limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def claim_output_dir(folder: Path, option: str = "--output_dir") -> bool:
+    """Checks that `folder` is absent, empty, or created by beyondgloss; returns whether it already was beyondgloss's.
+
+    A folder that holds anything (files, folders, links, hidden or special entries) and has no `RUN_MARKER` was not
+    written by beyondgloss: writing a run into it would replace the user's files of the same names (a `tokenizer.json`,
+    an `eval_results.json`), so it is refused, whatever the flags. An absent or empty folder is created and marked.
+    """
+    if os.path.lexists(folder) and not folder.is_dir():
+        kind = ("a link to nothing" if folder.is_symlink() and not folder.exists()
+                else "a file" if folder.is_file() else "a special file")
+        raise CommandError(f"{option} {folder} is {kind}, not a folder; choose a folder path")
+    try:
+        entries = sorted(os.listdir(folder)) if folder.is_dir() else []
+    except OSError as error:
+        raise CommandError(f"{option} {folder} cannot be read ({error}); choose a folder you can write to") from error
+    if RUN_MARKER in entries:
+        return True
+    if entries:
+        raise CommandError(
+            f"{option} {folder} already holds files that beyondgloss did not write ({_listing(entries)}): it has no "
+            f"{RUN_MARKER} file, which beyondgloss puts in every folder it creates. A run would replace files of the "
+            f"same names, so beyondgloss writes only into a new or empty folder or one of its own, and "
+            f"--overwrite_output_dir does not apply here. Choose another {option}, or move these files away. (A run of "
+            f"a beyondgloss version older than this marker: create an empty {RUN_MARKER} file in the folder to claim it.)"
+        )
+    return False
+
+
+def mark_output_dir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / RUN_MARKER).touch()
+    except OSError as error:
+        raise CommandError(f"cannot create the output folder {folder}: {error}") from error
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """What makes `checkpoint` unusable for resuming (a missing or torn file), or None when it is complete.
+
+    The trainers write checkpoints atomically, so a `checkpoint-N` folder is complete by construction; this also
+    covers folders written by plain `Trainer` or by an earlier version, which an interruption can leave half-written.
+    """
+    state = checkpoint / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))["global_step"]
+    except (ValueError, KeyError, UnicodeDecodeError):
+        return "a torn trainer_state.json"
+    weights = checkpoint / "model.safetensors"
+    index = checkpoint / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, AttributeError, UnicodeDecodeError):
+            return "a torn model.safetensors.index.json"
+    elif weights.is_file():
+        shards = ["model.safetensors"]
+    else:
+        return "no model.safetensors"
+    for shard in shards:
+        problem = _safetensors_problem(checkpoint / shard)
+        if problem:
+            return f"{shard}: {problem}"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Checks a safetensors file's header and that its size is what the header says (a torn write is shorter)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if size < 8 or length > size - 8:
+                return "truncated"
+            header = json.loads(handle.read(length))
+        end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return "not a readable safetensors file"
+    return None if size == 8 + length + end else f"{size} bytes where its header needs {8 + length + end}"
+
+
+def last_complete_checkpoint(folder: Path) -> tuple[str | None, list]:
+    """The `checkpoint-N` folder with the highest N that is complete, and `(name, problem)` of those passed over."""
+    numbered = []
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        match = _CHECKPOINT_NAME.match(entry.name)
+        if match and entry.is_dir():
+            numbered.append((int(match.group(1)), entry))
+    skipped = []
+    for _, checkpoint in sorted(numbered, key=lambda item: item[0], reverse=True):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return str(checkpoint), skipped
+        skipped.append((checkpoint.name, problem))
+    return None, skipped
+
+
+def open_output_dir(args: TrainingArguments, run: RunArguments) -> None:
+    """Makes `args.output_dir` ready once `prepare_output_dir` has accepted it and the run is about to start: creates
+    and marks a new folder, removes staging folders of interrupted checkpoint saves, and with `--overwrite_output_dir`
+    deletes the earlier run's `checkpoint-N` folders (only ever in a folder beyondgloss created)."""
+    folder = Path(args.output_dir)
+    if not args.should_save:
+        return
+    if not claim_output_dir(folder):
+        mark_output_dir(folder)
+        return
+    _remove_staging(folder)
+    if run.overwrite_output_dir:
+        checkpoints = sorted(p.name for p in folder.iterdir() if _CHECKPOINT_NAME.match(p.name) and p.is_dir())
+        for name in checkpoints:
+            shutil.rmtree(folder / name)
+        logger.warning("--overwrite_output_dir: replacing the earlier run in %s (deleted its checkpoints: %s; its other "
+                       "files are replaced as the new run writes them)", folder, ", ".join(checkpoints) or "none")
+
+
+def _remove_staging(folder: Path) -> None:
+    """Deletes the staging folders of checkpoint saves that an interruption left behind (never a finished one)."""
+    from ..training.trainers import CHECKPOINT_STAGING_PREFIX
+
+    for entry in folder.glob(f"{CHECKPOINT_STAGING_PREFIX}{PREFIX_CHECKPOINT_DIR}-*"):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+            logger.info("Removed %s, the staging folder of an interrupted checkpoint save", entry)
+
+
+def prepare_output_dir(args: TrainingArguments, run: RunArguments, architecture: str) -> str | None:
+    """Checks `args.output_dir` before a run writes anything, and resolves `--resume_from_checkpoint`.
+
+    - A new or empty folder is created and marked as beyondgloss's (`RUN_MARKER`).
+    - A non-empty folder without the marker is refused, with or without `--overwrite_output_dir`: nothing a user put
+      there is ever replaced or deleted (see `claim_output_dir`).
+    - A folder of an earlier beyondgloss run is used only to resume that run (`--resume_from_checkpoint last` takes
+      the last complete checkpoint and names every incomplete one it passes over), or, with `--overwrite_output_dir`,
+      replaced: its `checkpoint-N` folders are deleted so that they cannot mix with the new run's; the new run's files
+      replace the earlier run's files of the same names. A folder holding another kind of model is refused unless
+      overwritten.
+
+    Returns:
+        `str` or `None`: the checkpoint to resume from.
+    """
+    from ..training.trainers import CHECKPOINT_STAGING_PREFIX
+
+    folder = Path(args.output_dir)
+    resume = args.resume_from_checkpoint
+    owned = claim_output_dir(folder)
+    if not owned:
+        if resume:
+            raise CommandError(f"--resume_from_checkpoint {resume}: {folder} holds no earlier run to resume; start "
+                               "without --resume_from_checkpoint")
+        return None
+    previous = sorted(name for name in os.listdir(folder)
+                      if name != RUN_MARKER and not name.startswith(CHECKPOINT_STAGING_PREFIX))
+    if run.overwrite_output_dir:
+        if resume:
+            raise UsageError("--overwrite_output_dir and --resume_from_checkpoint contradict each other: one replaces "
+                             f"the run in {folder}, the other continues it; pass one of them")
+        return None
+    held = _folder_model(folder)
+    if held is not None and held != architecture:
+        raise CommandError(
+            f"--output_dir {folder} holds {held}, not a {architecture} run; choose another --output_dir, or pass "
+            "--overwrite_output_dir to replace it"
+        )
+    if resume:
+        if str(resume).lower() in ("last", "true", "1", "yes"):
+            last, skipped = last_complete_checkpoint(folder)
+            for name, problem in skipped:
+                logger.warning("--resume_from_checkpoint %s: skipping %s, an incomplete checkpoint (%s) left by an "
+                               "interrupted save; it is left as it is, and a save of the same step replaces it",
+                               resume, folder / name, problem)
+            if last is None:
+                found = f" (incomplete: {', '.join(name for name, _ in skipped)})" if skipped else ""
+                raise CommandError(f"--resume_from_checkpoint {resume}: {folder} has no complete checkpoint-* folder to "
+                                   f"resume from{found}; start without --resume_from_checkpoint")
+        else:
+            if not Path(resume).is_dir():
+                raise CommandError(f"--resume_from_checkpoint {resume} is not a checkpoint folder")
+            problem = checkpoint_problem(Path(resume))
+            if problem:
+                raise CommandError(f"--resume_from_checkpoint {resume} is an incomplete checkpoint ({problem}); pass "
+                                   "--resume_from_checkpoint last to take the last complete one")
+            last = str(resume)
+        return last
+    if previous:
+        raise CommandError(
+            f"--output_dir {folder} already holds an earlier run ({_listing(previous)}). Pass "
+            "--resume_from_checkpoint last to continue it, --overwrite_output_dir to replace it, or choose another "
+            "--output_dir"
+        )
+    return None
