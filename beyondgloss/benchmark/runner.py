@@ -3,25 +3,32 @@
 
 Each measurement runs in its own subprocess, so that its peak resident memory (`ru_maxrss`) is its own:
 
-- `matmul_peak`: the machine's fp32 matmul throughput (best of several square and ViT-shaped GEMMs);
+- `matmul_peak`: the machine's matmul throughput (best of several square and ViT-shaped GEMMs), in fp32 and in each
+  reduced precision measured;
 - `pretrain_step`: contrastive pre-training step (forward, backward, AdamW) on B videos x T frames with 16-token
-  targets, hand targets and description embeddings;
-- `reference_pretrain_step`: the same step with the sign video encoder replaced by
-  [`~beyondgloss.benchmark.reference_impl.ReferenceSignEncoder`] (the authors' computation, same math);
-- `translation`: one video, beam search with exactly `--new-tokens` generated tokens;
+  targets, hand targets and description embeddings, once per `--dtype` (fp32, or bf16/fp16 autocast);
+- `reference_pretrain_step`: the same step in fp32 with the sign video encoder replaced by
+  [`~beyondgloss.benchmark.reference_impl.ReferenceSignEncoder`] (the authors' computation, same math): the baseline;
+- `translation`: one `--translation_frames`-frame video, beam search with exactly `--new_tokens` generated tokens,
+  once per `--precision` (the models' inference precision, `set_inference_precision`), with the reduced mode's
+  encoder-output cosine to fp32 on the same video;
 - `encoder_inference`: frames per second and achieved GFLOP/s of the frame encoder (DINOv2 CLS features) and of
-  the whole sign video encoder, next to the matmul peak measured in the same process;
-- `long_video`: the sign video encoder on one `--long-frames`-frame video, inference (bounded by frame chunking).
+  the whole sign video encoder, per `--precision`, next to the matmul peak of that precision measured in the same
+  process;
+- `long_video`: the sign video encoder on one `--long_frames`-frame video, fp32 inference (bounded by frame
+  chunking).
 
-The parent prints one JSON object with every result and the derived ratios. `--quick` uses tiny random configs
-so that the benchmark runs in seconds (CI).
+The parent prints one JSON object: every result under its measurement and precision, and the derived ratios
+(`derived`), each computed from two figures of the same run. `--quick` uses tiny random configs so that the benchmark
+runs in seconds (CI). docs/benchmarks.md explains each figure and the baseline.
 
 Example:
 
 ```
-beyondgloss benchmark                   # full size, 2 threads, fp32 on CPU (a few minutes)
+beyondgloss benchmark                   # full size, fp32 and bf16 inference, fp32 pre-training (many minutes)
 beyondgloss benchmark --quick           # tiny, seconds
-beyondgloss benchmark --rounds 3        # the pre-training pair alternated 3 times (noisy, shared machines)
+beyondgloss benchmark --threads 2 --rounds 2 --only translation encoder_inference matmul_peak
+beyondgloss benchmark --dtype fp32 bf16 # the pre-training step also under bf16 autocast, beside fp32
 beyondgloss benchmark --device cuda --dtype bf16
 ```
 """
@@ -39,43 +46,70 @@ from contextlib import nullcontext
 
 import torch
 
-__all__ = ["main", "MEASUREMENTS", "build_config", "count_frame_encoder_flops", "measure_matmul_peak"]
+from ..inference_precision import GUARD_MIN_COSINE, PRECISIONS, step_cosines
+
+__all__ = ["main", "MEASUREMENTS", "REFERENCE_IMPL_VS_AUTHORS", "build_config", "count_frame_encoder_flops",
+           "measure_matmul_peak"]
 
 MEASUREMENTS = ("matmul_peak", "pretrain_step", "reference_pretrain_step", "translation", "encoder_inference",
                 "long_video")
 PAIRED = ("pretrain_step", "reference_pretrain_step")  # compared with each other, so alternated under --rounds
+PER_PRECISION = ("translation", "encoder_inference")  # measured once per --precision, alternated under --rounds
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+REFERENCE_DTYPE = "fp32"  # the authors' code trains in fp32, so the baseline does too, whatever --dtype says
+
+# How much slower `reference_impl` is than the authors' own code. Issue 16 timed both side by side (full-size default
+# config, 2 threads, fp32, alternating rounds, on the 2-core machine described in docs/benchmarks.md): a pre-training
+# step took 13.79 s with reference_impl and 11.76 s with the authors' code; 13.79 / 11.76 = 1.17. A speed-up
+# measured against reference_impl, divided by this, estimates the speed-up against the authors' code; it is an
+# estimate because the factor was measured once, on one machine.
+REFERENCE_IMPL_VS_AUTHORS = 1.17
+
+
+def _add(parser: argparse.ArgumentParser, flag: str, **kwargs) -> None:
+    """Adds `flag` (underscored, as transformers' example scripts spell flags) and its hyphenated spelling as a
+    hidden alias, so that command lines written before the rename keep working."""
+    parser.add_argument(flag, **kwargs)
+    if "_" in flag:
+        alias = {k: v for k, v in kwargs.items() if k in ("type", "nargs", "choices", "action")}
+        parser.add_argument(flag.replace("_", "-"), dest=flag[2:], default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                            **alias)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="beyondgloss benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=2, help="videos per pre-training step (default 2)")
-    parser.add_argument("--frames", type=int, default=32, help="frames per pre-training video (default 32)")
-    parser.add_argument("--target-tokens", type=int, default=16, help="target sentence length (default 16)")
-    parser.add_argument("--translation-frames", type=int, default=64, help="frames of the translated video")
-    parser.add_argument("--beams", type=int, default=5)
-    parser.add_argument("--new-tokens", type=int, default=20, help="exactly this many generated tokens")
-    parser.add_argument("--long-frames", type=int, default=300, help="frames of the long-video memory test")
-    parser.add_argument("--vocab-size", type=int, default=2454,
-                        help="mBART vocabulary (default 2454, a trimmed Phoenix14T-sized vocabulary)")
-    parser.add_argument("--chunk-size", type=int, default=None, help="override config.frame_chunk_size")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32",
-                        help="fp32, or bf16/fp16 autocast (meant for GPUs; bf16 is slow on most CPUs)")
-    parser.add_argument("--steps", type=int, default=3, help="timed repetitions per measurement (median)")
-    parser.add_argument("--gradient-checkpointing", action="store_true",
-                        help="pre-training step with activation checkpointing (bounded training memory for long "
-                             "videos; the reference step is unchanged)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run the two pre-training steps this many times, alternating, so that both see the same "
-                             "machine load; medians are over every round (default 1)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
-    parser.add_argument("--quick", action="store_true", help="tiny random configs: finishes in seconds (CI)")
-    parser.add_argument("--skip-reference", action="store_true", help="do not run the reference pre-training step")
-    parser.add_argument("--only", nargs="+", choices=MEASUREMENTS, help="run only these measurements")
-    parser.add_argument("--output", help="also write the JSON to this file")
+    _add(parser, "--batch", type=int, default=2, help="videos per pre-training step (default 2)")
+    _add(parser, "--frames", type=int, default=32, help="frames per pre-training video (default 32)")
+    _add(parser, "--target_tokens", type=int, default=16, help="target sentence length (default 16)")
+    _add(parser, "--translation_frames", type=int, default=64, help="frames of the translated video (default 64)")
+    _add(parser, "--beams", type=int, default=5)
+    _add(parser, "--new_tokens", type=int, default=20, help="exactly this many generated tokens (default 20)")
+    _add(parser, "--long_frames", type=int, default=300, help="frames of the long-video memory test")
+    _add(parser, "--vocab_size", type=int, default=2454,
+         help="mBART vocabulary (default 2454, a trimmed Phoenix14T-sized vocabulary)")
+    _add(parser, "--chunk_size", type=int, default=None, help="override config.frame_chunk_size")
+    _add(parser, "--threads", type=int, default=None, help="torch threads (default: all cores)")
+    _add(parser, "--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    _add(parser, "--dtype", nargs="+", choices=sorted(DTYPES), default=["fp32"],
+         help="the pre-training step's precision(s): fp32, and/or bf16/fp16 autocast (default fp32); the reference "
+              "step stays fp32")
+    _add(parser, "--precision", nargs="+", choices=PRECISIONS, default=["fp32", "bf16"],
+         help="inference precision(s) of translation and encoder_inference (set_inference_precision; default: fp32 "
+              "and bf16, alternated under --rounds); 'auto' takes what the model chooses on this machine")
+    _add(parser, "--steps", type=int, default=3, help="timed repetitions per measurement (median)")
+    _add(parser, "--gradient_checkpointing", action="store_true",
+         help="pre-training step with activation checkpointing (bounded training memory for long videos; the "
+              "reference step is unchanged)")
+    _add(parser, "--rounds", type=int, default=1,
+         help="run the compared measurements (the two pre-training steps; the inference precisions) this many times, "
+              "alternating, so that both see the same machine load; medians are over every round (default 1)")
+    _add(parser, "--warmup", type=int, default=1, help="untimed repetitions first")
+    _add(parser, "--quick", action="store_true", help="tiny random configs: finishes in seconds (CI)")
+    _add(parser, "--skip_reference", action="store_true", help="do not run the reference pre-training step")
+    _add(parser, "--only", nargs="+", choices=MEASUREMENTS, help="run only these measurements")
+    _add(parser, "--output", help="also write the JSON to this file")
     parser.add_argument("--child", choices=MEASUREMENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--child_precision", choices=sorted({*DTYPES, *PRECISIONS}), help=argparse.SUPPRESS)
     return parser
 
 
@@ -157,14 +191,20 @@ class _Timer:
         return min(self.times)
 
     def fields(self) -> dict:
-        return {"median_s": round(self.median, 3), "best_s": round(self.best, 3),
-                "times_s": [round(t, 3) for t in self.times]}
+        return {"median_s": _significant(self.median), "best_s": _significant(self.best),
+                "times_s": [_significant(t) for t in self.times]}
 
 
-def _autocast(args, device):
-    if args.dtype == "fp32":
+def _significant(seconds: float) -> float:
+    # Significant digits rather than decimals: the quick mode's calls take well under a millisecond, and the
+    # derived ratios divide by these figures.
+    return float(f"{seconds:.4g}")
+
+
+def _autocast(dtype: str, device):
+    if dtype == "fp32":
         return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=DTYPES[args.dtype])
+    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
 
 
 def _memory_fields(device, rss_after_build) -> dict:
@@ -174,19 +214,19 @@ def _memory_fields(device, rss_after_build) -> dict:
     return fields
 
 
-def measure_matmul_peak(device, quick: bool = False, repeats: int = 5) -> dict:
-    """Best fp32 matmul throughput over square GEMMs and the frame encoder's own GEMM shapes, in GFLOP/s."""
+def measure_matmul_peak(device, quick: bool = False, repeats: int = 5, dtype: torch.dtype = torch.float32) -> dict:
+    """Best matmul throughput in `dtype` over square GEMMs and the frame encoder's own GEMM shapes, in GFLOP/s."""
     sizes = [(256, 256, 256)] if quick else [(2048, 2048, 2048), (3072, 3072, 3072), (64 * 257, 384, 1536),
                                              (64 * 257, 1536, 384)]
     results = {}
     for m, k, n in sizes:
-        a = torch.randn(m, k, device=device)
-        b = torch.randn(k, n, device=device)
-        c = torch.empty(m, n, device=device)  # written in place: a fresh output would time the page faults too
+        a = torch.randn(m, k, device=device, dtype=dtype)
+        b = torch.randn(k, n, device=device, dtype=dtype)
+        c = torch.empty(m, n, device=device, dtype=dtype)  # written in place: a fresh output would time page faults
         timer = _Timer(device)
         timer.run(lambda: torch.mm(a, b, out=c), warmup=1, steps=repeats)
         results[f"{m}x{k}x{n}"] = round(2 * m * k * n / timer.best / 1e9, 1)
-    return {"gflops": max(results.values()), "per_shape_gflops": results}
+    return {"dtype": str(dtype).removeprefix("torch."), "gflops": max(results.values()), "per_shape_gflops": results}
 
 
 def count_frame_encoder_flops(model, frames: int = 1) -> int:
@@ -204,11 +244,30 @@ def count_frame_encoder_flops(model, frames: int = 1) -> int:
     return counter.get_total_flops()
 
 
+def _set_precision(model, precision: str, encoder_outputs) -> dict:
+    """Puts `model` in inference `precision` and returns what it chose; for a reduced precision, also the cosine to
+    fp32 of what `encoder_outputs()` gives (`(states, mask)` pairs: the sign video encoder's output and, for a
+    translation model, the mBART encoder's) on the benchmark's own input, measured here rather than taken from the
+    model's guard (which runs on its own probe video): the smallest cosine of a real step, as the guard counts."""
+    with torch.inference_mode():
+        reference = encoder_outputs() if precision != "fp32" else None
+        chosen = model.set_inference_precision(precision)
+        fields = {"precision": chosen, "requested_precision": precision,
+                  "inference_precision_report": model.inference_precision_report}
+        if reference is not None:
+            cosines = {name: round(step_cosines(states, fp32_states, mask).min().item(), 6)
+                       for (name, (states, _)), (_, (fp32_states, mask)) in zip(encoder_outputs().items(),
+                                                                                 reference.items())}
+            fields["encoder_cosine_to_fp32"] = min(cosines.values())
+            fields["encoder_cosines_to_fp32"] = cosines
+    return fields
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Measurements (each runs in a child process)
 
 
-def _pretrain_step(args, device, reference: bool) -> dict:
+def _pretrain_step(args, device, reference: bool, dtype: str) -> dict:
     from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining
     from .reference_impl import ReferenceSignEncoder
 
@@ -227,11 +286,11 @@ def _pretrain_step(args, device, reference: bool) -> dict:
         "description_embeds": torch.randn(batch, config.description_dim, device=device),
         "hand_features": torch.randn(batch, frames, config.hand_dim, device=device),
     }
-    scaler = torch.amp.GradScaler(device.type, enabled=args.dtype == "fp16" and device.type == "cuda")
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == "fp16" and device.type == "cuda")
     rss_after_build = _current_rss_mb()
 
     def step():
-        with _autocast(args, device):
+        with _autocast(dtype, device):
             loss = model(**inputs).loss
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -242,67 +301,95 @@ def _pretrain_step(args, device, reference: bool) -> dict:
     timer = _Timer(device)
     loss = timer.run(step, args.warmup, args.steps)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {**timer.fields(), "loss": round(loss, 4), "trainable_parameters": trainable,
+    return {"dtype": dtype, **timer.fields(), "loss": round(loss, 4), "trainable_parameters": trainable,
             **_memory_fields(device, rss_after_build)}
 
 
-def _translation(args, device) -> dict:
+def _translation(args, device, precision: str) -> dict:
     from ..modeling_beyondgloss import BeyondGlossForSignTranslation
 
     model, config, size = _build(BeyondGlossForSignTranslation, args, device)
     video = torch.randn(1, args.translation_frames, 3, size, size, device=device)
+
+    def encoder_outputs():
+        encoded = model.sign_encoder(video)
+        with model.mbart_precision():
+            text = model.mbart.get_encoder()(inputs_embeds=encoded.last_hidden_state,
+                                             attention_mask=encoded.attention_mask).last_hidden_state
+        return {"sign_encoder": (encoded.last_hidden_state, encoded.attention_mask),
+                "mbart_encoder": (text.float(), encoded.attention_mask)}
+
+    mode = _set_precision(model, precision, encoder_outputs)
     rss_after_build = _current_rss_mb()
 
     def translate():
-        with _autocast(args, device):
-            return model.generate(video, num_beams=args.beams, min_new_tokens=args.new_tokens,
-                                  max_new_tokens=args.new_tokens)
+        # min = max: beam search cannot stop early, so every precision and every run decodes the same length.
+        return model.generate(video, num_beams=args.beams, min_new_tokens=args.new_tokens,
+                              max_new_tokens=args.new_tokens)
 
     timer = _Timer(device)
     ids = timer.run(translate, args.warmup, args.steps)
-    return {**timer.fields(), "generated_tokens": ids.shape[1] - 1, "beams": args.beams, "frames": args.translation_frames,
-            **_memory_fields(device, rss_after_build)}
+    generated = ids.shape[1] - 1  # the first id is the decoder start (the target language code)
+    if generated != args.new_tokens:
+        raise RuntimeError(f"translation generated {generated} tokens, not --new_tokens={args.new_tokens}: the "
+                           "timing would not be comparable; check the model's generation_config (min/max lengths).")
+    return {**mode, **timer.fields(), "generated_tokens": generated, "beams": args.beams,
+            "frames": args.translation_frames, **_memory_fields(device, rss_after_build)}
 
 
-def _encoder_inference(args, device) -> dict:
+def _encoder_rates(result: dict) -> dict:
+    """The frame encoder's rates from its timed calls (`times_s`, each on `frames` frames), its FLOPs per frame and
+    the matmul peak of its precision; a function so that pooled rounds give their rates the same way."""
+    frames, flops, peak = result["frames"], result["flops_per_frame"], result["matmul_peak_gflops"]
+    median, best = statistics.median(result["times_s"]), min(result["times_s"])
+    gflops = flops * frames / median / 1e9
+    return {
+        "frame_encoder_fps": round(frames / median, 2),
+        "frame_encoder_best_fps": round(frames / best, 2),
+        "sign_encoder_fps": round(frames / statistics.median(result["sign_encoder_times_s"]), 2),
+        # Three significant digits: the quick mode's tiny model runs at well under 1 GFLOP/s.
+        "achieved_gflops": float(f"{gflops:.3g}"),
+        "best_achieved_gflops": float(f"{flops * frames / best / 1e9:.3g}"),
+        "fraction_of_matmul_peak": round(gflops / peak, 3),
+    }
+
+
+def _encoder_inference(args, device, precision: str) -> dict:
     from ..modeling_beyondgloss import BeyondGlossModel
 
-    peak = measure_matmul_peak(device, quick=args.quick)
     model, config, size = _build(BeyondGlossModel, args, device)
     frames = args.batch * args.frames
+    # Counted in fp32 before any precision change: the work the frame encoder does, whatever type it is done in.
     # The difference of two counts leaves out the once-per-chunk work (folding the LoRA into the weights).
     flops_per_frame = count_frame_encoder_flops(model, frames=2) - count_frame_encoder_flops(model, frames=1)
     pixels = torch.randn(frames, 3, size, size, device=device)
+
+    def encoder_outputs():
+        encoded = model(pixels[None])
+        return {"sign_encoder": (encoded.last_hidden_state, encoded.attention_mask)}
+
+    mode = _set_precision(model, precision, encoder_outputs)
+    # The peak of the precision the model now computes in, so that the fraction compares like with like.
+    peak = measure_matmul_peak(device, quick=args.quick, dtype=DTYPES[mode["precision"]])
     rss_after_build = _current_rss_mb()
 
     def encode():
-        with torch.inference_mode(), _autocast(args, device):
+        with torch.inference_mode():
             return model.encode_frames(pixels)
 
     def sign_encoder():
-        with torch.inference_mode(), _autocast(args, device):
+        with torch.inference_mode():
             return model(pixels[None])
 
     frame_timer = _Timer(device)
     frame_timer.run(encode, args.warmup, args.steps)
     video_timer = _Timer(device)
     video_timer.run(sign_encoder, 0, max(1, args.steps - 1))
-    gflops = flops_per_frame * frames / frame_timer.median / 1e9
-    return {
-        "frames": frames,
-        "frame_encoder_fps": round(frames / frame_timer.median, 2),
-        "frame_encoder_best_fps": round(frames / frame_timer.best, 2),
-        "sign_encoder_fps": round(frames / video_timer.median, 2),
-        "flops_per_frame": flops_per_frame,
-        "gflop_per_frame": round(flops_per_frame / 1e9, 3),
-        # Three significant digits: the quick mode's tiny model runs at well under 1 GFLOP/s.
-        "achieved_gflops": float(f"{gflops:.3g}"),
-        "best_achieved_gflops": float(f"{flops_per_frame * frames / frame_timer.best / 1e9:.3g}"),
-        "matmul_peak_gflops": peak["gflops"],
-        "matmul_peak_per_shape_gflops": peak["per_shape_gflops"],
-        "fraction_of_matmul_peak": round(gflops / peak["gflops"], 3),
-        **_memory_fields(device, rss_after_build),
-    }
+    result = {**mode, "frames": frames, **frame_timer.fields(),
+              "sign_encoder_times_s": video_timer.fields()["times_s"],
+              "flops_per_frame": flops_per_frame, "gflop_per_frame": round(flops_per_frame / 1e9, 3),
+              "matmul_peak_gflops": peak["gflops"], "matmul_peak_per_shape_gflops": peak["per_shape_gflops"]}
+    return {**result, **_encoder_rates(result), **_memory_fields(device, rss_after_build)}
 
 
 def _long_video(args, device) -> dict:
@@ -312,7 +399,7 @@ def _long_video(args, device) -> dict:
     video = torch.randn(1, args.long_frames, 3, size, size, device=device)
     rss_before = _current_rss_mb()
     start = time.perf_counter()
-    with torch.inference_mode(), _autocast(args, device):
+    with torch.inference_mode():
         output = model(video)
     seconds = time.perf_counter() - start
     return {"frames": args.long_frames, "chunk_size": config.frame_chunk_size, "seconds": round(seconds, 2),
@@ -324,14 +411,17 @@ def _run_child(args) -> dict:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    precision = args.child_precision or "fp32"
     if args.child == "matmul_peak":
-        return measure_matmul_peak(device, quick=args.quick)
-    if args.child in ("pretrain_step", "reference_pretrain_step"):
-        return _pretrain_step(args, device, reference=args.child == "reference_pretrain_step")
+        return measure_matmul_peak(device, quick=args.quick, dtype=DTYPES[precision])
+    if args.child == "pretrain_step":
+        return _pretrain_step(args, device, reference=False, dtype=precision)
+    if args.child == "reference_pretrain_step":
+        return _pretrain_step(args, device, reference=True, dtype=REFERENCE_DTYPE)
     if args.child == "translation":
-        return _translation(args, device)
+        return _translation(args, device, precision)
     if args.child == "encoder_inference":
-        return _encoder_inference(args, device)
+        return _encoder_inference(args, device, precision)
     return _long_video(args, device)
 
 
@@ -345,8 +435,10 @@ def _quick_sizes(args) -> None:
     args.steps, args.warmup = min(args.steps, 2), min(args.warmup, 1)
 
 
-def _spawn(name: str, argv: list[str]) -> dict:
-    command = [sys.executable, "-m", "beyondgloss.benchmark.runner", *argv, "--child", name]
+def _spawn(name: str, precision: str, argv: list[str]) -> dict:
+    # Through -c rather than -m: the package imports this module, and runpy warns when it runs it again as __main__.
+    command = [sys.executable, "-c", "import sys; from beyondgloss.benchmark.runner import main; sys.exit(main())",
+               *argv, "--child", name, "--child_precision", precision]
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     completed = subprocess.run(command, capture_output=True, text=True, env=env)
     if completed.returncode != 0:
@@ -359,11 +451,43 @@ def _machine(args) -> dict:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu_flags": _cpu_flags(),
         "torch": torch.__version__,
         "torch_threads": args.threads or torch.get_num_threads(),
         "device": args.device,
-        "dtype": args.dtype,
     }
+
+
+def _cpu_flags() -> list[str]:
+    # bf16 speed depends on these (docs/benchmarks.md): a CPU without them runs bf16 matmuls slower than fp32.
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return sorted(flag for flag in flags if flag in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16"))
+
+
+def _jobs(args, selected: list[str]) -> list[tuple[str, str]]:
+    """(measurement, precision) pairs in the order they run in one round."""
+    jobs = []
+    for name in selected:
+        if name == "pretrain_step":
+            jobs += [(name, dtype) for dtype in dict.fromkeys(args.dtype)]
+        elif name in PER_PRECISION:
+            jobs += [(name, precision) for precision in dict.fromkeys(args.precision)]
+        elif name == "matmul_peak":
+            # 'auto' chooses between fp32 and bf16, so both peaks are wanted to read its figures.
+            wanted = [p for p in args.precision if p != "auto"] + (["fp32", "bf16"] if "auto" in args.precision else [])
+            jobs += [(name, precision) for precision in dict.fromkeys(wanted)]
+        else:
+            jobs.append((name, REFERENCE_DTYPE))
+    return jobs
+
+
+def _repeated(args, name: str) -> bool:
+    """Whether a measurement is compared with another of the same run, and so alternated under --rounds."""
+    return name in PAIRED or (name in PER_PRECISION and len(set(args.precision)) > 1)
 
 
 def _merge_rounds(runs: list[dict]) -> dict:
@@ -372,16 +496,74 @@ def _merge_rounds(runs: list[dict]) -> dict:
     if failed or len(runs) == 1:
         return (failed or runs)[0]
     times = [t for run in runs for t in run["times_s"]]
-    return {**runs[-1], "median_s": round(statistics.median(times), 3), "best_s": min(times), "times_s": times,
-            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs), "rounds": len(runs)}
+    merged = {**runs[-1], "median_s": _significant(statistics.median(times)), "best_s": min(times), "times_s": times,
+              "peak_rss_mb": max(run["peak_rss_mb"] for run in runs), "rounds": len(runs)}
+    if "sign_encoder_times_s" in merged:
+        merged["sign_encoder_times_s"] = [t for run in runs for t in run["sign_encoder_times_s"]]
+        merged["matmul_peak_gflops"] = max(run["matmul_peak_gflops"] for run in runs)  # a peak is a best
+        merged.update(_encoder_rates(merged))
+    return merged
 
 
-def _derived(results: dict) -> dict:
+def _ratio(numerator: float, denominator: float) -> float:
+    return round(numerator / denominator, 3)
+
+
+def _derived(results: dict, rounds: dict) -> dict:
+    """Ratios of figures measured in this run (see docs/benchmarks.md for what each means)."""
     derived = {}
-    ours, reference = results.get("pretrain_step", {}), results.get("reference_pretrain_step", {})
-    if "median_s" in ours and "median_s" in reference:
-        derived["pretrain_speedup_vs_reference"] = round(reference["median_s"] / ours["median_s"], 3)
-        derived["pretrain_peak_rss_ratio_vs_reference"] = round(ours["peak_rss_mb"] / reference["peak_rss_mb"], 3)
+    ours, reference = results.get("pretrain_step", {}), results.get("reference_pretrain_step", {}).get(REFERENCE_DTYPE, {})
+    measured = {dtype: result for dtype, result in ours.items() if "median_s" in result}
+    if measured:
+        pretrain = derived["pretrain_step"] = {
+            "peak_rss_mb": {dtype: result["peak_rss_mb"] for dtype, result in measured.items()}}
+        if "median_s" in reference:
+            pretrain["baseline"] = f"reference_impl in {REFERENCE_DTYPE}, same run"
+            pretrain["peak_rss_mb"]["reference_impl"] = reference["peak_rss_mb"]
+            speedup = {dtype: _ratio(reference["median_s"], result["median_s"]) for dtype, result in measured.items()}
+            pretrain["speedup_vs_reference_impl"] = speedup
+            per_round = {dtype: [_ratio(base["median_s"], run["median_s"])
+                                 for run, base in zip(rounds[("pretrain_step", dtype)],
+                                                      rounds[("reference_pretrain_step", REFERENCE_DTYPE)])
+                                 if "median_s" in run and "median_s" in base]
+                         for dtype in measured}
+            if any(len(values) > 1 for values in per_round.values()):
+                pretrain["speedup_vs_reference_impl_per_round"] = per_round
+            pretrain["peak_rss_ratio_vs_reference_impl"] = {
+                dtype: _ratio(result["peak_rss_mb"], reference["peak_rss_mb"]) for dtype, result in measured.items()}
+            pretrain["reference_impl_vs_authors"] = REFERENCE_IMPL_VS_AUTHORS
+            pretrain["estimated_speedup_vs_authors"] = {
+                dtype: _ratio(value, REFERENCE_IMPL_VS_AUTHORS) for dtype, value in speedup.items()}
+            pretrain["estimate_note"] = (
+                f"estimated_speedup_vs_authors = speedup_vs_reference_impl / {REFERENCE_IMPL_VS_AUTHORS}, the factor "
+                "by which reference_impl was measured slower than the authors' code (issue 16); an estimate, not a "
+                "measurement of the authors' code")
+
+    for name in PER_PRECISION:
+        measured = {p: result for p, result in results.get(name, {}).items() if "median_s" in result}
+        section = {}
+        base = measured.get("fp32")
+        reduced = {p: result for p, result in measured.items() if p != "fp32"}
+        if base is not None and reduced:
+            section["speedup_vs_fp32"] = {p: _ratio(base["median_s"], result["median_s"]) for p, result in reduced.items()}
+            per_round = {p: [_ratio(b["median_s"], r["median_s"])
+                             for b, r in zip(rounds[(name, "fp32")], rounds[(name, p)])
+                             if "median_s" in b and "median_s" in r]
+                         for p in reduced}
+            if any(len(values) > 1 for values in per_round.values()):
+                section["speedup_vs_fp32_per_round"] = per_round
+        cosines = {p: result["encoder_cosine_to_fp32"] for p, result in reduced.items()
+                   if "encoder_cosine_to_fp32" in result}
+        if cosines:
+            section["encoder_cosine_to_fp32"] = cosines
+            section["guard_holds"] = {p: value >= GUARD_MIN_COSINE for p, value in cosines.items()}
+        if name == "encoder_inference":
+            for key in ("frame_encoder_fps", "fraction_of_matmul_peak", "matmul_peak_gflops"):
+                section[key] = {p: result[key] for p, result in measured.items()}
+        if any(p != result.get("precision", p) for p, result in measured.items()):
+            section["precision_in_effect"] = {p: result["precision"] for p, result in measured.items()}
+        if section:
+            derived[name] = section
     return derived
 
 
@@ -392,7 +574,7 @@ def main(argv=None) -> int:
     for name in ("batch", "frames", "target_tokens", "translation_frames", "beams", "new_tokens", "long_frames",
                  "vocab_size", "steps", "rounds"):
         if getattr(args, name) < 1:
-            _parser().error(f"--{name.replace('_', '-')}={getattr(args, name)} must be a positive integer.")
+            _parser().error(f"--{name}={getattr(args, name)} must be a positive integer.")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         _parser().error(f"--device {args.device}: CUDA is not available on this machine; use --device cpu.")
     if args.quick:
@@ -409,31 +591,28 @@ def main(argv=None) -> int:
     child_argv = [a for a in argv if a != "--output" and a != args.output]
     start = time.perf_counter()
     results = {"machine": _machine(args),
-               "settings": {k: v for k, v in vars(args).items() if k not in ("child", "output", "only")}}
+               "settings": {k: v for k, v in vars(args).items() if k not in ("child", "child_precision", "output", "only")}}
     if not args.quick:
         results["settings"]["note"] = (f"full-size default config (ViT-S/14 at 224 px, mBART-large shapes) with "
                                        f"the mBART vocabulary trimmed to {args.vocab_size}; random weights")
-    rounds = {name: [] for name in selected}
+    jobs = _jobs(args, selected)
+    rounds = {job: [] for job in jobs}
     for round_index in range(args.rounds):
-        for name in selected:
-            if round_index == 0 or name in PAIRED:
-                rounds[name].append(_spawn(name, child_argv))
-    results.update({name: _merge_rounds(runs) for name, runs in rounds.items()})
-    results["derived"] = _derived(results)
-    if all(name in selected for name in PAIRED) and args.rounds > 1:
-        results["derived"]["pretrain_speedup_per_round"] = [
-            round(reference["median_s"] / ours["median_s"], 3)
-            for ours, reference in zip(*(rounds[name] for name in PAIRED))
-            if "median_s" in ours and "median_s" in reference]
-    if "encoder_inference" in results and "fraction_of_matmul_peak" in results["encoder_inference"]:
-        results["derived"]["frame_encoder_fraction_of_matmul_peak"] = results["encoder_inference"]["fraction_of_matmul_peak"]
+        for name, precision in jobs:
+            if round_index == 0 or _repeated(args, name):
+                rounds[(name, precision)].append(_spawn(name, precision, child_argv))
+    for (name, precision), runs in rounds.items():
+        results.setdefault(name, {})[precision] = _merge_rounds(runs)
+    results["derived"] = _derived(results, rounds)
     results["wall_time_s"] = round(time.perf_counter() - start, 1)
     text = json.dumps(results, indent=2)
     sys.stdout.write(text + "\n")
     if args.output:
         with open(args.output, "w") as handle:
             handle.write(text + "\n")
-    failed = [name for name in selected if "error" in results[name]]
+    failed = [f"{name} ({precision})" for name, precision in jobs if "error" in results[name][precision]]
+    if failed:
+        sys.stderr.write(f"Failed: {', '.join(failed)}; the reason is in each one's 'stderr_tail' above.\n")
     return 1 if failed else 0
 
 
