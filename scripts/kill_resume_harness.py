@@ -172,7 +172,7 @@ def digest(folder: Path) -> str:
 
 
 def complete_checkpoints(folder: Path) -> dict:
-    from beyondgloss.training.commands import checkpoint_problem
+    from beyondgloss.cli.output_dir import checkpoint_problem
 
     return {path.name: digest(path) for path in folder.glob("checkpoint-*")
             if path.is_dir() and checkpoint_problem(path) is None}
@@ -180,7 +180,7 @@ def complete_checkpoints(folder: Path) -> dict:
 
 def check_resumed(folder: Path, before: dict) -> list:
     """What is wrong with a run folder after its resume (empty list: nothing)."""
-    from beyondgloss.training.commands import checkpoint_problem
+    from beyondgloss.cli.output_dir import checkpoint_problem
 
     problems = []
     state_file = folder / "trainer_state.json"
@@ -214,7 +214,7 @@ def main() -> int:
     work = Path(options.work_dir or tempfile.mkdtemp(prefix="kill_resume_"))
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["torch", "transformers", "datasets", "beyondgloss.cli",
-                                    "beyondgloss.training.commands", "beyondgloss.training.trainers",
+                                    "beyondgloss.cli.training", "beyondgloss.training.trainers",
                                     "beyondgloss.modeling_beyondgloss", "beyondgloss.data"])
     from beyondgloss.data import load_sign_dataset
 

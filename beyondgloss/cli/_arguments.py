@@ -8,9 +8,9 @@ import difflib
 import json
 from pathlib import Path
 
+import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from ..utils.import_utils import require
 from ._common import CommandError, UsageError, accept_dashed_spellings, command_parser
 
 __all__ = ["config_overrides", "parse_arguments"]
@@ -68,13 +68,9 @@ def _read_config_file(path: Path) -> dict:
         if path.suffix == ".json":
             values = json.loads(text)
         else:
-            values = require("yaml", "Reading a YAML configuration").safe_load(text)
-    except (UnicodeDecodeError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+            values = yaml.safe_load(text)
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as error:  # json.JSONDecodeError is a ValueError
         raise CommandError(f"{path} is not a readable {path.suffix[1:].upper()} file: {error}") from error
-    except Exception as error:  # yaml.YAMLError, whose module is imported only here
-        if type(error).__module__.split(".")[0] != "yaml":
-            raise
-        raise CommandError(f"{path} is not a readable YAML file: {error}") from error
     if not isinstance(values, dict):
         raise CommandError(f"{path} must hold a mapping of argument names to values, not a {type(values).__name__}")
     return values

@@ -78,7 +78,7 @@ def read_hamer_file(path, feature_dim: int = HAND_FEATURE_DIM, max_bytes: int | 
     if features.ndim != 2 or features.shape[1] != feature_dim:
         raise ValueError(
             f"{path}: 'features' has shape {features.shape}, expected (frames, {feature_dim}); "
-            "pass the right --feature-dim if the layout differs"
+            "pass the right --feature_dim if the layout differs"
         )
     if features.shape[0] == 0:
         raise ValueError(f"{path}: 'features' has no rows (0 frames); re-run HaMeR on this video")
