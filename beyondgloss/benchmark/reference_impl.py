@@ -244,6 +244,8 @@ class ReferenceSignEncoder(nn.Module):
                       config.vision_lora_rank if i in lora_layers else 0, scaling, config.vision_lora_dropout)
             for i in range(depth))
         self.norm = nn.LayerNorm(dim, eps=vision.layer_norm_eps)
+        # The same heads as BeyondGlossModel's, under the same names (weights are copied by name), declared again so
+        # that the oracle shares no code with the model it checks.
         self.frame_proj = nn.Linear(dim, config.frame_dim)
         self.frame_norm = nn.BatchNorm1d(config.frame_dim)
         self.hand_proj = nn.Linear(config.frame_dim, config.hand_dim)
