@@ -215,6 +215,8 @@ def _project(states, weight, bias, workspace=None, buffer=None, low=None, low_we
     else:
         output = F.linear(rows, weight, bias)
     if low is not None:  # the output of a GEMM is not saved for its backward: accumulate in place
+        # Under autocast the GEMM's output is of the autocast type while in-place ops are not cast: match it.
+        low, low_weight = low.to(output.dtype), low_weight.to(output.dtype)
         output = output.addmm_(low.reshape(-1, low.shape[-1]), low_weight.t())
     return output
 

@@ -109,3 +109,22 @@ def test_other_models_run_in_bf16(model_class, videos):
             out = model(pixels, mask, input_ids=torch.tensor([[5, 6, 2], [7, 2, 1]]),
                         attention_mask=torch.tensor([[1, 1, 1], [1, 1, 0]]))
             assert out.video_embeds.dtype == torch.float32 and torch.isfinite(out.loss)
+
+
+def test_a_training_step_runs_under_cpu_bf16_autocast(videos):
+    """`TrainingArguments(bf16=True)` trains under autocast: the LoRA blocks' in-place accumulation must take the
+    autocast type (it used to fail with a dtype error). bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9);
+    the tiny model's loss passes through about 20 roundings, so it may differ from fp32 by up to 20 * 2^-9 (4%)."""
+    pixels, mask = videos
+    ids, text_mask = torch.tensor([[5, 6, 2], [7, 2, 1]]), torch.tensor([[1, 1, 1], [1, 1, 0]])
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = BeyondGlossForContrastivePretraining(tiny_config(vision_lora_dropout=0.0, head_dropout=0.0)).train()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(pixels, mask, input_ids=ids, attention_mask=text_mask)
+        out.loss.backward()
+        gradient = model.sign_encoder.vision_lora["1"].fc1_B.grad  # (A has none yet: B starts at zero)
+        assert gradient is not None and torch.isfinite(gradient).all() and gradient.abs().sum() > 0
+        losses[precision] = out.loss.item()
+    assert abs(losses["bf16"] - losses["fp32"]) <= 20 * 2**-9 * abs(losses["fp32"])
