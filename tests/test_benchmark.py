@@ -197,4 +197,5 @@ def test_a_failed_measurement_is_reported_and_fails_the_run(capsys, monkeypatch)
     results = json.loads(captured.out)
     assert results["translation"]["bf16"]["stderr_tail"].endswith("no bf16 here")
     assert "speedup_vs_fp32" not in results["derived"].get("translation", {})
+    assert "encoder_inference" not in results["derived"]  # not measured: no empty sections
     assert "translation (bf16)" in captured.err

@@ -557,7 +557,7 @@ def _derived(results: dict, rounds: dict) -> dict:
         if cosines:
             section["encoder_cosine_to_fp32"] = cosines
             section["guard_holds"] = {p: value >= GUARD_MIN_COSINE for p, value in cosines.items()}
-        if name == "encoder_inference":
+        if name == "encoder_inference" and measured:
             for key in ("frame_encoder_fps", "fraction_of_matmul_peak", "matmul_peak_gflops"):
                 section[key] = {p: result[key] for p, result in measured.items()}
         if any(p != result.get("precision", p) for p, result in measured.items()):
