@@ -74,6 +74,9 @@ class ServeArguments:
     )
     max_queue_size: int = field(default=16, metadata={"help": "Requests that may wait; more are turned away."})
     device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu or cuda:0."})
+    inference_precision: str = field(default="auto", metadata={
+        "help": "fp32, bf16, or auto: bf16 where this machine runs it faster and the quality guard holds "
+                "(model.set_inference_precision).", "choices": ["fp32", "bf16", "auto"]})
 
     def __post_init__(self):
         for name in ("num_alternatives", "concurrency_limit", "max_queue_size", "num_beams", "max_new_tokens"):
@@ -180,6 +183,8 @@ class SignVideoAnalyser:
         num_alternatives (`int`, defaults to 3): beams returned (at most the beam width).
         max_upload_mb (`float`), max_duration_seconds (`float`): the largest and the longest video accepted.
         device (`str`, defaults to `"cpu"`).
+        inference_precision (`str`, defaults to `"fp32"`): `"fp32"`, `"bf16"` or `"auto"`, see
+            `set_inference_precision` of the models (`beyondgloss serve` passes `"auto"`).
 
     Example:
 
@@ -194,7 +199,7 @@ class SignVideoAnalyser:
 
     def __init__(self, model: str, num_beams: int | None = None, max_new_tokens: int | None = None,
                  num_alternatives: int = 3, max_upload_mb: float = 50.0, max_duration_seconds: float = 60.0,
-                 device: str = "cpu"):
+                 device: str = "cpu", inference_precision: str = "fp32"):
         from transformers import AutoConfig, AutoModelForPreTraining, AutoProcessor, pipeline
 
         from .pipeline_sign_translation import TASK, _sized_video_processor
@@ -223,6 +228,7 @@ class SignVideoAnalyser:
                 self.generate_kwargs["max_new_tokens"] = max_new_tokens
             if self.pipeline.tokenizer.pad_token_id is not None:  # as the pipeline passes it
                 self.generate_kwargs["pad_token_id"] = self.pipeline.tokenizer.pad_token_id
+        self.model.set_inference_precision(inference_precision)
         self.examples = example_videos(model)
 
     @property
@@ -469,6 +475,7 @@ def load_analyser(arguments: ServeArguments) -> SignVideoAnalyser:
         arguments.model, num_beams=arguments.num_beams, max_new_tokens=arguments.max_new_tokens,
         num_alternatives=arguments.num_alternatives, max_upload_mb=arguments.max_upload_mb,
         max_duration_seconds=arguments.max_duration_seconds, device=arguments.device,
+        inference_precision=arguments.inference_precision,
     )
 
 

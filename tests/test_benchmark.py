@@ -85,7 +85,7 @@ def test_hyphenated_flags_still_parse_and_are_hidden_from_help(capsys):
                   "--vocab-size", "50", "--chunk-size", "4", "--gradient-checkpointing", "--skip-reference"]
     underscored = ["--" + flag[2:].replace("-", "_") if flag.startswith("--") else flag for flag in hyphenated]
     assert underscored[0] == "--target_tokens"
-    parser = benchmark._parser()
+    parser = benchmark.build_parser()
     assert vars(parser.parse_args(hyphenated)) == vars(parser.parse_args(underscored))
     defaults = vars(parser.parse_args([]))
     assert defaults["new_tokens"] == 20 and defaults["skip_reference"] is False and defaults["chunk_size"] is None
@@ -106,7 +106,7 @@ def test_translation_refuses_a_generation_of_the_wrong_length(monkeypatch):
         return original(self, *args, **kwargs)[:, :-1]
 
     monkeypatch.setattr(BeyondGlossForSignTranslation, "generate", stops_early)
-    args = benchmark._parser().parse_args(["--quick", "--steps", "1", "--warmup", "0", "--beams", "2",
+    args = benchmark.build_parser().parse_args(["--quick", "--steps", "1", "--warmup", "0", "--beams", "2",
                                            "--new_tokens", "3"])
     benchmark._quick_sizes(args)
     with pytest.raises(RuntimeError, match="generated 2 tokens, not --new_tokens=3"):

@@ -171,13 +171,10 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(corpus, monkeypatch
 # One dialect and one error policy for every command
 
 
-# `benchmark` parses its flags in beyondgloss/benchmark/runner.py, which is converted to the underscored dialect
-# separately; it joins this check when that is done.
-FLAG_STYLE_EXCLUDED = {"benchmark"}
 DASHED_FLAG = re.compile(r"--[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+")
 
 
-@pytest.mark.parametrize("command", sorted(set(COMMANDS) - FLAG_STYLE_EXCLUDED))
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_command_documents_only_underscored_flags_and_rejects_unknown_ones(command, capsys):
     assert main([command, "--help"]) == 0
     text = capsys.readouterr().out

@@ -128,3 +128,36 @@ def test_a_training_step_runs_under_cpu_bf16_autocast(videos):
         assert gradient is not None and torch.isfinite(gradient).all() and gradient.abs().sum() > 0
         losses[precision] = out.loss.item()
     assert abs(losses["bf16"] - losses["fp32"]) <= 20 * 2**-9 * abs(losses["fp32"])
+
+
+def test_the_commands_where_users_wait_choose_the_precision(tmp_path, monkeypatch, capsys):
+    """`beyondgloss translate` and `serve` default to "auto" (the library to "fp32"); the flag reaches the model."""
+    from beyondgloss.app import ServeArguments, SignVideoAnalyser
+    from beyondgloss.cli import main
+    from beyondgloss.modeling_beyondgloss import BeyondGlossPreTrainedModel
+    from beyondgloss.testing import make_frames, write_mp4
+    from beyondgloss.training.arguments import TranslateArguments
+
+    from .test_pipeline import make_translator
+
+    assert ServeArguments(model="m").inference_precision == "auto"
+    assert TranslateArguments(model_name_or_path="m").inference_precision == "auto"
+    folder = tmp_path / "model"
+    translator = make_translator()
+    translator.model.save_pretrained(folder)
+    translator.processor.save_pretrained(folder)
+    video = write_mp4(tmp_path / "clip.mp4", make_frames(4, height=32, width=32))
+    chosen, original = [], BeyondGlossPreTrainedModel.set_inference_precision
+
+    def record(model, precision="auto", probe=None):
+        chosen.append(precision)
+        return original(model, precision, probe)
+
+    monkeypatch.setattr(BeyondGlossPreTrainedModel, "set_inference_precision", record)
+    argv = ["translate", "--model_name_or_path", str(folder), "--videos", str(video), "--max_new_tokens", "3"]
+    assert main(argv + ["--inference_precision", "bf16"]) == 0
+    assert main(argv) == 0
+    assert SignVideoAnalyser(str(folder)).model.inference_precision == "fp32"
+    assert chosen == ["bf16", "auto", "fp32"]
+    assert main(argv + ["--inference_precision", "int8"]) == 2
+    assert "--inference_precision" in capsys.readouterr().err

@@ -48,8 +48,8 @@ import torch
 
 from ..inference_precision import GUARD_MIN_COSINE, PRECISIONS, step_cosines
 
-__all__ = ["main", "MEASUREMENTS", "REFERENCE_IMPL_VS_AUTHORS", "build_config", "count_frame_encoder_flops",
-           "measure_matmul_peak"]
+__all__ = ["MEASUREMENTS", "REFERENCE_IMPL_VS_AUTHORS", "build_config", "build_parser", "count_frame_encoder_flops",
+           "main", "measure_matmul_peak"]
 
 MEASUREMENTS = ("matmul_peak", "pretrain_step", "reference_pretrain_step", "translation", "encoder_inference",
                 "long_video")
@@ -76,7 +76,7 @@ def _add(parser: argparse.ArgumentParser, flag: str, **kwargs) -> None:
                             **alias)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="beyondgloss benchmark", description=__doc__.split("\n\n")[0])
     _add(parser, "--batch", type=int, default=2, help="videos per pre-training step (default 2)")
     _add(parser, "--frames", type=int, default=32, help="frames per pre-training video (default 32)")
@@ -567,16 +567,18 @@ def _derived(results: dict, rounds: dict) -> dict:
     return derived
 
 
-def main(argv=None) -> int:
-    """Runs the benchmark; prints the JSON results (see the module docstring)."""
+def main(argv=None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Runs the benchmark; prints the JSON results (see the module docstring). `parser` (default: [`build_parser`])
+    lets the `beyondgloss` command report bad flags under its exit-code policy."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    parser = parser or build_parser()
+    args = parser.parse_args(argv)
     for name in ("batch", "frames", "target_tokens", "translation_frames", "beams", "new_tokens", "long_frames",
                  "vocab_size", "steps", "rounds"):
         if getattr(args, name) < 1:
-            _parser().error(f"--{name}={getattr(args, name)} must be a positive integer.")
+            parser.error(f"--{name}={getattr(args, name)} must be a positive integer.")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        _parser().error(f"--device {args.device}: CUDA is not available on this machine; use --device cpu.")
+        parser.error(f"--device {args.device}: CUDA is not available on this machine; use --device cpu.")
     if args.quick:
         _quick_sizes(args)
     if args.child:

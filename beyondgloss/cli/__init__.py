@@ -48,7 +48,7 @@ COMMANDS = {
     "convert": ("beyondgloss.cli.convert", "convert", "convert a reference (Lightning) checkpoint"),
     "trim-mbart": ("beyondgloss.cli.convert", "trim_mbart", "trim an mBART vocabulary to a corpus"),
     "push": ("beyondgloss.cli.push", "push", "upload a saved model folder to the Hub"),
-    "benchmark": ("beyondgloss.benchmark", "main", "measure speed and memory"),
+    "benchmark": ("beyondgloss.cli.benchmark", "benchmark", "measure speed and memory"),
     "serve": ("beyondgloss.cli.serve", "serve", "a web app to translate and inspect sign videos"),
 }
 

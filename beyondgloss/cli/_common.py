@@ -77,12 +77,16 @@ def _raise_usage_error(parser: argparse.ArgumentParser, message: str):
     raise UsageError(message, parser.format_usage())
 
 
+def report_usage_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Makes `parser`'s errors [`UsageError`]s, for a parser built outside `cli/` (see [`run_command`])."""
+    parser.error = lambda message: _raise_usage_error(parser, message)
+    return parser
+
+
 def command_parser(name: str, description: str | None, *args, parser_class=argparse.ArgumentParser, **kwargs):
     """An argument parser for `beyondgloss <name>` whose errors are [`UsageError`]s (see [`run_command`]).
 
     `args` and `kwargs` go to `parser_class` (e.g. the dataclasses of a `transformers.HfArgumentParser`). Call
     [`accept_dashed_spellings`] on it once every flag is added.
     """
-    parser = parser_class(*args, prog=f"beyondgloss {name}", description=description, **kwargs)
-    parser.error = lambda message: _raise_usage_error(parser, message)
-    return parser
+    return report_usage_errors(parser_class(*args, prog=f"beyondgloss {name}", description=description, **kwargs))

@@ -108,4 +108,6 @@ def _load_pipeline(options: TranslateArguments):
     if options.max_new_tokens is not None and options.max_new_tokens >= positions:
         raise CommandError(f"--max_new_tokens {options.max_new_tokens}: the model's decoder has {positions} positions "
                            f"(the start token included); use at most {positions - 1}")
-    return SignTranslationPipeline(model=model, processor=processor, device=options.device)
+    translator = SignTranslationPipeline(model=model, processor=processor, device=options.device)
+    translator.model.eval().set_inference_precision(options.inference_precision)
+    return translator

@@ -162,6 +162,9 @@ class TranslateArguments:
     output_file: str | None = field(default=None, metadata={"help": "Also write the translations to this JSON-lines file."})
     overwrite_output_file: bool = field(default=False, metadata={"help": "Replace an existing --output_file."})
     device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu or cuda:0."})
+    inference_precision: str = field(default="auto", metadata={
+        "help": "fp32, bf16, or auto: bf16 where this machine runs it faster and the quality guard holds "
+                "(model.set_inference_precision).", "choices": ["fp32", "bf16", "auto"]})
 
     def __post_init__(self):
         _require_positive(self, ("num_beams", "max_new_tokens", "batch_size"))
