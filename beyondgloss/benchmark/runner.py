@@ -58,7 +58,7 @@ PER_PRECISION = ("translation", "encoder_inference")  # measured once per --prec
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 REFERENCE_DTYPE = "fp32"  # the authors' code trains in fp32, so the baseline does too, whatever --dtype says
 
-# How much slower `reference_impl` is than the authors' own code. Issue 16 timed both side by side (full-size default
+# How much slower `reference_impl` is than the authors' own code, timed side by side in November 2026 (full-size default
 # config, 2 threads, fp32, alternating rounds, on the 2-core machine described in docs/benchmarks.md): a pre-training
 # step took 13.79 s with reference_impl and 11.76 s with the authors' code; 13.79 / 11.76 = 1.17. A speed-up
 # measured against reference_impl, divided by this, estimates the speed-up against the authors' code; it is an
@@ -536,7 +536,7 @@ def _derived(results: dict, rounds: dict) -> dict:
                 dtype: _ratio(value, REFERENCE_IMPL_VS_AUTHORS) for dtype, value in speedup.items()}
             pretrain["estimate_note"] = (
                 f"estimated_speedup_vs_authors = speedup_vs_reference_impl / {REFERENCE_IMPL_VS_AUTHORS}, the factor "
-                "by which reference_impl was measured slower than the authors' code (issue 16); an estimate, not a "
+                "by which reference_impl was measured slower than the authors' code (docs/benchmarks.md); an estimate, not a "
                 "measurement of the authors' code")
 
     for name in PER_PRECISION:
