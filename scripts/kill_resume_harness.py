@@ -12,8 +12,8 @@ SIGKILL at one point, then restarted with `--resume_from_checkpoint last`:
 
 Checks per trial: the resume exits 0 and reaches the final step; every checkpoint that was complete at the kill is
 byte-identical after the resume; every checkpoint left afterwards is complete; the log has each step once. A kill
-before the first checkpoint leaves nothing to resume: `--resume_from_checkpoint last` must then refuse (exit 2), and
-the run is started again with `--overwrite_output_dir`; such trials are counted apart.
+before the first checkpoint leaves nothing to resume: `--resume_from_checkpoint last` must then refuse (exit 1, an
+input to fix), and the run is started again with `--overwrite_output_dir`; such trials are counted apart.
 
 Runs take a few seconds each on 2 CPU cores: the runs are forked from a server process that has imported everything
 once. Usage:
@@ -256,7 +256,7 @@ def main() -> int:
         counts["interrupted saves left in staging"] += len(list(folder.glob(".incomplete-*")))
         code = launch(context, [*argv, "--resume_from_checkpoint", "last"], log)
         restarted = False
-        if code == 2 and not before:
+        if code == 1 and not before:
             restarted = True
             counts["killed before the first checkpoint (restarted)"] += 1
             code = launch(context, [*argv, "--overwrite_output_dir", "true"], log)
