@@ -2,7 +2,9 @@
 
 `fixtures/checkpoint_a5f8f58` was written by `make_fixture.py` (beside it) at commit a5f8f58, before the package was
 restructured: a tiny translation checkpoint in the Hub layout (with the code files of that commit and the `auto_map`
-naming them), a tiny pre-training checkpoint, and what they computed on one fixed video.
+naming them), a tiny pre-training checkpoint, and what they computed on one fixed video. The pre-training folder is
+kept without the code files `save_pretrained` copied into it (the same files as the translation folder's): it is
+loaded with today's classes only.
 """
 
 import json
