@@ -246,7 +246,7 @@ def _attention(parts: Dinov2LayerParts, normed: torch.Tensor, weights: dict, cls
         query = query.view(batch, 1, width)
     else:
         fused = _project(normed, qkv_weight, qkv_bias, workspace, "qkv", shared, None if lora is None else lora_B["qkv"])
-        if fused.dtype == torch.bfloat16 and fused.device.type == "cpu" and not torch.is_grad_enabled():
+        if fused.dtype == torch.bfloat16 and fused.device.type == "cpu":
             return _bf16_cpu_attention(fused.view(batch, tokens, 3, parts.heads, width // parts.heads))
         query, key, value = fused.view(batch, tokens, 3 * width).split(width, dim=-1)
 
@@ -258,10 +258,11 @@ def _attention(parts: Dinov2LayerParts, normed: torch.Tensor, weights: dict, cls
 
 
 def _bf16_cpu_attention(qkv: torch.Tensor) -> torch.Tensor:
-    """Softmax attention of bfloat16 `(batch, tokens, 3, heads, head_dim)` q/k/v on the CPU: two batched GEMMs and a
-    softmax (computed in float32 inside, its output rounded to bfloat16) on one head-major copy of q/k/v. torch's CPU
-    flash attention runs no faster in bfloat16 than in float32; this takes about half its time at ViT-S's shapes
-    (docs/benchmarks.md). Returns `(batch, tokens, heads * head_dim)`."""
+    """Softmax attention of bfloat16 `(batch, tokens, 3, heads, head_dim)` q/k/v on the CPU (bf16 inference, and
+    training under bf16 autocast): two batched GEMMs and a softmax (computed in float32 inside, its output rounded to
+    bfloat16) on one head-major copy of q/k/v. torch's CPU flash attention runs no faster in bfloat16 than in float32;
+    this takes about half its time at ViT-S's shapes (docs/benchmarks.md). Returns `(batch, tokens, heads *
+    head_dim)`."""
     batch, tokens, _, heads, head_dim = qkv.shape
     query, key, value = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # each (batch, heads, tokens, head_dim)
     scores = torch.matmul(query * head_dim**-0.5, key.transpose(-1, -2))
