@@ -112,8 +112,8 @@ def test_other_models_run_in_bf16(model_class, videos):
 
 
 def test_a_training_step_runs_under_cpu_bf16_autocast(videos):
-    """`TrainingArguments(bf16=True)` trains under autocast: the LoRA blocks' in-place accumulation must take the
-    autocast type (it used to fail with a dtype error). bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9);
+    """Mixed-precision training on a CPU runs the model under bf16 autocast: the LoRA blocks' in-place accumulation
+    must take the autocast type (it used to fail with a dtype error). bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9);
     the tiny model's loss passes through about 20 roundings, so it may differ from fp32 by up to 20 * 2^-9 (4%)."""
     pixels, mask = videos
     ids, text_mask = torch.tensor([[5, 6, 2], [7, 2, 1]]), torch.tensor([[1, 1, 1], [1, 1, 0]])
