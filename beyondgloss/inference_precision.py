@@ -133,9 +133,12 @@ class InferencePrecisionMixin:
         encoder._inference_dtype = dtype
         mbart = getattr(self, "mbart", None)
         if mbart is not None:
+            # Back in full precision, the model's own type (the sign encoder's, which is never converted).
+            target = dtype or next(encoder.parameters()).dtype
             for module in mbart.modules():
-                if isinstance(module, nn.Linear):  # embed_tokens shares its weight with lm_head: converted with it
-                    module.to(dtype or torch.float32)
+                # embed_tokens shares its weight with lm_head: converted with it.
+                if isinstance(module, nn.Linear) and module.weight.dtype != target:
+                    module.to(target)
             self._mbart_dtype = dtype
         self.inference_precision = "fp32" if dtype is None else "bf16"
         self.inference_precision_report = report | {"chosen": self.inference_precision}

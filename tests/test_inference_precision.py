@@ -161,3 +161,14 @@ def test_the_commands_where_users_wait_choose_the_precision(tmp_path, monkeypatc
     assert chosen == ["bf16", "auto", "fp32"]
     assert main(argv + ["--inference_precision", "int8"]) == 2
     assert "--inference_precision" in capsys.readouterr().err
+
+
+def test_fp32_keeps_a_float64_model_in_float64(videos):
+    torch.manual_seed(0)
+    model = BeyondGlossForSignTranslation(tiny_config()).double().eval()
+    model.set_inference_precision("bf16")
+    assert model.set_inference_precision("fp32") == "fp32"
+    assert linear_dtypes(model.mbart) == {torch.float64}
+    pixels, mask = videos
+    assert model.generate(pixels.double(), mask, num_beams=2, max_new_tokens=3).shape[0] == 2
+
