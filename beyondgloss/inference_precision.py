@@ -13,8 +13,11 @@ import time
 
 import torch
 from torch import nn
+from transformers.utils import logging
 
 __all__ = ["GUARD_MIN_COSINE", "PRECISIONS", "InferencePrecisionMixin", "bf16_matmul_speedup", "step_cosines"]
+
+logger = logging.get_logger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "auto")
 # The quality guard: every real step of the encoder output must keep at least this cosine to the fp32 output. One
@@ -100,7 +103,9 @@ class InferencePrecisionMixin:
         float32 and in bfloat16: every real step must keep a cosine of at least 0.999 to the float32 output.
         `model.inference_precision_report` holds what was measured and why the precision was chosen.
 
-        Training is not affected: with gradients enabled everything runs as before.
+        With gradients enabled the frame encoder runs in the model's own type whatever the precision; mBART keeps its
+        bfloat16 weights until `set_inference_precision("fp32")`, so train a model that was never switched (or a
+        freshly loaded one).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}.")
@@ -122,10 +127,7 @@ class InferencePrecisionMixin:
         reason = f"the quality guard failed: an encoder step's cosine to fp32 is {report['guard_min_cosine']}"
         if precision == "auto":
             return self._use_precision(None, report | {"reason": reason})
-        from transformers.utils import logging
-
-        logging.get_logger(__name__).warning("bf16 inference as requested, but %s (at least %s expected)", reason,
-                                             GUARD_MIN_COSINE)
+        logger.warning("bf16 inference as requested, but %s (at least %s expected)", reason, GUARD_MIN_COSINE)
         return self._use_precision(torch.bfloat16, report | {"reason": "requested; " + reason})
 
     def _use_precision(self, dtype, report: dict) -> str:
