@@ -75,8 +75,8 @@ class ServeArguments:
     max_queue_size: int = field(default=16, metadata={"help": "Requests that may wait; more are turned away."})
     device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu or cuda:0."})
     inference_precision: str = field(default="auto", metadata={
-        "help": "fp32, bf16, or auto: bf16 where this machine runs it faster and the quality guard holds "
-                "(model.set_inference_precision).", "choices": ["fp32", "bf16", "auto"]})
+        "help": "fp32, bf16, int8 (mBART's GEMMs; CPU), or auto: what this machine runs fastest while the quality "
+                "guard holds (model.set_inference_precision).", "choices": ["fp32", "bf16", "int8", "auto"]})
 
     def __post_init__(self):
         for name in ("num_alternatives", "concurrency_limit", "max_queue_size", "num_beams", "max_new_tokens"):
@@ -183,7 +183,7 @@ class SignVideoAnalyser:
         num_alternatives (`int`, defaults to 3): beams returned (at most the beam width).
         max_upload_mb (`float`), max_duration_seconds (`float`): the largest and the longest video accepted.
         device (`str`, defaults to `"cpu"`).
-        inference_precision (`str`, defaults to `"fp32"`): `"fp32"`, `"bf16"` or `"auto"`, see
+        inference_precision (`str`, defaults to `"fp32"`): `"fp32"`, `"bf16"`, `"int8"` or `"auto"`, see
             `set_inference_precision` of the models (`beyondgloss serve` passes `"auto"`).
 
     Example:

@@ -176,6 +176,8 @@ def block_weights(parts: Dinov2LayerParts, lora: BeyondGlossVisionLoRA | None, d
       alone for the last block, where only the CLS row is needed.
     - When the LoRA needs neither gradients nor dropout (inference), it is folded into the frozen weights,
       `W + scaling * B A`, the same linear map.
+    - The attention's `head_dim ** -0.5` is folded into the query weight, bias and LoRA B (a power of two for every
+      DINOv2 size, so exact in any type): the attention then takes its queries as they come, with no pass over them.
     - LayerScale is folded into the output and fc2 weights, biases and LoRA B, `diag(l) (W x + b + B a) =
       (diag(l) W) x + l b + (diag(l) B) a` (the products stay differentiable for whatever trains).
     - `dtype` (bfloat16 inference, see `inference_precision.py`): the operands in that type, once the LoRA is folded;
@@ -188,8 +190,10 @@ def block_weights(parts: Dinov2LayerParts, lora: BeyondGlossVisionLoRA | None, d
             update = getattr(lora, f"{name}_B") @ getattr(lora, f"{a_name}_A")
             weights[name] = (weight + lora.scaling * update.to(weight.dtype), bias)
         lora = None
-    lora_B = None if lora is None else {
-        "qkv": torch.cat([lora.q_B, lora.k_B, lora.v_B]), "out": lora.out_B, "fc1": lora.fc1_B, "fc2": lora.fc2_B}
+    query_scale = (parts.q.weight.shape[0] // parts.heads) ** -0.5
+    weights["q"] = tuple(tensor * query_scale for tensor in weights["q"])
+    lora_B = None if lora is None else {"qkv": torch.cat([lora.q_B * query_scale, lora.k_B, lora.v_B]),
+                                        "out": lora.out_B, "fc1": lora.fc1_B, "fc2": lora.fc2_B}
     for name, scale in (("out", parts.scale1), ("fc2", parts.scale2)):
         weight, bias = weights[name]
         weights[name] = (weight * scale[:, None], bias * scale)
@@ -232,7 +236,7 @@ def _project_with_lora(states, weights: dict, name: str, workspace=None, buffer=
 
 def _attention(parts: Dinov2LayerParts, normed: torch.Tensor, weights: dict, cls_only: bool, workspace) -> torch.Tensor:
     """Multi-head self-attention of the block on its normed input, `(batch, rows, width)`; with `cls_only` only the
-    CLS row (its keys and values still come from every token)."""
+    CLS row (its keys and values still come from every token). The query weights carry the attention's scale."""
     lora, lora_B = weights["lora"], weights["lora_B"]
     qkv_weight, qkv_bias = weights["qkv"]
     batch, tokens, width = normed.shape
@@ -253,21 +257,30 @@ def _attention(parts: Dinov2LayerParts, normed: torch.Tensor, weights: dict, cls
     def heads(states):
         return states.reshape(batch, -1, parts.heads, width // parts.heads).transpose(1, 2)
 
-    attended = F.scaled_dot_product_attention(heads(query), heads(key), heads(value))
+    attended = F.scaled_dot_product_attention(heads(query), heads(key), heads(value), scale=1.0)
     return attended.transpose(1, 2).reshape(batch, -1, width)
+
+
+# Frames per group of `_bf16_cpu_attention`: its scores, `(frames, heads, tokens, tokens)` in bfloat16, stay within this
+# many bytes, so that they are still in the core's cache when the softmax and the second GEMM read them.
+_ATTENTION_SCORES_BYTES = 2 << 20
 
 
 def _bf16_cpu_attention(qkv: torch.Tensor) -> torch.Tensor:
     """Softmax attention of bfloat16 `(batch, tokens, 3, heads, head_dim)` q/k/v on the CPU (bf16 inference, and
-    training under bf16 autocast): two batched GEMMs and a softmax (computed in float32 inside, its output rounded to
-    bfloat16) on one head-major copy of q/k/v. torch's CPU flash attention runs no faster in bfloat16 than in float32;
-    this takes about half its time at ViT-S's shapes (docs/benchmarks.md). Returns `(batch, tokens, heads *
-    head_dim)`."""
+    training under bf16 autocast), the queries already scaled by `head_dim ** -0.5` (see [`block_weights`]): two batched
+    GEMMs and a softmax (computed in float32 inside, its output rounded to bfloat16) on a head-major copy of q/k/v, a
+    few frames at a time (`_ATTENTION_SCORES_BYTES`). torch's CPU flash attention runs no faster in bfloat16 than in
+    float32; this takes about half its time at ViT-S's shapes, and the grouping gains another tenth of the frame
+    encoder's time (docs/benchmarks.md). Returns `(batch, tokens, heads * head_dim)`."""
     batch, tokens, _, heads, head_dim = qkv.shape
-    query, key, value = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # each (batch, heads, tokens, head_dim)
-    scores = torch.matmul(query * head_dim**-0.5, key.transpose(-1, -2))
-    attended = torch.matmul(scores.softmax(dim=-1), value)
-    return attended.transpose(1, 2).reshape(batch, tokens, heads * head_dim)
+    group = max(1, _ATTENTION_SCORES_BYTES // (heads * tokens * tokens * qkv.element_size()))
+    attended = []
+    for frames in qkv.split(group):
+        query, key, value = frames.permute(2, 0, 3, 1, 4).contiguous().unbind(0)  # each (group, heads, tokens, dim)
+        scores = torch.matmul(query, key.transpose(-1, -2))
+        attended.append(torch.matmul(scores.softmax(dim=-1), value).transpose(1, 2))
+    return torch.cat(attended).reshape(batch, tokens, heads * head_dim)
 
 
 def vision_block(parts: Dinov2LayerParts, hidden_states: torch.Tensor, weights: dict, cls_only: bool = False,

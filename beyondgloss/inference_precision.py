@@ -1,32 +1,47 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
-"""Reduced-precision inference: bfloat16 matrix products where this machine runs them faster, guarded by a check that
-the encoder outputs stay what fp32 gives. Shipped in checkpoints beside `modeling_beyondgloss.py`.
+"""Reduced-precision inference: bfloat16 matrix products, and int8 ones in mBART, where this machine runs them faster,
+guarded by a check that the encoder and decoder outputs stay what fp32 gives. Shipped in checkpoints beside
+`modeling_beyondgloss.py`.
 
 In "bf16" mode the GEMMs and attention of the DINOv2 frame encoder and of mBART run in bfloat16, while LayerNorms, the
 residual streams, the temporal encoder, the heads and the decoder's scores stay float32. On a CPU with bfloat16
 instructions (AVX512-BF16, AMX) this is about twice as fast as fp32; on one without, bf16 can be several times
 slower, which is why "auto" measures before it chooses (docs/benchmarks.md).
+
+In "int8" mode mBART's Linear layers (all but the LoRA's own small ones) run as int8 GEMMs on the CPU: their weights
+are quantized once per output channel (symmetric, scale = max |w| / 127) and each call quantizes its input per tensor
+(torch's dynamic-quantization kernels, `torch.ops.quantized.linear_dynamic`). A decoding step reads a quarter of the
+bytes of fp32 and half of bf16, and these kernels run small-batch GEMMs far better than bf16 ones do. The float
+weights stay as they are (state dicts, saving and training see them; "fp32" is exact again), and with gradients the
+layers compute in float. The frame encoder, whose GEMMs are large and compute-bound, runs in bfloat16 where that is
+faster here, else float32.
 """
 
 import contextlib
+import functools
 import time
+import warnings
 
 import torch
 from torch import nn
 from transformers.utils import logging
 
-__all__ = ["GUARD_MIN_COSINE", "PRECISIONS", "InferencePrecisionMixin", "bf16_matmul_speedup", "step_cosines"]
+__all__ = ["GUARD_MIN_COSINE", "PRECISIONS", "InferencePrecisionMixin", "Int8Linear", "bf16_matmul_speedup",
+           "int8_unavailable_reason", "step_cosines"]
 
 logger = logging.get_logger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "auto")
+PRECISIONS = ("fp32", "bf16", "int8", "auto")
 # The quality guard: every real step of the encoder output must keep at least this cosine to the fp32 output. One
 # bfloat16 rounding has a relative error of at most 2^-9 (0.2%), so the cosine of one rounded vector is above
 # 1 - 2e-6; a chain of GEMMs accumulates such errors into cosines near 0.9999. 0.999 leaves a factor ten for that,
 # while a broken conversion (a wrong scale, a lost residual) gives cosines far below it.
 GUARD_MIN_COSINE = 0.999
-# "auto" keeps fp32 unless bf16 GEMMs are at least this much faster here (below it, the rounding buys too little).
+# "auto" keeps fp32 unless bf16 GEMMs (or int8 decoding steps) are at least this much faster here (below it, the
+# rounding buys too little).
 AUTO_MIN_SPEEDUP = 1.2
+# The decoder tokens of the guard's teacher-forced decoding (the decoder start and this many more).
+GUARD_DECODER_TOKENS = 7
 
 
 def bf16_matmul_speedup(device: torch.device | str = "cpu", shape: tuple[int, int, int] = (1028, 384, 1536),
@@ -80,11 +95,111 @@ def _probe_video(config, device) -> tuple[torch.Tensor, torch.Tensor]:
     return frames.view(1, 8, 3, size, size).to(device), torch.ones(1, 8, dtype=torch.long, device=device)
 
 
+def int8_unavailable_reason(device: torch.device | str = "cpu") -> str | None:
+    """Why "int8" inference cannot run on `device` with this torch, or None when it can."""
+    if torch.device(device).type != "cpu":
+        return f"int8 inference runs on the CPU only (the model is on {device}); use 'bf16' there"
+    try:
+        torch.ops.quantized.linear_dynamic, torch.ops.quantized.linear_prepack  # noqa: B018 (looked up, not called)
+    except (AttributeError, RuntimeError):
+        return f"torch {torch.__version__} has no dynamic-quantization kernels (torch.ops.quantized.linear_dynamic)"
+    return None
+
+
+def _int8_packed(weight: torch.Tensor, bias: torch.Tensor | None):
+    """`weight` quantized symmetrically per output channel and packed with `bias` for `linear_dynamic`."""
+    weight = weight.detach().float()
+    scale = weight.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / 127
+    with warnings.catch_warnings():  # torch 2.13 warns that quantized tensors will go; the packed kernels stay for now
+        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel")
+        quantized = torch.quantize_per_channel(weight, scale.double(), torch.zeros(len(scale), dtype=torch.long), 0,
+                                               torch.qint8)
+    return torch.ops.quantized.linear_prepack(quantized, None if bias is None else bias.detach().float())
+
+
+@functools.cache
+def _int8_reduce_range() -> bool:
+    """Whether the int8 kernels must quantize inputs to 7 bits: on CPUs without VNNI they sum pairs of u8 x s8 products
+    in 16 bits, which saturate at 255 * 127 * 2. Decided by a probe whose exact result those sums would cut in half."""
+    inner = 256
+    packed = _int8_packed(torch.ones(8, inner), None)
+    output = torch.ops.quantized.linear_dynamic(torch.full((2, inner), 3.0), packed, False)
+    return not torch.allclose(output, torch.full_like(output, 3.0 * inner), rtol=1e-3)
+
+
+class Int8Linear:
+    """The `forward` of one `nn.Linear` in "int8" inference (set on the module instance; deleting it restores the
+    class's). Without gradients, on the CPU: an int8 GEMM on weights quantized from the module's current ones, packed
+    again whenever they change (loading, a training step). With gradients, or elsewhere: the float layer itself."""
+
+    def __init__(self, module: nn.Linear):
+        self.module = module
+        self._packed, self._packed_from = None, None
+
+    def __getstate__(self) -> dict:  # copies (deepcopy, pickle) pack again from their own weights when called
+        return {"module": self.module, "_packed": None, "_packed_from": None}
+
+    def refresh(self) -> None:
+        """Packs the module's weights unless those packed are still theirs (same tensors, unchanged since)."""
+        weight, bias = self.module.weight, self.module.bias
+        current = (weight, weight._version, bias, None if bias is None else bias._version)
+        if self._packed_from is None or any(a is not b if isinstance(a, torch.Tensor) else a != b
+                                            for a, b in zip(current, self._packed_from)):
+            self._packed = _int8_packed(weight, bias)
+            self._packed_from = current
+
+    def __call__(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        module = self.module
+        if torch.is_grad_enabled() or hidden_states.device.type != "cpu":
+            return nn.functional.linear(hidden_states, module.weight, module.bias)
+        self.refresh()
+        output = torch.ops.quantized.linear_dynamic(hidden_states.float(), self._packed, _int8_reduce_range())
+        return output.to(hidden_states.dtype)
+
+
+def _int8_targets(mbart: nn.Module) -> list[nn.Linear]:
+    """mBART's Linear layers but the LoRA's own (rank-r A and B: too small to gain, and trained)."""
+    return [module for name, module in mbart.named_modules()
+            if isinstance(module, nn.Linear) and not any(part.startswith("lora_") for part in name.split("."))]
+
+
+def _set_int8(mbart: nn.Module, enabled: bool) -> None:
+    """Installs or removes the [`Int8Linear`] forwards of mBART's Linear layers. Each layer keeps its `Int8Linear`
+    (`_int8_forward`) once made, so its weights are packed once, and again only when they change."""
+    for module in _int8_targets(mbart):
+        installed = isinstance(module.__dict__.get("forward"), Int8Linear)
+        if enabled and not installed:
+            if not isinstance(getattr(module, "_int8_forward", None), Int8Linear):
+                module._int8_forward = Int8Linear(module)
+            module.forward = module._int8_forward
+            module.forward.refresh()
+        elif not enabled and installed:
+            del module.forward
+
+
+def _decoder_step_seconds(mbart: nn.Module, rows: int, repeats: int = 3) -> float:
+    """The best of `repeats` timings of one decoding step of mBART's decoder (one new token for `rows` beams, 16
+    encoder steps): what a step of beam search costs, dominated by reading the decoder's weights."""
+    config = mbart.config
+    generator = torch.Generator().manual_seed(0)
+    device = next(mbart.parameters()).device
+    encoded = torch.randn(rows, 16, config.d_model, generator=generator).to(device)
+    ids = torch.full((rows, 1), config.decoder_start_token_id or 0, dtype=torch.long, device=device)
+    timings = []
+    with torch.no_grad():
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            mbart.get_decoder()(input_ids=ids, encoder_hidden_states=encoded)
+            timings.append(time.perf_counter() - start)
+    return min(timings[1:])
+
+
 class InferencePrecisionMixin:
     """`set_inference_precision` of the BeyondGloss models."""
 
     inference_precision = "fp32"
     inference_precision_report = None
+    _decodes_text = False  # True for the translation model, whose mBART decoder generates
 
     def set_inference_precision(self, precision: str = "auto", probe: tuple | None = None) -> str:
         r"""
@@ -94,18 +209,24 @@ class InferencePrecisionMixin:
         - `"bf16"`: bfloat16 GEMMs and attention in the frame encoder and in mBART (see the module docstring). The
           mBART weights are converted to bfloat16 in place, which halves what each decoding step reads; a later
           `set_inference_precision("fp32")` computes in float32 again with those rounded weights (reload the model for
-          the original ones). A warning says when the quality guard fails.
-        - `"auto"`: `"bf16"` when this machine's bfloat16 GEMMs of the frame encoder's shape are at least 1.2x faster
-          than float32 ones (measured, about 0.1 s for ViT-S) and the quality guard holds; `"fp32"` otherwise.
+          the original ones).
+        - `"int8"` (CPU): int8 GEMMs in mBART's Linear layers, weights quantized per output channel and inputs per
+          call (the float weights are kept, so "fp32" is exact again), and the frame encoder in bfloat16 where this
+          machine's bfloat16 GEMMs are at least 1.2x faster than float32 ones, else float32.
+        - `"auto"`: measured on this machine. The frame encoder in bfloat16 where its GEMMs are at least 1.2x faster
+          (about 0.1 s to measure for ViT-S). mBART, for a translation model: int8 where a decoding step is at least
+          1.2x faster in int8 than in float32 (quantizing and timing take a few seconds for mBART-large), else as the
+          frame encoder. Each candidate must pass the quality guard, else the next one is tried, down to "fp32".
 
         The quality guard runs `probe` (a `(pixel_values_videos, video_attention_mask)` pair; by default a fixed
-        synthetic video) through the sign encoder, and for a translation model through the mBART encoder as well, in
-        float32 and in bfloat16: every real step must keep a cosine of at least 0.999 to the float32 output.
+        synthetic video) through the sign encoder, the mBART encoder and, for a translation model, a teacher-forced
+        mBART decoder, in float32 and in the chosen precision: every real step must keep a cosine of at least 0.999
+        to the float32 output. A warning says when it fails for a precision that was asked for by name.
         `model.inference_precision_report` holds what was measured and why the precision was chosen.
 
-        With gradients enabled the frame encoder runs in the model's own type whatever the precision; mBART keeps its
-        bfloat16 weights until `set_inference_precision("fp32")`, so train a model that was never switched (or a
-        freshly loaded one).
+        With gradients enabled the frame encoder and int8 layers compute in the model's own type whatever the
+        precision; bf16 mBART weights stay bf16 until `set_inference_precision("fp32")`, so train a model that was
+        never switched to "bf16" (or a freshly loaded one).
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}.")
@@ -113,37 +234,72 @@ class InferencePrecisionMixin:
             raise ValueError("set_inference_precision is for inference: call model.eval() first.")
         device = next(self.parameters()).device
         report = {"requested": precision, "device": str(device)}
+        self._use_precision(None, None, {})  # measurements and the guard start from float32
         if precision == "fp32":
-            return self._use_precision(None, report | {"reason": "requested"})
-        if precision == "auto":
-            report["bf16_matmul_speedup"] = round(bf16_matmul_speedup(device, _frame_gemm_shape(self.config)), 2)
-            if report["bf16_matmul_speedup"] < AUTO_MIN_SPEEDUP:
-                return self._use_precision(None, report | {
-                    "reason": f"bf16 GEMMs are not at least {AUTO_MIN_SPEEDUP}x faster than fp32 here"})
-        self._use_precision(None, report)  # the guard compares with a float32 run
-        report["guard_min_cosine"] = round(self._guard_cosine(probe, device), 6)
-        if report["guard_min_cosine"] >= GUARD_MIN_COSINE:
-            return self._use_precision(torch.bfloat16, report | {"reason": "guard holds"})
-        reason = f"the quality guard failed: an encoder step's cosine to fp32 is {report['guard_min_cosine']}"
-        if precision == "auto":
-            return self._use_precision(None, report | {"reason": reason})
-        logger.warning("bf16 inference as requested, but %s (at least %s expected)", reason, GUARD_MIN_COSINE)
-        return self._use_precision(torch.bfloat16, report | {"reason": "requested; " + reason})
+            return self._use_precision(None, None, report | {"reason": "requested"})
+        if precision == "int8" and (reason := self._int8_unavailable_reason(device)) is not None:
+            raise ValueError(f"precision='int8': {reason}.")
+        candidates = self._candidates(precision, device, report)
+        for frame_dtype, text in candidates:
+            name = _precision_name(frame_dtype, text)
+            cosine = round(self._guard_cosine(probe, device, frame_dtype, text), 6)
+            report["guard_min_cosine"] = report.setdefault("guard_cosines", {})[name] = cosine
+            if cosine >= GUARD_MIN_COSINE:
+                return self._use_precision(frame_dtype, text, report | {"reason": f"{name}: the guard holds"})
+            report["reason"] = f"the quality guard failed for {name}: an output step's cosine to fp32 is {cosine}"
+            if precision != "auto":
+                logger.warning("%s inference as requested, but %s (at least %s expected)", name, report["reason"],
+                               GUARD_MIN_COSINE)
+                return self._use_precision(frame_dtype, text, report | {"reason": "requested; " + report["reason"]})
+        return self._use_precision(None, None, report | {"reason": report.get("reason", "no reduced precision is "
+                                                                              "faster here")})
 
-    def _use_precision(self, dtype, report: dict) -> str:
+    def _int8_unavailable_reason(self, device) -> str | None:
+        if getattr(self, "mbart", None) is None:
+            return "int8 applies to mBART's Linear layers and this model has no mBART"
+        return int8_unavailable_reason(device)
+
+    def _candidates(self, precision: str, device, report: dict) -> list[tuple]:
+        """The (frame encoder type, mBART setting) pairs to try in turn, measuring what "auto" and "int8" need."""
+        if precision == "bf16":
+            return [(torch.bfloat16, torch.bfloat16)]
+        report["bf16_matmul_speedup"] = round(bf16_matmul_speedup(device, _frame_gemm_shape(self.config)), 2)
+        frame_dtype = torch.bfloat16 if report["bf16_matmul_speedup"] >= AUTO_MIN_SPEEDUP else None
+        if precision == "int8":
+            return [(frame_dtype, "int8")]
+        candidates = []
+        if self._decodes_text and self._int8_unavailable_reason(device) is None:
+            rows = self.generation_config.num_beams or 1
+            fp32_step = _decoder_step_seconds(self.mbart, rows)
+            _set_int8(self.mbart, True)
+            int8_step = _decoder_step_seconds(self.mbart, rows)
+            _set_int8(self.mbart, False)
+            report["int8_decoder_step_speedup"] = round(fp32_step / int8_step, 2)
+            if report["int8_decoder_step_speedup"] >= AUTO_MIN_SPEEDUP:
+                candidates.append((frame_dtype, "int8"))
+        if frame_dtype is not None:
+            candidates.append((frame_dtype, frame_dtype))
+        return candidates
+
+    def _use_precision(self, frame_dtype, text, report: dict) -> str:
+        """Puts the frame encoder in `frame_dtype` (None: the model's own type) and mBART in `text` (None, a dtype, or
+        "int8")."""
         encoder = self if hasattr(self, "vision") else self.sign_encoder
-        encoder._inference_dtype = dtype
+        encoder._inference_dtype = frame_dtype
         mbart = getattr(self, "mbart", None)
         if mbart is not None:
+            _set_int8(mbart, text == "int8")
             # Back in full precision, the model's own type (the sign encoder's, which is never converted).
-            target = dtype or next(encoder.parameters()).dtype
+            target = text if isinstance(text, torch.dtype) else next(encoder.parameters()).dtype
             for module in mbart.modules():
                 # embed_tokens shares its weight with lm_head: converted with it.
                 if isinstance(module, nn.Linear) and module.weight.dtype != target:
                     module.to(target)
-            self._mbart_dtype = dtype
-        self.inference_precision = "fp32" if dtype is None else "bf16"
-        self.inference_precision_report = report | {"chosen": self.inference_precision}
+            self._mbart_dtype = text if isinstance(text, torch.dtype) else None
+        self.inference_precision = _precision_name(frame_dtype, text)
+        self.inference_precision_report = report | {"chosen": self.inference_precision,
+                                                    "frame_encoder": _precision_name(frame_dtype, frame_dtype),
+                                                    "mbart": _precision_name(text, text) if mbart is not None else None}
         return self.inference_precision
 
     def mbart_precision(self):
@@ -155,25 +311,50 @@ class InferencePrecisionMixin:
         return torch.autocast(next(self.parameters()).device.type, dtype=dtype)
 
     @torch.no_grad()
-    def _guard_cosine(self, probe, device) -> float:
-        """The smallest cosine between a float32 and a bfloat16 encoder step on `probe` (see
-        `set_inference_precision`); the bfloat16 run leaves the model in float32."""
+    def _guard_cosine(self, probe, device, frame_dtype, text) -> float:
+        """The smallest cosine between a float32 and a reduced-precision output step on `probe` (see
+        `set_inference_precision`): the sign encoder's, the mBART encoder's and, for a translation model, the
+        teacher-forced decoder's logits. bf16 mBART runs under autocast on the float32 weights (which rounds them as
+        the in-place conversion would), so the model is left in float32 whatever the outcome."""
         pixels, mask = probe if probe is not None else _probe_video(self.config, device)
         encoder = self if hasattr(self, "vision") else self.sign_encoder
+        mbart = getattr(self, "mbart", None)
         outputs = {}
-        for dtype in (None, torch.bfloat16):
-            encoder._inference_dtype = dtype
+        for setting in ((None, None), (frame_dtype, text)):
+            encoder._inference_dtype = setting[0]
             encoded = encoder(pixels, mask)
-            states = [(encoded.last_hidden_state, encoded.attention_mask)]
-            mbart = getattr(self, "mbart", None)
-            if mbart is not None:  # autocast rounds the float32 weights as the in-place conversion would
-                context = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-                with context:
-                    text = mbart.get_encoder()(inputs_embeds=encoded.last_hidden_state,
-                                               attention_mask=encoded.attention_mask).last_hidden_state
-                states.append((text.float(), encoded.attention_mask))
-            outputs[dtype] = states
+            outputs[setting] = [(encoded.last_hidden_state, encoded.attention_mask)]
+            if mbart is not None:
+                _set_int8(mbart, setting[1] == "int8")
+                autocast = isinstance(setting[1], torch.dtype)
+                with torch.autocast(device.type, dtype=setting[1]) if autocast else contextlib.nullcontext():
+                    outputs[setting].extend(self._guard_text_outputs(mbart, encoded))
         encoder._inference_dtype = None
+        _set_int8(mbart, False) if mbart is not None else None
         cosines = [step_cosines(low[0], high[0], high[1]).min()
-                   for low, high in zip(outputs[torch.bfloat16], outputs[None])]
+                   for low, high in zip(outputs[(frame_dtype, text)], outputs[(None, None)])]
         return float(min(cosines))
+
+    def _guard_text_outputs(self, mbart: nn.Module, encoded) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The mBART encoder's output on the sign encoder's, and for a translation model the decoder's logits for
+        fixed tokens, each with the mask of its real steps, in float32."""
+        states = mbart.get_encoder()(inputs_embeds=encoded.last_hidden_state,
+                                     attention_mask=encoded.attention_mask).last_hidden_state
+        outputs = [(states.float(), encoded.attention_mask)]
+        if self._decodes_text:
+            config = mbart.config
+            generator = torch.Generator().manual_seed(0)
+            tokens = torch.randint(4, config.vocab_size, (states.shape[0], GUARD_DECODER_TOKENS), generator=generator)
+            start = torch.full((states.shape[0], 1), config.decoder_start_token_id or 0)
+            ids = torch.cat([start, tokens], dim=1).to(states.device)
+            logits = mbart(encoder_outputs=(states,), attention_mask=encoded.attention_mask,
+                           decoder_input_ids=ids).logits
+            outputs.append((logits.float(), torch.ones_like(ids)))
+        return outputs
+
+
+def _precision_name(frame_dtype, text) -> str:
+    """"int8" when mBART is quantized, "bf16" when the rest is bfloat16, else "fp32"."""
+    if text == "int8":
+        return "int8"
+    return "bf16" if frame_dtype is not None or text is not None else "fp32"

@@ -547,6 +547,7 @@ class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedM
     _keys_to_ignore_on_load_unexpected = [r"^text_encoder\.", r"^logit_scale"]
     _keys_to_ignore_on_load_missing = [r"^mbart\.model\.decoder\..*\.lora_[AB]\.default\.weight$"]
     _text_lora_scope = r"mbart\."
+    _decodes_text = True  # set_inference_precision's guard and "auto" also check and time the decoder
 
     def __init__(self, config: BeyondGlossConfig):
         super().__init__(config)

@@ -73,19 +73,26 @@ def test_a_block_computes_what_transformers_computes(grad):
         hidden = expected.detach()
 
 
-def test_bfloat16_cpu_attention_is_softmax_attention():
+@pytest.mark.parametrize("scores_bytes", [None, 1], ids=["one-group", "a-frame-per-group"])
+def test_bfloat16_cpu_attention_is_softmax_attention(monkeypatch, scores_bytes):
     """The bf16 inference path's attention against float64 SDPA: every output row keeps a cosine of at least 0.999 (the
     inference guard's bound; bf16 rounds each input and probability by at most 2^-9 relative), on the layout the fused
     q/k/v GEMM produces."""
+    from beyondgloss import dinov2_fast_path
     from beyondgloss.dinov2_fast_path import _bf16_cpu_attention
+
+    if scores_bytes is not None:
+        monkeypatch.setattr(dinov2_fast_path, "_ATTENTION_SCORES_BYTES", scores_bytes)
 
     batch, tokens, heads, head_dim = 2, 17, 3, 8
     qkv = torch.randn(batch, tokens, 3, heads, head_dim, dtype=torch.float64)
     query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
     expected = torch.nn.functional.scaled_dot_product_attention(query, key, value).transpose(1, 2).reshape(
         batch, tokens, heads * head_dim)
+    scaled = qkv.clone()
+    scaled[:, :, 0] *= head_dim**-0.5  # the fast path's query weights carry the attention's scale
     with torch.no_grad():
-        actual = _bf16_cpu_attention(qkv.to(torch.bfloat16))
+        actual = _bf16_cpu_attention(scaled.to(torch.bfloat16))
     assert actual.dtype == torch.bfloat16 and actual.shape == expected.shape
     cosines = torch.nn.functional.cosine_similarity(actual.double().flatten(0, 1), expected.flatten(0, 1), dim=-1)
     assert cosines.min() >= 0.999, cosines.min()

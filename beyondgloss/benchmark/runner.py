@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
               "step stays fp32")
     _add(parser, "--precision", nargs="+", choices=PRECISIONS, default=["fp32", "bf16"],
          help="inference precision(s) of translation and encoder_inference (set_inference_precision; default: fp32 "
-              "and bf16, alternated under --rounds); 'auto' takes what the model chooses on this machine")
+              "and bf16, alternated under --rounds); 'auto' takes what the model chooses on this machine; 'int8' "
+              "quantizes mBART's GEMMs (encoder_inference then measures the frame encoder as 'auto' runs it)")
     _add(parser, "--steps", type=int, default=3, help="timed repetitions per measurement (median)")
     _add(parser, "--gradient_checkpointing", action="store_true",
          help="pre-training step with activation checkpointing (bounded training memory for long videos; the "
@@ -368,9 +369,12 @@ def _encoder_inference(args, device, precision: str) -> dict:
         encoded = model(pixels[None])
         return {"sign_encoder": (encoded.last_hidden_state, encoded.attention_mask)}
 
-    mode = _set_precision(model, precision, encoder_outputs)
-    # The peak of the precision the model now computes in, so that the fraction compares like with like.
-    peak = measure_matmul_peak(device, quick=args.quick, dtype=DTYPES[mode["precision"]])
+    # "int8" quantizes mBART only, which this model lacks: its frame encoder runs as "auto" chooses, so measure that.
+    mode = _set_precision(model, "auto" if precision == "int8" else precision, encoder_outputs)
+    mode["requested_precision"] = precision
+    # The peak of the precision the frame encoder now computes in, so that the fraction compares like with like.
+    peak = measure_matmul_peak(device, quick=args.quick,
+                               dtype=DTYPES[mode["inference_precision_report"]["frame_encoder"]])
     rss_after_build = _current_rss_mb()
 
     def encode():
@@ -477,8 +481,9 @@ def _jobs(args, selected: list[str]) -> list[tuple[str, str]]:
         elif name in PER_PRECISION:
             jobs += [(name, precision) for precision in dict.fromkeys(args.precision)]
         elif name == "matmul_peak":
-            # 'auto' chooses between fp32 and bf16, so both peaks are wanted to read its figures.
-            wanted = [p for p in args.precision if p != "auto"] + (["fp32", "bf16"] if "auto" in args.precision else [])
+            # 'auto' and 'int8' choose the frame encoder's fp32 or bf16, so both peaks are wanted to read their figures.
+            chooses = {"auto", "int8"} & set(args.precision)
+            wanted = [p for p in args.precision if p not in chooses] + (["fp32", "bf16"] if chooses else [])
             jobs += [(name, precision) for precision in dict.fromkeys(wanted)]
         else:
             jobs.append((name, REFERENCE_DTYPE))

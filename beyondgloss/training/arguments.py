@@ -163,8 +163,8 @@ class TranslateArguments:
     overwrite_output_file: bool = field(default=False, metadata={"help": "Replace an existing --output_file."})
     device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu or cuda:0."})
     inference_precision: str = field(default="auto", metadata={
-        "help": "fp32, bf16, or auto: bf16 where this machine runs it faster and the quality guard holds "
-                "(model.set_inference_precision).", "choices": ["fp32", "bf16", "auto"]})
+        "help": "fp32, bf16, int8 (mBART's GEMMs; CPU), or auto: what this machine runs fastest while the quality "
+                "guard holds (model.set_inference_precision).", "choices": ["fp32", "bf16", "int8", "auto"]})
 
     def __post_init__(self):
         _require_positive(self, ("num_beams", "max_new_tokens", "batch_size"))
