@@ -182,8 +182,9 @@ def _decoder_step_seconds(mbart: nn.Module, rows: int, repeats: int = 3) -> floa
     encoder steps): what a step of beam search costs, dominated by reading the decoder's weights."""
     config = mbart.config
     generator = torch.Generator().manual_seed(0)
-    device = next(mbart.parameters()).device
-    encoded = torch.randn(rows, 16, config.d_model, generator=generator).to(device)
+    parameter = next(mbart.parameters())
+    device = parameter.device
+    encoded = torch.randn(rows, 16, config.d_model, generator=generator).to(device, parameter.dtype)
     ids = torch.full((rows, 1), config.decoder_start_token_id or 0, dtype=torch.long, device=device)
     timings = []
     with torch.no_grad():
@@ -209,7 +210,7 @@ class InferencePrecisionMixin:
         - `"bf16"`: bfloat16 GEMMs and attention in the frame encoder and in mBART (see the module docstring). The
           mBART weights are converted to bfloat16 in place, which halves what each decoding step reads; a later
           `set_inference_precision("fp32")` computes in float32 again with those rounded weights (reload the model for
-          the original ones).
+          the original ones). It needs a float32 model ("auto" keeps other types out of bf16).
         - `"int8"` (CPU): int8 GEMMs in mBART's Linear layers, weights quantized per output channel and inputs per
           call (the float weights are kept, so "fp32" is exact again), and the frame encoder in bfloat16 where this
           machine's bfloat16 GEMMs are at least 1.2x faster than float32 ones, else float32.
@@ -239,6 +240,9 @@ class InferencePrecisionMixin:
             return self._use_precision(None, None, report | {"reason": "requested"})
         if precision == "int8" and (reason := self._int8_unavailable_reason(device)) is not None:
             raise ValueError(f"precision='int8': {reason}.")
+        if precision == "bf16" and self.dtype != torch.float32:
+            raise ValueError(f"precision='bf16' runs a float32 model under bfloat16 autocast, and this model is "
+                             f"{self.dtype}: call model.float() first (or use 'int8').")
         candidates = self._candidates(precision, device, report)
         for frame_dtype, text in candidates:
             name = _precision_name(frame_dtype, text)
@@ -264,7 +268,9 @@ class InferencePrecisionMixin:
         if precision == "bf16":
             return [(torch.bfloat16, torch.bfloat16)]
         report["bf16_matmul_speedup"] = round(bf16_matmul_speedup(device, _frame_gemm_shape(self.config)), 2)
-        frame_dtype = torch.bfloat16 if report["bf16_matmul_speedup"] >= AUTO_MIN_SPEEDUP else None
+        # bfloat16 autocast casts float32 tensors only: a model of another type keeps it.
+        fast = report["bf16_matmul_speedup"] >= AUTO_MIN_SPEEDUP and self.dtype == torch.float32
+        frame_dtype = torch.bfloat16 if fast else None
         if precision == "int8":
             return [(frame_dtype, "int8")]
         candidates = []

@@ -20,6 +20,9 @@ def translator():
     return BeyondGlossForSignTranslation(tiny_config()).eval()
 
 
+DECODER_STEP_SECONDS = inference_precision._decoder_step_seconds  # before the fixture below replaces it
+
+
 @pytest.fixture(autouse=True)
 def int8_decoding_not_faster(monkeypatch):
     """"auto" times a decoding step in fp32 and in int8; pinned to equal times (int8 not chosen) unless a test says
@@ -213,6 +216,13 @@ def test_auto_falls_back_from_int8_when_its_guard_fails(translator, monkeypatch)
     assert not int8_layers(translator.mbart)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_decoding_step_is_timed_in_the_models_type(dtype):
+    torch.manual_seed(0)
+    model = BeyondGlossForSignTranslation(tiny_config()).to(dtype).eval()
+    assert DECODER_STEP_SECONDS(model.mbart, rows=2, repeats=1) > 0
+
+
 def test_int8_says_where_it_cannot_run(videos):
     assert "CPU only" in inference_precision.int8_unavailable_reason("cuda")
     assert inference_precision.int8_unavailable_reason("cpu") is None
@@ -319,10 +329,17 @@ def test_the_commands_where_users_wait_choose_the_precision(tmp_path, monkeypatc
     assert "--inference_precision" in capsys.readouterr().err
 
 
-def test_fp32_keeps_a_float64_model_in_float64(videos):
+def test_a_float64_model_runs_int8_refuses_bf16_and_stays_float64(videos, monkeypatch):
     torch.manual_seed(0)
     model = BeyondGlossForSignTranslation(tiny_config()).double().eval()
-    model.set_inference_precision("bf16")
+    with pytest.raises(ValueError, match="model.float"):
+        model.set_inference_precision("bf16")
+    monkeypatch.setattr(inference_precision, "bf16_matmul_speedup", lambda device, shape: 3.0)
+    pin_decoder_steps(monkeypatch, 4.0)
+    assert model.set_inference_precision("auto") == "int8"
+    assert model.inference_precision_report["frame_encoder"] == "fp32"  # bf16 autocast would leave float64 as is
+    pixels, mask = videos
+    assert model.generate(pixels.double(), mask, num_beams=2, max_new_tokens=3).shape[0] == 2
     assert model.set_inference_precision("fp32") == "fp32"
     assert linear_dtypes(model.mbart) == {torch.float64}
     pixels, mask = videos
