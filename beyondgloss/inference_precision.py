@@ -35,7 +35,9 @@ PRECISIONS = ("fp32", "bf16", "int8", "auto")
 # The quality guard: every real step of the encoder output must keep at least this cosine to the fp32 output. One
 # bfloat16 rounding has a relative error of at most 2^-9 (0.2%), so the cosine of one rounded vector is above
 # 1 - 2e-6; a chain of GEMMs accumulates such errors into cosines near 0.9999. 0.999 leaves a factor ten for that,
-# while a broken conversion (a wrong scale, a lost residual) gives cosines far below it.
+# while a broken conversion (a wrong scale, a lost residual) gives cosines far below it. int8 rounds each weight and
+# input by up to half of 1/127 (1/255 for inputs) of its channel's or tensor's largest value, coarser than bf16: the
+# full-size model's chain of them measured 0.99965 (docs/benchmarks.md), inside the same bound.
 GUARD_MIN_COSINE = 0.999
 # "auto" keeps fp32 unless bf16 GEMMs (or int8 decoding steps) are at least this much faster here (below it, the
 # rounding buys too little).
