@@ -52,6 +52,21 @@ def test_quick_benchmark_prints_every_measurement(tmp_path):
     assert pretrain["reference_impl_vs_authors"] == REFERENCE_IMPL_VS_AUTHORS == 1.17
 
 
+def test_int8_translation_and_the_frame_encoder_it_runs_with(capsys):
+    """"int8" quantizes mBART: translation runs in it; the encoder-only model has no mBART, so its frame encoder is
+    measured as "auto" runs it, against the peak of the precision it chose (both peaks are measured)."""
+    assert main(["--quick", "--threads", "1", "--steps", "1", "--warmup", "0", "--only", "translation",
+                 "encoder_inference", "matmul_peak", "--precision", "fp32", "int8"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    translation = results["translation"]["int8"]
+    assert translation["precision"] == "int8" and translation["inference_precision_report"]["mbart"] == "int8"
+    assert translation["generated_tokens"] == 20 and -1 <= translation["encoder_cosine_to_fp32"] <= 1
+    encoder = results["encoder_inference"]["int8"]
+    assert encoder["requested_precision"] == "int8" and encoder["precision"] in ("fp32", "bf16")
+    assert set(results["matmul_peak"]) == {"fp32", "bf16"}
+    assert results["derived"]["translation"]["speedup_vs_fp32"]["int8"] > 0
+
+
 def test_skip_reference_and_only_select_measurements(capsys):
     assert main(["--quick", "--threads", "1", "--steps", "1", "--warmup", "0", "--only", "matmul_peak",
                  "--precision", "fp32"]) == 0

@@ -322,9 +322,10 @@ def test_the_commands_where_users_wait_choose_the_precision(tmp_path, monkeypatc
     monkeypatch.setattr(BeyondGlossPreTrainedModel, "set_inference_precision", record)
     argv = ["translate", "--model_name_or_path", str(folder), "--videos", str(video), "--max_new_tokens", "3"]
     assert main(argv + ["--inference_precision", "bf16"]) == 0
+    assert main(argv + ["--inference_precision", "int8"]) == 0
     assert main(argv) == 0
     assert SignVideoAnalyser(str(folder)).model.inference_precision == "fp32"
-    assert chosen == ["bf16", "auto", "fp32"]
+    assert chosen == ["bf16", "int8", "auto", "fp32"]
     assert main(argv + ["--inference_precision", "int4"]) == 2
     assert "--inference_precision" in capsys.readouterr().err
 
