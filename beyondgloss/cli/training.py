@@ -22,6 +22,7 @@ from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
 from ..training.arguments import DataArguments, ModelArguments, RunArguments
 from ..training.presets import PRETRAINING_PRESET, TRANSLATION_PRESET
+from ..utils.allocator import keep_freed_memory
 from ..utils.logging_utils import setup_logging
 from ._arguments import parse_arguments
 from ._common import CommandError, UsageError, run_command
@@ -66,6 +67,7 @@ def evaluate(argv: list) -> int:
 
 
 def _train(argv: list, stage: str) -> dict:
+    keep_freed_memory()  # this process trains: each step reuses the last one's freed pages
     pretraining = stage == "pretrain"
     arguments_class = TrainingArguments if pretraining else Seq2SeqTrainingArguments
     preset = PRETRAINING_PRESET if pretraining else TRANSLATION_PRESET
