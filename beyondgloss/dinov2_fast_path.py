@@ -271,7 +271,7 @@ def _bf16_cpu_attention(qkv: torch.Tensor) -> torch.Tensor:
     training under bf16 autocast), the queries already scaled by `head_dim ** -0.5` (see [`block_weights`]): two batched
     GEMMs and a softmax (computed in float32 inside, its output rounded to bfloat16) on a head-major copy of q/k/v, a
     few frames at a time (`_ATTENTION_SCORES_BYTES`). torch's CPU flash attention runs no faster in bfloat16 than in
-    float32; this takes about half its time at ViT-S's shapes, and the grouping gains another tenth of the frame
+    float32; this takes about half its time at ViT-S's shapes, and the grouping takes another 14% off the frame
     encoder's time (docs/benchmarks.md). Returns `(batch, tokens, heads * head_dim)`."""
     batch, tokens, _, heads, head_dim = qkv.shape
     group = max(1, _ATTENTION_SCORES_BYTES // (heads * tokens * tokens * qkv.element_size()))

@@ -338,7 +338,8 @@ class InferencePrecisionMixin:
                 with torch.autocast(device.type, dtype=setting[1]) if autocast else contextlib.nullcontext():
                     outputs[setting].extend(self._guard_text_outputs(mbart, encoded))
         encoder._inference_dtype = None
-        _set_int8(mbart, False) if mbart is not None else None
+        if mbart is not None:
+            _set_int8(mbart, False)
         cosines = [step_cosines(low[0], high[0], high[1]).min()
                    for low, high in zip(outputs[(frame_dtype, text)], outputs[(None, None)])]
         return float(min(cosines))
