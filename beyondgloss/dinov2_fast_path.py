@@ -12,7 +12,6 @@ Shipped in checkpoints beside `modeling_beyondgloss.py` (imports only torch, tra
 
 import math
 import operator
-import sys
 from dataclasses import dataclass
 from functools import partial
 
@@ -148,23 +147,23 @@ def dropout_keep_mask(reference: torch.Tensor, p: float, scratch: dict | None = 
     r"""A Bernoulli keep mask shaped like `reference` that drops each entry with probability `p`, and its keep
     probability (exact for the mask, so the dropout stays unbiased).
 
-    On the CPU each 64-bit draw of torch's generator gives three 16-bit uniform integers (its top 16 bits, which hold
-    the always-zero sign bit, are skipped), so `p` is rounded to a multiple of 2^-16 (0.1 -> 0.1000061); the draws go
-    into `scratch["draws"]` when given, reused from call to call. Other devices draw `torch.rand >= p`. Why: the
-    LoRA dropout of one pre-training step masks about 88 M entries (docs/benchmarks.md)."""
+    On the CPU each 64-bit draw of torch's generator (over the full 64-bit range) gives four 16-bit uniform integers,
+    so `p` is rounded to a multiple of 2^-16 (0.1 -> 0.1000061); the draws go into `scratch["draws"]` when given,
+    reused from call to call. Other devices draw `torch.rand >= p`. Why: the LoRA dropout of one pre-training step
+    masks about 88 M entries (docs/benchmarks.md)."""
     if reference.device.type != "cpu":
         return torch.rand(reference.shape, device=reference.device) >= p, 1.0 - p
     dropped = min(round(p * 65536), 65535)
     numel = reference.numel()
-    count = (numel + 2) // 3
+    count = (numel + 3) // 4
     draws = None if scratch is None else scratch.get("draws")
     if draws is None or draws.numel() < count:
         draws = torch.empty(count, dtype=torch.int64)
         if scratch is not None:
             scratch["draws"] = draws
-    lanes = draws[:count].random_().view(torch.int16).view(-1, 4)
-    lanes = lanes[:, :3] if sys.byteorder == "little" else lanes[:, 1:]
-    keep = (lanes >= dropped - 32768).view(-1)[:numel].view(reference.shape)
+    # From the lowest int64 up, torch draws all 64 bits (from 0 it would draw 63, leaving a sign bit always zero).
+    lanes = draws[:count].random_(torch.iinfo(torch.int64).min, None).view(torch.int16)
+    keep = (lanes[:numel] >= dropped - 32768).view(reference.shape)
     return keep, 1.0 - dropped / 65536
 
 
