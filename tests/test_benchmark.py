@@ -160,28 +160,42 @@ def test_rounds_alternate_the_compared_measurements_and_ratios_come_from_the_fig
                  "encoder_inference", "long_video", "--dtype", "fp32", "bf16"]) == 0
     results = json.loads(capsys.readouterr().out)
     one_round = [("pretrain_step", "fp32"), ("pretrain_step", "bf16"), ("reference_pretrain_step", "fp32"),
-                 ("translation", "fp32"), ("translation", "bf16"), ("encoder_inference", "fp32"),
-                 ("encoder_inference", "bf16")]
+                 ("reference_pretrain_step", "bf16"), ("translation", "fp32"), ("translation", "bf16"),
+                 ("encoder_inference", "fp32"), ("encoder_inference", "bf16")]
     assert order == one_round + [("long_video", "fp32")] + one_round
 
     def call(job, round_index):  # the call number of a job's run in a round (1-based, as the fake counts)
         return [i for i, seen in enumerate(order, 1) if seen == job][round_index]
 
+    def times(job):  # the fake's times of a job in the two rounds: base x (0.5 for bf16) x call number
+        base = {"pretrain_step": 1.0, "reference_pretrain_step": 3.0}[job[0]] * (0.5 if job[1] == "bf16" else 1.0)
+        return [base * call(job, r) for r in (0, 1)]
+
     # Every timed step of both rounds is pooled; the peak memory is the larger one.
     ours = results["pretrain_step"]["fp32"]
-    assert ours["times_s"] == [1.0, 9.0] and ours["median_s"] == 5.0 and ours["peak_rss_mb"] == 90.0
-    reference = results["reference_pretrain_step"]["fp32"]
-    assert reference["times_s"] == [9.0, 33.0] and reference["median_s"] == 21.0
+    assert ours["times_s"] == [1.0, 10.0] and ours["median_s"] == 5.5 and ours["peak_rss_mb"] == 100.0
+    for job in [("pretrain_step", "bf16"), ("reference_pretrain_step", "fp32"), ("reference_pretrain_step", "bf16")]:
+        assert results[job[0]][job[1]]["times_s"] == times(job)
 
+    # Each precision against the baseline in the same precision; a reduced one also against the fp32 baseline.
     derived = results["derived"]["pretrain_step"]
-    bf16_median = (0.5 * 2 + 0.5 * 10) / 2
-    assert derived["speedup_vs_reference_impl"] == {"fp32": round(21.0 / 5.0, 3), "bf16": round(21.0 / bf16_median, 3)}
-    assert derived["speedup_vs_reference_impl_per_round"]["fp32"] == [9.0, round(33.0 / 9.0, 3)]
+    ours_fp32, ours_bf16 = times(("pretrain_step", "fp32")), times(("pretrain_step", "bf16"))  # [1, 10], [1, 5.5]
+    reference_fp32 = times(("reference_pretrain_step", "fp32"))  # [9, 36]
+    reference_bf16 = times(("reference_pretrain_step", "bf16"))  # [6, 19.5]
+    assert derived["baseline"] == "reference_impl in the same dtype, same run"
+    assert derived["speedup_vs_reference_impl"] == {"fp32": round(22.5 / 5.5, 3), "bf16": round(12.75 / 3.25, 3)}
+    assert derived["speedup_vs_reference_impl_per_round"] == {
+        "fp32": [round(r / o, 3) for r, o in zip(reference_fp32, ours_fp32)],
+        "bf16": [round(r / o, 3) for r, o in zip(reference_bf16, ours_bf16)]}
+    assert derived["speedup_vs_reference_impl_fp32"] == {"bf16": round(22.5 / 3.25, 3)}
+    assert derived["speedup_vs_reference_impl_fp32_per_round"] == {
+        "bf16": [round(r / o, 3) for r, o in zip(reference_fp32, ours_bf16)]}
     assert derived["estimated_speedup_vs_authors"] == {
         dtype: round(value / 1.17, 3) for dtype, value in derived["speedup_vs_reference_impl"].items()}
     assert derived["reference_impl_vs_authors"] == 1.17 and "estimate" in derived["estimate_note"]
-    assert derived["peak_rss_mb"] == {"fp32": 90.0, "bf16": 105.0, "reference_impl": 110.0}
-    assert derived["peak_rss_ratio_vs_reference_impl"] == {"fp32": round(90 / 110, 3), "bf16": round(105 / 110, 3)}
+    assert derived["peak_rss_mb"] == {"fp32": 100.0, "bf16": 115.0}
+    assert derived["reference_peak_rss_mb"] == {"fp32": 120.0, "bf16": 135.0}
+    assert derived["peak_rss_ratio_vs_reference_impl"] == {"fp32": round(100 / 120, 3), "bf16": round(115 / 135, 3)}
 
     translation = results["derived"]["translation"]
     fp32_times = [2.0 * call(("translation", "fp32"), r) for r in (0, 1)]
