@@ -31,6 +31,7 @@ def test_quick_benchmark_prints_every_measurement(tmp_path):
         assert step["loss"] == step["loss"]  # not NaN
     ours, reference = results["pretrain_step"]["fp32"], results["reference_pretrain_step"]["fp32"]
     assert ours["trainable_parameters"] == reference["trainable_parameters"]
+    assert ours["matmul_gflop"] > 0 and reference["matmul_gflop"] > 0
     assert set(results["translation"]) == set(results["encoder_inference"]) == {"fp32", "bf16"}
     for precision, translation in results["translation"].items():
         assert translation["generated_tokens"] == 20 and translation["beams"] == 5 and translation["median_s"] > 0
@@ -50,6 +51,8 @@ def test_quick_benchmark_prints_every_measurement(tmp_path):
     pretrain = results["derived"]["pretrain_step"]
     assert pretrain["speedup_vs_reference_impl"]["fp32"] > 0 and pretrain["peak_rss_ratio_vs_reference_impl"]["fp32"] > 0
     assert pretrain["reference_impl_vs_authors"] == REFERENCE_IMPL_VS_AUTHORS == 1.17
+    peak = results["encoder_inference"]["fp32"]["matmul_peak_gflops"]
+    assert pretrain["matmul_floor_s"]["fp32"] == pytest.approx(ours["matmul_gflop"] / peak, rel=1e-3)
 
 
 def test_int8_translation_and_the_frame_encoder_it_runs_with(capsys):
@@ -138,6 +141,8 @@ def _fake_results(name, precision, call):
     seconds = base * (0.5 if precision == "bf16" else 1.0) * call
     result = {"precision": precision, "median_s": seconds, "best_s": seconds, "times_s": [seconds],
               "peak_rss_mb": 10.0 * call + (5 if precision == "bf16" else 0)}
+    if name in ("pretrain_step", "reference_pretrain_step"):
+        result["matmul_gflop"] = 50.0 if name == "pretrain_step" else 60.0
     if precision == "bf16" and name in ("translation", "encoder_inference"):
         result["encoder_cosine_to_fp32"] = 0.9995 if name == "translation" else 0.998
     if name == "encoder_inference":
@@ -196,6 +201,10 @@ def test_rounds_alternate_the_compared_measurements_and_ratios_come_from_the_fig
     assert derived["peak_rss_mb"] == {"fp32": 100.0, "bf16": 115.0}
     assert derived["reference_peak_rss_mb"] == {"fp32": 120.0, "bf16": 135.0}
     assert derived["peak_rss_ratio_vs_reference_impl"] == {"fp32": round(100 / 120, 3), "bf16": round(115 / 135, 3)}
+    # The floor: the step's matmul work at the matmul peak of its type (here from the encoder measurement's processes).
+    assert derived["matmul_floor_s"] == {"fp32": 50.0 / 100.0, "bf16": round(50.0 / 300.0, 4)}
+    assert derived["speedup_ceiling_vs_reference_impl"] == {"fp32": round(22.5 / 0.5, 3),
+                                                           "bf16": round(12.75 / (50.0 / 300.0), 3)}
 
     translation = results["derived"]["translation"]
     fp32_times = [2.0 * call(("translation", "fp32"), r) for r in (0, 1)]

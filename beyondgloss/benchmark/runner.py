@@ -45,6 +45,7 @@ import time
 from contextlib import nullcontext
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..inference_precision import GUARD_MIN_COSINE, PRECISIONS, step_cosines
 from ..utils.allocator import keep_freed_memory
@@ -234,7 +235,6 @@ def count_frame_encoder_flops(model, frames: int = 1) -> int:
     """FLOPs the frame encoder of `model` (a `BeyondGlossModel` or `ReferenceSignEncoder`) executes on `frames`
     frames, counted by `FlopCounterMode` with the math attention kernel (so attention matmuls are counted)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
 
     parameter = next(model.parameters())
     size = _image_size(model.config)
@@ -303,11 +303,17 @@ def _pretrain_step(args, device, reference: bool, dtype: str) -> dict:
         optimizer.zero_grad(set_to_none=True)
         return loss.item()
 
+    # The first untimed step counts the step's matmul work; with the matmul peak of the same run it gives a floor
+    # under the step's time (`derived`). A lower bound: FlopCounterMode has no formula for SDPA's fused CPU kernel.
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
     timer = _Timer(device)
-    loss = timer.run(step, args.warmup, args.steps)
+    loss = timer.run(step, max(args.warmup - 1, 0), args.steps)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"dtype": dtype, **timer.fields(), "loss": round(loss, 4), "trainable_parameters": trainable,
-            "keeps_freed_memory": kept_freed_memory, **_memory_fields(device, rss_after_build)}
+            "matmul_gflop": round(counter.get_total_flops() / 1e9, 3), "keeps_freed_memory": kept_freed_memory,
+            **_memory_fields(device, rss_after_build)}
 
 
 def _translation(args, device, precision: str) -> dict:
@@ -551,6 +557,16 @@ def _derived(results: dict, rounds: dict) -> dict:
                 f"estimated_speedup_vs_authors = speedup_vs_reference_impl / {REFERENCE_IMPL_VS_AUTHORS}, the factor "
                 "by which reference_impl was measured slower than the authors' code, in fp32 (docs/benchmarks.md); an "
                 "estimate, not a measurement of the authors' code")
+        # The matmul peak of each type: measured on its own, or by the encoder measurement in its process.
+        peaks = {result["precision"]: result["matmul_peak_gflops"]
+                 for result in results.get("encoder_inference", {}).values() if "matmul_peak_gflops" in result}
+        peaks |= {dtype: result["gflops"] for dtype, result in results.get("matmul_peak", {}).items()
+                  if "gflops" in result}
+        floors = {dtype: ours[dtype]["matmul_gflop"] / peaks[dtype] for dtype in ours if dtype in peaks}
+        if floors:  # the step's matmuls at the measured peak: no step of this work is faster on this machine
+            pretrain["matmul_floor_s"] = {dtype: _significant(floor) for dtype, floor in floors.items()}
+            pretrain["speedup_ceiling_vs_reference_impl"] = {dtype: _ratio(reference[dtype]["median_s"], floor)
+                                                             for dtype, floor in floors.items() if dtype in reference}
         reduced = [dtype for dtype in ours if dtype != "fp32"]
         if "fp32" in reference and reduced:
             # The authors' code was timed beside reference_impl in fp32. A reduced precision against the fp32 baseline
