@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add(parser, "--rounds", type=int, default=1,
          help="run the compared measurements (the two pre-training steps; the inference precisions) this many times, "
               "alternating, so that both see the same machine load; medians are over every round (default 1)")
-    _add(parser, "--warmup", type=int, default=1, help="untimed repetitions first")
+    _add(parser, "--warmup", type=int, default=1,
+         help="untimed repetitions first (at least one for the pre-training steps, which count their matmul work "
+              "in it)")
     _add(parser, "--quick", action="store_true", help="tiny random configs: finishes in seconds (CI)")
     _add(parser, "--skip_reference", action="store_true", help="do not run the reference pre-training step")
     _add(parser, "--only", nargs="+", choices=MEASUREMENTS, help="run only these measurements")
