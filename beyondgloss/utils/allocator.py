@@ -4,7 +4,7 @@
 glibc's malloc hands blocks above its mmap threshold (which grows to at most 32 MiB) to the kernel on free, and trims
 the top of its heap; every step of training then frees and reallocates the same large activations, and the kernel
 faults their pages in (and zeroes them) again. Raising both limits keeps those pages: a full-size pre-training step
-under bf16 autocast took about 5% less time with the same peak memory (docs/benchmarks.md). The training commands
+under bf16 autocast took about 9% less time with the same peak memory (docs/benchmarks.md). The training commands
 call [`keep_freed_memory`] once at their start; a library import never does (it changes the whole process).
 """
 
