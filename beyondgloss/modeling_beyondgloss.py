@@ -1,8 +1,10 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
-"""BeyondGloss models: the sign video encoder and its pre-training and translation wrappers, and the temporal encoder.
+"""BeyondGloss models: the sign video encoder as a model (`AutoModel`) and the pre-training and translation models.
 
-Beside it, shipped with it: the DINOv2 fast path of the frame encoder (`dinov2_fast_path.py`), the mBART LoRA and
-adapters (`text_lora.py`), the frozen-feature cache (`feature_cache.py`) and the losses (`losses.py`).
+Their parts, each in its own file and shipped with it: the sign video encoder (`sign_encoder.py`: the frame encoder of
+`frame_encoder.py` with the DINOv2 fast path of `dinov2_fast_path.py`, the heads, the temporal encoder of
+`temporal_encoder.py`), the mBART LoRA and adapters (`text_lora.py`), the losses (`losses.py`), and what the models
+share (`pretrained_beyondgloss.py`). docs/architecture.md draws them.
 
 Imports only torch, transformers and siblings (relatively), so `save_pretrained` copies it into a checkpoint
 that loads with `trust_remote_code=True` where beyondgloss is not installed; peft (the mBART LoRA) only where a
@@ -10,31 +12,21 @@ model uses it, so a `text_tuning="full"` checkpoint loads without it.
 """
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationConfig, MBartForConditionalGeneration, PreTrainedModel
+from transformers import GenerationConfig, MBartForConditionalGeneration
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput
 from transformers.models.mbart.modeling_mbart import MBartEncoder, shift_tokens_right
 
-from .checkpointing import BackboneLoadingMixin, CheckpointMixin
 from .configuration_beyondgloss import BeyondGlossConfig
-from .dinov2_fast_path import BeyondGlossVisionLoRA
-from .inference_precision import InferencePrecisionMixin
 from .losses import gather_with_grad, masked_l2_loss, masked_mean, symmetric_contrastive_loss
+from .pretrained_beyondgloss import BeyondGlossPreTrainedModel
 from .sign_encoder import BeyondGlossModelOutput, BeyondGlossSignEncoder
-from .temporal_encoder import BeyondGlossTemporalEncoder
-from .text_lora import (
-    TextAdapterMixin,
-    add_lora_to_mbart,
-    is_text_lora,
-    reset_text_lora,
-    set_text_trainable,
-)
+from .text_lora import add_lora_to_mbart, set_text_trainable
 
 __all__ = [
     "BeyondGlossModelOutput",
@@ -88,100 +80,6 @@ class BeyondGlossPretrainingOutput(ModelOutput):
 
 # --------------------------------------------------------------------------------------------------------------
 # Models
-
-
-class BeyondGlossPreTrainedModel(CheckpointMixin, TextAdapterMixin, InferencePrecisionMixin, PreTrainedModel):
-    config: BeyondGlossConfig
-    config_class = BeyondGlossConfig
-    base_model_prefix = "sign_encoder"
-    main_input_name = "pixel_values_videos"
-    input_modalities = ("video", "text")
-    supports_gradient_checkpointing = True
-    # forward takes **kwargs but returns per-batch mean losses: Trainer must scale for gradient accumulation itself.
-    accepts_loss_kwargs = False
-    _supports_sdpa = True
-    _no_split_modules = ["BeyondGlossTemporalBlock", "Dinov2Layer", "MBartEncoderLayer", "MBartDecoderLayer"]
-
-    @torch.no_grad()
-    def _init_weights(self, module):
-        std = self.config.initializer_range
-        if isinstance(module, BeyondGlossTemporalEncoder):
-            # The reference's Transformer._init_weights: every Linear N(0, 0.02), bias 0; LayerNorm (1, 0); the
-            # attention output projections (weight and bias) redrawn from N(0, 0.02 / sqrt(2 * depth)).
-            depth = len(module.blocks)
-            for name, sub in module.named_modules():
-                if isinstance(sub, nn.Linear):
-                    init.normal_(sub.weight, std=std)
-                    init.zeros_(sub.bias)
-                elif isinstance(sub, nn.LayerNorm):
-                    init.ones_(sub.weight)
-                    init.zeros_(sub.bias)
-            for block in module.blocks:
-                init.normal_(block.attention.out_proj.weight, std=std / math.sqrt(2 * depth))
-                init.normal_(block.attention.out_proj.bias, std=std / math.sqrt(2 * depth))
-                init.constant_(block.layer_scale, self.config.layer_scale_init)
-        elif isinstance(module, BeyondGlossVisionLoRA):
-            for name in ("qkv_A", "out_A", "fc1_A", "fc2_A"):
-                init.normal_(getattr(module, name), std=0.02)
-            for name in ("q_B", "k_B", "v_B", "out_B", "fc1_B", "fc2_B"):
-                init.zeros_(getattr(module, name))
-        elif isinstance(module, (BeyondGlossForContrastivePretraining,)):
-            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
-            init.constant_(module.logit_scale_description, self.config.logit_scale_init_value)
-        elif isinstance(module, nn.Linear):
-            # The heads keep PyTorch's default init, as in the reference.
-            if not getattr(module.weight, "_is_hf_initialized", False):
-                module.reset_parameters()
-        elif isinstance(module, (nn.BatchNorm1d, nn.LayerNorm)):
-            super()._init_weights(module)
-
-    def initialize_weights(self):
-        # LoRA inside the mBART sub-models is visited by mBART's own init, which does not know it (it would draw
-        # N(0, 0.02) for A and B): it is kept away from it, then given LoRA's init. The init functions leave tensors
-        # loaded from a checkpoint untouched.
-        lora = [layer.weight for module in self.modules() if is_text_lora(module)
-                for layers in (module.lora_A, module.lora_B) for layer in layers.values()]
-        fresh = [weight for weight in lora if not getattr(weight, "_is_hf_initialized", False)]
-        for weight in fresh:
-            weight._is_hf_initialized = True
-        try:
-            super().initialize_weights()
-        finally:
-            for weight in fresh:
-                weight._is_hf_initialized = False
-        with torch.no_grad():
-            # beyondgloss's earlier LoRA layer was a module new to this pass, so mBART's init drew its q/v weight
-            # again; so here, in the same order, that seeded models keep their weights (loaded tensors are skipped).
-            mbart = getattr(self, "mbart", None)
-            if mbart is not None:
-                for module in mbart.modules():
-                    if is_text_lora(module):
-                        mbart._init_weights(module.base_layer)
-            reset_text_lora(self)
-
-    def set_trainable(self) -> None:
-        """Sets `requires_grad` to what the method trains (frozen backbones, trainable LoRA and heads)."""
-        self.sign_encoder.set_trainable()
-
-    def enable_frozen_feature_cache(self, max_megabytes: float = 1024.0):
-        r"""Caches each video's DINOv2 CLS features while no DINOv2 or LoRA weight trains (`vision_tuning="frozen"`),
-        so that later epochs skip the frame encoder for videos seen before. Returns the [`FrozenFeatureCache`]."""
-        return self.sign_encoder.frame_encoder.enable_feature_cache(max_megabytes)
-
-    def disable_frozen_feature_cache(self) -> None:
-        self.sign_encoder.frame_encoder.disable_feature_cache()
-
-    @torch.no_grad()
-    def _initialize_now(self, part: nn.Module) -> None:
-        """Initializes `part` at once, as `post_init` would (transformers' `smart_apply`: children first, sub-models by
-        their own init). The sign encoder is initialized as soon as it is built, before mBART is, so that a seeded model
-        draws the weights it drew when the sign encoder was a model of its own (beyondgloss < 0.3)."""
-        for child in part.children():
-            if isinstance(child, PreTrainedModel):
-                child.initialize_weights()
-            else:
-                self._initialize_now(child)
-        self._initialize_weights(part, self.is_custom_code())
 
 
 class BeyondGlossModel(BeyondGlossPreTrainedModel):
@@ -261,7 +159,7 @@ def _hand_loss(encoder_output, hand_features, hand_mask, video_attention_mask, c
     return masked_l2_loss(predictions, hand_features.to(predictions.dtype), frame_mask)
 
 
-class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreTrainedModel):
+class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
     r"""
     Stage 1 of BeyondGloss: the sign video encoder feeds an mBART encoder with LoRA (the image side); its pooled
     output is aligned CLIP-style with a frozen mBART encoder's pooled embedding of the target sentence, the pooled
@@ -302,6 +200,14 @@ class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreT
         self.set_trainable()
         self.post_init()
 
+    @torch.no_grad()
+    def _init_weights(self, module):
+        if module is self:
+            init.constant_(self.logit_scale, self.config.logit_scale_init_value)
+            init.constant_(self.logit_scale_description, self.config.logit_scale_init_value)
+        else:
+            super()._init_weights(module)
+
     def set_trainable(self) -> None:
         self.sign_encoder.set_trainable()
         self.mbart.requires_grad_(False)  # the decoder is idle in pre-training
@@ -314,7 +220,7 @@ class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreT
 
     def encode_video(self, encoder_output: BeyondGlossModelOutput) -> torch.Tensor:
         """Pooled, L2-normalised video embedding `(B, d_model)` from the image-side mBART encoder."""
-        with self.mbart_precision():
+        with self._precision.text_context(self.device.type):
             states = self.mbart.model.encoder(
                 inputs_embeds=encoder_output.last_hidden_state, attention_mask=encoder_output.attention_mask
             ).last_hidden_state
@@ -408,7 +314,7 @@ class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreT
         )
 
 
-class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedModel):
+class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
     r"""
     Stage 2 of BeyondGloss: the sign video encoder feeds `inputs_embeds` to a frozen mBART encoder-decoder with LoRA
     on every q_proj/v_proj; trained with label-smoothed cross-entropy (computed here), decoded by beam search.
@@ -434,7 +340,7 @@ class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedM
     _keys_to_ignore_on_load_unexpected = [r"^text_encoder\.", r"^logit_scale"]
     _keys_to_ignore_on_load_missing = [r"^mbart\.model\.decoder\..*\.lora_[AB]\.default\.weight$"]
     _text_lora_scope = r"mbart\."
-    _decodes_text = True  # set_inference_precision's guard and "auto" also check and time the decoder
+    _decodes_text = True
 
     def __init__(self, config: BeyondGlossConfig):
         super().__init__(config)
@@ -536,7 +442,7 @@ class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedM
             raise ValueError(f"labels has {labels.shape[0]} rows but there are {pixel_values_videos.shape[0]} videos.")
         if decoder_input_ids is None:
             decoder_input_ids = shift_tokens_right(labels, self.config.text_config.pad_token_id)
-        with self.mbart_precision():
+        with self._precision.text_context(self.device.type):
             outputs = self.mbart(
                 inputs_embeds=encoder_output.last_hidden_state,
                 attention_mask=encoder_output.attention_mask,
@@ -574,7 +480,7 @@ class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedM
         for key in ("input_ids", "attention_mask", "labels"):
             kwargs.pop(key, None)
         encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)  # validates the videos
-        with self.mbart_precision():
+        with self._precision.text_context(self.device.type):
             return self.mbart.generate(
                 inputs_embeds=encoder_output.last_hidden_state,
                 attention_mask=encoder_output.attention_mask,
