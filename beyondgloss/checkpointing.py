@@ -154,15 +154,7 @@ def pipeline_files_of(model) -> list[str]:
 
 
 def from_backbones(cls, vision: str, text: str, config_kwargs: dict | None = None, **load_kwargs):
-    r"""
-    Builds the model from a DINOv2 checkpoint and an mBART checkpoint (any local directory or hub id);
-    everything BeyondGloss adds starts from its own initialisation.
-
-    ```python
-    >>> model = BeyondGlossForContrastivePretraining.from_backbones(
-    ...     vision="facebook/dinov2-small", text="facebook/mbart-large-cc25")  # doctest: +SKIP
-    ```
-    """
+    """`cls.from_backbones`: a model of class `cls` around DINOv2 and mBART checkpoints (local folders or hub ids)."""
     vision_model = Dinov2Model.from_pretrained(vision, **load_kwargs)
     text_model = MBartForConditionalGeneration.from_pretrained(text, **load_kwargs)
     config = BeyondGlossConfig.from_vision_text_configs(vision_model.config, text_model.config,
