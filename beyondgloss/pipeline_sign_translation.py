@@ -259,7 +259,9 @@ class SignTranslationPipeline(Pipeline):
           input, `[[{...}, {...}], [{...}, {...}]]`;
         - a dataset or generator: an iterator of one list per input (as for one input).
 
-        Each dict holds `translation_text`, `translation_token_ids` and `score` as asked for above.
+        Each dict holds `translation_text`, `translation_token_ids` and `score` as asked for above. An input skipped
+        under `errors="skip"` gets `{"translation_text": None, "error": str}` in place of its dict (a list of that
+        one dict where a list per input is given).
 
     Example:
 

@@ -73,6 +73,9 @@ def test_return_tensors_gives_the_generated_ids(translator, media):
     assert both["translation_text"] == translator.tokenizer.decode(ids, skip_special_tokens=True)
     raw = translator(media["folder"], skip_special_tokens=False, **kwargs)[0]["translation_text"]
     assert raw == translator.tokenizer.decode(ids, skip_special_tokens=False) and "de_DE" in raw
+    for clean in (True, False):
+        text = translator(media["folder"], clean_up_tokenization_spaces=clean, **kwargs)[0]["translation_text"]
+        assert text == translator.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=clean)
     with pytest.raises(ValueError, match="nothing to return"):
         translator(media["folder"], return_tensors=False, return_text=False)
     # Batched with longer and shorter outputs, each input's ids lose the batch's padding.
@@ -231,10 +234,18 @@ def test_pipeline_from_objects(translator, media, tmp_path):
         "import json, sys\n"
         "from transformers import pipeline\n"
         f"translator = pipeline({TASK!r}, model=sys.argv[1], trust_remote_code=True)\n"
-        "print(json.dumps(translator(sys.argv[2], max_new_tokens=3)))\n"
+        "outputs = [translator(sys.argv[2], max_new_tokens=3),\n"
+        "           translator([sys.argv[2]] * 2, generate_kwargs={'max_new_tokens': 3}, return_tensors=True,\n"
+        "                      return_scores=True, num_beams=2, num_return_sequences=2)]\n"
+        "print(json.dumps(outputs))\n"
     )
     result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "saved"), media["folder"]],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
+    plain, several = json.loads(result.stdout.strip().splitlines()[-1])
+    assert plain == expected
+    here = parts([media["folder"]] * 2, max_new_tokens=3, return_tensors=True, num_beams=2, num_return_sequences=2)
+    assert [[set(o) for o in x] for x in several] == [[{"translation_token_ids", "score"}] * 2] * 2
+    assert [[o["translation_token_ids"] for o in x] for x in several] == [
+        [o["translation_token_ids"] for o in x] for x in here]
     assert isinstance(BeyondGlossForSignTranslation.from_pretrained(tmp_path / "saved"), BeyondGlossForSignTranslation)
