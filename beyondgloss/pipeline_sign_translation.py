@@ -22,7 +22,7 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.utils import logging
 from transformers.utils.logging import tqdm
 
-from .video_io import ROW_VIDEO_KEYS, open_video, row_video
+from .video_io import ROW_VIDEO_KEYS, is_single_video, open_video, row_video
 
 __all__ = [
     "TASK",
@@ -315,8 +315,6 @@ class SignTranslationPipeline(Pipeline):
 
     def __call__(self, inputs, progress: bool | None = None, **kwargs):
         """Translates one input or each of a list of inputs (see the class docstring for forms and arguments)."""
-        from .video_io import is_single_video
-
         progress = self.progress if progress is None else progress
         if isinstance(inputs, (list, tuple)) and not is_single_video(inputs):
             if not inputs:
@@ -325,10 +323,10 @@ class SignTranslationPipeline(Pipeline):
             results = list(self._with_progress(outputs, len(inputs), progress))
             # As transformers' text2text pipelines: one dict per input unless several sequences were asked for.
             return results if self._sequences_per_input(kwargs) > 1 else [result[0] for result in results]
-        datasets_ = (isinstance(inputs, Dataset) or _is_hf_dataset(inputs))  # also streamed (iterable) datasets
-        if datasets_ and isinstance(inputs, Sized):
+        is_dataset = isinstance(inputs, Dataset) or _is_hf_dataset(inputs)  # also streamed (iterable) datasets
+        if is_dataset and isinstance(inputs, Sized):
             return self._with_progress(super().__call__(_NumberedInputs(inputs), **kwargs), len(inputs), progress)
-        if datasets_ or inspect.isgenerator(inputs):
+        if is_dataset or inspect.isgenerator(inputs):
             outputs = super().__call__((_Numbered(i, value) for i, value in enumerate(inputs)), **kwargs)
             return self._with_progress(outputs, None, progress)
         self._single_progress = progress
@@ -455,9 +453,8 @@ class SignTranslationPipeline(Pipeline):
             ids, `lengths` (each sequence's length without the batch's padding) and `scores` (`None` unless
             `return_scores`); `None` where the input failed) and `errors` (per input).
         """
-        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
-        if return_scores:
-            generate_kwargs.update(return_dict_in_generate=True, output_scores=True)
+        scores_asked = {"return_dict_in_generate": True, "output_scores": True} if return_scores else {}
+        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs, **scores_asked)
         results = [None] * len(model_inputs["errors"])
         for group in model_inputs["groups"]:
             output = self.model.generate(
