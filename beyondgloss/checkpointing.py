@@ -29,6 +29,14 @@ SIGN_TRANSLATION_PIPELINE = {
 }
 
 
+# The names of checkpoints written before the frame encoder became a module of its own (beyondgloss < 0.3): DINOv2 and
+# its LoRA sat directly in the sign encoder (and in a saved BeyondGlossModel, at the top level).
+FRAME_ENCODER_KEY_MAPPING = {
+    r"^(?:sign_encoder\.)?vision\.": "sign_encoder.frame_encoder.vision.",
+    r"^(?:sign_encoder\.)?vision_lora\.": "sign_encoder.frame_encoder.lora.",
+}
+
+
 class CheckpointMixin:
     """`from_pretrained` and `save_pretrained` of [`BeyondGlossPreTrainedModel`], around transformers' own."""
 
@@ -37,28 +45,35 @@ class CheckpointMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        if cls._text_lora_scope is not None and kwargs.get("key_mapping") is None:
-            # Checkpoints of beyondgloss < 0.2 (its own LoRA layer) and pre-training checkpoints (a plain decoder)
-            # name the LoRA projections differently; which names to map depends on the config's text_tuning.
-            config = kwargs.get("config")
-            if not isinstance(config, PretrainedConfig):  # (remote code has its own BeyondGlossConfig class)
-                hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "proxies", "local_files_only", "token",
-                                              "revision", "subfolder") if k in kwargs}
-                source = config or adapter_base(pretrained_model_name_or_path, **hub) or pretrained_model_name_or_path
-                config = cls.config_class.from_pretrained(source, **hub)
-            text_tuning = kwargs.get("text_tuning", config.text_tuning)  # a from_pretrained override wins
-            kwargs["key_mapping"] = text_lora_key_mapping(text_tuning, cls._text_lora_scope) or None
+        if kwargs.get("key_mapping") is None:
+            kwargs["key_mapping"] = FRAME_ENCODER_KEY_MAPPING | cls._text_lora_key_mapping(pretrained_model_name_or_path,
+                                                                                         kwargs)
         # Loading replaces parameters, which resets requires_grad; the frozen parts must be frozen again.
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        lora_names = set(text_lora_key_mapping("lora", cls._text_lora_scope)) if cls._text_lora_scope else set()
-        if lora_names and getattr(model, "_weight_conversions", None):
+        old_names = set(FRAME_ENCODER_KEY_MAPPING) | set(text_lora_key_mapping("lora", cls._text_lora_scope or ""))
+        if getattr(model, "_weight_conversions", None):
             # transformers reverses the load-time renamings when saving; the old names are only read, never written.
             model._weight_conversions = [
                 c for c in model._weight_conversions
-                if not set(getattr(c, "_original_source_patterns", None) or []) & lora_names
+                if not set(getattr(c, "_original_source_patterns", None) or []) & old_names
             ]
         model.set_trainable()
         return model
+
+    @classmethod
+    def _text_lora_key_mapping(cls, pretrained_model_name_or_path, kwargs) -> dict:
+        """Checkpoints of beyondgloss < 0.2 (its own LoRA layer) and pre-training checkpoints (a plain decoder) name the
+        LoRA projections differently; which names to map depends on the config's text_tuning."""
+        if cls._text_lora_scope is None:
+            return {}
+        config = kwargs.get("config")
+        if not isinstance(config, PretrainedConfig):  # (remote code has its own BeyondGlossConfig class)
+            hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "proxies", "local_files_only", "token",
+                                          "revision", "subfolder") if k in kwargs}
+            source = config or adapter_base(pretrained_model_name_or_path, **hub) or pretrained_model_name_or_path
+            config = cls.config_class.from_pretrained(source, **hub)
+        text_tuning = kwargs.get("text_tuning", config.text_tuning)  # a from_pretrained override wins
+        return text_lora_key_mapping(text_tuning, cls._text_lora_scope)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # Every task class loads from every checkpoint (the encoder from a translation model, stage 2 from stage 1),
@@ -167,7 +182,7 @@ class BackboneLoadingMixin:
         return model
 
     def load_backbone_weights(self, vision_state: dict, text_state: dict) -> None:
-        missing, unexpected = self.sign_encoder.vision.load_state_dict(vision_state, strict=False)
+        missing, unexpected = self.sign_encoder.frame_encoder.vision.load_state_dict(vision_state, strict=False)
         if missing or unexpected:
             raise ValueError(f"DINOv2 weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
         if hasattr(self, "mbart"):

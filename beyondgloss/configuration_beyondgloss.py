@@ -5,12 +5,9 @@ Imports only transformers (relatively for siblings) so that `save_pretrained` ca
 checkpoint that loads with `trust_remote_code=True` where beyondgloss is not installed.
 """
 
-import inspect
 import math
-import numbers
-import types
-import typing
 
+from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
@@ -60,6 +57,7 @@ def _text_config_token(name: str) -> property:
     return property(get, set, doc=f"The text config's `{name}`.")
 
 
+@strict(accept_kwargs=True)
 class BeyondGlossConfig(PreTrainedConfig):
     r"""
     Configuration of the BeyondGloss sign video encoder and its two task models.
@@ -138,57 +136,47 @@ class BeyondGlossConfig(PreTrainedConfig):
     temporal_heads: int = 8
     temporal_ffn_dim: int = 2048
     temporal_window: int = 7
-    temporal_dropout: float = 0.1
-    drop_path_rate: float = 0.1
-    layer_scale_init: float = 1e-5
-    head_dropout: float = 0.1
+    temporal_dropout: float | int = 0.1
+    drop_path_rate: float | int = 0.1
+    layer_scale_init: float | int = 1e-5
+    head_dropout: float | int = 0.1
     vision_tuning: str = "lora"
     text_tuning: str = "lora"
     vision_lora_layers: list[int] | tuple[int, ...] | None = None
     vision_lora_rank: int = 4
-    vision_lora_alpha: float = 4.0
-    vision_lora_dropout: float = 0.1
+    vision_lora_alpha: float | int = 4.0
+    vision_lora_dropout: float | int = 0.1
     text_lora_rank: int = 16
-    text_lora_alpha: float = 32.0
-    text_lora_dropout: float = 0.1
-    description_loss_weight: float = 0.5
-    hand_loss_weight: float = 0.3
-    translation_hand_loss_weight: float = 0.0
-    soft_target_scale: float = 10.0
-    logit_scale_init_value: float = math.log(1 / 0.07)
+    text_lora_alpha: float | int = 32.0
+    text_lora_dropout: float | int = 0.1
+    description_loss_weight: float | int = 0.5
+    hand_loss_weight: float | int = 0.3
+    translation_hand_loss_weight: float | int = 0.0
+    soft_target_scale: float | int = 10.0
+    logit_scale_init_value: float | int = math.log(1 / 0.07)
     gather_distributed_negatives: bool = False
-    label_smoothing: float = 0.2
+    label_smoothing: float | int = 0.2
     num_beams: int = 5
     max_new_tokens: int = 150
     decoder_start_token_id: int | None = None
     max_frames: int = 300
     frame_chunk_size: int = 16
     reference_compat: bool = False
-    initializer_range: float = 0.02
+    initializer_range: float | int = 0.02
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
+        # Types are checked as each field is set (`@strict`, as transformers' own configs): a string from a
+        # hand-edited config.json fails there, naming the field, instead of later as an arithmetic error.
         super().__post_init__(**kwargs)
-        # Types first: a string from a hand-edited config.json would otherwise fail later as an arithmetic error.
-        self.validate_types()
         self.temporal_layers = [int(n) for n in self.temporal_layers]
         if self.vision_lora_layers is None:
             depth = self.vision_config.num_hidden_layers
             self.vision_lora_layers = list(range(max(0, depth - 3), depth))
         self.vision_lora_layers = sorted(int(i) for i in self.vision_lora_layers)
+        # `@strict` runs every `validate_*` method after this (and again at save), but wraps their errors; called here
+        # first, a bad setting is the plain ValueError that names it.
         self.validate_beyondgloss()
-
-    def validate_types(self):
-        """Checks that every BeyondGloss setting has its declared type (bools are not integers, strings not numbers)."""
-        for name, annotation in inspect.get_annotations(BeyondGlossConfig).items():
-            if name in self.sub_configs_defaults:
-                continue
-            value = getattr(self, name)
-            if not _matches(value, annotation):
-                raise TypeError(
-                    f"BeyondGlossConfig: {name}={value!r} is a {type(value).__name__}, expected {_describe(annotation)}; "
-                    "fix the value in config.json or in the arguments (numbers without quotes, booleans as true/false)."
-                )
 
     def validate_beyondgloss(self):
         """Checks every BeyondGloss setting; each error names the value and the fix."""
@@ -210,6 +198,19 @@ class BeyondGlossConfig(PreTrainedConfig):
         bad = [i for i in self.vision_lora_layers if not 0 <= i < depth]
         if bad:
             fail(f"vision_lora_layers={self.vision_lora_layers} names blocks {bad}, but DINOv2 has blocks 0..{depth - 1}.")
+        for name in ("vision_lora_rank", "text_lora_rank", "max_frames", "frame_chunk_size", "hand_dim",
+                     "description_dim", "num_beams", "max_new_tokens", "frame_dim", "temporal_heads",
+                     "temporal_ffn_dim"):
+            if getattr(self, name) < 1:
+                fail(f"{name}={getattr(self, name)} must be a positive integer.")
+        for owner, config, names in (
+                ("vision_config", self.vision_config, ("hidden_size", "num_hidden_layers", "num_attention_heads")),
+                ("text_config", self.text_config, ("d_model", "encoder_layers", "decoder_layers", "vocab_size",
+                                                   "max_position_embeddings"))):
+            for name in names:
+                value = getattr(config, name)
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    fail(f"{owner}.{name}={value!r} must be a positive integer.")
         if len(self.temporal_layers) != 2 or min(self.temporal_layers) < 1:
             fail(f"temporal_layers={self.temporal_layers}; give two positive counts, blocks before and after "
                  "the x2 downsampling (the paper uses [2, 2]).")
@@ -221,10 +222,6 @@ class BeyondGlossConfig(PreTrainedConfig):
         if 2 * self.frame_dim != self.text_config.d_model:
             fail(f"frame_dim={self.frame_dim}: the video sequence is 2 x frame_dim = {2 * self.frame_dim} wide but text_config.d_model="
                  f"{self.text_config.d_model}; set frame_dim to d_model / 2 (512 for mBART-large).")
-        for name in ("vision_lora_rank", "text_lora_rank", "max_frames", "frame_chunk_size", "hand_dim",
-                     "description_dim", "num_beams", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                fail(f"{name}={getattr(self, name)} must be a positive integer.")
         positions = self.text_config.max_position_embeddings
         if self.max_new_tokens >= positions:
             fail(f"max_new_tokens={self.max_new_tokens} does not fit the decoder's {positions} positions "
@@ -266,25 +263,3 @@ class BeyondGlossConfig(PreTrainedConfig):
         return cls(vision_config=vision_config, text_config=text_config, **kwargs)
 
 
-def _matches(value, annotation) -> bool:
-    """Whether `value` has the type `annotation` declares: unions, `None`, scalars, and lists/tuples of them."""
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return any(_matches(value, option) for option in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if annotation is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if annotation is str:
-        return isinstance(value, str)
-    if typing.get_origin(annotation) in (list, tuple):
-        item = typing.get_args(annotation)[0]
-        return isinstance(value, (list, tuple)) and all(_matches(element, item) for element in value)
-    return True
-
-
-def _describe(annotation) -> str:
-    return annotation.__name__ if isinstance(annotation, type) else str(annotation)

@@ -292,8 +292,8 @@ class InferencePrecisionMixin:
     def _use_precision(self, frame_dtype, text, report: dict) -> str:
         """Puts the frame encoder in `frame_dtype` (None: the model's own type) and mBART in `text` (None, a dtype, or
         "int8")."""
-        encoder = self if hasattr(self, "vision") else self.sign_encoder
-        encoder._inference_dtype = frame_dtype
+        encoder = self.sign_encoder
+        encoder.frame_encoder.compute_dtype = frame_dtype
         mbart = getattr(self, "mbart", None)
         if mbart is not None:
             _set_int8(mbart, text == "int8")
@@ -325,11 +325,11 @@ class InferencePrecisionMixin:
         teacher-forced decoder's logits. bf16 mBART runs under autocast on the float32 weights (which rounds them as
         the in-place conversion would), so the model is left in float32 whatever the outcome."""
         pixels, mask = probe if probe is not None else _probe_video(self.config, device)
-        encoder = self if hasattr(self, "vision") else self.sign_encoder
+        encoder = self.sign_encoder
         mbart = getattr(self, "mbart", None)
         outputs = {}
         for setting in ((None, None), (frame_dtype, text)):
-            encoder._inference_dtype = setting[0]
+            encoder.frame_encoder.compute_dtype = setting[0]
             encoded = encoder(pixels, mask)
             outputs[setting] = [(encoded.last_hidden_state, encoded.attention_mask)]
             if mbart is not None:
@@ -337,7 +337,7 @@ class InferencePrecisionMixin:
                 autocast = isinstance(setting[1], torch.dtype)
                 with torch.autocast(device.type, dtype=setting[1]) if autocast else contextlib.nullcontext():
                     outputs[setting].extend(self._guard_text_outputs(mbart, encoded))
-        encoder._inference_dtype = None
+        encoder.frame_encoder.compute_dtype = None
         if mbart is not None:
             _set_int8(mbart, False)
         cosines = [step_cosines(low[0], high[0], high[1]).min()

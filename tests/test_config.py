@@ -58,6 +58,9 @@ def test_from_vision_text_configs():
         ({"label_smoothing": 1.5}, ["label_smoothing=1.5", "[0, 1)"]),
         ({"hand_loss_weight": -1.0}, ["hand_loss_weight=-1.0"]),
         ({"max_frames": 0}, ["max_frames=0"]),
+        ({"temporal_heads": 0}, ["temporal_heads=0", "positive"]),
+        ({"vision_config": {"hidden_size": -32}}, ["vision_config.hidden_size=-32", "positive"]),
+        ({"text_config": {"d_model": 0}}, ["text_config.d_model=0", "positive"]),
     ],
 )
 def test_validation_names_value_and_fix(overrides, words):

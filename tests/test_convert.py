@@ -171,16 +171,16 @@ def test_translation_checkpoint_converts_tensor_for_tensor(translation_checkpoin
     # Fused qkv rows and the shared-A LoRA's fused B rows split into q, k, v (block 11 of the reference is block 2).
     qkv, qkv_bias, lora_b = (state[dino + f"blocks.2.attn.{name}"] for name in ("qkv.weight", "qkv.bias", "lora_w1_l2.weight"))
     for i, name in enumerate(("q", "k", "v")):
-        attention = f"sign_encoder.vision.encoder.layer.2.attention.{name}_proj."
+        attention = f"sign_encoder.frame_encoder.vision.encoder.layer.2.attention.{name}_proj."
         assert torch.equal(converted[attention + "weight"], qkv[64 * i: 64 * (i + 1)])
         assert torch.equal(converted[attention + "bias"], qkv_bias[64 * i: 64 * (i + 1)])
-        assert torch.equal(converted[f"sign_encoder.vision_lora.2.{name}_B"], lora_b[64 * i: 64 * (i + 1)])
+        assert torch.equal(converted[f"sign_encoder.frame_encoder.lora.2.{name}_B"], lora_b[64 * i: 64 * (i + 1)])
     pairs = {
-        dino + "blocks.2.attn.lora_w1_l1.weight": "sign_encoder.vision_lora.2.qkv_A",
-        dino + "blocks.1.mlp.lora_w2_l2.weight": "sign_encoder.vision_lora.1.fc2_B",
-        dino + "blocks.0.ls1.gamma": "sign_encoder.vision.encoder.layer.0.layer_scale1.lambda1",
-        dino + "pos_embed": "sign_encoder.vision.embeddings.position_embeddings",
-        dino + "mask_token": "sign_encoder.vision.embeddings.mask_token",
+        dino + "blocks.2.attn.lora_w1_l1.weight": "sign_encoder.frame_encoder.lora.2.qkv_A",
+        dino + "blocks.1.mlp.lora_w2_l2.weight": "sign_encoder.frame_encoder.lora.1.fc2_B",
+        dino + "blocks.0.ls1.gamma": "sign_encoder.frame_encoder.vision.encoder.layer.0.layer_scale1.lambda1",
+        dino + "pos_embed": "sign_encoder.frame_encoder.vision.embeddings.position_embeddings",
+        dino + "mask_token": "sign_encoder.frame_encoder.vision.embeddings.mask_token",
         sign + "conv_2d.dino.bn.running_var": "sign_encoder.frame_norm.running_var",
         sign + "hamer_mapper_1.weight": "sign_encoder.hand_proj.weight",
         sign + "mapper_1_downsample.0.weight": "sign_encoder.hand_fuse.weight",
@@ -207,8 +207,8 @@ def test_translation_checkpoint_converts_tensor_for_tensor(translation_checkpoin
     # Trainability as in the reference: LoRA and the sign encoder's own parts train, DINOv2 and mBART stay frozen.
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert "mbart.model.decoder.layers.0.encoder_attn.v_proj.lora_B.default.weight" in trainable
-    assert "sign_encoder.vision_lora.1.qkv_A" in trainable and "sign_encoder.temporal.blocks.0.layer_scale" in trainable
-    assert not any(name.startswith("sign_encoder.vision.") or name == "mbart.model.shared.weight" for name in trainable)
+    assert "sign_encoder.frame_encoder.lora.1.qkv_A" in trainable and "sign_encoder.temporal.blocks.0.layer_scale" in trainable
+    assert not any(name.startswith("sign_encoder.frame_encoder.vision.") or name == "mbart.model.shared.weight" for name in trainable)
     # It runs: a loss and a translation starting from de_DE (the tokenizer was saved with it).
     tokenizer = MBartTokenizer.from_pretrained(out)
     assert model.config.decoder_start_token_id == tokenizer.convert_tokens_to_ids("de_DE")

@@ -290,7 +290,7 @@ def test_a_training_step_runs_under_cpu_bf16_autocast(videos):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             out = model(pixels, mask, input_ids=ids, attention_mask=text_mask)
         out.loss.backward()
-        gradient = model.sign_encoder.vision_lora["1"].fc1_B.grad  # (A has none yet: B starts at zero)
+        gradient = model.sign_encoder.frame_encoder.lora["1"].fc1_B.grad  # (A has none yet: B starts at zero)
         assert gradient is not None and torch.isfinite(gradient).all() and gradient.abs().sum() > 0
         losses[precision] = out.loss.item()
     assert abs(losses["bf16"] - losses["fp32"]) <= 20 * 2**-9 * abs(losses["fp32"])

@@ -7,6 +7,7 @@ naming the file or flag and the fix.
 import json
 from pathlib import Path
 
+from huggingface_hub.errors import StrictDataclassError
 from transformers import TrainingArguments
 
 from ..training.arguments import DataArguments, ModelArguments
@@ -134,7 +135,7 @@ def load_saved(kind, folder: Path, what: str):
     file) reported as an error naming the folder, not a traceback."""
     try:
         return kind.from_pretrained(str(folder))
-    except (OSError, TypeError, ValueError) as error:
+    except (OSError, TypeError, ValueError, StrictDataclassError) as error:  # the last: a config field of a wrong type
         raise CommandError(f"could not load {what} from {folder}: {error}") from error
 
 
