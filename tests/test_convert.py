@@ -353,6 +353,31 @@ def _saved_keys(folder: Path) -> set[str]:
         return set(handle.keys())
 
 
+def test_convert_replaces_only_its_own_earlier_output(pretraining_checkpoint, tmp_path, capsys):
+    from beyondgloss.cli.output_dir import RUN_MARKER
+
+    _, path, out, backbone = pretraining_checkpoint
+    backbone_dir = path.parent / "mbart_trimmed"
+    # A folder of the user's own files is never written, whatever the flags.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"mine": true}')
+    for extra in ([], ["--overwrite_output_dir"]):
+        assert convert_command([str(path), str(mine), "--text_backbone", str(backbone_dir), *extra]) == 1
+        assert "did not write (config.json)" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["config.json"] and (mine / "config.json").read_text() == '{"mine": true}'
+    # The fixture's converted folder: refused without the flag, replaced with it.
+    assert '"convert"' in (out / RUN_MARKER).read_text()
+    before = (out / "model.safetensors").stat().st_mtime_ns
+    assert convert_command([str(path), str(out), "--text_backbone", str(backbone_dir)]) == 1
+    assert "--overwrite_output_dir" in capsys.readouterr().err
+    assert (out / "model.safetensors").stat().st_mtime_ns == before
+    copy = tmp_path / "copy"
+    assert convert_command([str(path), str(copy), "--text_backbone", str(backbone_dir)]) == 0
+    assert convert_command([str(path), str(copy), "--text_backbone", str(backbone_dir), "--overwrite_output_dir"]) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging or replaced folder left
+
+
 def test_pretraining_checkpoint_with_a_config_only_text_backbone(pretraining_checkpoint, tmp_path, caplog):
     """A config-only mBART folder gives the settings; the decoder is built from them, randomly initialised, said in a
     warning, and not saved (the pre-training stage never runs it)."""

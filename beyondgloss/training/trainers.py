@@ -168,12 +168,12 @@ class _BeyondGlossTrainerMixin:
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """As `Trainer.save_model`, written whole: into a staging folder, then each file renamed into place.
 
-        A checkpoint's model (`_internal_call`) is already staged by `_save_checkpoint`. The final save into the run
-        folder is what a kill during `save_model()` would otherwise tear (a half-written `config.json` or
-        `model.safetensors` beside complete checkpoints); here each file is either the earlier one or the new one, and
-        a resumed run (`--resume_from_checkpoint last`) writes the final model again.
+        A checkpoint's model is already staged by `_save_checkpoint`. Any other save (the final one into the run
+        folder, `push_to_hub`'s) is what a kill during `save_model()` would otherwise tear (a half-written
+        `config.json` or `model.safetensors` beside complete checkpoints); here each file is either the earlier one or
+        the new one, and a resumed run (`--resume_from_checkpoint last`) writes the final model again.
         """
-        if _internal_call:
+        if getattr(self, "_checkpoint_staging", None) is not None:
             return super().save_model(output_dir, _internal_call)
         target = output_dir if output_dir is not None else self.args.output_dir
         staging = os.path.join(target, FINAL_SAVE_STAGING)
@@ -185,7 +185,7 @@ class _BeyondGlossTrainerMixin:
         if self.args.should_save:
             _move_files(staging, target)
             shutil.rmtree(staging)
-        if self.args.push_to_hub:
+        if self.args.push_to_hub and not _internal_call:
             self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
 
     def _get_output_dir(self, trial) -> str:
