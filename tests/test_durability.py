@@ -205,6 +205,22 @@ def test_a_second_run_in_the_same_folder_is_refused_while_the_first_holds_it(cor
     assert main(_run(corpus, folder, 1, "--save_strategy", "no")) == 0
 
 
+def test_push_refuses_a_folder_a_run_is_writing(tmp_path, capsys):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(folder)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(["push", str(folder), "someone/model"]) == 1
+        error = capsys.readouterr().err
+        assert "is being written by a beyondgloss run" in error and f"pid {holder.pid}" in error
+    finally:
+        holder.communicate("")
+    assert main(["push", str(folder), "someone/model"]) == 1  # now the folder's own problem: not a checkpoint
+    assert "being written" not in capsys.readouterr().err
+
+
 def test_a_lock_left_by_a_killed_process_is_taken_over_with_a_warning(tmp_path, caplog):
     folder = tmp_path / "run"
     folder.mkdir()

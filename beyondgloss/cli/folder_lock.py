@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ._common import CommandError
 
-__all__ = ["LOCK_FILE", "lock_output_dir", "release_output_dir"]
+__all__ = ["LOCK_FILE", "folder_in_use", "lock_output_dir", "release_output_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,23 @@ def lock_output_dir(folder: Path, option: str = "--output_dir") -> None:
     handle.write(json.dumps({"pid": me, "host": host, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
     handle.flush()
     _HELD[key] = (handle, path)
+
+
+def folder_in_use(folder: Path) -> str | None:
+    """Who holds `folder` (a description of the live run), or None; reads the lock without taking or writing it, for
+    commands that only read a run's folder (`beyondgloss push`)."""
+    path = Path(folder) / LOCK_FILE
+    if str(Path(folder).resolve()) in _HELD or not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as handle:
+        holder = _holder(handle.read())
+        if _flock_available():
+            if not _try_flock(handle):
+                return _describe(holder)
+            return None
+    pid = holder.get("pid")
+    alive = holder.get("host") == socket.gethostname() and isinstance(pid, int) and _pid_alive(pid)
+    return _describe(holder) if alive else None
 
 
 def _flock_available() -> bool:
