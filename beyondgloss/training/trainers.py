@@ -177,11 +177,16 @@ class _BeyondGlossTrainerMixin:
             return super().save_model(output_dir, _internal_call)
         target = output_dir if output_dir is not None else self.args.output_dir
         staging = os.path.join(target, FINAL_SAVE_STAGING)
+        # Only DeepSpeed and FSDP have every process write (and call this); elsewhere a barrier would hang a
+        # `save_model()` called on the main process alone, which Trainer allows.
+        sharded = self.is_deepspeed_enabled or self.is_fsdp_enabled
         if self.args.should_save and os.path.isdir(staging):
             shutil.rmtree(staging)  # an interrupted final save: its files never reached the run folder
-        self.accelerator.wait_for_everyone()
+        if sharded:
+            self.accelerator.wait_for_everyone()
         super().save_model(staging, _internal_call=True)
-        self.accelerator.wait_for_everyone()
+        if sharded:
+            self.accelerator.wait_for_everyone()
         if self.args.should_save:
             _move_files(staging, target)
             shutil.rmtree(staging)
