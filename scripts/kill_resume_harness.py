@@ -21,7 +21,8 @@ before the first checkpoint leaves nothing to resume: `--resume_from_checkpoint 
 to fix), and the run is started again with `--overwrite_output_dir`; such trials are counted apart. Checks per
 translate trial: every line of the output file is a whole JSON record, and every translation the command printed (it
 prints each after writing it) is in the file; after SIGTERM the command exits 1 with its "stopped by" line, and the
-file holds exactly the printed translations.
+file holds exactly the printed translations. Before the trials, two training runs are started at once in the same new
+folder: one must finish as an uninterrupted run does, the other stop with exit 1 naming the lock.
 
 Runs take a few seconds each on 2 CPU cores: the runs are forked from a server process that has imported everything
 once. Usage (docs/reliability.md has a run's counts):
@@ -398,6 +399,24 @@ def uninterrupted_runs(context, work: Path) -> tuple:
     return duration, (first or 0.0, total), digest_file(reference / "model.safetensors")
 
 
+def concurrent_starts(context, work: Path) -> list:
+    """Two runs started at once in the same new folder: one finishes cleanly, the other stops with exit 1 and one
+    line naming the lock (or, had the first already ended, its run); returns the problems."""
+    folder = work / "concurrent"
+    processes = [context.Process(target=child, args=(run_arguments(work, folder), None, None,
+                                                     str(work / f"concurrent{i}.log"), None)) for i in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    codes = sorted(process.exitcode for process in processes)
+    problems = [] if codes == [0, 1] else [f"exit codes {codes}, expected 0 and 1"]
+    refused = "".join((work / f"concurrent{i}.log").read_text() for i in range(2))
+    if "in use by another beyondgloss run" not in refused and "already holds an earlier run" not in refused:
+        problems.append("the refused run did not say why")
+    return problems + check_resumed(folder, {})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=30, help="kill points (trials)")
@@ -419,6 +438,9 @@ def main() -> int:
     duration, (first, total), reference_model = uninterrupted_runs(context, work)
     print(f"uninterrupted run: {duration:.1f} s, {MAX_STEPS} steps; translate: {total:.1f} s for {TRANSLATE_VIDEOS} "
           f"videos, the first printed after {first:.1f} s")
+    concurrent = concurrent_starts(context, work)
+    print("two runs started at once in one new folder: " + ("one ran, the other was refused" if not concurrent
+                                                            else "FAIL " + "; ".join(concurrent)), flush=True)
 
     counts = dict.fromkeys(
         ["training: trials", "training: resumed to the final step",
@@ -429,6 +451,7 @@ def main() -> int:
          "translate: every finished translation in the file",
          "translate: SIGTERM stopped cleanly with every printed line in the file",
          "translate: finished translations checked in the file", "failures"], 0)
+    counts["failures"] += bool(concurrent)
     translating = options.points // 3
     events = (options.points - translating) // 2
     others = [event for event in EVENTS if event not in FINAL_EVENTS]
