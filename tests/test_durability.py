@@ -278,7 +278,28 @@ def test_translate_writes_each_line_as_it_is_made_and_stops_cleanly_on_sigterm(t
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [record["video"] for record in records] == videos[:2]
     assert [line.split("\t")[0] for line in captured.out.splitlines()] == videos[:2]
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the command's handler is gone
+
+
+def test_translate_stopped_while_the_model_loads_translates_nothing_and_says_so(translation_model, tmp_path,
+                                                                              monkeypatch, capsys):
+    from beyondgloss.cli import translate as translate_module
+
+    folder, good, _ = translation_model
+    output = tmp_path / "t.jsonl"
+    original = translate_module._load_pipeline
+
+    def sigint_while_loading(options):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the model loads: no KeyboardInterrupt traceback
+        return original(options)
+
+    monkeypatch.setattr(translate_module, "_load_pipeline", sigint_while_loading)
+    assert main(["translate", "--model_name_or_path", str(folder), "--videos", *good, "--output_file",
+                 str(output)]) == 1
+    captured = capsys.readouterr()
+    assert "stopped by SIGINT after 0 of 2 videos" in captured.err and captured.out == ""
+    assert output.read_text() == ""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_translate_skips_a_video_that_runs_out_of_memory_and_goes_on(translation_model, tmp_path, monkeypatch,

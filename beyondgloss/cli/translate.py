@@ -12,9 +12,10 @@ progress finish and be written, then stop (exit 1, the videos not translated cou
 
 import json
 import os
+import re
 import signal
-import threading
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -95,26 +96,18 @@ def _translate(argv: list) -> int:
     (options,) = parse_arguments(argv, (TranslateArguments,), None, "translate",
                                  description=TranslateArguments.__doc__)
     _check_paths(options)
-    translator = _load_pipeline(options)
-    generation = {key: value for key, value in (("num_beams", options.num_beams),
-                                                 ("max_new_tokens", options.max_new_tokens)) if value is not None}
-    videos, failures, done = options.videos, [], 0
-    output = _Output(options.output_file)
-    try:
-        with _stop_requests() as stop:
+    with _stop_requests() as stop:  # from here on: a signal while the model loads stops before the first video too
+        translator = _load_pipeline(options)
+        videos, failures, done = options.videos, [], 0
+        output = _Output(options.output_file)
+        try:
             for start in range(0, len(videos), options.batch_size):
                 if stop:
                     break
-                batch = videos[start:start + options.batch_size]
-                for video, result in zip(batch, _translate_batch(translator, batch, generation)):
-                    if result.get("error"):
-                        failures.append(result["error"])
-                        print(f"beyondgloss translate: error: {one_line(result['error'])}", file=sys.stderr)
-                    else:
-                        output.add(video, result["translation_text"].strip())
-                    done += 1
-    finally:
-        output.close()
+                done = _translate_into(output, translator, options, videos[start:start + options.batch_size], done,
+                                       failures)
+        finally:
+            output.close()
     written = f"; the {done - len(failures)} translated are in {options.output_file}" if options.output_file else ""
     if stop:
         print(f"beyondgloss translate: stopped by {stop[0]} after {done} of {len(videos)} videos{written}",
@@ -125,6 +118,26 @@ def _translate(argv: list) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _translate_into(output: _Output, translator, options: TranslateArguments, batch: list, done: int,
+                    failures: list) -> int:
+    """Translates `batch`, writes each translation and names each failure as it comes; returns the videos done."""
+    generation = {key: value for key, value in (("num_beams", options.num_beams),
+                                                 ("max_new_tokens", options.max_new_tokens)) if value is not None}
+    for video, result in zip(batch, _translate_batch(translator, batch, generation)):
+        if result.get("error"):
+            failures.append(_numbered(result["error"], done, len(options.videos)))
+            print(f"beyondgloss translate: error: {one_line(failures[-1])}", file=sys.stderr)
+        else:
+            output.add(video, result["translation_text"].strip())
+        done += 1
+    return done
+
+
+def _numbered(error: str, index: int, total: int) -> str:
+    """The pipeline's message with the video's place among all `--videos` (it numbers videos within their batch)."""
+    return re.sub(r"^input \[\d+\] of \d+", f"input [{index}] of {total}", error)
 
 
 def _translate_batch(translator, batch: list, generation: dict) -> list:
