@@ -137,6 +137,8 @@ def test_trim_command_writes_only_its_own_folder_and_whole(tmp_path, capsys, mon
 
     assert trim_command(argv) == 0
     assert json.loads((tmp_path / "small" / RUN_MARKER).read_text()) == {"written_by": "trim-mbart"}
+    (tmp_path / "plain").mkdir()
+    assert (tmp_path / "small").stat().st_mode == (tmp_path / "plain").stat().st_mode
     first = (tmp_path / "small" / "model.safetensors").read_bytes()
     assert trim_command(argv) == 1
     assert "--overwrite_output_dir" in capsys.readouterr().err

@@ -376,6 +376,9 @@ def write_owned_folder(folder: Path, command: str, overwrite: bool, write: Calla
                                f"--overwrite_output_dir to replace it, or choose another {option}")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".incomplete-{folder.name}."))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp's folder is private; the output gets a new folder's usual permissions
     try:
         write(staging)
         mark_output_dir(staging, command)
