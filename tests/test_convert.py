@@ -27,8 +27,9 @@ from beyondgloss.temporal_encoder import sinusoidal_position_encoding
 from beyondgloss.benchmark.reference_impl import ReferenceSignEncoder
 from beyondgloss.testing import assert_same_math
 
-LAYOUT_TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official_checkpoint_layout.tsv"
-pytestmark = pytest.mark.skipif(not LAYOUT_TSV.is_file(), reason=f"{LAYOUT_TSV} is absent")
+# The reference's own table of its checkpoints' keys, shapes and dtypes (both stages, full size), kept in the repository
+# so that these tests run in any clone.
+LAYOUT_TSV = Path(__file__).resolve().parent / "fixtures" / "official_checkpoint_layout.tsv"
 
 # Tiny stand-ins for the reference's sizes (DINOv2 384/1152/1536, 37x37+1 positions, frame 512, hand 288, temporal
 # FFN 2048, 300 frames, head width 64 -> RoPE 32, mBART 1024/4096, vocab 2454, 1024+2 positions, LoRA ranks 4/16).
@@ -350,6 +351,31 @@ def _saved_keys(folder: Path) -> set[str]:
 
     with safe_open(str(folder / "model.safetensors"), "pt") as handle:
         return set(handle.keys())
+
+
+def test_convert_replaces_only_its_own_earlier_output(pretraining_checkpoint, tmp_path, capsys):
+    from beyondgloss.cli.output_dir import RUN_MARKER
+
+    _, path, out, backbone = pretraining_checkpoint
+    backbone_dir = path.parent / "mbart_trimmed"
+    # A folder of the user's own files is never written, whatever the flags.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"mine": true}')
+    for extra in ([], ["--overwrite_output_dir"]):
+        assert convert_command([str(path), str(mine), "--text_backbone", str(backbone_dir), *extra]) == 1
+        assert "did not write (config.json)" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["config.json"] and (mine / "config.json").read_text() == '{"mine": true}'
+    # The fixture's converted folder: refused without the flag, replaced with it.
+    assert '"convert"' in (out / RUN_MARKER).read_text()
+    before = (out / "model.safetensors").stat().st_mtime_ns
+    assert convert_command([str(path), str(out), "--text_backbone", str(backbone_dir)]) == 1
+    assert "--overwrite_output_dir" in capsys.readouterr().err
+    assert (out / "model.safetensors").stat().st_mtime_ns == before
+    copy = tmp_path / "copy"
+    assert convert_command([str(path), str(copy), "--text_backbone", str(backbone_dir)]) == 0
+    assert convert_command([str(path), str(copy), "--text_backbone", str(backbone_dir), "--overwrite_output_dir"]) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging or replaced folder left
 
 
 def test_pretraining_checkpoint_with_a_config_only_text_backbone(pretraining_checkpoint, tmp_path, caplog):
