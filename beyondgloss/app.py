@@ -206,6 +206,9 @@ class SignVideoAnalyser:
                 self.generate_kwargs["pad_token_id"] = self.pipeline.tokenizer.pad_token_id
         self.model.set_inference_precision(inference_precision)
         self.examples = example_videos(model)
+        # Imported once here: requests that decode in parallel threads would otherwise race to import it first, and
+        # `video_io` would meet a half-imported module (measured with --concurrency_limit 4, docs/serve_limits.md).
+        import torchcodec.decoders  # noqa: F401
 
     @property
     def kind(self) -> str:

@@ -8,8 +8,8 @@ It saves a tiny random pre-training checkpoint (beyondgloss.testing.tiny_config)
 `beyondgloss serve` on it as a child process on 127.0.0.1 (a free port; its own upload folder through
 GRADIO_TEMP_DIR), and sends `--requests` requests at once with gradio_client, each an upload of its own small clip
 and `--candidates` sentences. The traffic is bounded: that many requests, each within `--timeout` seconds, and it
-goes to 127.0.0.1 only. Flags after `--` go to `beyondgloss serve` (by default `--max_queue_size` is raised to hold
-every request and the per-client rate limit is off, since all requests come from one address).
+goes to 127.0.0.1 only. Flags after `--` go to `beyondgloss serve`; unless `--as_is`, `--max_queue_size` is raised to
+hold every request and the per-client rate limit is off (all requests come from one address).
 
 It prints one JSON object: the server's peak resident memory (VmHWM of /proc/<pid>/status, Linux), its resident
 memory once loaded and idle, the requests served and refused (with the refusals' messages), the files left in the
@@ -98,7 +98,9 @@ def send_requests(url: str, clips: list[Path], sentences: list[str], api_name: s
         try:
             status = client.predict(handle_file(str(clip)), text, api_name=api_name)[0]
         except Exception as error:  # a refusal (queue full, rate limit, upload cap) comes back as an exception
-            return "refused", f"{type(error).__name__}: {str(error)[:200]}"
+            response = getattr(error, "response", None)  # an HTTP refusal: the server's own message
+            said = f"{response.status_code} {response.text}" if response is not None else str(error)
+            return "refused", f"{type(error).__name__}: {said[:200]}"
         return ("served" if status.startswith("Done.") else "refused"), status[:200]
 
     with ThreadPoolExecutor(len(clips)) as pool:
@@ -112,6 +114,8 @@ def main(argv=None):
     parser.add_argument("--candidates", type=int, default=20_000, help="Sentences per request (default 20,000).")
     parser.add_argument("--timeout", type=float, default=600, help="Seconds each request may take (default 600).")
     parser.add_argument("--api_name", default="/run", help="The page's endpoint (default /run).")
+    parser.add_argument("--as_is", action="store_true",
+                        help="Pass only the flags after -- (the server's own defaults otherwise).")
     parser.add_argument("serve_args", nargs="*", help="Flags for beyondgloss serve, after --.")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 100:
@@ -126,8 +130,8 @@ def main(argv=None):
         sentences = [candidate_text(args.candidates, seed=i) for i in range(args.requests)]
         uploads = tmp / "uploads"
         port = free_port()
-        serve_args = ["--max_queue_size", str(max(args.requests, 16)), "--max_requests_per_minute", "0",
-                      *args.serve_args]
+        admit_all = ["--max_queue_size", str(max(args.requests, 16)), "--max_requests_per_minute", "0"]
+        serve_args = [*([] if args.as_is else admit_all), *args.serve_args]
         command = [sys.executable, "-m", "beyondgloss.cli", "serve", "--model", str(model), "--port", str(port),
                    *serve_args]
         server = subprocess.Popen(command, env={**os.environ, "GRADIO_TEMP_DIR": str(uploads)})
