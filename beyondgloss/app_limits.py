@@ -14,7 +14,8 @@ take, and what the page may say about the server.
 - [`public_model_name`] and [`one_line`] keep server paths out of the page; [`image_html`] sends an image inside the
   page, so that no output is written to disk.
 
-`docs/serve_limits.md` gives the defaults' reasons and the memory they were measured at.
+`docs/serve_limits.md` says how each cap holds, what the caps leave open, and the server's memory measured under
+load (`scripts/serve_load.py`).
 """
 
 import json
@@ -103,7 +104,6 @@ class ServeArguments:
                              "more")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"--port {self.port}: must be between 0 (a free port) and 65535")
-
 
 
 def public_model_name(model: str) -> str:
