@@ -24,6 +24,7 @@ LAYERS = {
     "beyondgloss.training": 2,
     "beyondgloss.hub": 2,
     "beyondgloss.app": 2,
+    "beyondgloss.app_limits": 2,
     "beyondgloss.benchmark": 2,
     "beyondgloss.cli": 3,
 }
