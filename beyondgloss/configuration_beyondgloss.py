@@ -98,7 +98,8 @@ class BeyondGlossConfig(PreTrainedConfig):
         gather_distributed_negatives (`bool`, defaults to `False`): all-gather the contrastive embeddings of every
             process so that each step sees N x B negatives (gradient flows through the local part).
         label_smoothing (`float`, defaults to 0.2): translation cross-entropy label smoothing.
-        num_beams (`int`, defaults to 5), max_new_tokens (`int`, defaults to 150): generation defaults.
+        num_beams (`int`, defaults to 5), max_new_tokens (`int`, *optional*): generation defaults; max_new_tokens is
+            150 (the reference's) or, for a text model with fewer positions, as many as its decoder holds.
         decoder_start_token_id (`int`, *optional*): id of the target language code (e.g. `de_DE`); generation
             starts from it. Set by the processor/CLI from the tokenizer.
         max_frames (`int`, defaults to 300): frames kept per video (the processor subsamples longer videos).
@@ -157,7 +158,7 @@ class BeyondGlossConfig(PreTrainedConfig):
     gather_distributed_negatives: bool = False
     label_smoothing: float | int = 0.2
     num_beams: int = 5
-    max_new_tokens: int = 150
+    max_new_tokens: int | None = None
     decoder_start_token_id: int | None = None
     max_frames: int = 300
     frame_chunk_size: int = 16
@@ -174,6 +175,8 @@ class BeyondGlossConfig(PreTrainedConfig):
             depth = self.vision_config.num_hidden_layers
             self.vision_lora_layers = list(range(max(0, depth - 3), depth))
         self.vision_lora_layers = sorted(int(i) for i in self.vision_lora_layers)
+        if self.max_new_tokens is None:  # the reference's 150, or what a smaller text model's positions hold
+            self.max_new_tokens = max(1, min(150, self.text_config.max_position_embeddings - 1))
         # `@strict` runs every `validate_*` method after this (and again at save), but wraps their errors; called here
         # first, a bad setting is the plain ValueError that names it.
         self.validate_beyondgloss()

@@ -9,6 +9,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 __all__ = [
+    "hand_distillation_loss",
     "soft_target_contrastive_loss",
     "symmetric_contrastive_loss",
     "masked_l2_loss",
@@ -102,6 +103,27 @@ def masked_l2_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torch
     squared = (predictions - targets).pow(2).sum(dim=-1)
     denominator = mask.sum() * predictions.shape[-1]
     return (squared * mask).sum() / denominator.clamp(min=1.0)
+
+
+def hand_distillation_loss(predictions: torch.Tensor, hand_features: torch.Tensor, video_attention_mask: torch.Tensor,
+                           hand_mask: torch.Tensor | None = None, reference_compat: bool = False) -> torch.Tensor:
+    r"""The hand distillation term of both training stages: [`masked_l2_loss`] between the predicted `(B, T, hand_dim)`
+    and the HaMeR features `hand_features` `(B, T, hand_dim)` over the real frames (`video_attention_mask` `(B, T)`)
+    that have a hand target (`hand_mask` `(B, T)`; the reference uses the frame mask only, and so does
+    `reference_compat`). Shapes are checked first, naming the input."""
+    batch, frames = video_attention_mask.shape
+    hand_dim = predictions.shape[-1]
+    if hand_features.dim() != 3 or tuple(hand_features.shape) != (batch, frames, hand_dim):
+        raise ValueError(
+            f"hand_features must have shape (batch, frames, hand_dim) = ({batch}, {frames}, {hand_dim}), one row per "
+            f"frame of pixel_values_videos; got {tuple(hand_features.shape)}."
+        )
+    if hand_mask is not None and tuple(hand_mask.shape) != (batch, frames):
+        raise ValueError(f"hand_mask must have shape (batch, frames) = ({batch}, {frames}); got {tuple(hand_mask.shape)}.")
+    frame_mask = video_attention_mask
+    if hand_mask is not None and not reference_compat:
+        frame_mask = frame_mask * hand_mask.to(frame_mask.dtype)
+    return masked_l2_loss(predictions, hand_features.to(predictions.dtype), frame_mask)
 
 
 def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -12,70 +12,35 @@ model uses it, so a `text_tuning="full"` checkpoint loads without it.
 """
 
 import copy
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationConfig, MBartForConditionalGeneration
 from transformers import initialization as init
-from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput
 from transformers.models.mbart.modeling_mbart import MBartEncoder, shift_tokens_right
 
 from .configuration_beyondgloss import BeyondGlossConfig
-from .losses import gather_with_grad, masked_l2_loss, masked_mean, symmetric_contrastive_loss
+from .generation_beyondgloss import generation_config_from, saved_generation_config, with_special_tokens
+from .losses import gather_with_grad, hand_distillation_loss, masked_mean, symmetric_contrastive_loss
 from .pretrained_beyondgloss import BeyondGlossPreTrainedModel
-from .sign_encoder import BeyondGlossModelOutput, BeyondGlossSignEncoder
+from .outputs_beyondgloss import (
+    BeyondGlossModelOutput,
+    BeyondGlossPretrainingOutput,
+    BeyondGlossSignTranslationOutput,
+)
+from .sign_encoder import BeyondGlossSignEncoder
 from .text_lora import add_lora_to_mbart, set_text_trainable
 
 __all__ = [
     "BeyondGlossModelOutput",
     "BeyondGlossPretrainingOutput",
+    "BeyondGlossSignTranslationOutput",
     "BeyondGlossPreTrainedModel",
     "BeyondGlossModel",
     "BeyondGlossForContrastivePretraining",
     "BeyondGlossForSignTranslation",
 ]
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Outputs
-
-
-@dataclass
-class BeyondGlossPretrainingOutput(ModelOutput):
-    r"""
-    Output of [`BeyondGlossForContrastivePretraining`].
-
-    Args:
-        loss (`torch.FloatTensor` of shape `()`, returned when `return_loss=True`):
-            `alignment_loss + description_loss_weight * description_loss + hand_loss_weight * hand_loss`,
-            the terms whose inputs are absent left out.
-        alignment_loss (`torch.FloatTensor` of shape `()`): video-sentence contrastive loss.
-        description_loss (`torch.FloatTensor` of shape `()`, *optional*): video-description contrastive loss.
-        hand_loss (`torch.FloatTensor` of shape `()`, *optional*): masked L2 of the hand distillation.
-        logits_per_video (`torch.FloatTensor` of shape `(batch_size, batch_size)`): scaled video-text similarities.
-        logits_per_text (`torch.FloatTensor` of shape `(batch_size, batch_size)`): their transpose.
-        logits_per_description (`torch.FloatTensor` of shape `(batch_size, batch_size)`, *optional*): scaled
-            video-description similarities (video rows).
-        video_embeds (`torch.FloatTensor` of shape `(batch_size, d_model)`): L2-normalised pooled video embeddings.
-        text_embeds (`torch.FloatTensor` of shape `(batch_size, d_model)`): L2-normalised pooled sentence embeddings.
-        encoder_output ([`BeyondGlossModelOutput`]): the sign video encoder's output.
-    """
-
-    loss: torch.FloatTensor | None = None
-    alignment_loss: torch.FloatTensor | None = None
-    description_loss: torch.FloatTensor | None = None
-    hand_loss: torch.FloatTensor | None = None
-    logits_per_video: torch.FloatTensor | None = None
-    logits_per_text: torch.FloatTensor | None = None
-    logits_per_description: torch.FloatTensor | None = None
-    video_embeds: torch.FloatTensor | None = None
-    text_embeds: torch.FloatTensor | None = None
-    encoder_output: BeyondGlossModelOutput | None = None
-
-    def to_tuple(self):
-        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in self.values())
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -116,47 +81,34 @@ class BeyondGlossModel(BeyondGlossPreTrainedModel):
         self,
         pixel_values_videos: torch.FloatTensor | None = None,
         video_attention_mask: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> BeyondGlossModelOutput:
+    ) -> BeyondGlossModelOutput | tuple:
         r"""
         Args:
             pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, frames, 3, height, width)`):
                 normalised frames, zero-padded after each video's end (see [`BeyondGlossVideoProcessor`]).
             video_attention_mask (`torch.LongTensor` of shape `(batch_size, frames)`, *optional*):
                 1 for real frames (first), 0 for padding. All frames are real when omitted.
+            output_hidden_states, output_attentions (`bool`, *optional*): also return the temporal encoder's hidden
+                states and attention weights (default: the config's).
+            return_dict (`bool`, *optional*): a [`BeyondGlossModelOutput`] (default) or its tuple.
 
         Returns:
-            [`BeyondGlossModelOutput`].
+            [`BeyondGlossModelOutput`], or its `to_tuple()` with `return_dict=False`.
         """
-        return self.sign_encoder(pixel_values_videos, video_attention_mask)
+        self._refuse_unknown_inputs(kwargs)
+        output = self.sign_encoder(pixel_values_videos, video_attention_mask, *self._extra_outputs(
+            output_hidden_states, output_attentions))
+        return output if self._return_dict(return_dict) else output.to_tuple()
 
     def encode_frames(self, frames: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
         r"""DINOv2's layer-normed CLS features of packed frames `(N, 3, H, W)` -> `(N, hidden_size)`: the frame
         encoder's output (see [`BeyondGlossFrameEncoder`]); `lengths` (frames per video) lets its cache look videos
         up."""
         return self.sign_encoder.frame_encoder(frames, lengths)
-
-
-def _check_hand_inputs(hand_features, hand_mask, video_attention_mask, hand_dim):
-    batch, frames = video_attention_mask.shape
-    if hand_features.dim() != 3 or tuple(hand_features.shape) != (batch, frames, hand_dim):
-        raise ValueError(
-            f"hand_features must have shape (batch, frames, hand_dim) = ({batch}, {frames}, {hand_dim}), one row per "
-            f"frame of pixel_values_videos; got {tuple(hand_features.shape)}."
-        )
-    if hand_mask is not None and tuple(hand_mask.shape) != (batch, frames):
-        raise ValueError(f"hand_mask must have shape (batch, frames) = ({batch}, {frames}); got {tuple(hand_mask.shape)}.")
-
-
-def _hand_loss(encoder_output, hand_features, hand_mask, video_attention_mask, config) -> torch.Tensor:
-    """The hand distillation term of both training stages: masked L2 between the predicted and the HaMeR features
-    over the real frames that have a hand target (`hand_mask`; the reference uses the frame mask only, and so does
-    `reference_compat`)."""
-    frame_mask = video_attention_mask
-    if hand_mask is not None and not config.reference_compat:
-        frame_mask = frame_mask * hand_mask.to(frame_mask.dtype)
-    predictions = encoder_output.hand_predictions
-    return masked_l2_loss(predictions, hand_features.to(predictions.dtype), frame_mask)
 
 
 class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
@@ -220,7 +172,7 @@ class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
 
     def encode_video(self, encoder_output: BeyondGlossModelOutput) -> torch.Tensor:
         """Pooled, L2-normalised video embedding `(B, d_model)` from the image-side mBART encoder."""
-        with self._precision.text_context(self.device.type):
+        with self.mbart_precision():
             states = self.mbart.model.encoder(
                 inputs_embeds=encoder_output.last_hidden_state, attention_mask=encoder_output.attention_mask
             ).last_hidden_state
@@ -242,8 +194,11 @@ class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
         hand_features: torch.FloatTensor | None = None,
         hand_mask: torch.LongTensor | None = None,
         return_loss: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> BeyondGlossPretrainingOutput:
+    ) -> BeyondGlossPretrainingOutput | tuple:
         r"""
         Args:
             pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, frames, 3, height, width)`),
@@ -257,11 +212,16 @@ class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
             hand_mask (`torch.LongTensor` of shape `(batch_size, frames)`, *optional*): 1 where a hand target exists
                 (the reference uses the frame mask only; so does `reference_compat`).
             return_loss (`bool`, *optional*): compute the losses (default: when `input_ids` is given).
+            output_hidden_states, output_attentions (`bool`, *optional*): the sign video encoder's, in `encoder_output`
+                (default: the config's).
+            return_dict (`bool`, *optional*): a [`BeyondGlossPretrainingOutput`] (default) or its tuple.
         """
+        self._refuse_unknown_inputs(kwargs)
         if input_ids is None:
             raise ValueError("input_ids (the tokenized target sentences) are required for contrastive pre-training.")
         return_loss = True if return_loss is None else return_loss
-        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)  # validates the videos
+        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask, *self._extra_outputs(
+            output_hidden_states, output_attentions))  # validates the videos
         video_attention_mask = encoder_output.video_attention_mask
         batch = pixel_values_videos.shape[0]
         if input_ids.shape[0] != batch:
@@ -271,8 +231,6 @@ class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
                 f"description_embeds must have shape (batch, description_dim) = ({batch}, {self.config.description_dim}); "
                 f"got {tuple(description_embeds.shape)}."
             )
-        if hand_features is not None:
-            _check_hand_inputs(hand_features, hand_mask, video_attention_mask, self.config.hand_dim)
 
         video_embeds = self.encode_video(encoder_output)
         text_embeds = self.encode_text(input_ids, attention_mask)
@@ -297,10 +255,11 @@ class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
 
         hand_loss = None
         if hand_features is not None:
-            hand_loss = _hand_loss(encoder_output, hand_features, hand_mask, video_attention_mask, self.config)
+            hand_loss = hand_distillation_loss(encoder_output.hand_predictions, hand_features, video_attention_mask,
+                                               hand_mask, self.config.reference_compat)
             loss = loss + self.config.hand_loss_weight * hand_loss
 
-        return BeyondGlossPretrainingOutput(
+        output = BeyondGlossPretrainingOutput(
             loss=loss if return_loss else None,
             alignment_loss=alignment_loss,
             description_loss=description_loss,
@@ -312,6 +271,7 @@ class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
             text_embeds=text_embeds,
             encoder_output=encoder_output,
         )
+        return output if self._return_dict(return_dict) else output.to_tuple()
 
 
 class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
@@ -341,6 +301,7 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
     _keys_to_ignore_on_load_missing = [r"^mbart\.model\.decoder\..*\.lora_[AB]\.default\.weight$"]
     _text_lora_scope = r"mbart\."
     _decodes_text = True
+    output_modalities = ("text",)
 
     def __init__(self, config: BeyondGlossConfig):
         super().__init__(config)
@@ -352,37 +313,16 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         self.post_init()
         # As transformers' generative models: a mutable attribute, saved to and loaded from generation_config.json;
         # the config only gives its initial values.
-        self.generation_config = self.generation_config_from(config)
+        self.generation_config = generation_config_from(config)
 
     def set_trainable(self) -> None:
         self.sign_encoder.set_trainable()
         set_text_trainable(self.mbart, self.config.text_tuning)
 
-    @staticmethod
-    def generation_config_from(config: BeyondGlossConfig) -> GenerationConfig:
-        """The generation settings a config implies: beam search with `config.num_beams` beams, at most
-        `config.max_new_tokens` tokens, starting at `config.decoder_start_token_id` (the target language code), and
-        mBART's special tokens."""
-        text = config.text_config
-        return GenerationConfig(
-            num_beams=config.num_beams,
-            max_new_tokens=config.max_new_tokens,
-            decoder_start_token_id=config.decoder_start_token_id,
-            bos_token_id=text.bos_token_id,
-            eos_token_id=text.eos_token_id,
-            pad_token_id=text.pad_token_id,
-            forced_eos_token_id=text.forced_eos_token_id,
-        )
-
     def _with_special_tokens(self, generation_config: GenerationConfig) -> GenerationConfig:
-        # A generation config made elsewhere (a Seq2SeqTrainingArguments file, a `generation_config=` argument) may
-        # lack the special tokens: they are this model's, from its generation config, else from its config.
-        sources = (getattr(self, "generation_config", None), self.generation_config_from(self.config))
-        for name in ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id", "forced_eos_token_id"):
-            for source in sources:
-                if getattr(generation_config, name, None) is None and source is not None:
-                    setattr(generation_config, name, getattr(source, name, None))
-        return generation_config
+        # This model's tokens: from its generation config, else from its config.
+        return with_special_tokens(generation_config, getattr(self, "generation_config", None),
+                                   generation_config_from(self.config))
 
     @classmethod
     def can_generate(cls) -> bool:
@@ -397,16 +337,12 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         if generation_config is not None:
             self.generation_config = self._with_special_tokens(copy.deepcopy(generation_config))
             return
-        if pretrained_model_name_or_path is None:
-            return
-        try:
-            self.generation_config = GenerationConfig.from_pretrained(
+        if pretrained_model_name_or_path is not None:
+            saved = saved_generation_config(
                 pretrained_model_name_or_path, cache_dir=cache_dir, force_download=force_download, proxies=proxies,
                 local_files_only=local_files_only, token=token, revision=revision, subfolder=subfolder,
-                _from_auto=from_auto_class, _from_pipeline=from_pipeline,
-            )
-        except OSError:
-            pass
+                _from_auto=from_auto_class, _from_pipeline=from_pipeline)
+            self.generation_config = saved or self.generation_config
 
     def forward(
         self,
@@ -417,8 +353,11 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         decoder_attention_mask: torch.LongTensor | None = None,
         hand_features: torch.FloatTensor | None = None,
         hand_mask: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> Seq2SeqLMOutput:
+    ) -> BeyondGlossSignTranslationOutput | tuple:
         r"""
         Args:
             pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, frames, 3, height, width)`),
@@ -429,37 +368,52 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
             decoder_input_ids (`torch.LongTensor` of shape `(batch_size, tokens)`, *optional*): instead of labels.
             hand_features (`torch.FloatTensor` of shape `(batch_size, frames, hand_dim)`, *optional*), hand_mask:
                 hand targets; used only when `config.translation_hand_loss_weight > 0` (not in the reference).
+            output_hidden_states, output_attentions (`bool`, *optional*): mBART's hidden states and attentions (as
+                transformers returns them; attentions need `attn_implementation="eager"`), and the sign video encoder's
+                in `sign_encoder_output` (default: the config's).
+            return_dict (`bool`, *optional*): a [`BeyondGlossSignTranslationOutput`] (default) or its tuple.
 
         Returns:
-            [`~transformers.modeling_outputs.Seq2SeqLMOutput`] with the label-smoothed loss when labels are given (plus
-            the weighted hand term when it is switched on).
+            [`BeyondGlossSignTranslationOutput`]: the label-smoothed loss when labels are given, plus the weighted hand
+            term when it is switched on, and each part.
         """
+        self._refuse_unknown_inputs(kwargs)
         if labels is None and decoder_input_ids is None:
             raise ValueError("Give labels (training) or decoder_input_ids; to translate, call generate().")
-        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)  # validates the videos
+        hidden, attentions = self._extra_outputs(output_hidden_states, output_attentions)
+        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask, hidden, attentions)
         video_attention_mask = encoder_output.video_attention_mask
         if labels is not None and labels.shape[0] != pixel_values_videos.shape[0]:
             raise ValueError(f"labels has {labels.shape[0]} rows but there are {pixel_values_videos.shape[0]} videos.")
         if decoder_input_ids is None:
             decoder_input_ids = shift_tokens_right(labels, self.config.text_config.pad_token_id)
-        with self._precision.text_context(self.device.type):
+        with self.mbart_precision():
             outputs = self.mbart(
                 inputs_embeds=encoder_output.last_hidden_state,
                 attention_mask=encoder_output.attention_mask,
                 decoder_input_ids=decoder_input_ids,
                 decoder_attention_mask=decoder_attention_mask,
+                output_hidden_states=hidden,
+                output_attentions=attentions,
                 return_dict=True,
             )
-        loss = None
+        loss = translation_loss = hand_loss = None
         if labels is not None:
             logits = outputs.logits.flatten(0, 1)  # at least float32 for the loss; float64 stays float64
-            loss = F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), labels.flatten(),
-                                   ignore_index=-100, label_smoothing=self.config.label_smoothing)
+            loss = translation_loss = F.cross_entropy(
+                logits.to(torch.promote_types(logits.dtype, torch.float32)), labels.flatten(), ignore_index=-100,
+                label_smoothing=self.config.label_smoothing)
             if hand_features is not None and self.config.translation_hand_loss_weight > 0:
-                _check_hand_inputs(hand_features, hand_mask, video_attention_mask, self.config.hand_dim)
-                loss = loss + self.config.translation_hand_loss_weight * _hand_loss(
-                    encoder_output, hand_features, hand_mask, video_attention_mask, self.config)
-        return Seq2SeqLMOutput(loss=loss, logits=outputs.logits, encoder_last_hidden_state=encoder_output.last_hidden_state)
+                hand_loss = hand_distillation_loss(encoder_output.hand_predictions, hand_features,
+                                                   video_attention_mask, hand_mask, self.config.reference_compat)
+                loss = loss + self.config.translation_hand_loss_weight * hand_loss
+        output = BeyondGlossSignTranslationOutput(
+            loss=loss, logits=outputs.logits, encoder_last_hidden_state=encoder_output.last_hidden_state,
+            decoder_hidden_states=outputs.decoder_hidden_states, decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions, encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions, translation_loss=translation_loss, hand_loss=hand_loss,
+            sign_encoder_output=encoder_output if hidden or attentions else None)
+        return output if self._return_dict(return_dict) else output.to_tuple()
 
     @torch.inference_mode()
     def generate(self, pixel_values_videos=None, video_attention_mask=None, generation_config=None, **kwargs):
@@ -480,7 +434,7 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         for key in ("input_ids", "attention_mask", "labels"):
             kwargs.pop(key, None)
         encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)  # validates the videos
-        with self._precision.text_context(self.device.type):
+        with self.mbart_precision():
             return self.mbart.generate(
                 inputs_embeds=encoder_output.last_hidden_state,
                 attention_mask=encoder_output.attention_mask,

@@ -6,6 +6,7 @@ and the frozen-feature cache (`frame_encoder.py`), each of which is a function o
 Shipped in checkpoints beside `modeling_beyondgloss.py` (imports only torch, transformers and siblings).
 """
 
+import inspect
 import math
 
 import torch
@@ -92,6 +93,22 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
                         mbart._init_weights(module.base_layer)
             reset_text_lora(self)
 
+    def _refuse_unknown_inputs(self, kwargs: dict) -> None:
+        """A misspelt or foreign input would otherwise vanish into `**kwargs`: it is refused, with its name and the
+        inputs `forward` takes."""
+        if kwargs:
+            accepted = [name for name in inspect.signature(self.forward).parameters if name != "kwargs"]
+            raise TypeError(f"{type(self).__name__}.forward() got unknown inputs {sorted(kwargs)}; it takes "
+                            f"{', '.join(accepted)}.")
+
+    def _extra_outputs(self, output_hidden_states: bool | None, output_attentions: bool | None) -> tuple[bool, bool]:
+        """Whether to return hidden states and attentions: as asked, else as the config says (transformers' rule)."""
+        return (self.config.output_hidden_states if output_hidden_states is None else output_hidden_states,
+                self.config.output_attentions if output_attentions is None else output_attentions)
+
+    def _return_dict(self, return_dict: bool | None) -> bool:
+        return self.config.return_dict if return_dict is None else return_dict
+
     def set_trainable(self) -> None:
         """Sets `requires_grad` to what the method trains (frozen backbones, trainable LoRA and heads)."""
         self.sign_encoder.set_trainable()
@@ -114,9 +131,9 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         kwargs = loading_kwargs(cls, pretrained_model_name_or_path, kwargs)
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        finish_loading(model)
-        return model
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        finish_loading(loaded[0] if kwargs.get("output_loading_info") else loaded)  # (model, loading info) when asked
+        return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         return save_checkpoint(self, super().save_pretrained, save_directory, *args, **kwargs)
@@ -200,6 +217,11 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
         self.__dict__["_inference_precision"] = choose_inference_precision(
             self.sign_encoder, self._modules.get("mbart"), precision, probe, self._decodes_text, num_beams)
         return self.inference_precision
+
+    def mbart_precision(self):
+        """The context of mBART's inference calls: bfloat16 autocast in "bf16" mode (see [`set_inference_precision`]),
+        else none."""
+        return self._precision.text_context(self.device.type)
 
     def enable_frozen_feature_cache(self, max_megabytes: float = 1024.0):
         r"""Caches each video's DINOv2 CLS features while no DINOv2 or LoRA weight trains (`vision_tuning="frozen"`),

@@ -5,51 +5,16 @@ temporal encoder and the description head, from padded videos to the sequence th
 Shipped in checkpoints beside `modeling_beyondgloss.py` (imports only torch, transformers and siblings).
 """
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.modeling_outputs import ModelOutput
 
 from .configuration_beyondgloss import BeyondGlossConfig
 from .frame_encoder import BeyondGlossFrameEncoder
+from .outputs_beyondgloss import BeyondGlossModelOutput
 from .temporal_encoder import BeyondGlossTemporalEncoder
 
-__all__ = ["BeyondGlossModelOutput", "BeyondGlossSignEncoder", "check_video_inputs"]
-
-
-@dataclass
-class BeyondGlossModelOutput(ModelOutput):
-    r"""
-    Output of the sign video encoder ([`BeyondGlossSignEncoder`], [`BeyondGlossModel`]).
-
-    Args:
-        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, steps, 2 * frame_dim)`):
-            the video sequence at half the frame rate (temporal features concatenated with the description
-            branch); the `inputs_embeds` of the mBART encoder.
-        attention_mask (`torch.LongTensor` of shape `(batch_size, steps)`): 1 for real steps.
-        hand_predictions (`torch.FloatTensor` of shape `(batch_size, frames, hand_dim)`): predicted per-frame
-            hand features (zero on padded frames; under `reference_compat` the head's output on a zero feature, as
-            in the reference).
-        description_states (`torch.FloatTensor` of shape `(batch_size, steps, description_dim)`): per-step
-            vectors whose time mean is aligned with the description embedding.
-        frame_features (`torch.FloatTensor` of shape `(batch_size, frames, frame_dim)`): DINOv2 CLS features after
-            the projection and BatchNorm (zero on padded frames).
-        video_attention_mask (`torch.LongTensor` of shape `(batch_size, frames)`): 1 for real frames (all ones when
-            the input came without a mask).
-        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`): the
-            temporal encoder's input `(batch_size, frames, frame_dim)` and the output of each of its blocks
-            (`(batch_size, frames or steps, frame_dim)`).
-    """
-
-    last_hidden_state: torch.FloatTensor | None = None
-    attention_mask: torch.LongTensor | None = None
-    hand_predictions: torch.FloatTensor | None = None
-    description_states: torch.FloatTensor | None = None
-    frame_features: torch.FloatTensor | None = None
-    video_attention_mask: torch.LongTensor | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+__all__ = ["BeyondGlossSignEncoder", "check_video_inputs"]
 
 
 def check_video_inputs(pixel_values_videos, video_attention_mask, config: BeyondGlossConfig) -> torch.LongTensor:
@@ -120,6 +85,7 @@ class BeyondGlossSignEncoder(nn.Module):
         pixel_values_videos: torch.FloatTensor | None = None,
         video_attention_mask: torch.LongTensor | None = None,
         output_hidden_states: bool = False,
+        output_attentions: bool = False,
     ) -> BeyondGlossModelOutput:
         r"""
         Args:
@@ -128,6 +94,7 @@ class BeyondGlossSignEncoder(nn.Module):
             video_attention_mask (`torch.LongTensor` of shape `(batch_size, frames)`, *optional*):
                 1 for real frames (first), 0 for padding. All frames are real when omitted.
             output_hidden_states (`bool`, defaults to `False`): also return the temporal encoder's hidden states.
+            output_attentions (`bool`, defaults to `False`): also return its attention weights.
 
         Returns:
             [`BeyondGlossModelOutput`].
@@ -161,7 +128,8 @@ class BeyondGlossSignEncoder(nn.Module):
         if not compat:
             features, fused, hand_predictions = unpack(features), unpack(fused), unpack(hand_predictions)
 
-        temporal, step_mask, hidden_states = self.temporal(fused, mask, output_hidden_states=output_hidden_states)
+        temporal, step_mask, hidden_states, attentions = self.temporal(fused, mask, output_hidden_states,
+                                                                       output_attentions)
         description_states = F.gelu(self.description_proj(temporal))
         description_back = self.head_dropout(self.description_down(description_states))
         return BeyondGlossModelOutput(
@@ -172,4 +140,5 @@ class BeyondGlossSignEncoder(nn.Module):
             frame_features=features,
             video_attention_mask=mask,
             hidden_states=hidden_states,
+            attentions=attentions,
         )

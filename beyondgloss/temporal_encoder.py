@@ -82,7 +82,9 @@ class BeyondGlossTemporalAttention(nn.Module):
         self.q_proj, self.k_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.v_proj, self.out_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
 
-    def forward(self, hidden_states: torch.Tensor, attention_bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, attention_bias: torch.Tensor, output_attentions: bool = False):
+        """`(B, T, dim)` -> `(B, T, dim)`, and with `output_attentions` the attention weights `(B, heads, T, T)` (computed
+        explicitly then, as SDPA does not return them), else None."""
         batch, length, dim = hidden_states.shape
 
         def heads(states):
@@ -91,8 +93,14 @@ class BeyondGlossTemporalAttention(nn.Module):
         query = apply_rotary(heads(self.q_proj(hidden_states)))
         key = apply_rotary(heads(self.k_proj(hidden_states)))
         value = heads(self.v_proj(hidden_states))
-        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_bias)
-        return self.out_proj(attended.transpose(1, 2).reshape(batch, length, dim))
+        weights = None
+        if output_attentions:
+            scores = (query @ key.transpose(-1, -2)) / math.sqrt(query.shape[-1])
+            weights = scores.masked_fill(~attention_bias, float("-inf")).softmax(dim=-1)
+            attended = weights @ value
+        else:
+            attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_bias)
+        return self.out_proj(attended.transpose(1, 2).reshape(batch, length, dim)), weights
 
 
 class BeyondGlossTemporalBlock(nn.Module):
@@ -111,18 +119,20 @@ class BeyondGlossTemporalBlock(nn.Module):
         self.ffn_norm = nn.LayerNorm(dim)
         self.drop_path_rate = drop_path_rate
 
-    def forward(self, hidden_states, attention_bias):
-        attended = self.layer_scale * self.attention_dropout(self.attention(hidden_states, attention_bias))
+    def forward(self, hidden_states, attention_bias, output_attentions: bool = False):
+        attended, weights = self.attention(hidden_states, attention_bias, output_attentions)
+        attended = self.layer_scale * self.attention_dropout(attended)
         hidden_states = self.attention_norm(hidden_states + drop_path(attended, self.drop_path_rate, self.training))
         fed = self.ffn_out(self.ffn_dropout(F.gelu(self.ffn_in(hidden_states))))
-        return self.ffn_norm(hidden_states + drop_path(fed, self.drop_path_rate, self.training))
+        return self.ffn_norm(hidden_states + drop_path(fed, self.drop_path_rate, self.training)), weights
 
 
 class BeyondGlossTemporalEncoder(nn.Module):
     r"""Sinusoidal PE, `temporal_layers[0]` blocks, x2 average-pool downsampling, `temporal_layers[1]` blocks and
     an output projection. Input `(B, T, frame_dim)` with mask `(B, T)`; output `(B, ceil(T/2), frame_dim)`, its mask
     (`ceil(L/2)` steps for a video of L frames; the reference rule under `reference_compat`) and, when asked for, the
-    hidden states (the input with positions, then each block's output), else None."""
+    hidden states (the input with positions, then each block's output) and attention weights (each block's), each
+    None unless asked for."""
 
     def __init__(self, config: BeyondGlossConfig):
         super().__init__()
@@ -156,16 +166,18 @@ class BeyondGlossTemporalEncoder(nn.Module):
         new_mask = torch.arange(pooled.shape[1], device=mask.device)[None] < lengths[:, None]
         return pooled, new_mask.long()
 
-    def forward(self, hidden_states, mask, output_hidden_states: bool = False):
+    def forward(self, hidden_states, mask, output_hidden_states: bool = False, output_attentions: bool = False):
         hidden_states = hidden_states + sinusoidal_position_encoding(
             hidden_states.shape[1], hidden_states.shape[2], hidden_states.device, hidden_states.dtype)
-        all_hidden_states = [hidden_states] if output_hidden_states else None
+        all_hidden_states = [hidden_states]
+        all_attentions = []
         bias = self.attention_bias(mask)
         for index, block in enumerate(self.blocks):
             if index == self.blocks_before_downsampling:
                 hidden_states, mask = self.downsample(hidden_states, mask)
                 bias = self.attention_bias(mask)
-            hidden_states = block(hidden_states, bias)
-            if output_hidden_states:
-                all_hidden_states.append(hidden_states)
-        return self.output_proj(hidden_states), mask, None if all_hidden_states is None else tuple(all_hidden_states)
+            hidden_states, weights = block(hidden_states, bias, output_attentions)
+            all_hidden_states.append(hidden_states)
+            all_attentions.append(weights)
+        return (self.output_proj(hidden_states), mask, tuple(all_hidden_states) if output_hidden_states else None,
+                tuple(all_attentions) if output_attentions else None)

@@ -47,8 +47,8 @@ def processor():
 
 def test_translation_batch_aligns_hand_features_with_kept_frames(video_dataset, processor):
     batch = TranslationCollator(processor, training=False)([video_dataset[i] for i in range(4)])
-    assert sorted(batch) == ["description_embeds", "hand_features", "hand_mask", "labels", "pixel_values_videos",
-                             "video_attention_mask"]
+    # Stage 2 has no description term: the description embeddings stay out of its batches.
+    assert sorted(batch) == ["hand_features", "hand_mask", "labels", "pixel_values_videos", "video_attention_mask"]
     assert batch["pixel_values_videos"].shape == (4, 4, 3, 28, 28)
     assert batch["video_attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 0]]
     assert batch["hand_features"].shape == (4, 4, HAND_DIM)
@@ -61,7 +61,8 @@ def test_translation_batch_aligns_hand_features_with_kept_frames(video_dataset, 
     assert kept[2] != list(range(4))  # the 6-frame clip was really subsampled
     assert batch["hand_mask"][3, 3] == 0 and batch["hand_features"][3, 3].abs().sum() == 0
     assert batch["hand_mask"].dtype == torch.long
-    assert batch["description_embeds"][:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
+    pretraining = PretrainingCollator(processor, training=False)([video_dataset[i] for i in range(4)])
+    assert pretraining["description_embeds"][:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
     labels = batch["labels"]
     assert (labels == -100).any() and processor.batch_decode(labels) == TEXTS
 

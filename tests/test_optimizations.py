@@ -233,9 +233,11 @@ def test_frozen_prefix_without_autograd_equals_full_autograd(monkeypatch):
     _assert_gradients_close(prefix_off_grads, full_grads)
 
 
-def test_sdpa_temporal_attention_equals_plain_attention_with_python_mask():
-    """The temporal attention (SDPA, cached band, interleaved RoPE) against the reference (plain softmax, band
-    rebuilt by a Python loop, de-interleaved RoPE), forward and backward."""
+@pytest.mark.parametrize("output_attentions", [False, True])
+def test_sdpa_temporal_attention_equals_plain_attention_with_python_mask(output_attentions):
+    """The temporal attention (SDPA, cached band, interleaved RoPE; or its explicit softmax when the weights are asked
+    for) against the reference (plain softmax, band rebuilt by a Python loop, de-interleaved RoPE), forward and
+    backward."""
     config = _config()
     torch.manual_seed(0)
     ours = BeyondGlossTemporalAttention(config).double()
@@ -248,9 +250,13 @@ def test_sdpa_temporal_attention_equals_plain_attention_with_python_mask():
     band = BandMaskCache(config.temporal_window)(9, hidden.device)
     bias = ((band[None] & key_valid[:, None]) | torch.eye(9, dtype=torch.bool))[:, None]
     weights = torch.randn(2, 9, config.frame_dim, dtype=torch.float64)
-    (ours(hidden, bias) * weights).sum().backward()
+    (ours(hidden, bias, output_attentions)[0] * weights).sum().backward()
     (theirs(hidden, key_valid) * weights).sum().backward()
-    assert_same_math(ours(hidden, bias), theirs(hidden, key_valid), msg="attention output")
+    output, attention_weights = ours(hidden, bias, output_attentions)
+    assert_same_math(output, theirs(hidden, key_valid), msg="attention output")
+    if output_attentions:  # rows are distributions over the allowed keys only
+        assert torch.allclose(attention_weights.sum(-1), torch.ones(2, config.temporal_heads, 9, dtype=torch.float64))
+        assert not attention_weights.masked_select(~bias.expand_as(attention_weights)).any()
     _assert_gradients_close(_gradients(ours), _gradients(theirs))
 
 

@@ -31,7 +31,7 @@ LAYERS = {
 SHIPPED = {"configuration_beyondgloss", "modeling_beyondgloss", "processing_beyondgloss",
            "video_processing_beyondgloss", "pipeline_sign_translation", "video_io", "losses", "dinov2_fast_path",
            "text_lora", "checkpointing", "temporal_encoder", "feature_cache", "inference_precision", "frame_encoder",
-           "pretrained_beyondgloss",
+           "pretrained_beyondgloss", "outputs_beyondgloss", "generation_beyondgloss",
            "sign_encoder"}
 MAX_FILE_LINES = 700
 MAX_FUNCTION_LINES = 60

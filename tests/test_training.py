@@ -58,8 +58,8 @@ class TensorCollator:
         self.tokenizer, self.stage = tokenizer, stage
 
     def __call__(self, rows):
-        batch = {key: torch.stack([torch.as_tensor(np.asarray(row[key])) for row in rows]).float()
-                 for key in ("pixel_values_videos", "hand_features", "description_embeds")}
+        keys = ("pixel_values_videos", "hand_features") + (("description_embeds",) if self.stage == "pretraining" else ())
+        batch = {key: torch.stack([torch.as_tensor(np.asarray(row[key])) for row in rows]).float() for key in keys}
         batch["video_attention_mask"] = torch.tensor([row["video_attention_mask"] for row in rows])
         batch["hand_mask"] = batch["video_attention_mask"].clone()
         encoded = self.tokenizer(text_target=[row["text"] for row in rows], padding=True, return_tensors="pt")

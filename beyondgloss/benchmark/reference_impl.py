@@ -335,13 +335,15 @@ class ReferenceSignEncoder(nn.Module):
         return torch.cat([self.pos_embed[:, :1], grid], dim=1)
 
     def forward(self, pixel_values_videos: torch.Tensor, video_attention_mask: torch.Tensor | None = None,
-                **kwargs) -> BeyondGlossModelOutput:
+                output_hidden_states: bool = False, output_attentions: bool = False) -> BeyondGlossModelOutput:
         r"""
         Args:
             pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, frames, 3, height, width)`),
             video_attention_mask (`torch.LongTensor` of shape `(batch_size, frames)`, *optional*): as for
                 [`BeyondGlossModel`].
         """
+        if output_hidden_states or output_attentions:
+            raise ValueError("the reference encoder returns no hidden states or attentions")
         batch, frames = pixel_values_videos.shape[:2]
         if video_attention_mask is None:
             video_attention_mask = torch.ones(batch, frames, dtype=torch.long, device=pixel_values_videos.device)

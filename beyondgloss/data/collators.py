@@ -84,7 +84,8 @@ class SignCollator:
         batch.update(self._tokenize(texts))
         if any(row.get("hand_features") is not None for row in rows):
             batch.update(self._hand_inputs(rows, ids, video["frame_indices"], batch["video_attention_mask"]))
-        if any(row.get("description_embedding") is not None for row in rows):
+        # Stage 2 has no description term: the translation model takes no description embeddings.
+        if self.stage == "pretraining" and any(row.get("description_embedding") is not None for row in rows):
             missing = [i for i, row in zip(ids, rows) if row.get("description_embedding") is None]
             if missing:
                 raise ValueError(f"samples {missing} have no description embedding while others in the batch do; "
