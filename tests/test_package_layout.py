@@ -28,7 +28,8 @@ LAYERS = {
     "beyondgloss.cli": 3,
 }
 SHIPPED = {"configuration_beyondgloss", "modeling_beyondgloss", "processing_beyondgloss",
-           "video_processing_beyondgloss", "pipeline_sign_translation", "video_io", "losses", "dinov2_fast_path",
+           "video_processing_beyondgloss", "pipeline_sign_translation", "video_io", "video_source", "frame_images",
+           "video_transforms", "video_processor_settings", "losses", "dinov2_fast_path",
            "text_lora", "checkpointing", "temporal_encoder", "feature_cache", "inference_precision"}
 MAX_FILE_LINES = 700
 MAX_FUNCTION_LINES = 60

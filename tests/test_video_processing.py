@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from beyondgloss import video_io
+from beyondgloss import frame_images, video_io, video_source
 from beyondgloss.configuration_beyondgloss import BeyondGlossConfig
 from beyondgloss.testing.videos import make_frames, write_frame_folder, write_mp4
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor, affine_frames, select_frame_indices
@@ -179,13 +179,13 @@ def test_save_and_load_round_trip(tmp_path, frames):
     processor = BeyondGlossVideoProcessor(resize_size=40, crop_size=30, max_frames=7, frame_sampling="truncate")
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "video_preprocessor_config.json").read_text())
-    assert saved["num_frames"] == 7 and saved["video_processor_type"] == "BeyondGlossVideoProcessor"
+    assert saved["max_frames"] == 7 and saved["video_processor_type"] == "BeyondGlossVideoProcessor"
     assert saved["size"] == {"height": 40, "width": 40} and saved["crop_size"] == {"height": 30, "width": 30}
     loaded = BeyondGlossVideoProcessor.from_pretrained(tmp_path)
     assert loaded.to_dict() == processor.to_dict()
     assert torch.equal(loaded(frames)["pixel_values_videos"], processor(frames)["pixel_values_videos"])
-    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path, max_frames=3).num_frames == 3  # the earlier name
-    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path, num_frames=3).max_frames == 3
+    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path, max_frames=3).max_frames == 3
+    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path, num_frames=3).num_frames == 3
 
     AutoVideoProcessor.register(BeyondGlossConfig, BeyondGlossVideoProcessor, exist_ok=True)
     BeyondGlossConfig().save_pretrained(tmp_path)
@@ -196,7 +196,7 @@ def test_save_and_load_round_trip(tmp_path, frames):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"max_frames": 0}, r"num_frames=0 \(max_frames\)"),
+        ({"max_frames": 0}, r"max_frames=0 must be a whole number"),
         ({"num_frames": 2.5}, "num_frames=2.5"),
         ({"frame_sampling": "random"}, "frame_sampling='random'"),
         ({"resize_size": 200, "crop_size": 224}, "crop_size=.*224.* is larger than size=.*200"),
@@ -261,14 +261,15 @@ def test_settings_have_transformers_names():
     assert (processor.do_resize, processor.do_center_crop, processor.do_normalize, processor.do_sample_frames) == (
         True, True, True, True,
     )  # fmt: skip
-    assert (processor.num_frames, processor.fps) == (300, None)
+    assert (processor.num_frames, processor.max_frames, processor.fps) == (None, 300, None)
+    assert (processor.do_rescale, processor.rescale_factor, processor.do_convert_rgb) == (True, 1 / 255, True)
     saved = processor.to_dict()
     assert set(BeyondGlossVideoProcessor.settings_names) <= set(saved)
-    assert not set(saved) & {"resize_size", "max_frames", "target_fps"}
+    assert not set(saved) & {"resize_size", "target_fps"}
     # The earlier names stay readable and writable as views.
-    assert (processor.resize_size, processor.max_frames, processor.target_fps) == (256, 300, None)
-    processor.resize_size, processor.max_frames = None, 8
-    assert (processor.do_resize, processor.num_frames) == (False, 8)
+    assert (processor.resize_size, processor.target_fps) == (256, None)
+    processor.resize_size, processor.target_fps = None, 8
+    assert (processor.do_resize, processor.fps) == (False, 8)
     # As earlier versions' callers do: set the int forms on a processor without sizes, then validate.
     demo = BeyondGlossVideoProcessor(resize_size=None, crop_size=None)
     demo.resize_size, demo.crop_size = 32, 28
@@ -305,7 +306,7 @@ def test_old_configs_load_with_the_same_behaviour(tmp_path, old, frames):
 def test_per_call_settings_apply_and_leave_the_processor_unchanged(frames):
     processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=4)
     before = processor.to_dict()
-    out = processor(frames, size={"shortest_edge": 10}, crop_size=None, num_frames=3, return_frame_indices=True)
+    out = processor(frames, size={"shortest_edge": 10}, crop_size=None, max_frames=3, return_frame_indices=True)
     assert out["pixel_values_videos"].shape == (1, 3, 3, 10, 12)  # 20x24 -> shorter side 10, aspect kept
     assert out["frame_indices"] == [[0, 5, 9]]  # round half up of 4.5
     assert processor(frames, resize_size=16, crop_size=16)["pixel_values_videos"].shape == (1, 4, 3, 16, 16)
@@ -325,7 +326,10 @@ def test_per_call_settings_apply_and_leave_the_processor_unchanged(frames):
 def test_shortest_edge_resize_keeps_the_aspect_ratio_then_crops_the_centre(frames):
     processor = BeyondGlossVideoProcessor(size={"shortest_edge": 10}, crop_size=8)
     assert processor.output_size(20, 24) == (10, 12) and processor.output_size(24, 20) == (12, 10)
-    assert processor.output_size(3, 1000) == (10, 3333)  # the longer side is truncated, as in transformers
+    assert processor.output_size(3, 300) == (10, 1000)  # the longer side is truncated, as in transformers
+    # The longer side is clamped to 1024 px (the processor's bound), the aspect ratio kept: a 3 x 1000 strip would
+    # otherwise become 10 x 3333.
+    assert processor.output_size(3, 1000) == (3, 1024)
     out = processor(frames)["pixel_values_videos"][0]
     resized = F.interpolate(frames, size=(10, 12), mode="bicubic", antialias=True)
     assert_normalised(out, resized[..., 1:9, 2:10])
@@ -343,9 +347,14 @@ def test_with_default_size_fills_only_a_missing_size(frames):
         demo.with_default_size(0)
 
 
-def test_auto_video_processor_loads_from_the_top_level_import(tmp_path, frames):
-    import beyondgloss  # noqa: F401 - registers the processor and exposes the working AutoVideoProcessor
-    from transformers import AutoVideoProcessor
+def test_auto_video_processor_loads_without_patching_transformers(tmp_path, frames):
+    import transformers
+
+    before = transformers.__dict__.get("AutoVideoProcessor")
+    import beyondgloss  # noqa: F401 - registers the processor through AutoVideoProcessor.register
+    from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+
+    assert transformers.__dict__.get("AutoVideoProcessor") is before  # transformers' own namespace is left alone
 
     processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=6)
     processor.save_pretrained(tmp_path)
@@ -370,9 +379,10 @@ def test_frames_are_resized_a_few_at_a_time_while_decoded(tmp_path, monkeypatch)
     }
     resized_groups = []
     original = video_io.resize_frames
-    monkeypatch.setattr(
-        video_io, "resize_frames", lambda x, size: resized_groups.append(tuple(x.shape)) or original(x, size)
-    )
+    for module in (video_source, frame_images):  # where frames of videos and of image files are resized
+        monkeypatch.setattr(
+            module, "resize_frames", lambda x, size: resized_groups.append(tuple(x.shape)) or original(x, size)
+        )
     # A budget of two source frames (68 x 88 x 3 bytes each): groups of 2 frames.
     monkeypatch.setattr(video_io.VideoSource, "resize_budget_bytes", 2 * 3 * 68 * 88 + 1)
     for source, expected in before.items():
@@ -400,7 +410,7 @@ def test_training_augmentation_while_decoding_matches_augmenting_the_whole_clip(
 
 
 def test_earlier_setting_names_are_aliases_of_the_current_ones():
-    processor = BeyondGlossVideoProcessor(num_frames=4, fps=25.0)
-    assert (processor.max_frames, processor.target_fps) == (4, 25.0)
-    processor.max_frames, processor.target_fps = 6, 12.5
-    assert (processor.num_frames, processor.fps) == (6, 12.5)
+    processor = BeyondGlossVideoProcessor(max_frames=4, target_fps=25.0)
+    assert (processor.max_frames, processor.fps) == (4, 25.0)
+    processor.target_fps = 12.5
+    assert processor.fps == 12.5
