@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -121,7 +122,10 @@ def _open_image(path: Path, name: str, limits: FrameLimits, decode: bool = True)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise VideoReadError(f"{name}: not a regular file (a FIFO, socket or device); pass image files only")
         try:
-            image = Image.open(handle)  # reads the header only
+            with warnings.catch_warnings():
+                # Pillow warns above 89 M pixels; the frame limits below decide, by a documented rule.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(handle)  # reads the header only
         except Image.DecompressionBombError as error:
             raise VideoReadError(
                 f"{name}: the image is too large to decode safely ({type(error).__name__}: {error}); frames may have "

@@ -222,7 +222,7 @@ def _open_decoder(source, name: str, limits: FrameLimits, path: Path | None = No
     except (RuntimeError, ValueError) as error:
         reason = _decoder_reason(error)
         if "no video stream" not in reason:
-            looks = _describe_unreadable(path) if path is not None else "the bytes are corrupt, truncated or not a video"
+            looks = "the bytes are corrupt, truncated or not a video" if path is None else _describe_unreadable(path)
             reason = f"{looks} ({reason})"
         raise VideoReadError(f"{name}: FFmpeg cannot open it as a video; {reason}") from error
     return _DecodedVideo(decoder, name, limits, reopen)

@@ -290,7 +290,8 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
             data["frame_indices"] = [list(m.frames_indices) for m in metadata]
         if return_metadata:
             data["video_metadata"] = metadata
-        return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=["frame_indices", "video_metadata"])
+        unconverted = ["frame_indices", "video_metadata"]  # lists of lists and of VideoMetadata
+        return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=unconverted)
 
     @staticmethod
     def _batch(clips: list[torch.Tensor], return_tensors) -> dict:

@@ -1,6 +1,7 @@
 """BeyondGlossVideoProcessor: frame selection, resize/crop/normalise, augmentation, batching, save/load."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -414,3 +415,121 @@ def test_earlier_setting_names_are_aliases_of_the_current_ones():
     assert (processor.max_frames, processor.fps) == (4, 25.0)
     processor.target_fps = 12.5
     assert processor.fps == 12.5
+
+
+def test_num_frames_is_an_exact_count_as_in_transformers(frames):
+    from transformers.video_utils import VideoMetadata, default_sample_indices_fn
+
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28)
+    for count in (1, 3, 4, 7, 10):
+        out = processor(frames, num_frames=count, return_frame_indices=True)
+        expected = default_sample_indices_fn(VideoMetadata(total_num_frames=10), num_frames=count).tolist()
+        assert out["frame_indices"] == [expected] and out["pixel_values_videos"].shape[1] == count
+    # Shorter videos cannot give that many frames: an error, as in transformers; max_frames keeps the cap instead.
+    with pytest.raises(ValueError, match=r"has 10 frames, fewer than num_frames=12.*max_frames="):
+        processor(frames, num_frames=12)
+    assert processor(frames, max_frames=12)["pixel_values_videos"].shape[1] == 10
+    assert processor(frames, max_frames=4, return_frame_indices=True)["frame_indices"] == [[0, 3, 6, 9]]
+    with pytest.raises(ValueError, match="num_frames=4 and fps=25.0 are mutually exclusive"):
+        BeyondGlossVideoProcessor(num_frames=4, fps=25)
+    with pytest.raises(ValueError, match="num_frames=400 is more than max_frames=300"):
+        BeyondGlossVideoProcessor(num_frames=400)
+    assert BeyondGlossVideoProcessor(num_frames=400, max_frames=None).num_frames == 400
+
+
+def test_configs_saved_with_num_frames_as_the_cap_keep_it(tmp_path):
+    # The checkpoint fixture of a5f8f58 saved num_frames=8 when it meant "at most 8" (and no max_frames).
+    fixture = Path(__file__).parent / "fixtures" / "checkpoint_a5f8f58" / "translation" / "processor_config.json"
+    saved = json.loads(fixture.read_text())["video_processor"]
+    assert saved["num_frames"] == 8 and "max_frames" not in saved
+    (tmp_path / "video_preprocessor_config.json").write_text(json.dumps(saved))
+    loaded = BeyondGlossVideoProcessor.from_pretrained(tmp_path)
+    assert (loaded.num_frames, loaded.max_frames) == (None, 8)
+    long = make_frames(20, 32, 32)
+    assert loaded(long, return_frame_indices=True)["frame_indices"] == [select_frame_indices(20, 8)]
+    assert loaded(long[:6])["pixel_values_videos"].shape[1] == 6  # fewer frames than the cap: all of them
+    # Saved again, it holds both names, and loads to the same processor.
+    loaded.save_pretrained(tmp_path / "again")
+    again = json.loads((tmp_path / "again" / "video_preprocessor_config.json").read_text())
+    assert (again["num_frames"], again["max_frames"]) == (None, 8)
+    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path / "again").to_dict() == loaded.to_dict()
+
+
+def test_do_rescale_and_rescale_factor_mean_what_they_mean_in_transformers(frames):
+    plain = BeyondGlossVideoProcessor(resize_size=None, crop_size=None, do_rescale=False)
+    out = plain(frames)["pixel_values_videos"][0].double()
+    # Normalised without the rescale: (x - mean) / std on 0..255 values; float32 rounding relative to the magnitude.
+    expected = (frames.double() - MEAN) / STD
+    torch.testing.assert_close(out, expected, rtol=4 * 2**-24, atol=4 * 2**-24 * 255 / 0.225)
+    raw = plain(frames, do_normalize=False)["pixel_values_videos"][0]
+    assert torch.equal(raw, frames.float())  # neither: the pixel values as floats
+    halved = plain(frames, do_rescale=True, rescale_factor=0.5, do_normalize=False)["pixel_values_videos"][0]
+    assert torch.equal(halved, frames.float() * 0.5)
+    with pytest.raises(ValueError, match="rescale_factor=0.0 must be positive"):
+        BeyondGlossVideoProcessor(rescale_factor=0)
+
+
+def test_do_convert_rgb_false_refuses_frames_that_are_not_rgb(tmp_path, frames):
+    strict = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, do_convert_rgb=False)
+    assert torch.equal(strict(frames)["pixel_values_videos"], BeyondGlossVideoProcessor(
+        resize_size=32, crop_size=28)(frames)["pixel_values_videos"])  # RGB frames pass unchanged
+    with pytest.raises(video_io.VideoReadError, match="1 channels are not RGB and do_convert_rgb=False"):
+        strict(frames[:, :1])
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    Image.fromarray(frames[0, 0].numpy(), mode="L").save(grey / "0001.png")
+    with pytest.raises(video_io.VideoReadError, match=r"0001\.png \(frame 0 .*is a L image, not RGB"):
+        strict(grey)
+    assert BeyondGlossVideoProcessor(resize_size=32, crop_size=28)(grey)["pixel_values_videos"].shape == (1, 1, 3, 28,
+                                                                                                           28)
+
+
+def test_return_metadata_gives_transformers_video_metadata_without_paths(tmp_path, frames):
+    from transformers.video_utils import VideoMetadata
+
+    mp4 = write_mp4(tmp_path / "clip.mp4", frames, fps=25)
+    folder = write_frame_folder(tmp_path / "private" / "frames", frames)
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=4)
+    out = processor([mp4, folder], return_metadata=True)
+    video, images = out["video_metadata"]
+    assert isinstance(video, VideoMetadata) and isinstance(images, VideoMetadata)
+    assert (video.total_num_frames, video.fps, video.width, video.height, video.video_backend) == (
+        10, 25.0, 24, 20, "torchcodec")
+    assert video.duration == pytest.approx(0.4) and video.frames_indices == [0, 3, 6, 9]
+    assert (images.total_num_frames, images.fps, images.duration, images.video_backend) == (10, None, None, "pillow")
+    assert "video_metadata" not in processor([mp4])
+    # Nothing in what a frame folder gives back holds its path (a user's folder names can be private).
+    for value in out.values():
+        assert str(tmp_path) not in repr(value) and "private" not in repr(value)
+
+
+def test_return_tensors_none_gives_lists_and_np_gives_numpy(frames):
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=4)
+    padded = processor([frames, frames[:2]])
+    lists = processor([frames, frames[:2]], return_tensors=None)
+    assert isinstance(lists["pixel_values_videos"], list) and isinstance(lists["video_attention_mask"], list)
+    assert [clip.shape[0] for clip in lists["pixel_values_videos"]] == [4, 2]  # per video, not padded
+    assert lists["video_attention_mask"] == [[1, 1, 1, 1], [1, 1]]
+    for i, length in enumerate((4, 2)):
+        assert torch.equal(lists["pixel_values_videos"][i], padded["pixel_values_videos"][i, :length])
+    arrays = processor([frames, frames[:2]], return_tensors="np")
+    assert isinstance(arrays["pixel_values_videos"], np.ndarray)
+    assert np.array_equal(arrays["pixel_values_videos"], padded["pixel_values_videos"].numpy())
+
+
+def test_device_is_where_the_frames_are_processed(frames):
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=4)
+    on_cpu = processor(frames, device="cpu")
+    assert torch.equal(on_cpu["pixel_values_videos"], processor(frames)["pixel_values_videos"])
+    # The meta device computes shapes only: the outputs land where they were asked for.
+    meta = processor(frames, device="meta", training=True, augment_probability=1.0)
+    assert meta["pixel_values_videos"].device.type == "meta" and meta["video_attention_mask"].device.type == "meta"
+    assert meta["pixel_values_videos"].shape == (1, 4, 3, 28, 28)
+
+
+def test_a_single_image_array_is_one_frame(frames):
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28)
+    image = frames[0].permute(1, 2, 0).numpy()  # (H, W, 3), as PIL and OpenCV give images
+    out = processor(image)
+    assert out["pixel_values_videos"].shape == (1, 1, 3, 28, 28)
+    assert torch.equal(out["pixel_values_videos"][0], processor(frames[:1])["pixel_values_videos"][0])
