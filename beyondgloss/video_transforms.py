@@ -9,7 +9,6 @@ torch, so it travels with `video_processing_beyondgloss.py` into checkpoint fold
 import math
 
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "FRAME_SAMPLING_MODES",
@@ -228,9 +227,11 @@ def affine_frames(
     height, width = frames.shape[-2:]
     source_height, source_width = source_size or (height, width)
     shift_x, shift_y = shift
-    # Every output pixel centre, in source pixel units (float64 at the output size: a few MB at most).
-    ys = (torch.arange(height, dtype=torch.float64) + 0.5) * (source_height / height)
-    xs = (torch.arange(width, dtype=torch.float64) + 0.5) * (source_width / width)
+    # Every output pixel centre, in source pixel units, in float32 at the output size (at most 1024 x 1024, so the
+    # grid is a few MB, not the 700 MB of a float64 grid of a 4K frame). At arbitrary angles PIL (in double) breaks
+    # a few nearest-neighbour ties otherwise, in float32 as in float64; the tests pin angles where all agree.
+    ys = (torch.arange(height, dtype=torch.float32) + 0.5) * (source_height / height)
+    xs = (torch.arange(width, dtype=torch.float32) + 0.5) * (source_width / width)
     ys, xs = torch.meshgrid(ys, xs, indexing="ij")
     # Map it back to where it comes from: the translation reads at p + shift, the rotation about the centre c reads
     # at c + R (q - c) (PIL's inverse rotation matrix).
@@ -238,12 +239,14 @@ def affine_frames(
     cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
     src_x = cos * qx - sin * qy + source_width / 2
     src_y = sin * qx + cos * qy + source_height / 2
-    # grid_sample's normalised coordinates (align_corners=False): -1 and 1 are the outer pixel edges.
-    grid = torch.stack((2 * src_x / source_width - 1, 2 * src_y / source_height - 1), dim=-1)
+    # The nearest output pixel to read (round half to even, as grid_sample's "nearest"), in the frames' own pixels.
+    column = torch.round(src_x * (width / source_width) - 0.5)
+    row = torch.round(src_y * (height / source_height) - 0.5)
     # PIL shifts the already rotated frame, whose outside is black: points shifted in from beyond its border stay
     # black even where the rotation would find image content there.
     inside = (qx.abs() < source_width / 2) & (qy.abs() < source_height / 2)
-    grid = grid.masked_fill(~inside.unsqueeze(-1), -2.0).to(torch.float32, copy=False).to(frames.device)
-    grid = grid.unsqueeze(0).expand(frames.shape[0], -1, -1, -1)
-    moved = F.grid_sample(frames.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
-    return moved.round().to(frames.dtype) if not frames.is_floating_point() else moved.to(frames.dtype)
+    inside &= (column >= 0) & (column < width) & (row >= 0) & (row < height)
+    flat = (row.clamp(0, height - 1) * width + column.clamp(0, width - 1)).long().view(-1).to(frames.device)
+    # A gather in the frames' own dtype: uint8 frames are never copied to float.
+    moved = frames.reshape(*frames.shape[:-2], height * width).index_select(-1, flat)
+    return moved.view(frames.shape).masked_fill_(~inside.to(frames.device), 0)
