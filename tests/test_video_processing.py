@@ -14,6 +14,8 @@ from beyondgloss.configuration_beyondgloss import BeyondGlossConfig
 from beyondgloss.testing.videos import make_frames, write_frame_folder, write_mp4
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor, affine_frames, select_frame_indices
 
+from .conftest import BLOCK_BEYONDGLOSS
+
 MEAN = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64).view(1, 3, 1, 1)
 # The processor normalises in float32 as x * (1 / (255 std)) - mean / std: four roundings (the two constants, the
@@ -533,3 +535,43 @@ def test_a_single_image_array_is_one_frame(frames):
     out = processor(image)
     assert out["pixel_values_videos"].shape == (1, 1, 3, 28, 28)
     assert torch.equal(out["pixel_values_videos"][0], processor(frames[:1])["pixel_values_videos"][0])
+
+
+FRESH_PROCESS = BLOCK_BEYONDGLOSS + """
+import json, sys, torch
+from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+processor = AutoVideoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+frames = torch.load(sys.argv[2], weights_only=True)
+out = processor(frames, num_frames=3, return_metadata=True)
+try:
+    processor(frames, max_frame_pixels=10)
+    refused = ""
+except ValueError as error:
+    refused = str(error)
+torch.save(out["pixel_values_videos"], sys.argv[3])
+print(json.dumps({"module": type(processor).__module__, "indices": out["video_metadata"][0].frames_indices,
+                  "refused": refused}))
+"""
+
+
+def test_a_saved_video_processor_runs_its_own_code_without_beyondgloss(tmp_path, frames):
+    import os
+    import subprocess
+    import sys
+
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=6)
+    processor.save_pretrained(tmp_path / "saved")
+    shipped = {"video_processing_beyondgloss.py", "video_processor_settings.py", "video_transforms.py", "video_io.py",
+               "video_source.py", "frame_images.py"}
+    assert shipped <= set(os.listdir(tmp_path / "saved"))
+    torch.save(frames, tmp_path / "frames.pt")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tmp_path / "saved"), str(tmp_path / "frames.pt"),
+                             str(tmp_path / "out.pt")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["module"].startswith("transformers_modules.") and report["indices"] == [0, 3, 6]
+    assert "frames of 24x20 px (480 pixels) exceed the frame limit of 10 pixels" in report["refused"]
+    expected = processor(frames, num_frames=3)["pixel_values_videos"]
+    assert torch.equal(torch.load(tmp_path / "out.pt", weights_only=True), expected)
