@@ -200,7 +200,8 @@ def test_corrupt_and_empty_videos_name_the_file(tmp_path, frames):
         with pytest.raises(VideoReadError) as error:
             BeyondGlossVideoProcessor()(str(path))
         assert str(path) in str(error.value), name
-        assert ".cpp" not in str(error.value) and "report an issue" not in str(error.value), error.value  # no torchcodec internals
+        # Nothing of torchcodec's internals (its source locations, its request for a bug report).
+        assert ".cpp" not in str(error.value) and "report an issue" not in str(error.value), error.value
     assert (tmp_path / "ok.mp4").read_bytes() == data  # the inputs are left as they were
 
 
