@@ -193,7 +193,9 @@ def measure_frames(folder: Path) -> dict:
         for mode in ("frame", "frame_shortest_edge"):
             name = f"frame {form} {width}x{height}{' shortest_edge' if mode != 'frame' else ''}"
             results[name] = row = measure(mode, path, 1)
-            got = f"-> {row['shape']} in {row['seconds']:.1f} s" if "shape" in row else f"refused: {row['refused'][:90]}"
+            got = f"refused: {row['refused'][:90]}"
+            if "shape" in row:
+                got = f"-> {row['shape']} in {row['seconds']:.1f} s"
             print(f"{name:>40}: peak RSS {row['peak_rss_gb']:.2f} GB {got}", flush=True)
     # A 12000 x 12000 PNG header (no pixels): refused from the header.
     bomb = folder / "png_12000x12000"
