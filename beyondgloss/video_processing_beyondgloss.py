@@ -338,8 +338,14 @@ class BeyondGlossVideoProcessor(VideoProcessorMixin):
     def _checked_output_size(self, source: VideoSource) -> tuple[int, int] | None:
         """The resize target of `source`, after checking that its frames come out within `MAX_OUTPUT_SIDE`."""
         size = self.output_size(*source.frame_size)
-        final = (self.crop_size["height"], self.crop_size["width"]) if self.do_center_crop else size
-        final = final or source.frame_size
+        resized = size or source.frame_size
+        final = (self.crop_size["height"], self.crop_size["width"]) if self.do_center_crop else resized
+        if final[0] > resized[0] or final[1] > resized[1]:
+            raise ValueError(
+                f"{source.name}: its frames are {resized[1]}x{resized[0]} px"
+                f"{f' after the resize (from {source.frame_size[1]}x{source.frame_size[0]})' if size else ''}, smaller "
+                f"than crop_size={self.crop_size}; set a size at least as large as the crop"
+            )
         if max(final) > MAX_OUTPUT_SIDE:
             raise ValueError(
                 f"{source.name}: its frames would come out at {final[1]}x{final[0]} px, above the processor's "

@@ -247,6 +247,10 @@ def test_extreme_aspect_ratios_are_clamped_to_the_processors_bounds(height, widt
     assert out.shape[long_axis] == 1024 and out.shape[-3 - long_axis] == max(1, min(height, width) * 1024 // 8192)
     capped = processor(strip, size={"shortest_edge": 8, "longest_edge": 64})["pixel_values_videos"]
     assert capped.shape[long_axis] == 64  # transformers' longest_edge, with the aspect ratio kept
+    # Cropped to 224 after the clamp: refused by name, before decoding, not deep in the crop.
+    too_small = rf"frames are .* px after the resize \(from {width}x{height}\), smaller than crop_size"
+    with pytest.raises(ValueError, match=too_small):
+        BeyondGlossVideoProcessor(size={"shortest_edge": 256})(strip)
     # Kept at the source size, the frames would come out above the bound: refused by name, before decoding.
     with pytest.raises(ValueError, match=rf"frames would come out at {width}x{height} px, above .* 1024 px"):
         BeyondGlossVideoProcessor(do_resize=False, crop_size=None)(strip)

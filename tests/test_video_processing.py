@@ -222,7 +222,7 @@ def test_frames_of_different_sizes_need_a_resize(frames):
     processor = BeyondGlossVideoProcessor(resize_size=None, crop_size=None)
     with pytest.raises(ValueError, match="different frame sizes"):
         processor([frames, make_frames(2, 16, 16)])
-    with pytest.raises(ValueError, match=r"crop_size=\{'height': 28, 'width': 28\} is larger than the 20x24 frames"):
+    with pytest.raises(ValueError, match=r"frames are 24x20 px, smaller than crop_size=\{'height': 28, 'width': 28\}"):
         BeyondGlossVideoProcessor(resize_size=None, crop_size=28)(frames)
 
 
