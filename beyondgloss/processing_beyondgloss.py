@@ -120,14 +120,16 @@ class BeyondGlossProcessor(ProcessorMixin):
                 `input_ids`, `attention_mask` `(B, L)`.
             text_target (`str` or `list[str]`, *optional*): target sentences -> `labels` `(B, L)`, -100 at padding.
             training (`bool`, defaults to `False`): random crop and augmentation of the videos.
-            return_tensors (`str`, defaults to `"pt"`): `"pt"` or `"np"`.
+            return_tensors (`str`, defaults to `"pt"`): `"pt"`, `"np"`, or `None` for lists (`labels` and
+                `input_ids` lists of ids, `pixel_values_videos` one tensor per video, not padded; see
+                [`~BeyondGlossVideoProcessor.preprocess`]).
             return_frame_indices (`bool`, defaults to `False`): also return the kept source frames per video.
             generator (`torch.Generator`, *optional*): random source of the video augmentation.
             videos_kwargs, text_kwargs (`dict`, *optional*): settings for the video processor / tokenizer for this
                 call, grouped as in transformers' processors.
-            kwargs: video processor settings for this call (`size`, `crop_size`, `num_frames`, `fps`, ...; see
-                [`BeyondGlossVideoProcessor`]) and tokenizer arguments (`max_length`, `padding`, ...), told apart by
-                name.
+            kwargs: video processor settings for this call (`size`, `crop_size`, `num_frames`, `max_frames`, `fps`,
+                ...; see [`BeyondGlossVideoProcessor`]), its options `return_metadata` (adds `video_metadata`) and
+                `device`, and tokenizer arguments (`max_length`, `padding`, ...), told apart by name.
 
         Returns:
             [`BatchFeature`] with the keys of the inputs given.
@@ -166,7 +168,8 @@ class BeyondGlossProcessor(ProcessorMixin):
                 [token if keep else -100 for token, keep in zip(ids, mask)]
                 for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])
             ]
-        return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=["frame_indices"])
+        unconverted = ["frame_indices", "video_metadata"]  # lists of lists and of VideoMetadata
+        return BatchFeature(data, tensor_type=return_tensors, skip_tensor_conversion=unconverted)
 
     def _split_kwargs(self, kwargs: dict) -> tuple[dict, dict]:
         """Video settings and tokenizer arguments among `kwargs`; anything else is a `TypeError` naming it."""

@@ -200,4 +200,67 @@ def test_corrupt_and_empty_videos_name_the_file(tmp_path, frames):
         with pytest.raises(VideoReadError) as error:
             BeyondGlossVideoProcessor()(str(path))
         assert str(path) in str(error.value), name
+        # Nothing of torchcodec's internals (its source locations, its request for a bug report).
+        assert ".cpp" not in str(error.value) and "report an issue" not in str(error.value), error.value
     assert (tmp_path / "ok.mp4").read_bytes() == data  # the inputs are left as they were
+
+
+@pytest.mark.parametrize("width, height, what", [(12000, 12000, "pixels"), (60000, 1, "side")])
+def test_huge_images_are_refused_from_their_header_naming_file_size_and_limit(tmp_path, frames, width, height, what):
+    # Headers only: decoding them would fail differently ("not a readable image"), so the message proves the refusal
+    # came first. 12000 x 12000 is below Pillow's own decompression-bomb error (2 x 89.5 M pixels): ours decides.
+    folder = write_frame_folder(tmp_path / "clip", frames)
+    _png_header_only(folder / "images0002.png", width, height)
+    pattern = rf"images0002\.png \(frame 1 of .*\): frames of {width}x{height} px .* exceed the frame limit .*max_frame"
+    with pytest.raises(VideoReadError, match=pattern):
+        read_video_frames(folder)
+    with pytest.raises(VideoReadError, match=pattern):
+        BeyondGlossVideoProcessor()(folder)
+    # Raised deliberately, the limit lets the frame through to the decoder (which then finds no pixels in it).
+    with pytest.raises(VideoReadError, match="not a readable image"):
+        read_video_frames([folder / "images0002.png"], max_pixels=width * height, max_side=max(width, height))
+
+
+def test_a_saved_processor_config_with_a_huge_size_is_refused_when_loaded(tmp_path):
+    import json
+
+    BeyondGlossVideoProcessor().save_pretrained(tmp_path)
+    path = tmp_path / "video_preprocessor_config.json"
+    config = json.loads(path.read_text())
+    config["size"] = {"height": 100000, "width": 100000}
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"size=\{'height': 100000, 'width': 100000\} is out of range.*1024 px"):
+        BeyondGlossVideoProcessor.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="crop_size=.*is out of range"):
+        BeyondGlossVideoProcessor(crop_size=5000)
+    with pytest.raises(ValueError, match=r"max_frame_pixels=0 must be a whole number"):
+        BeyondGlossVideoProcessor(max_frame_pixels=0)
+
+
+@pytest.mark.parametrize("height, width", [(2, 8192), (8192, 2), (1, 5000)])
+def test_extreme_aspect_ratios_are_clamped_to_the_processors_bounds(height, width):
+    # Unclamped, {"shortest_edge": 256} would make a 2 x 8192 frame 256 x 1048576 (805 MB of uint8 per frame).
+    strip = torch.zeros(1, 3, height, width, dtype=torch.uint8)
+    processor = BeyondGlossVideoProcessor(size={"shortest_edge": 256}, crop_size=None)
+    long_axis = -1 if width > height else -2
+    out = processor(strip)["pixel_values_videos"]
+    assert out.shape[long_axis] == 1024 and out.shape[-3 - long_axis] == max(1, min(height, width) * 1024 // 8192)
+    capped = processor(strip, size={"shortest_edge": 8, "longest_edge": 64})["pixel_values_videos"]
+    assert capped.shape[long_axis] == 64  # transformers' longest_edge, with the aspect ratio kept
+    # Cropped to 224 after the clamp: refused by name, before decoding, not deep in the crop.
+    too_small = rf"frames are .* px after the resize \(from {width}x{height}\), smaller than crop_size"
+    with pytest.raises(ValueError, match=too_small):
+        BeyondGlossVideoProcessor(size={"shortest_edge": 256})(strip)
+    # Kept at the source size, the frames would come out above the bound: refused by name, before decoding.
+    with pytest.raises(ValueError, match=rf"frames would come out at {width}x{height} px, above .* 1024 px"):
+        BeyondGlossVideoProcessor(do_resize=False, crop_size=None)(strip)
+
+
+def test_augmentation_runs_at_the_output_size_in_the_source_geometry():
+    from beyondgloss.video_transforms import affine_frames
+
+    frames = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    # A shift of (4, -2) pixels of a 32 x 32 source is (2, -1) pixels of its 16 x 16 resize.
+    assert torch.equal(affine_frames(frames, 0.0, (4, -2), source_size=(32, 32)), affine_frames(frames, 0.0, (2, -1)))
+    # Rotations by 90 degrees of a square are exact at any scale.
+    assert torch.equal(affine_frames(frames, 90.0, source_size=(64, 64)), torch.rot90(frames, 1, dims=(-2, -1)))

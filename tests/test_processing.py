@@ -172,7 +172,10 @@ def test_processor_save_and_load_round_trip(tmp_path, tokenizer):
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "processor_config.json").read_text())
     assert saved["auto_map"]["AutoProcessor"] == "processing_beyondgloss.BeyondGlossProcessor"
-    assert {"processing_beyondgloss.py", "video_processing_beyondgloss.py", "video_io.py"} <= set(os.listdir(tmp_path))
+    # Every module the processors import travels with them (transformers follows the relative imports).
+    shipped = {"processing_beyondgloss.py", "video_processing_beyondgloss.py", "video_io.py", "video_source.py",
+               "frame_images.py", "video_transforms.py", "video_processor_settings.py"}
+    assert shipped <= set(os.listdir(tmp_path))
 
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert type(loaded) is BeyondGlossProcessor
@@ -237,3 +240,16 @@ def test_processor_loads_in_a_fresh_process_without_beyondgloss(tmp_path, tokeni
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok zh_CN")
+
+
+def test_processor_passes_transformers_video_options(processor):
+    frames = make_frames(10)
+    batch = processor(videos=[frames, frames[:3]], text_target=["Morgen", "Im Süden"], return_tensors=None,
+                      return_metadata=True, num_frames=3, device="cpu")
+    assert isinstance(batch["labels"], list) and isinstance(batch["labels"][0], list)
+    assert isinstance(batch["pixel_values_videos"], list) and [len(v) for v in batch["pixel_values_videos"]] == [3, 3]
+    assert [m.frames_indices for m in batch["video_metadata"]] == [[0, 3, 6], [0, 1, 2]]
+    tensors = processor(videos=frames, text=["Morgen"], return_metadata=True, max_frames=2, do_rescale=False,
+                        do_normalize=False)
+    assert tensors["pixel_values_videos"].shape == (1, 2, 3, 28, 28) and tensors["pixel_values_videos"].max() > 1
+    assert tensors["video_metadata"][0].total_num_frames == 10 and torch.is_tensor(tensors["input_ids"])

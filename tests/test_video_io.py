@@ -197,3 +197,89 @@ def test_row_video_takes_the_first_set_entry_and_names_an_empty_row():
         row_video({"id": "x", "text": "hi"}, "batch row 2 (id 'x')")
     # One reader of rows for training and inference: the collators use this very function.
     assert collators.row_video is row_video
+
+
+def test_jpeg_exif_orientation_is_honoured(tmp_path, frames):
+    from PIL import ImageOps
+
+    upright = frames[0].permute(1, 2, 0).numpy()  # 20 x 24
+    # A camera stores the sensor's pixels and says in EXIF how to turn them: 6 = rotate 90 degrees clockwise.
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, k=1)))  # what the sensor wrote, 24 x 20
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "photo.jpg", exif=exif, quality=100)
+    expected = torch.from_numpy(np.array(ImageOps.exif_transpose(Image.open(tmp_path / "photo.jpg")))).permute(2, 0, 1)
+    decoded = read_video_frames([tmp_path / "photo.jpg"])
+    assert decoded.shape == (1, 3, 20, 24) and torch.equal(decoded[0], expected)
+    assert open_video([tmp_path / "photo.jpg"]).frame_size == (20, 24)  # from the header, upright
+    # JPEG is lossy; upright, the frame is close to the original (turned the wrong way it would not even fit).
+    assert (decoded[0].float() - frames[0].float()).abs().mean() < 3
+
+
+def test_one_hwc_image_array_is_one_frame_never_h_frames(frames):
+    image = frames[0].permute(1, 2, 0)  # (20, 24, 3)
+    for form in (image, image.numpy(), image.float() / 255):
+        decoded = read_video_frames(form)
+        assert decoded.shape == (1, 3, 20, 24) and torch.equal(decoded[0], frames[0])
+    with pytest.raises(VideoReadError, match=r"shape \(3, 20, 24\) is ambiguous.*\(1, C, H, W\)"):
+        read_video_frames(frames[0])
+    assert read_video_frames(frames[:, 0]).shape == (6, 3, 20, 24)  # (T, H, W) greyscale frames stay frames
+
+
+def test_audio_only_file_says_it_has_no_video_stream(tmp_path):
+    from torchcodec.encoders import AudioEncoder
+
+    path = tmp_path / "speech.mp3"
+    AudioEncoder(torch.linspace(-0.5, 0.5, 8000).view(1, -1), sample_rate=8000).to_file(str(path))
+    with pytest.raises(VideoReadError, match="no video stream") as error:
+        count_frames(path)
+    message = str(error.value)
+    assert str(path) in message and "report an issue" not in message and "github.com" not in message
+
+
+def test_decoder_messages_carry_no_build_paths(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("not a video\n" * 10)
+    with pytest.raises(VideoReadError, match="looks like a text file") as error:
+        count_frames(path)
+    assert ".cpp" not in str(error.value) and "/__w/" not in str(error.value), str(error.value)
+
+
+def test_frames_above_the_limits_are_refused_before_decoding(tmp_path, frames, mp4, monkeypatch):
+    from torchcodec.decoders import VideoDecoder
+
+    # A video: its header says 24x20; with lower limits it is refused by name before a frame is decoded.
+    monkeypatch.setattr(VideoDecoder, "get_frames_at", lambda *args, **kwargs: pytest.fail("decoded a frame"))
+    with pytest.raises(VideoReadError, match=r"clip\.mp4: frames of 24x20 px \(480 pixels\) exceed the frame limit "
+                                             r"of 479 pixels and 8192 px per side.*max_frame_pixels"):
+        read_video_frames(mp4, max_pixels=479)
+    with pytest.raises(VideoReadError, match="exceed the frame limit of 35,389,440 pixels and 23 px per side"):
+        open_video(mp4, max_side=23)
+    with pytest.raises(VideoReadError, match=r"the video array .* frames of 24x20 px"):
+        read_video_frames(frames, max_pixels=100)
+    assert open_video(mp4, max_pixels=480, max_side=24).frame_size == (20, 24)  # the limits themselves are allowed
+
+
+def test_large_videos_are_resized_inside_ffmpeg(tmp_path, frames, monkeypatch):
+    from beyondgloss import video_io, video_source
+
+    mp4 = write_mp4(tmp_path / "clip.mp4", frames)
+    by_torch = read_video_frames(mp4, [0, 3], size=(10, 12))
+    resized = []
+    original = video_source.resize_frames
+    monkeypatch.setattr(video_source, "resize_frames", lambda x, size: resized.append(x.shape) or original(x, size))
+    # Frames "above 1080p" (the threshold lowered to these 24 x 20 frames): FFmpeg resizes them as they are decoded,
+    # torch never holds them at their source size.
+    monkeypatch.setattr(video_io, "DECODER_RESIZE_MIN_PIXELS", 24 * 20 - 1)
+    by_ffmpeg = read_video_frames(mp4, [0, 3], size=(10, 12))
+    assert resized == [] and by_ffmpeg.shape == (2, 3, 10, 12)
+    from torchcodec.decoders import VideoDecoder
+    from torchcodec.transforms import Resize
+
+    expected = VideoDecoder(str(mp4), transforms=[Resize((10, 12))]).get_frames_at(indices=[0, 3]).data
+    assert torch.equal(by_ffmpeg, expected)
+    # Bilinear against bicubic, both antialiased: close on this smooth content.
+    assert (by_ffmpeg.float() - by_torch.float()).abs().mean() < 3
+    # Enlarging gains nothing from FFmpeg: torch's resize, as before.
+    enlarged = read_video_frames(mp4, [0], size=(40, 48))
+    assert resized == [(1, 3, 20, 24)] and torch.equal(enlarged, original(read_video_frames(mp4, [0]), (40, 48)))

@@ -1,6 +1,7 @@
 """BeyondGlossVideoProcessor: frame selection, resize/crop/normalise, augmentation, batching, save/load."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,10 +9,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from beyondgloss import video_io
+from beyondgloss import frame_images, video_io, video_source
 from beyondgloss.configuration_beyondgloss import BeyondGlossConfig
 from beyondgloss.testing.videos import make_frames, write_frame_folder, write_mp4
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor, affine_frames, select_frame_indices
+
+from .conftest import BLOCK_BEYONDGLOSS
 
 MEAN = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64).view(1, 3, 1, 1)
@@ -179,13 +182,13 @@ def test_save_and_load_round_trip(tmp_path, frames):
     processor = BeyondGlossVideoProcessor(resize_size=40, crop_size=30, max_frames=7, frame_sampling="truncate")
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "video_preprocessor_config.json").read_text())
-    assert saved["num_frames"] == 7 and saved["video_processor_type"] == "BeyondGlossVideoProcessor"
+    assert saved["max_frames"] == 7 and saved["video_processor_type"] == "BeyondGlossVideoProcessor"
     assert saved["size"] == {"height": 40, "width": 40} and saved["crop_size"] == {"height": 30, "width": 30}
     loaded = BeyondGlossVideoProcessor.from_pretrained(tmp_path)
     assert loaded.to_dict() == processor.to_dict()
     assert torch.equal(loaded(frames)["pixel_values_videos"], processor(frames)["pixel_values_videos"])
-    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path, max_frames=3).num_frames == 3  # the earlier name
-    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path, num_frames=3).max_frames == 3
+    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path, max_frames=3).max_frames == 3
+    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path, num_frames=3).num_frames == 3
 
     AutoVideoProcessor.register(BeyondGlossConfig, BeyondGlossVideoProcessor, exist_ok=True)
     BeyondGlossConfig().save_pretrained(tmp_path)
@@ -196,7 +199,7 @@ def test_save_and_load_round_trip(tmp_path, frames):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"max_frames": 0}, r"num_frames=0 \(max_frames\)"),
+        ({"max_frames": 0}, r"max_frames=0 must be a whole number"),
         ({"num_frames": 2.5}, "num_frames=2.5"),
         ({"frame_sampling": "random"}, "frame_sampling='random'"),
         ({"resize_size": 200, "crop_size": 224}, "crop_size=.*224.* is larger than size=.*200"),
@@ -219,7 +222,7 @@ def test_frames_of_different_sizes_need_a_resize(frames):
     processor = BeyondGlossVideoProcessor(resize_size=None, crop_size=None)
     with pytest.raises(ValueError, match="different frame sizes"):
         processor([frames, make_frames(2, 16, 16)])
-    with pytest.raises(ValueError, match=r"crop_size=\{'height': 28, 'width': 28\} is larger than the 20x24 frames"):
+    with pytest.raises(ValueError, match=r"frames are 24x20 px, smaller than crop_size=\{'height': 28, 'width': 28\}"):
         BeyondGlossVideoProcessor(resize_size=None, crop_size=28)(frames)
 
 
@@ -261,14 +264,15 @@ def test_settings_have_transformers_names():
     assert (processor.do_resize, processor.do_center_crop, processor.do_normalize, processor.do_sample_frames) == (
         True, True, True, True,
     )  # fmt: skip
-    assert (processor.num_frames, processor.fps) == (300, None)
+    assert (processor.num_frames, processor.max_frames, processor.fps) == (None, 300, None)
+    assert (processor.do_rescale, processor.rescale_factor, processor.do_convert_rgb) == (True, 1 / 255, True)
     saved = processor.to_dict()
     assert set(BeyondGlossVideoProcessor.settings_names) <= set(saved)
-    assert not set(saved) & {"resize_size", "max_frames", "target_fps"}
+    assert not set(saved) & {"resize_size", "target_fps"}
     # The earlier names stay readable and writable as views.
-    assert (processor.resize_size, processor.max_frames, processor.target_fps) == (256, 300, None)
-    processor.resize_size, processor.max_frames = None, 8
-    assert (processor.do_resize, processor.num_frames) == (False, 8)
+    assert (processor.resize_size, processor.target_fps) == (256, None)
+    processor.resize_size, processor.target_fps = None, 8
+    assert (processor.do_resize, processor.fps) == (False, 8)
     # As earlier versions' callers do: set the int forms on a processor without sizes, then validate.
     demo = BeyondGlossVideoProcessor(resize_size=None, crop_size=None)
     demo.resize_size, demo.crop_size = 32, 28
@@ -305,7 +309,7 @@ def test_old_configs_load_with_the_same_behaviour(tmp_path, old, frames):
 def test_per_call_settings_apply_and_leave_the_processor_unchanged(frames):
     processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=4)
     before = processor.to_dict()
-    out = processor(frames, size={"shortest_edge": 10}, crop_size=None, num_frames=3, return_frame_indices=True)
+    out = processor(frames, size={"shortest_edge": 10}, crop_size=None, max_frames=3, return_frame_indices=True)
     assert out["pixel_values_videos"].shape == (1, 3, 3, 10, 12)  # 20x24 -> shorter side 10, aspect kept
     assert out["frame_indices"] == [[0, 5, 9]]  # round half up of 4.5
     assert processor(frames, resize_size=16, crop_size=16)["pixel_values_videos"].shape == (1, 4, 3, 16, 16)
@@ -325,7 +329,10 @@ def test_per_call_settings_apply_and_leave_the_processor_unchanged(frames):
 def test_shortest_edge_resize_keeps_the_aspect_ratio_then_crops_the_centre(frames):
     processor = BeyondGlossVideoProcessor(size={"shortest_edge": 10}, crop_size=8)
     assert processor.output_size(20, 24) == (10, 12) and processor.output_size(24, 20) == (12, 10)
-    assert processor.output_size(3, 1000) == (10, 3333)  # the longer side is truncated, as in transformers
+    assert processor.output_size(3, 300) == (10, 1000)  # the longer side is truncated, as in transformers
+    # The longer side is clamped to 1024 px (the processor's bound), the aspect ratio kept: a 3 x 1000 strip would
+    # otherwise become 10 x 3333.
+    assert processor.output_size(3, 1000) == (3, 1024)
     out = processor(frames)["pixel_values_videos"][0]
     resized = F.interpolate(frames, size=(10, 12), mode="bicubic", antialias=True)
     assert_normalised(out, resized[..., 1:9, 2:10])
@@ -343,9 +350,14 @@ def test_with_default_size_fills_only_a_missing_size(frames):
         demo.with_default_size(0)
 
 
-def test_auto_video_processor_loads_from_the_top_level_import(tmp_path, frames):
-    import beyondgloss  # noqa: F401 - registers the processor and exposes the working AutoVideoProcessor
-    from transformers import AutoVideoProcessor
+def test_auto_video_processor_loads_without_patching_transformers(tmp_path, frames):
+    import transformers
+
+    before = transformers.__dict__.get("AutoVideoProcessor")
+    import beyondgloss  # noqa: F401 - registers the processor through AutoVideoProcessor.register
+    from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+
+    assert transformers.__dict__.get("AutoVideoProcessor") is before  # transformers' own namespace is left alone
 
     processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=6)
     processor.save_pretrained(tmp_path)
@@ -370,9 +382,10 @@ def test_frames_are_resized_a_few_at_a_time_while_decoded(tmp_path, monkeypatch)
     }
     resized_groups = []
     original = video_io.resize_frames
-    monkeypatch.setattr(
-        video_io, "resize_frames", lambda x, size: resized_groups.append(tuple(x.shape)) or original(x, size)
-    )
+    for module in (video_source, frame_images):  # where frames of videos and of image files are resized
+        monkeypatch.setattr(
+            module, "resize_frames", lambda x, size: resized_groups.append(tuple(x.shape)) or original(x, size)
+        )
     # A budget of two source frames (68 x 88 x 3 bytes each): groups of 2 frames.
     monkeypatch.setattr(video_io.VideoSource, "resize_budget_bytes", 2 * 3 * 68 * 88 + 1)
     for source, expected in before.items():
@@ -400,7 +413,165 @@ def test_training_augmentation_while_decoding_matches_augmenting_the_whole_clip(
 
 
 def test_earlier_setting_names_are_aliases_of_the_current_ones():
-    processor = BeyondGlossVideoProcessor(num_frames=4, fps=25.0)
-    assert (processor.max_frames, processor.target_fps) == (4, 25.0)
-    processor.max_frames, processor.target_fps = 6, 12.5
-    assert (processor.num_frames, processor.fps) == (6, 12.5)
+    processor = BeyondGlossVideoProcessor(max_frames=4, target_fps=25.0)
+    assert (processor.max_frames, processor.fps) == (4, 25.0)
+    processor.target_fps = 12.5
+    assert processor.fps == 12.5
+
+
+def test_num_frames_is_an_exact_count_as_in_transformers(frames):
+    from transformers.video_utils import VideoMetadata, default_sample_indices_fn
+
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28)
+    for count in (1, 3, 4, 7, 10):
+        out = processor(frames, num_frames=count, return_frame_indices=True)
+        expected = default_sample_indices_fn(VideoMetadata(total_num_frames=10), num_frames=count).tolist()
+        assert out["frame_indices"] == [expected] and out["pixel_values_videos"].shape[1] == count
+    # Shorter videos cannot give that many frames: an error, as in transformers; max_frames keeps the cap instead.
+    with pytest.raises(ValueError, match=r"has 10 frames, fewer than num_frames=12.*max_frames="):
+        processor(frames, num_frames=12)
+    assert processor(frames, max_frames=12)["pixel_values_videos"].shape[1] == 10
+    assert processor(frames, max_frames=4, return_frame_indices=True)["frame_indices"] == [[0, 3, 6, 9]]
+    with pytest.raises(ValueError, match="num_frames=4 and fps=25.0 are mutually exclusive"):
+        BeyondGlossVideoProcessor(num_frames=4, fps=25)
+    with pytest.raises(ValueError, match="num_frames=400 is more than max_frames=300"):
+        BeyondGlossVideoProcessor(num_frames=400)
+    assert BeyondGlossVideoProcessor(num_frames=400, max_frames=None).num_frames == 400
+
+
+def test_configs_saved_with_num_frames_as_the_cap_keep_it(tmp_path):
+    # The checkpoint fixture of a5f8f58 saved num_frames=8 when it meant "at most 8" (and no max_frames).
+    fixture = Path(__file__).parent / "fixtures" / "checkpoint_a5f8f58" / "translation" / "processor_config.json"
+    saved = json.loads(fixture.read_text())["video_processor"]
+    assert saved["num_frames"] == 8 and "max_frames" not in saved
+    (tmp_path / "video_preprocessor_config.json").write_text(json.dumps(saved))
+    loaded = BeyondGlossVideoProcessor.from_pretrained(tmp_path)
+    assert (loaded.num_frames, loaded.max_frames) == (None, 8)
+    long = make_frames(20, 32, 32)
+    assert loaded(long, return_frame_indices=True)["frame_indices"] == [select_frame_indices(20, 8)]
+    assert loaded(long[:6])["pixel_values_videos"].shape[1] == 6  # fewer frames than the cap: all of them
+    # Saved again, it holds both names, and loads to the same processor.
+    loaded.save_pretrained(tmp_path / "again")
+    again = json.loads((tmp_path / "again" / "video_preprocessor_config.json").read_text())
+    assert (again["num_frames"], again["max_frames"]) == (None, 8)
+    assert BeyondGlossVideoProcessor.from_pretrained(tmp_path / "again").to_dict() == loaded.to_dict()
+
+
+def test_do_rescale_and_rescale_factor_mean_what_they_mean_in_transformers(frames):
+    plain = BeyondGlossVideoProcessor(resize_size=None, crop_size=None, do_rescale=False)
+    out = plain(frames)["pixel_values_videos"][0].double()
+    # Normalised without the rescale: (x - mean) / std on 0..255 values; float32 rounding relative to the magnitude.
+    expected = (frames.double() - MEAN) / STD
+    torch.testing.assert_close(out, expected, rtol=4 * 2**-24, atol=4 * 2**-24 * 255 / 0.225)
+    raw = plain(frames, do_normalize=False)["pixel_values_videos"][0]
+    assert torch.equal(raw, frames.float())  # neither: the pixel values as floats
+    halved = plain(frames, do_rescale=True, rescale_factor=0.5, do_normalize=False)["pixel_values_videos"][0]
+    assert torch.equal(halved, frames.float() * 0.5)
+    with pytest.raises(ValueError, match="rescale_factor=0.0 must be positive"):
+        BeyondGlossVideoProcessor(rescale_factor=0)
+
+
+def test_do_convert_rgb_false_refuses_frames_that_are_not_rgb(tmp_path, frames):
+    strict = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, do_convert_rgb=False)
+    assert torch.equal(strict(frames)["pixel_values_videos"], BeyondGlossVideoProcessor(
+        resize_size=32, crop_size=28)(frames)["pixel_values_videos"])  # RGB frames pass unchanged
+    with pytest.raises(video_io.VideoReadError, match="1 channels are not RGB and do_convert_rgb=False"):
+        strict(frames[:, :1])
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    Image.fromarray(frames[0, 0].numpy(), mode="L").save(grey / "0001.png")
+    with pytest.raises(video_io.VideoReadError, match=r"0001\.png \(frame 0 .*is a L image, not RGB"):
+        strict(grey)
+    assert BeyondGlossVideoProcessor(resize_size=32, crop_size=28)(grey)["pixel_values_videos"].shape == (1, 1, 3, 28,
+                                                                                                           28)
+
+
+def test_return_metadata_gives_transformers_video_metadata_without_paths(tmp_path, frames):
+    from transformers.video_utils import VideoMetadata
+
+    mp4 = write_mp4(tmp_path / "clip.mp4", frames, fps=25)
+    folder = write_frame_folder(tmp_path / "private" / "frames", frames)
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=4)
+    out = processor([mp4, folder], return_metadata=True)
+    video, images = out["video_metadata"]
+    assert isinstance(video, VideoMetadata) and isinstance(images, VideoMetadata)
+    assert (video.total_num_frames, video.fps, video.width, video.height, video.video_backend) == (
+        10, 25.0, 24, 20, "torchcodec")
+    assert video.duration == pytest.approx(0.4) and video.frames_indices == [0, 3, 6, 9]
+    assert (images.total_num_frames, images.fps, images.duration, images.video_backend) == (10, None, None, "pillow")
+    assert "video_metadata" not in processor([mp4])
+    # Nothing in what a frame folder gives back holds its path (a user's folder names can be private).
+    for value in out.values():
+        assert str(tmp_path) not in repr(value) and "private" not in repr(value)
+
+
+def test_return_tensors_none_gives_lists_and_np_gives_numpy(frames):
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=4)
+    padded = processor([frames, frames[:2]])
+    lists = processor([frames, frames[:2]], return_tensors=None)
+    assert isinstance(lists["pixel_values_videos"], list) and isinstance(lists["video_attention_mask"], list)
+    assert [clip.shape[0] for clip in lists["pixel_values_videos"]] == [4, 2]  # per video, not padded
+    assert lists["video_attention_mask"] == [[1, 1, 1, 1], [1, 1]]
+    for i, length in enumerate((4, 2)):
+        assert torch.equal(lists["pixel_values_videos"][i], padded["pixel_values_videos"][i, :length])
+    arrays = processor([frames, frames[:2]], return_tensors="np")
+    assert isinstance(arrays["pixel_values_videos"], np.ndarray)
+    assert np.array_equal(arrays["pixel_values_videos"], padded["pixel_values_videos"].numpy())
+
+
+def test_device_is_where_the_frames_are_processed(frames):
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=4)
+    on_cpu = processor(frames, device="cpu")
+    assert torch.equal(on_cpu["pixel_values_videos"], processor(frames)["pixel_values_videos"])
+    # The meta device computes shapes only: the outputs land where they were asked for.
+    meta = processor(frames, device="meta", training=True, augment_probability=1.0)
+    assert meta["pixel_values_videos"].device.type == "meta" and meta["video_attention_mask"].device.type == "meta"
+    assert meta["pixel_values_videos"].shape == (1, 4, 3, 28, 28)
+
+
+def test_a_single_image_array_is_one_frame(frames):
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28)
+    image = frames[0].permute(1, 2, 0).numpy()  # (H, W, 3), as PIL and OpenCV give images
+    out = processor(image)
+    assert out["pixel_values_videos"].shape == (1, 1, 3, 28, 28)
+    assert torch.equal(out["pixel_values_videos"][0], processor(frames[:1])["pixel_values_videos"][0])
+
+
+FRESH_PROCESS = BLOCK_BEYONDGLOSS + """
+import json, sys, torch
+from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+processor = AutoVideoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+frames = torch.load(sys.argv[2], weights_only=True)
+out = processor(frames, num_frames=3, return_metadata=True)
+try:
+    processor(frames, max_frame_pixels=10)
+    refused = ""
+except ValueError as error:
+    refused = str(error)
+torch.save(out["pixel_values_videos"], sys.argv[3])
+print(json.dumps({"module": type(processor).__module__, "indices": out["video_metadata"][0].frames_indices,
+                  "refused": refused}))
+"""
+
+
+def test_a_saved_video_processor_runs_its_own_code_without_beyondgloss(tmp_path, frames):
+    import os
+    import subprocess
+    import sys
+
+    processor = BeyondGlossVideoProcessor(resize_size=32, crop_size=28, max_frames=6)
+    processor.save_pretrained(tmp_path / "saved")
+    shipped = {"video_processing_beyondgloss.py", "video_processor_settings.py", "video_transforms.py", "video_io.py",
+               "video_source.py", "frame_images.py"}
+    assert shipped <= set(os.listdir(tmp_path / "saved"))
+    torch.save(frames, tmp_path / "frames.pt")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(tmp_path / "saved"), str(tmp_path / "frames.pt"),
+                             str(tmp_path / "out.pt")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["module"].startswith("transformers_modules.") and report["indices"] == [0, 3, 6]
+    assert "frames of 24x20 px (480 pixels) exceed the frame limit of 10 pixels" in report["refused"]
+    expected = processor(frames, num_frames=3)["pixel_values_videos"]
+    assert torch.equal(torch.load(tmp_path / "out.pt", weights_only=True), expected)
