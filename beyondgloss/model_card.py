@@ -208,7 +208,7 @@ class SignTranslationCardData:
             if video is not None:
                 filled.processor_details = {
                     name: getattr(video, name)
-                    for name in ("num_frames", "frame_sampling", "fps", "size", "crop_size")
+                    for name in ("num_frames", "max_frames", "frame_sampling", "fps", "size", "crop_size")
                     if hasattr(video, name)
                 } | filled.processor_details
             code = target_language_code(processor)

@@ -85,9 +85,10 @@ DECODER_RESIZE_MIN_PIXELS = 1920 * 1080
 
 
 def _is_decoder(item) -> bool:
-    # A VideoDecoder instance implies torchcodec is already imported; no need to import it here.
-    decoders = sys.modules.get("torchcodec.decoders")
-    return decoders is not None and isinstance(item, decoders.VideoDecoder)
+    # A VideoDecoder instance implies torchcodec is already imported; no need to import it here. Another thread may be
+    # importing it right now (the module half made, without VideoDecoder yet): then `item` cannot be one.
+    decoder_class = getattr(sys.modules.get("torchcodec.decoders"), "VideoDecoder", None)
+    return decoder_class is not None and isinstance(item, decoder_class)
 
 
 def is_single_video(item) -> bool:

@@ -89,7 +89,7 @@ def fine_tuned(tmp_path_factory):
     the BatchNorm statistics changed, the frozen backbones not."""
     base_dir = tmp_path_factory.mktemp("base")
     tokenizer = train_sign_tokenizer(SENTENCES, language="de_DE")
-    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(size=28, crop_size=28, num_frames=8), tokenizer,
+    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(size=28, crop_size=28, max_frames=8), tokenizer,
                                      target_language="de_DE")
     torch.manual_seed(0)
     config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id, num_beams=1)

@@ -329,7 +329,7 @@ def test_bad_config_types_and_too_many_frames_are_named(translation_model, tmp_p
     (broken / "config.json").write_text(json.dumps(config))
     settings = json.loads((broken / "processor_config.json").read_text())
     video = settings.get("video_processor", settings)
-    frames_key = "num_frames" if "num_frames" in video else "max_frames"
+    frames_key = "max_frames"
     video[frames_key] = 300  # the tiny text encoder has 128 positions: at most 256 frames
     (broken / "processor_config.json").write_text(json.dumps(settings))
     assert main(["translate", "--model_name_or_path", str(broken), "--videos", good[0]]) == 1

@@ -40,7 +40,7 @@ def test_card_says_what_the_model_is_for(translator):
     # The score with its convention and its signature (pipes escaped so the table stays a table).
     assert "| test | BLEU-4 | 21.44 | phoenix | `" + SIGNATURE.replace("|", "\\|") + "` |" in text
     assert "| validation | ROUGE-L | 42.50 | not recorded | not recorded |" in text
-    assert "| learning_rate | 0.0003 |" in text and "num_frames: 8" in text
+    assert "| learning_rate | 0.0003 |" in text and "max_frames: 8" in text
     assert CITATION in text and "2507.23575" in text
     # The YAML header parses back into the Hub's metadata.
     metadata = yaml.safe_load(text.split("---")[1])

@@ -20,7 +20,7 @@ def make_translator(seed: int = 0, **video_settings) -> SignTranslationPipeline:
     """A tiny random translation model (28 px frames) with its processor (by default 28 px frames, at most 8
     frames; `video_settings` change that) in a pipeline."""
     tokenizer = train_sign_tokenizer(SENTENCES, language="de_DE")
-    video_processor = BeyondGlossVideoProcessor(**{"size": 28, "crop_size": 28, "num_frames": 8, **video_settings})
+    video_processor = BeyondGlossVideoProcessor(**{"size": 28, "crop_size": 28, "max_frames": 8, **video_settings})
     processor = BeyondGlossProcessor(video_processor, tokenizer, target_language="de_DE")
     torch.manual_seed(seed)
     config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id, num_beams=1)

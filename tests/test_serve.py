@@ -37,7 +37,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def _save_checkpoint(folder, model_class, seed: int = 0):
     """A tiny random checkpoint with its processor (28 px frames, at most 8 of them) saved in `folder`."""
     tokenizer = train_sign_tokenizer(SENTENCES, language="de_DE")
-    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(size=28, crop_size=28, num_frames=8), tokenizer,
+    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(size=28, crop_size=28, max_frames=8), tokenizer,
                                      target_language="de_DE")
     torch.manual_seed(seed)
     config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id, num_beams=2,
