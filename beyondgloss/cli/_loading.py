@@ -70,9 +70,16 @@ def target_language(model_args: ModelArguments, dataset) -> str:
 
     if model_args.target_language:
         return model_args.target_language
+    fix = "pass --target_language (e.g. de_DE, zh_CN, en_XX), or give every sample a `language` in the metadata"
     if "language" not in dataset.column_names:
-        raise CommandError("the dataset has no `language` column; pass --target_language (e.g. de_DE, zh_CN, en_XX)")
-    return dataset_language_code(dataset)
+        raise CommandError(f"the dataset has no `language` column; {fix}")
+    if "" in dataset.unique("language"):
+        raise CommandError(f"the dataset's `language` column is empty for some samples (its metadata file has no "
+                           f"language for them); {fix}")
+    try:
+        return dataset_language_code(dataset)
+    except ValueError as error:  # several languages, or one without a known mBART code
+        raise CommandError(f"the dataset's target language: {error}; or {fix}") from error
 
 
 def _check_language(tokenizer, code: str, source: str) -> None:
@@ -119,14 +126,13 @@ def load_processor(model_args: ModelArguments, data: DataArguments, train_texts,
                                          target_language=target, max_target_length=data.max_target_length)
     _check_language(processor.tokenizer, target, source)
     processor.target_language = target
-    video = processor.video_processor
-    for name in ("max_frames", "resize_size", "crop_size", "augment"):
-        if getattr(data, name) is not None:
-            setattr(video, name, getattr(data, name))
-    crop, size = video.crop_size, video.resize_size
-    if isinstance(crop, int) and isinstance(size, int) and crop > size:
-        video.resize_size = crop
-    video._validate()
+    settings = data.video_settings()
+    if settings:
+        try:
+            processor.video_processor = processor.video_processor.with_settings(**settings)
+        except ValueError as error:  # e.g. a --crop_size larger than the saved processor's size
+            flags = " ".join(f"--{name} {value}" for name, value in settings.items())
+            raise UsageError(f"{flags}: {error}") from error
     return processor
 
 
@@ -151,24 +157,41 @@ def require_tokenizer_files(folder: Path) -> None:
 
 
 def check_frame_capacity(config, video_processor, fix: str) -> None:
-    """Refuses a `max_frames` whose video sequence is longer than the text encoder's position table.
+    """Refuses a `num_frames` whose video sequence is longer than the text encoder's position table.
 
     The temporal encoder halves the frame sequence (ceil(T / 2) steps), and mBART's learned positions hold
     `text_config.max_position_embeddings` of them; a longer video fails deep inside the encoder with an IndexError.
     """
     positions = config.text_config.max_position_embeddings
-    if video_processor.max_frames is not None and video_processor.max_frames > 2 * positions:
+    frames = video_processor.num_frames
+    if frames is not None and frames > 2 * positions:
         raise CommandError(
-            f"max_frames={video_processor.max_frames} is more than the model reads: the video sequence is halved to "
-            f"{-(-video_processor.max_frames // 2)} steps, but its text encoder has {positions} positions "
-            f"(text_config.max_position_embeddings), so at most {2 * positions} frames; {fix}"
+            f"the video processor keeps num_frames={frames} frames (max_frames={frames} in configs of earlier "
+            f"versions), more than the model reads: the video sequence is halved to {-(-frames // 2)} steps, but its "
+            f"text encoder has {positions} positions (text_config.max_position_embeddings), so at most "
+            f"{2 * positions} frames; {fix}"
         )
+
+
+def _tiny_config_for(processor, overrides: dict):
+    """The tiny config (`--tiny`) for the processor's frames: its crop as the image size, and positions enough for its
+    `num_frames` (the tiny text encoder's 128 positions hold 256 frames; the processor keeps 300 by default)."""
+    from ..testing import tiny_config
+
+    video = processor.video_processor
+    crop = video.crop_size or video.size or 28
+    if isinstance(crop, dict):  # a size dict ({"height", "width"} or {"shortest_edge"}) of the processor
+        crop = crop.get("height", crop.get("shortest_edge"))
+    config = tiny_config(vocab_size=len(processor.tokenizer), image_size=crop, **overrides)
+    if video.num_frames is not None:
+        text = config.text_config
+        text.max_position_embeddings = max(text.max_position_embeddings, -(-video.num_frames // 2))
+    return config
 
 
 def build_model(model_class, model_args: ModelArguments, processor, train_dataset):
     """A model from a checkpoint, a config file, two backbones, or the tiny config; fitted to the processor."""
     from ..configuration_beyondgloss import BeyondGlossConfig
-    from ..testing import tiny_config
 
     sources = [name for name in ("model_name_or_path", "config_name", "tiny") if getattr(model_args, name)]
     if model_args.vision_backbone or model_args.text_backbone:
@@ -193,14 +216,15 @@ def build_model(model_class, model_args: ModelArguments, processor, train_datase
             config = BeyondGlossConfig.from_pretrained(model_args.config_name, **overrides)
             model = model_class(config)
         elif model_args.tiny:
-            crop = processor.video_processor.crop_size or processor.video_processor.resize_size or 28
-            if isinstance(crop, dict):  # a size dict ({"height", "width"} or {"shortest_edge"}) of the processor
-                crop = crop.get("height", crop.get("shortest_edge"))
-            model = model_class(tiny_config(vocab_size=len(tokenizer), image_size=crop, **overrides))
+            model = model_class(_tiny_config_for(processor, overrides))
         else:
             model = model_class.from_backbones(model_args.vision_backbone, model_args.text_backbone,
                                                config_kwargs=overrides)
-    except (OSError, TypeError, ValueError) as error:
+    except (OSError, TypeError, ValueError, StrictDataclassError) as error:
+        named = [f"{key}={value}" for key, value in config_overrides(model_args.config_overrides).items()
+                 if key in str(error)]
+        if named:  # a value of --config_overrides the config refuses: the command line is wrong
+            raise UsageError(f"--config_overrides {','.join(named)}: {error}") from error
         raise CommandError(f"could not build the model from {sources[0]}: {error}") from error
     vocab = model.config.text_config.vocab_size
     if len(tokenizer) > vocab:

@@ -108,7 +108,7 @@ def _make_trainer(pretraining: bool, model_args, data, args, processor, train_da
         from ..modeling_beyondgloss import BeyondGlossForSignTranslation as model_class
     model = build_model(model_class, model_args, processor, train_dataset)
     check_frame_capacity(model.config, processor.video_processor,
-                         f"pass --max_frames {2 * model.config.text_config.max_position_embeddings} or less")
+                         f"pass --num_frames {2 * model.config.text_config.max_position_embeddings} or less")
     collator_class = PretrainingCollator if pretraining else TranslationCollator
     common = dict(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                   data_collator=collator_class(processor, training=True, max_target_length=data.max_target_length),
@@ -213,7 +213,7 @@ def _evaluation_trainer(model_args, data, args, processor, dataset, split: str) 
     else:
         from ..modeling_beyondgloss import BeyondGlossForSignTranslation as model_class
     model = load_saved(model_class, folder, "the model")
-    check_frame_capacity(model.config, processor.video_processor, "pass a smaller --max_frames")
+    check_frame_capacity(model.config, processor.video_processor, "pass a smaller --num_frames")
     if architecture == PRETRAINING_ARCHITECTURE:
         trainer = BeyondGlossPretrainingTrainer(
             model=model, args=args, data_collator=PretrainingCollator(processor, training=False),
