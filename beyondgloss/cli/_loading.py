@@ -13,9 +13,10 @@ from transformers import TrainingArguments
 from ..training.arguments import DataArguments, ModelArguments
 from ._arguments import config_overrides
 from ._common import CommandError, UsageError
+from ._guards import check_remote_code, require_finite_weights, require_trained_decoder
 
 __all__ = ["build_model", "check_frame_capacity", "load_dataset_splits", "load_processor", "load_saved",
-           "require_tokenizer_files", "target_language"]
+           "load_translation_model", "require_tokenizer_files", "target_language"]
 
 
 def load_dataset_splits(data: DataArguments, args: TrainingArguments, splits: list):
@@ -98,6 +99,8 @@ def load_processor(model_args: ModelArguments, data: DataArguments, train_texts,
     from ..video_processing_beyondgloss import BeyondGlossVideoProcessor
 
     saved = model_args.processor_name_or_path or model_args.model_name_or_path
+    if saved:
+        check_remote_code(saved, model_args.trust_remote_code)
     if saved and (Path(saved) / "processor_config.json").is_file():
         require_tokenizer_files(Path(saved))
         processor = load_saved(BeyondGlossProcessor, Path(saved), "the processor")
@@ -136,13 +139,45 @@ def load_processor(model_args: ModelArguments, data: DataArguments, train_texts,
     return processor
 
 
-def load_saved(kind, folder: Path, what: str):
-    """`kind.from_pretrained(folder)`, with a bad saved file (a config value of the wrong type, a missing or torn
-    file) reported as an error naming the folder, not a traceback."""
+def load_saved(kind, folder: Path, what: str, **kwargs):
+    """`kind.from_pretrained(folder, **kwargs)`, with a bad saved file (a config value of the wrong type, a missing or
+    torn file) reported as an error naming the folder, not a traceback."""
+    from safetensors import SafetensorError
+
     try:
-        return kind.from_pretrained(str(folder))
+        return kind.from_pretrained(str(folder), **kwargs)
+    except SafetensorError as error:
+        raise CommandError(f"{_unreadable_weights(folder)} is truncated or not a safetensors file ({error}); copy "
+                           "it again from where it was saved") from error
     except (OSError, TypeError, ValueError, StrictDataclassError) as error:  # the last: a config field of a wrong type
         raise CommandError(f"could not load {what} from {folder}: {error}") from error
+
+
+def _unreadable_weights(folder) -> str:
+    """The first `.safetensors` file of `folder` whose header does not read (else the folder's weights, by name)."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except (SafetensorError, OSError):
+            return str(path)
+    return f"a .safetensors weights file of {folder}"
+
+
+def load_translation_model(folder, options):
+    """The translation model of a saved folder, for `translate` and `evaluate`, after the checks that keep garbage
+    out (`beyondgloss.cli._guards`): no foreign code (unless `options.trust_remote_code`), a decoder trained to
+    translate (unless `options.allow_untrained_decoder`), finite weights."""
+    from ..modeling_beyondgloss import BeyondGlossForSignTranslation
+
+    folder = Path(folder)
+    check_remote_code(folder, options.trust_remote_code)
+    require_trained_decoder(folder, options.allow_untrained_decoder)
+    model = load_saved(BeyondGlossForSignTranslation, folder, "the model")
+    require_finite_weights(model, folder)
+    return model
 
 
 def require_tokenizer_files(folder: Path) -> None:
@@ -202,7 +237,9 @@ def build_model(model_class, model_args: ModelArguments, processor, train_datase
         raise UsageError(f"give exactly one model source (--model_name_or_path, --config_name, --tiny, or "
                          f"--vision_backbone with --text_backbone); got {sources or 'none'}")
     overrides = config_overrides(model_args.config_overrides)
-    if not model_args.model_name_or_path:
+    if model_args.model_name_or_path:
+        check_remote_code(model_args.model_name_or_path, model_args.trust_remote_code)
+    else:
         # New heads take the width of the dataset's hand features and description embeddings.
         for column, name in (("hand_features", "hand_dim"), ("description_embedding", "description_dim")):
             width = _feature_width(train_dataset, column)

@@ -32,14 +32,19 @@ from ._loading import (
     load_dataset_splits,
     load_processor,
     load_saved,
+    load_translation_model,
     target_language,
+)
+from ._guards import (
+    PRETRAINING_ARCHITECTURE,
+    TRANSLATION_ARCHITECTURE,
+    check_remote_code,
+    require_finite_weights,
 )
 from .output_dir import claim_output_dir, mark_output_dir, open_output_dir, prepare_output_dir
 
 __all__ = ["pretrain", "finetune", "evaluate"]
 
-PRETRAINING_ARCHITECTURE = "BeyondGlossForContrastivePretraining"
-TRANSLATION_ARCHITECTURE = "BeyondGlossForSignTranslation"
 _PRETRAINING_SCORES = ("eval_loss", "eval_alignment_loss", "eval_description_loss", "eval_hand_loss",
                        "eval_video_to_text_recall@1", "eval_video_to_text_recall@5")
 _TRANSLATION_SCORES = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "chrf", "loss", "num_samples")
@@ -207,12 +212,16 @@ def _evaluation_trainer(model_args, data, args, processor, dataset, split: str) 
     from ..training.trainers import BeyondGlossPretrainingTrainer, BeyondGlossTranslationTrainer
 
     folder = Path(model_args.model_name_or_path)
-    architecture = (load_saved(AutoConfig, folder, "the model's config").architectures or [""])[0]
-    if architecture == PRETRAINING_ARCHITECTURE:
-        from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining as model_class
+    check_remote_code(folder, model_args.trust_remote_code)
+    config = load_saved(AutoConfig, folder, "the model's config", trust_remote_code=model_args.trust_remote_code)
+    architecture = (config.architectures or [""])[0]
+    if architecture == PRETRAINING_ARCHITECTURE:  # scored by retrieval, not by its (untrained) decoder
+        from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining
+
+        model = load_saved(BeyondGlossForContrastivePretraining, folder, "the model")
+        require_finite_weights(model, folder)
     else:
-        from ..modeling_beyondgloss import BeyondGlossForSignTranslation as model_class
-    model = load_saved(model_class, folder, "the model")
+        model = load_translation_model(folder, model_args)
     check_frame_capacity(model.config, processor.video_processor, "pass a smaller --num_frames")
     if architecture == PRETRAINING_ARCHITECTURE:
         trainer = BeyondGlossPretrainingTrainer(
