@@ -16,39 +16,27 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from beyondgloss import (
-    BeyondGlossForContrastivePretraining,
-    BeyondGlossForSignTranslation,
-    BeyondGlossProcessor,
-    BeyondGlossVideoProcessor,
-)
+from beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossProcessor
 from beyondgloss.cli import main
 from beyondgloss.cli._arguments import config_overrides, parse_arguments
 from beyondgloss.cli._common import CommandError, UsageError, run_command
 from beyondgloss.cli._guards import check_remote_code
-from beyondgloss.data.tokenizer_training import train_sign_tokenizer
-from beyondgloss.testing import make_frames, tiny_config, write_mp4
+from beyondgloss.testing import make_frames, write_mp4
 from beyondgloss.training.arguments import DataArguments, ModelArguments
+
+from .test_hostile_training import translation_model  # noqa: F401 -- the tiny translation model folder (a fixture)
 
 SENTENCES = ["guten morgen", "heute regnet es", "morgen scheint die sonne", "es ist kalt", "der wind weht"]
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    """A tiny translation model folder, a pre-training one, and a 4-frame video."""
-    root = tmp_path_factory.mktemp("models")
-    tokenizer = train_sign_tokenizer(SENTENCES, language="de_DE")
-    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(size=28, crop_size=28, num_frames=8), tokenizer,
-                                     target_language="de_DE")
-    torch.manual_seed(0)
-    config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id, num_beams=1,
-                         max_new_tokens=4)
-    for name, model_class in (("translation", BeyondGlossForSignTranslation),
-                              ("pretraining", BeyondGlossForContrastivePretraining)):
-        model_class(config).save_pretrained(root / name)
-        processor.save_pretrained(root / name)
-    video = write_mp4(root / "clip.mp4", make_frames(4, 28, 28))
-    return root / "translation", root / "pretraining", str(video)
+def folders(translation_model, tmp_path_factory):
+    """A tiny translation model folder, a pre-training one made from it, and a 4-frame video."""
+    folder, good, _ = translation_model
+    pretraining = tmp_path_factory.mktemp("pretraining") / "model"
+    BeyondGlossForContrastivePretraining.from_pretrained(folder).save_pretrained(pretraining)
+    BeyondGlossProcessor.from_pretrained(folder).save_pretrained(pretraining)
+    return folder, pretraining, good[0]
 
 
 def _sign_folder(root: Path, language: str | None = "de") -> Path:
