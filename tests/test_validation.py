@@ -177,6 +177,16 @@ def test_debug_shows_the_traceback_and_is_not_passed_on(capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_a_generation_length_longer_than_the_decoder_is_named(folders, tmp_path, capsys):
+    dataset = _sign_folder(tmp_path / "signs")
+    assert main(["evaluate", "--dataset", str(dataset), "--cache_dir", str(tmp_path / "cache"), "--test_split",
+                 "validation", "--model_name_or_path", str(folders[0]), "--output_dir", str(tmp_path / "scores"),
+                 "--use_cpu", "true", "--generation_max_length", "10000000"]) == 1
+    line = _error_line(capsys, "evaluate", 1)
+    assert "--generation_max_length 10000000" in line and "128 positions" in line and "at most 128" in line
+    assert not (tmp_path / "scores").exists()
+
+
 def test_a_metadata_file_without_a_language_is_named(tmp_path, capsys):
     dataset = _sign_folder(tmp_path / "signs", language=None)
     rows = [json.loads(line) for line in (dataset / "metadata.jsonl").read_text().splitlines()]

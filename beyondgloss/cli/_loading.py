@@ -15,7 +15,7 @@ from ._arguments import config_overrides
 from ._common import CommandError, UsageError
 from ._guards import check_remote_code, require_finite_weights, require_trained_decoder
 
-__all__ = ["build_model", "check_frame_capacity", "load_dataset_splits", "load_processor", "load_saved",
+__all__ = ["build_model", "check_frame_capacity", "check_generation_length", "load_dataset_splits", "load_processor", "load_saved",
            "load_translation_model", "require_tokenizer_files", "target_language"]
 
 
@@ -206,6 +206,16 @@ def check_frame_capacity(config, video_processor, fix: str) -> None:
             f"text encoder has {positions} positions (text_config.max_position_embeddings), so at most "
             f"{2 * positions} frames; {fix}"
         )
+
+
+def check_generation_length(config, args) -> None:
+    """Refuses a `--generation_max_length` longer than the decoder's position table (it counts the start token):
+    beam search would index past mBART's learned positions."""
+    positions = config.text_config.max_position_embeddings
+    length = getattr(args, "generation_max_length", None)
+    if length is not None and length > positions:
+        raise CommandError(f"--generation_max_length {length}: the model's decoder has {positions} positions "
+                           f"(text_config.max_position_embeddings, the start token included); use at most {positions}")
 
 
 def _tiny_config_for(processor, overrides: dict):

@@ -30,6 +30,7 @@ from ._common import CommandError, UsageError, run_command
 from ._loading import (
     build_model,
     check_frame_capacity,
+    check_generation_length,
     load_dataset_splits,
     load_processor,
     load_saved,
@@ -137,6 +138,7 @@ def _make_trainer(pretraining: bool, model_args, data, args, processor, train_da
     model = build_model(model_class, model_args, processor, train_dataset)
     check_frame_capacity(model.config, processor.video_processor,
                          f"pass --num_frames {2 * model.config.text_config.max_position_embeddings} or less")
+    check_generation_length(model.config, args)
     collator_class = PretrainingCollator if pretraining else TranslationCollator
     compute_metrics = None if pretraining else _translation_metrics(processor, data, train_dataset)
     common = dict(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
@@ -248,6 +250,7 @@ def _evaluation_trainer(model_args, data, args, processor, dataset, split: str) 
     else:
         model = load_translation_model(folder, model_args)
     check_frame_capacity(model.config, processor.video_processor, "pass a smaller --num_frames")
+    check_generation_length(model.config, args)
     if architecture == PRETRAINING_ARCHITECTURE:
         trainer = BeyondGlossPretrainingTrainer(
             model=model, args=args, data_collator=PretrainingCollator(processor, training=False),
