@@ -12,8 +12,9 @@ network).
 
 import copy
 import re
-from pathlib import Path
 from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from pathlib import Path
 from typing import Any
 
 
@@ -290,6 +291,9 @@ def render_model_card(card_data: SignTranslationCardData, template_path: str | P
     if not card_data.model_name:
         raise ValueError("SignTranslationCardData.model_name is required to render a card (it is the card's title)")
     fields_ = {f.name: getattr(card_data, f.name) for f in fields(card_data)}
+    # TrainingArguments holds some settings as enums (`OptimizerNames.ADAMW_TORCH`); the card shows their values.
+    fields_["training_settings"] = {name: value.value if isinstance(value, Enum) else value
+                                    for name, value in card_data.training_settings.items()}
     return ModelCard.from_template(
         card_data.to_hub_card_data(),
         template_path=str(template_path or TEMPLATE_DIR / DEFAULT_TEMPLATE),

@@ -1,6 +1,10 @@
 """Flags, or one YAML/JSON file of the same names, into argument dataclasses (`transformers.HfArgumentParser`).
 
-The commands built on dataclasses (pretrain, finetune, evaluate, translate, serve, demo) read their arguments here.
+The commands built on dataclasses (pretrain, finetune, evaluate, translate, serve, demo) read their arguments here,
+and every value is checked here: its type by the parser, its range against one table
+(`beyondgloss.training.arguments.VALUE_RANGES`, for every dataclass, TrainingArguments included), the names of
+`--config_overrides` against the model config's settings. A bad value is exit status 2 with one line naming the flag,
+the value and the valid range (docs/validation.md).
 """
 
 import dataclasses
@@ -9,15 +13,14 @@ import json
 from pathlib import Path
 
 import yaml
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser
 
+from ..training.arguments import check_values
 from ._common import CommandError, UsageError, accept_dashed_spellings, command_parser
 
 __all__ = ["config_overrides", "parse_arguments"]
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
-# Counts TrainingArguments accepts at any value and the Trainer later divides by.
-_POSITIVE_TRAINING_COUNTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
 
 
 def parse_arguments(argv: list, dataclass_types: tuple, preset: dict | None = None, command: str = "beyondgloss",
@@ -44,6 +47,8 @@ def parse_arguments(argv: list, dataclass_types: tuple, preset: dict | None = No
     parser.error = fail
     try:
         parsed = parser.parse_args_into_dataclasses(args=argv)
+        for arguments in parsed:  # the classes of other modules (TrainingArguments, the demo's) by the same table
+            check_values(arguments)
     except (ValueError, TypeError) as error:
         # Raised by the dataclasses' own checks (TrainingArguments.__post_init__, the argument classes); a JSON
         # error there does not say which flag held the text, so name the flags whose JSON does not parse.
@@ -51,12 +56,6 @@ def parse_arguments(argv: list, dataclass_types: tuple, preset: dict | None = No
         if isinstance(error, json.JSONDecodeError):
             message = f"{_bad_json_flags(argv)}: not valid JSON ({error})"
         fail(message)
-    for arguments in parsed:
-        if isinstance(arguments, TrainingArguments):
-            for name in _POSITIVE_TRAINING_COUNTS:
-                value = getattr(arguments, name)
-                if value < 1:
-                    fail(f"--{name} {value}: must be a positive integer (1 or more)")
     return parsed
 
 
@@ -120,12 +119,25 @@ def _flag_value(value) -> str:
 
 
 def config_overrides(text: str | None) -> dict:
-    """'a=1,b=true,c=x' -> {'a': 1, 'b': True, 'c': 'x'} (values read as JSON when they parse, else strings)."""
+    """'a=1,b=true,c=x' -> {'a': 1, 'b': True, 'c': 'x'} (values read as JSON when they parse, else strings).
+
+    Raises:
+        [`UsageError`]: an item that is not `name=value`, or a name that is not a `BeyondGlossConfig` setting (it
+        would be stored on the config and read by nothing).
+    """
+    from ..configuration_beyondgloss import BeyondGlossConfig
+
+    names = sorted(field.name for field in dataclasses.fields(BeyondGlossConfig))
     overrides = {}
     for item in filter(None, (part.strip() for part in (text or "").split(","))):
         if "=" not in item:
             raise UsageError(f"--config_overrides item {item!r} is not of the form name=value")
         key, value = (part.strip() for part in item.split("=", 1))
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UsageError(f"--config_overrides {item}: {key!r} is not a BeyondGlossConfig setting; {hint}the "
+                             "settings are the fields of config.json (docs/validation.md)")
         try:
             overrides[key] = json.loads(value.lower() if value.lower() in ("true", "false", "null") else value)
         except json.JSONDecodeError:

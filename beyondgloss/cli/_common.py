@@ -1,13 +1,33 @@
 """What every `beyondgloss` command shares: its two kinds of error, its exit codes, and its flag spelling.
 
-The policy itself is written in the `beyondgloss.cli` docstring; [`run_command`] is the only code that applies it.
+The policy itself is written in the `beyondgloss.cli` docstring; [`run_command`] is the only code that applies it,
+and the only place that turns the errors a user can fix (a full disk, a folder without permission, a truncated
+weights file) into one line.
 """
 
 import argparse
+import errno
 import sys
+import traceback
 from typing import Callable
 
-__all__ = ["CommandError", "UsageError", "accept_dashed_spellings", "command_parser", "one_line", "run_command"]
+__all__ = ["CommandError", "UsageError", "accept_dashed_spellings", "command_parser", "expected_error_line",
+           "one_line", "run_command"]
+
+DEBUG_FLAG = "--debug"
+DEBUG_HELP = "--debug (every command): show the full traceback of an error, not only its one line."
+# What `--debug` is followed by when it is TrainingArguments' own flag (transformers.debug_utils.DebugOption).
+_TRAINER_DEBUG_VALUES = ("underflow_overflow", "tpu_metrics_debug")
+_OS_ERROR_FIXES = {
+    errno.ENOSPC: "no space left on the device; free some space, or write to another disk",
+    errno.EDQUOT: "the disk quota is exceeded; free some space, or write to another disk",
+    errno.EACCES: "permission denied; choose a file or folder you may read and write, or change its permissions",
+    errno.EPERM: "operation not permitted; choose a file or folder you may read and write",
+    errno.EROFS: "the file system is read-only; choose a folder on a writable disk",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+    errno.EISDIR: "it is a folder, not a file; give a file path",
+}
 
 
 class CommandError(ValueError):
@@ -31,25 +51,64 @@ def one_line(error) -> str:
     return " ".join(str(error).split())
 
 
+def expected_error_line(error: BaseException) -> str | None:
+    """The one line for an error the user can fix that is not a [`CommandError`] (an `OSError` such as a full disk,
+    a denied permission, a read-only folder; a truncated `.safetensors` file; a saved config field of the wrong
+    type), naming the file; `None` for any other error, a bug, which keeps its traceback."""
+    from huggingface_hub.errors import StrictDataclassError
+    from safetensors import SafetensorError
+
+    if isinstance(error, OSError) and error.errno is not None:
+        names = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+        fix = _OS_ERROR_FIXES.get(error.errno, error.strerror or one_line(error))
+        return f"{names}: {fix}" if names else f"{one_line(error)} ({fix})"
+    if isinstance(error, SafetensorError):
+        return (f"a .safetensors weights file is truncated or not a safetensors file ({one_line(error)}); copy it "
+                "again from where it was saved")
+    if isinstance(error, StrictDataclassError):
+        return f"a saved config has a value of the wrong type: {one_line(error)}"
+    return None
+
+
+def _pop_debug_flag(argv: list) -> tuple[list, bool]:
+    """`argv` without the global `--debug`, and whether it was there. `--debug underflow_overflow` is
+    TrainingArguments' own flag (transformers' debug modes) and stays."""
+    kept, debug = [], False
+    for index, token in enumerate(argv):
+        following = argv[index + 1] if index + 1 < len(argv) else ""
+        if token == DEBUG_FLAG and not following.startswith(_TRAINER_DEBUG_VALUES):
+            debug = True
+        else:
+            kept.append(token)
+    return kept, debug
+
+
 def run_command(name: str, body: Callable[[list], object], argv) -> int:
     """Runs `body(argv)`, the command `beyondgloss <name>`, under the one error and exit-code policy.
 
+    `--debug` anywhere in `argv` (taken out before `body` sees it) prints the traceback of an error before its line.
+
     Returns:
-        `int`: 2 for a [`UsageError`] (usage line and message on stderr), 1 for a [`CommandError`] (one line on
-        stderr), the status `--help` exits with, else the body's own integer status (0 when it returns anything
-        else, e.g. its metrics).
+        `int`: 2 for a [`UsageError`] (usage line and message on stderr), 1 for a [`CommandError`] or another error
+        the user can fix ([`expected_error_line`]; one line on stderr), the status `--help` exits with, else the
+        body's own integer status (0 when it returns anything else, e.g. its metrics). Any other exception (a bug)
+        propagates with its traceback.
     """
+    argv, debug = _pop_debug_flag(list(argv))
     try:
-        result = body(list(argv))
-    except UsageError as error:
-        sys.stderr.write(error.usage)
-        print(f"beyondgloss {name}: error: {one_line(error)}", file=sys.stderr)
-        return 2
-    except CommandError as error:
-        print(f"beyondgloss {name}: error: {one_line(error)}", file=sys.stderr)
-        return 1
+        result = body(argv)
     except SystemExit as exit_:  # argparse's --help (0); its usage errors never get here (see command_parser)
         return exit_.code if isinstance(exit_.code, int) else 0
+    except Exception as error:  # noqa: BLE001 -- sorted below; a bug is raised again
+        line = one_line(error) if isinstance(error, CommandError) else expected_error_line(error)
+        if line is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        if isinstance(error, UsageError):
+            sys.stderr.write(error.usage)
+        print(f"beyondgloss {name}: error: {line}", file=sys.stderr)
+        return 2 if isinstance(error, UsageError) else 1
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
@@ -89,4 +148,5 @@ def command_parser(name: str, description: str | None, *args, parser_class=argpa
     `args` and `kwargs` go to `parser_class` (e.g. the dataclasses of a `transformers.HfArgumentParser`). Call
     [`accept_dashed_spellings`] on it once every flag is added.
     """
+    kwargs.setdefault("epilog", DEBUG_HELP)
     return report_usage_errors(parser_class(*args, prog=f"beyondgloss {name}", description=description, **kwargs))

@@ -13,9 +13,10 @@ from transformers import TrainingArguments
 from ..training.arguments import DataArguments, ModelArguments
 from ._arguments import config_overrides
 from ._common import CommandError, UsageError
+from ._guards import check_remote_code, require_finite_weights, require_trained_decoder
 
-__all__ = ["build_model", "check_frame_capacity", "load_dataset_splits", "load_processor", "load_saved",
-           "require_tokenizer_files", "target_language"]
+__all__ = ["build_model", "check_frame_capacity", "check_generation_length", "load_dataset_splits", "load_processor", "load_saved",
+           "load_translation_model", "require_tokenizer_files", "target_language"]
 
 
 def load_dataset_splits(data: DataArguments, args: TrainingArguments, splits: list):
@@ -70,9 +71,16 @@ def target_language(model_args: ModelArguments, dataset) -> str:
 
     if model_args.target_language:
         return model_args.target_language
+    fix = "pass --target_language (e.g. de_DE, zh_CN, en_XX), or give every sample a `language` in the metadata"
     if "language" not in dataset.column_names:
-        raise CommandError("the dataset has no `language` column; pass --target_language (e.g. de_DE, zh_CN, en_XX)")
-    return dataset_language_code(dataset)
+        raise CommandError(f"the dataset has no `language` column; {fix}")
+    if "" in dataset.unique("language"):
+        raise CommandError(f"the dataset's `language` column is empty for some samples (its metadata file has no "
+                           f"language for them); {fix}")
+    try:
+        return dataset_language_code(dataset)
+    except ValueError as error:  # several languages, or one without a known mBART code
+        raise CommandError(f"the dataset's target language: {error}; or {fix}") from error
 
 
 def _check_language(tokenizer, code: str, source: str) -> None:
@@ -91,6 +99,8 @@ def load_processor(model_args: ModelArguments, data: DataArguments, train_texts,
     from ..video_processing_beyondgloss import BeyondGlossVideoProcessor
 
     saved = model_args.processor_name_or_path or model_args.model_name_or_path
+    if saved:
+        check_remote_code(saved, model_args.trust_remote_code)
     if saved and (Path(saved) / "processor_config.json").is_file():
         require_tokenizer_files(Path(saved))
         processor = load_saved(BeyondGlossProcessor, Path(saved), "the processor")
@@ -119,24 +129,55 @@ def load_processor(model_args: ModelArguments, data: DataArguments, train_texts,
                                          target_language=target, max_target_length=data.max_target_length)
     _check_language(processor.tokenizer, target, source)
     processor.target_language = target
-    video = processor.video_processor
-    for name in ("max_frames", "resize_size", "crop_size", "augment"):
-        if getattr(data, name) is not None:
-            setattr(video, name, getattr(data, name))
-    crop, size = video.crop_size, video.resize_size
-    if isinstance(crop, int) and isinstance(size, int) and crop > size:
-        video.resize_size = crop
-    video._validate()
+    settings = data.video_settings()
+    if settings:
+        try:
+            processor.video_processor = processor.video_processor.with_settings(**settings)
+        except ValueError as error:  # e.g. a --crop_size larger than the saved processor's size
+            flags = " ".join(f"--{name} {value}" for name, value in settings.items())
+            raise UsageError(f"{flags}: {error}") from error
     return processor
 
 
-def load_saved(kind, folder: Path, what: str):
-    """`kind.from_pretrained(folder)`, with a bad saved file (a config value of the wrong type, a missing or torn
-    file) reported as an error naming the folder, not a traceback."""
+def load_saved(kind, folder: Path, what: str, **kwargs):
+    """`kind.from_pretrained(folder, **kwargs)`, with a bad saved file (a config value of the wrong type, a missing or
+    torn file) reported as an error naming the folder, not a traceback."""
+    from safetensors import SafetensorError
+
     try:
-        return kind.from_pretrained(str(folder))
+        return kind.from_pretrained(str(folder), **kwargs)
+    except SafetensorError as error:
+        raise CommandError(f"{_unreadable_weights(folder)} is truncated or not a safetensors file ({error}); copy "
+                           "it again from where it was saved") from error
     except (OSError, TypeError, ValueError, StrictDataclassError) as error:  # the last: a config field of a wrong type
         raise CommandError(f"could not load {what} from {folder}: {error}") from error
+
+
+def _unreadable_weights(folder) -> str:
+    """The first `.safetensors` file of `folder` whose header does not read (else the folder's weights, by name)."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except (SafetensorError, OSError):
+            return str(path)
+    return f"a .safetensors weights file of {folder}"
+
+
+def load_translation_model(folder, options):
+    """The translation model of a saved folder, for `translate` and `evaluate`, after the checks that keep garbage
+    out (`beyondgloss.cli._guards`): no foreign code (unless `options.trust_remote_code`), a decoder trained to
+    translate (unless `options.allow_untrained_decoder`), finite weights."""
+    from ..modeling_beyondgloss import BeyondGlossForSignTranslation
+
+    folder = Path(folder)
+    check_remote_code(folder, options.trust_remote_code)
+    require_trained_decoder(folder, options.allow_untrained_decoder)
+    model = load_saved(BeyondGlossForSignTranslation, folder, "the model")
+    require_finite_weights(model, folder)
+    return model
 
 
 def require_tokenizer_files(folder: Path) -> None:
@@ -151,24 +192,51 @@ def require_tokenizer_files(folder: Path) -> None:
 
 
 def check_frame_capacity(config, video_processor, fix: str) -> None:
-    """Refuses a `max_frames` whose video sequence is longer than the text encoder's position table.
+    """Refuses a `num_frames` whose video sequence is longer than the text encoder's position table.
 
     The temporal encoder halves the frame sequence (ceil(T / 2) steps), and mBART's learned positions hold
     `text_config.max_position_embeddings` of them; a longer video fails deep inside the encoder with an IndexError.
     """
     positions = config.text_config.max_position_embeddings
-    if video_processor.max_frames is not None and video_processor.max_frames > 2 * positions:
+    frames = video_processor.num_frames
+    if frames is not None and frames > 2 * positions:
         raise CommandError(
-            f"max_frames={video_processor.max_frames} is more than the model reads: the video sequence is halved to "
-            f"{-(-video_processor.max_frames // 2)} steps, but its text encoder has {positions} positions "
-            f"(text_config.max_position_embeddings), so at most {2 * positions} frames; {fix}"
+            f"the video processor keeps num_frames={frames} frames (max_frames={frames} in configs of earlier "
+            f"versions), more than the model reads: the video sequence is halved to {-(-frames // 2)} steps, but its "
+            f"text encoder has {positions} positions (text_config.max_position_embeddings), so at most "
+            f"{2 * positions} frames; {fix}"
         )
+
+
+def check_generation_length(config, args) -> None:
+    """Refuses a `--generation_max_length` longer than the decoder's position table (it counts the start token):
+    beam search would index past mBART's learned positions."""
+    positions = config.text_config.max_position_embeddings
+    length = getattr(args, "generation_max_length", None)
+    if length is not None and length > positions:
+        raise CommandError(f"--generation_max_length {length}: the model's decoder has {positions} positions "
+                           f"(text_config.max_position_embeddings, the start token included); use at most {positions}")
+
+
+def _tiny_config_for(processor, overrides: dict):
+    """The tiny config (`--tiny`) for the processor's frames: its crop as the image size, and positions enough for its
+    `num_frames` (the tiny text encoder's 128 positions hold 256 frames; the processor keeps 300 by default)."""
+    from ..testing import tiny_config
+
+    video = processor.video_processor
+    crop = video.crop_size or video.size or 28
+    if isinstance(crop, dict):  # a size dict ({"height", "width"} or {"shortest_edge"}) of the processor
+        crop = crop.get("height", crop.get("shortest_edge"))
+    config = tiny_config(vocab_size=len(processor.tokenizer), image_size=crop, **overrides)
+    if video.num_frames is not None:
+        text = config.text_config
+        text.max_position_embeddings = max(text.max_position_embeddings, -(-video.num_frames // 2))
+    return config
 
 
 def build_model(model_class, model_args: ModelArguments, processor, train_dataset):
     """A model from a checkpoint, a config file, two backbones, or the tiny config; fitted to the processor."""
     from ..configuration_beyondgloss import BeyondGlossConfig
-    from ..testing import tiny_config
 
     sources = [name for name in ("model_name_or_path", "config_name", "tiny") if getattr(model_args, name)]
     if model_args.vision_backbone or model_args.text_backbone:
@@ -179,7 +247,9 @@ def build_model(model_class, model_args: ModelArguments, processor, train_datase
         raise UsageError(f"give exactly one model source (--model_name_or_path, --config_name, --tiny, or "
                          f"--vision_backbone with --text_backbone); got {sources or 'none'}")
     overrides = config_overrides(model_args.config_overrides)
-    if not model_args.model_name_or_path:
+    if model_args.model_name_or_path:
+        check_remote_code(model_args.model_name_or_path, model_args.trust_remote_code)
+    else:
         # New heads take the width of the dataset's hand features and description embeddings.
         for column, name in (("hand_features", "hand_dim"), ("description_embedding", "description_dim")):
             width = _feature_width(train_dataset, column)
@@ -193,14 +263,15 @@ def build_model(model_class, model_args: ModelArguments, processor, train_datase
             config = BeyondGlossConfig.from_pretrained(model_args.config_name, **overrides)
             model = model_class(config)
         elif model_args.tiny:
-            crop = processor.video_processor.crop_size or processor.video_processor.resize_size or 28
-            if isinstance(crop, dict):  # a size dict ({"height", "width"} or {"shortest_edge"}) of the processor
-                crop = crop.get("height", crop.get("shortest_edge"))
-            model = model_class(tiny_config(vocab_size=len(tokenizer), image_size=crop, **overrides))
+            model = model_class(_tiny_config_for(processor, overrides))
         else:
             model = model_class.from_backbones(model_args.vision_backbone, model_args.text_backbone,
                                                config_kwargs=overrides)
-    except (OSError, TypeError, ValueError) as error:
+    except (OSError, TypeError, ValueError, StrictDataclassError) as error:
+        named = [f"{key}={value}" for key, value in config_overrides(model_args.config_overrides).items()
+                 if key in str(error)]
+        if named:  # a value of --config_overrides the config refuses: the command line is wrong
+            raise UsageError(f"--config_overrides {','.join(named)}: {error}") from error
         raise CommandError(f"could not build the model from {sources[0]}: {error}") from error
     vocab = model.config.text_config.vocab_size
     if len(tokenizer) > vocab:

@@ -21,25 +21,32 @@ from pathlib import Path
 from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
 from ..training.arguments import DataArguments, ModelArguments, RunArguments
+from ..training.callbacks import LogFileCallback, ModelCardCallback
 from ..training.presets import PRETRAINING_PRESET, TRANSLATION_PRESET
 from ..utils.allocator import keep_freed_memory
 from ..utils.logging_utils import setup_logging
-from ._arguments import parse_arguments
+from ._arguments import config_overrides, parse_arguments
 from ._common import CommandError, UsageError, run_command
 from ._loading import (
     build_model,
     check_frame_capacity,
+    check_generation_length,
     load_dataset_splits,
     load_processor,
     load_saved,
+    load_translation_model,
     target_language,
+)
+from ._guards import (
+    PRETRAINING_ARCHITECTURE,
+    TRANSLATION_ARCHITECTURE,
+    check_remote_code,
+    require_finite_weights,
 )
 from .output_dir import claim_output_dir, mark_output_dir, open_output_dir, prepare_output_dir
 
 __all__ = ["pretrain", "finetune", "evaluate"]
 
-PRETRAINING_ARCHITECTURE = "BeyondGlossForContrastivePretraining"
-TRANSLATION_ARCHITECTURE = "BeyondGlossForSignTranslation"
 _PRETRAINING_SCORES = ("eval_loss", "eval_alignment_loss", "eval_description_loss", "eval_hand_loss",
                        "eval_video_to_text_recall@1", "eval_video_to_text_recall@5")
 _TRANSLATION_SCORES = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "chrf", "loss", "num_samples")
@@ -73,6 +80,7 @@ def _train(argv: list, stage: str) -> dict:
     preset = PRETRAINING_PRESET if pretraining else TRANSLATION_PRESET
     model_args, data, run, args = parse_arguments(
         argv, (ModelArguments, DataArguments, RunArguments, arguments_class), preset, stage)
+    config_overrides(model_args.config_overrides)  # its names are checked before anything is built
     setup_logging(args.should_log)
     resume = prepare_output_dir(args, run, PRETRAINING_ARCHITECTURE if pretraining else TRANSLATION_ARCHITECTURE)
 
@@ -94,13 +102,34 @@ def _train(argv: list, stage: str) -> dict:
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
-    return _score_and_report(trainer, stage, data, eval_dataset, test_split, splits.get(test_split))
+    metrics = _score_and_report(trainer, stage, data, eval_dataset, test_split, splits.get(test_split))
+    if args.should_save:  # the card again, now with the scores of the test split
+        card = next(c for c in trainer.callback_handler.callbacks if isinstance(c, ModelCardCallback))
+        card.on_train_end(args, trainer.state, trainer.control, model=trainer.model,
+                          processing_class=trainer.processing_class)
+    return metrics
+
+
+def _card_data(model_args: ModelArguments, data: DataArguments):
+    """What the model card says of the run: the dataset, and the model it started from (a Hub id in the card's
+    metadata; a local folder, which the Hub cannot link, in its notes)."""
+    from ..model_card import SignTranslationCardData
+
+    dataset = data.dataset or ""
+    name = Path(dataset).name if Path(dataset).is_dir() else dataset
+    sources = [s for s in (model_args.model_name_or_path, model_args.vision_backbone, model_args.text_backbone) if s]
+    local = [source for source in sources if Path(source).exists()]
+    hub_ids = [source for source in sources if source not in local]
+    notes = [f"Trained from the local folder {', '.join(local)}."] if local else []
+    if model_args.tiny:
+        notes.append("A tiny random model (`--tiny`) for tests and quick checks, not a usable translator.")
+    return SignTranslationCardData(dataset_name=name or None, base_model=hub_ids or None,
+                                   notes=" ".join(notes) or None)
 
 
 def _make_trainer(pretraining: bool, model_args, data, args, processor, train_dataset, eval_dataset):
     """The model (built or loaded, fitted to the processor) in the stage's Trainer."""
     from ..data import PretrainingCollator, TranslationCollator
-    from ..training.callbacks import LogFileCallback
     from ..training.trainers import BeyondGlossPretrainingTrainer, BeyondGlossTranslationTrainer
 
     if pretraining:
@@ -109,19 +138,22 @@ def _make_trainer(pretraining: bool, model_args, data, args, processor, train_da
         from ..modeling_beyondgloss import BeyondGlossForSignTranslation as model_class
     model = build_model(model_class, model_args, processor, train_dataset)
     check_frame_capacity(model.config, processor.video_processor,
-                         f"pass --max_frames {2 * model.config.text_config.max_position_embeddings} or less")
+                         f"pass --num_frames {2 * model.config.text_config.max_position_embeddings} or less")
+    check_generation_length(model.config, args)
     collator_class = PretrainingCollator if pretraining else TranslationCollator
+    compute_metrics = None if pretraining else _translation_metrics(processor, data, train_dataset)
     common = dict(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                   data_collator=collator_class(processor, training=True, max_target_length=data.max_target_length),
                   eval_data_collator=collator_class(processor, training=False,
                                                     max_target_length=data.max_target_length),
-                  processing_class=processor, callbacks=[LogFileCallback()],
+                  processing_class=processor,
+                  callbacks=[LogFileCallback(), ModelCardCallback(_card_data(model_args, data), compute_metrics)],
                   decay_all_parameters=model_args.decay_all_parameters)
     try:
         if pretraining:
             return BeyondGlossPretrainingTrainer(**common)
         return BeyondGlossTranslationTrainer(
-            **common, compute_metrics=_translation_metrics(processor, data, train_dataset),
+            **common, compute_metrics=compute_metrics,
             encoder_learning_rate_scale=model_args.encoder_learning_rate_scale)
     except ValueError as error:  # a training setting the Trainer refuses (e.g. an unknown --report_to)
         raise UsageError(f"the Trainer refused the training settings: {error}") from error
@@ -208,13 +240,18 @@ def _evaluation_trainer(model_args, data, args, processor, dataset, split: str) 
     from ..training.trainers import BeyondGlossPretrainingTrainer, BeyondGlossTranslationTrainer
 
     folder = Path(model_args.model_name_or_path)
-    architecture = (load_saved(AutoConfig, folder, "the model's config").architectures or [""])[0]
-    if architecture == PRETRAINING_ARCHITECTURE:
-        from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining as model_class
+    check_remote_code(folder, model_args.trust_remote_code)
+    config = load_saved(AutoConfig, folder, "the model's config", trust_remote_code=model_args.trust_remote_code)
+    architecture = (config.architectures or [""])[0]
+    if architecture == PRETRAINING_ARCHITECTURE:  # scored by retrieval, not by its (untrained) decoder
+        from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining
+
+        model = load_saved(BeyondGlossForContrastivePretraining, folder, "the model")
+        require_finite_weights(model, folder)
     else:
-        from ..modeling_beyondgloss import BeyondGlossForSignTranslation as model_class
-    model = load_saved(model_class, folder, "the model")
-    check_frame_capacity(model.config, processor.video_processor, "pass a smaller --max_frames")
+        model = load_translation_model(folder, model_args)
+    check_frame_capacity(model.config, processor.video_processor, "pass a smaller --num_frames")
+    check_generation_length(model.config, args)
     if architecture == PRETRAINING_ARCHITECTURE:
         trainer = BeyondGlossPretrainingTrainer(
             model=model, args=args, data_collator=PretrainingCollator(processor, training=False),

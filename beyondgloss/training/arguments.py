@@ -10,22 +10,116 @@ beyondgloss finetune config.yaml
 ```
 """
 
+import logging
+import math
 from dataclasses import dataclass, field
 
-__all__ = ["ModelArguments", "DataArguments", "RunArguments", "TranslateArguments"]
+__all__ = ["ModelArguments", "DataArguments", "RunArguments", "TranslateArguments", "DEPRECATED_FLAGS", "VALUE_RANGES",
+           "check_device", "check_values"]
+
+logger = logging.getLogger(__name__)
 
 
-def _require_positive(arguments, names: tuple, allow_none: bool = True) -> None:
-    """Raises `ValueError` naming the flag, its value and the fix when a count or size is not a positive integer.
+def _count(low: int):
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= low
 
-    Called by each dataclass's `__post_init__`, which `HfArgumentParser` runs for flags and configuration files alike.
+
+def _number(low: float, high: float = math.inf, low_open: bool = False, high_open: bool = False):
+    def check(value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        return (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+
+    return check
+
+
+_POSITIVE, _POSITIVE_TEXT = _count(1), "a positive integer (1 or more)"
+_NON_NEGATIVE, _NON_NEGATIVE_TEXT = _count(0), "an integer, 0 or more"
+_RATE, _RATE_TEXT = _number(0, low_open=True), "a positive, finite number"
+_WEIGHT, _WEIGHT_TEXT = _number(0), "a finite number, 0 or more"
+_FRACTION, _FRACTION_TEXT = _number(0, 1, high_open=True), "a number in [0, 1)"
+
+# Every count, size, rate and weight a command reads, by flag name, with the range it must lie in: one table for
+# the dataclasses of this module, TrainingArguments and the other commands' dataclasses (the command line checks
+# every parsed dataclass against it, see `beyondgloss.cli._arguments`). A name means the same thing wherever it
+# appears (`batch_size` of `demo` and `translate`, `learning_rate` of `demo` and the Trainer). None is "not set".
+VALUE_RANGES = {
+    **dict.fromkeys((
+        # beyondgloss's own
+        "tokenizer_vocab_size", "max_train_samples", "max_eval_samples", "num_frames", "size", "max_frames",
+        "resize_size", "crop_size", "max_target_length", "num_beams", "max_new_tokens", "batch_size",
+        # the demo's
+        "num_train", "num_validation", "num_test", "translation_steps",
+        # TrainingArguments / Seq2SeqTrainingArguments: counts they accept at any value and later divide by or loop on
+        "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+        "eval_accumulation_steps", "generation_num_beams", "generation_max_length", "save_total_limit",
+    ), (_POSITIVE, _POSITIVE_TEXT)),
+    **dict.fromkeys(("pretraining_steps", "pipeline_examples", "threads", "dataloader_num_workers"),
+                    (_NON_NEGATIVE, _NON_NEGATIVE_TEXT)),
+    **dict.fromkeys(("learning_rate", "encoder_learning_rate_scale", "encoder_lr_scale", "adam_epsilon"),
+                    (_RATE, _RATE_TEXT)),
+    **dict.fromkeys(("weight_decay", "max_grad_norm", "translation_hand_loss", "warmup_steps"),
+                    (_WEIGHT, _WEIGHT_TEXT)),
+    **dict.fromkeys(("adam_beta1", "adam_beta2", "label_smoothing_factor"), (_FRACTION, _FRACTION_TEXT)),
+    "max_steps": (lambda value: value == -1 or _POSITIVE(value), "-1 (train for --num_train_epochs) or a positive "
+                                                                 "integer"),
+    "num_train_epochs": (_number(0, low_open=True), "a positive, finite number"),
+    "warmup_ratio": (_number(0, 1), "a number in [0, 1]"),
+    "seed": (lambda value: _NON_NEGATIVE(value) and value < 2**32, "an integer in [0, 2**32)"),
+    "bar": (_number(0, 100), "a BLEU-4 score in [0, 100]"),
+    # The Trainer reads a float below 1 as a fraction of the training steps; 0 logs/saves never, and divides by it.
+    **dict.fromkeys(("logging_steps", "eval_steps", "save_steps"), (_number(0, low_open=True), "a positive number "
+                                                                    "(a float below 1: a fraction of the steps)")),
+}
+
+
+def check_values(arguments) -> None:
+    """Raises `ValueError` naming the flag, its value and the valid range for the first value of `arguments` (an
+    argument dataclass) outside its range in [`VALUE_RANGES`], or a `device` this machine does not have.
+
+    `HfArgumentParser` runs the `__post_init__` that calls this for flags and configuration files alike.
     """
-    for name in names:
-        value = getattr(arguments, name)
-        if value is None and allow_none:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"--{name} {value!r}: must be a positive integer (1 or more)")
+    for name, (valid, text) in VALUE_RANGES.items():
+        value = getattr(arguments, name, None)
+        if value is not None and not valid(value):
+            raise ValueError(f"--{name} {value!r}: must be {text}")
+    device = getattr(arguments, "device", None)
+    if isinstance(device, str):
+        check_device(device)
+
+
+def check_device(device: str) -> None:
+    """Raises `ValueError` for a torch device that is not one (`banana`) or that this machine lacks (`cuda:1` with
+    one GPU, `cuda` on a machine without CUDA), naming `--device` and the devices it has."""
+    import torch
+
+    available = ["cpu", *(f"cuda:{index}" for index in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        available.append("mps")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {device!r}: not a torch device; this machine has {available}") from None
+    backend = getattr(torch, parsed.type, None) if parsed.type != "cpu" else None
+    if parsed.type == "mps":
+        present = torch.backends.mps.is_available() and parsed.index in (None, 0)
+    elif parsed.type == "cpu":
+        present = True
+    else:
+        count = backend.device_count() if hasattr(backend, "device_count") else 0
+        present = count > 0 and (parsed.index or 0) < count
+    if not present:
+        raise ValueError(f"--device {device!r}: this machine has no such device; it has {available}")
+
+
+# The earlier flag names of the video settings -> the video processor's names (docs/validation.md).
+DEPRECATED_FLAGS = {"max_frames": "num_frames", "resize_size": "size"}
+TRUST_REMOTE_CODE_HELP = (
+    "Allow a model or processor folder whose config has an `auto_map` naming code outside beyondgloss (that code "
+    "would run on this machine); without it such a folder is refused.")
+ALLOW_UNTRAINED_DECODER_HELP = (
+    "Translate with a model whose decoder was never trained for translation (a pre-training checkpoint, or a folder "
+    "without generation_config.json); without it such a model is refused, since it writes garbage.")
 
 
 @dataclass
@@ -85,11 +179,11 @@ class ModelArguments:
                           "the paper's; the demo uses 0.1 (README, demo section)."},
     )
 
+    trust_remote_code: bool = field(default=False, metadata={"help": TRUST_REMOTE_CODE_HELP})
+    allow_untrained_decoder: bool = field(default=False, metadata={"help": ALLOW_UNTRAINED_DECODER_HELP})
+
     def __post_init__(self):
-        _require_positive(self, ("tokenizer_vocab_size",))
-        if not self.encoder_learning_rate_scale > 0:
-            raise ValueError(f"--encoder_learning_rate_scale {self.encoder_learning_rate_scale!r}: must be a positive "
-                             "number (1.0 trains both sides at --learning_rate)")
+        check_values(self)
 
 
 @dataclass
@@ -117,9 +211,19 @@ class DataArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training samples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N samples of eval/test."})
-    max_frames: int | None = field(default=None, metadata={"help": "Frames kept per video (video processor)."})
-    resize_size: int | None = field(default=None, metadata={"help": "Frame resize before cropping (pixels)."})
-    crop_size: int | None = field(default=None, metadata={"help": "Frame crop, the model's input size (pixels)."})
+    num_frames: int | None = field(
+        default=None, metadata={"help": "Most frames kept per video (the video processor's num_frames)."}
+    )
+    size: int | None = field(
+        default=None, metadata={"help": "Frames are resized to size x size pixels before cropping (the video "
+                                        "processor's size)."}
+    )
+    crop_size: int | None = field(
+        default=None, metadata={"help": "Frame crop, the model's input size in pixels (the video processor's "
+                                        "crop_size); at most --size."}
+    )
+    max_frames: int | None = field(default=None, metadata={"help": "Deprecated: the earlier name of --num_frames."})
+    resize_size: int | None = field(default=None, metadata={"help": "Deprecated: the earlier name of --size."})
     augment: bool | None = field(default=None, metadata={"help": "Training-time video augmentation on/off."})
     max_target_length: int = field(default=128, metadata={"help": "Longest target sentence in tokens."})
     scoring_convention: str | None = field(
@@ -128,8 +232,24 @@ class DataArguments:
     )
 
     def __post_init__(self):
-        _require_positive(self, ("max_train_samples", "max_eval_samples", "max_frames", "resize_size", "crop_size",
-                                 "max_target_length"))
+        check_values(self)
+        for old, new in DEPRECATED_FLAGS.items():
+            if getattr(self, old) is None:
+                continue
+            if getattr(self, new) is not None:
+                raise ValueError(f"--{old} {getattr(self, old)} and --{new} {getattr(self, new)}: --{old} is the "
+                                 f"earlier name of --{new}; pass only --{new}")
+            logger.warning("--%s is deprecated; use --%s (the video processor's name)", old, new)
+            setattr(self, new, getattr(self, old))
+            setattr(self, old, None)
+        if self.size is not None and self.crop_size is not None and self.crop_size > self.size:
+            raise ValueError(f"--crop_size {self.crop_size}: must be at most --size {self.size} (frames are resized, "
+                             "then cropped)")
+
+    def video_settings(self) -> dict:
+        """The video processor settings these flags set (`num_frames`, `size`, `crop_size`, `augment`)."""
+        return {name: getattr(self, name) for name in ("num_frames", "size", "crop_size", "augment")
+                if getattr(self, name) is not None}
 
 
 @dataclass
@@ -171,5 +291,8 @@ class TranslateArguments:
         "help": "fp32, bf16, int8 (mBART's GEMMs; CPU), or auto: what this machine runs fastest while the quality "
                 "guard holds (model.set_inference_precision).", "choices": ["fp32", "bf16", "int8", "auto"]})
 
+    trust_remote_code: bool = field(default=False, metadata={"help": TRUST_REMOTE_CODE_HELP})
+    allow_untrained_decoder: bool = field(default=False, metadata={"help": ALLOW_UNTRAINED_DECODER_HELP})
+
     def __post_init__(self):
-        _require_positive(self, ("num_beams", "max_new_tokens", "batch_size"))
+        check_values(self)
