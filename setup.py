@@ -7,7 +7,12 @@ ROOT = Path(__file__).parent
 install_requires = [
     "torch>=2.4",
     "torchcodec>=0.13",
-    "transformers>=5.0,<6",
+    # Upper bound: beyondgloss/training/trainers.py overrides private Trainer methods (_save_checkpoint,
+    # _get_output_dir, _load_optimizer_and_scheduler, save_model, ...) that transformers changes between minor releases
+    # without notice. 5.23 (the pin of requirements/constraints.txt) is the release they were written and tested
+    # against; tests/test_durability.py fails, naming the method, when an overridden signature differs. Raise the bound
+    # after that test passes on the newer release.
+    "transformers>=5.0,<5.24",
     "tokenizers>=0.22",
     "datasets>=4.0",
     "accelerate>=1.0",

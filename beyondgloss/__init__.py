@@ -16,6 +16,7 @@ from transformers import (
 )
 from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 
+from .checkpointing import SAVE_HOOKS
 from .configuration_beyondgloss import BeyondGlossConfig
 from .modeling_beyondgloss import (
     BeyondGlossForContrastivePretraining,
@@ -80,6 +81,14 @@ def __getattr__(name):
     raise AttributeError(f"module 'beyondgloss' has no attribute {name!r}")
 
 
+def _write_default_card(model, folder) -> None:
+    # Every saved folder gets a card; one written by a callback or by hand (README.md) is kept.
+    if not (folder / "README.md").exists():
+        from .model_card import SignTranslationCardData, write_model_card
+
+        write_model_card(SignTranslationCardData(), folder, model=model)
+
+
 def _register():
     AutoConfig.register(BeyondGlossConfig.model_type, BeyondGlossConfig, exist_ok=True)
     AutoModel.register(BeyondGlossConfig, BeyondGlossModel, exist_ok=True)
@@ -88,6 +97,8 @@ def _register():
     AutoVideoProcessor.register(BeyondGlossConfig, BeyondGlossVideoProcessor, exist_ok=True)
     AutoProcessor.register(BeyondGlossConfig, BeyondGlossProcessor, exist_ok=True)
     register_pipeline()  # "sign-translation"; video decoding loads on the pipeline's first call
+    if _write_default_card not in SAVE_HOOKS:
+        SAVE_HOOKS.append(_write_default_card)
     # save_pretrained copies the code files and writes auto_map, so checkpoints load with trust_remote_code=True.
     BeyondGlossConfig.register_for_auto_class()
     BeyondGlossModel.register_for_auto_class("AutoModel")

@@ -14,7 +14,8 @@ pixels) and the time each stage took (decode, encode, generate). For a pre-train
 
 The work is done by [`SignVideoAnalyser`], which needs no web framework (tests and scripts call it directly);
 [`build_app`] puts it in a page; `beyondgloss serve` (`beyondgloss.cli.serve`) is the command. Gradio is the optional
-extra `app`: `pip install 'beyondgloss[app]'`.
+extra `app`: `pip install 'beyondgloss[app]'`. What the server takes and keeps is bounded (`beyondgloss.app_limits`,
+`docs/serve_limits.md`): each upload is deleted when its request ends, and the page names no path of the server.
 """
 
 import logging
@@ -26,6 +27,9 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+
+from .app_limits import ServeArguments, UploadLedger, check_candidates, image_html, one_line, public_model_name, \
+    start
 
 __all__ = [
     "Analysis",
@@ -48,46 +52,14 @@ STRIP_FRAMES = 16
 # Thumbnails are enlarged to at least this height (nearest neighbour, so pixels stay visible): a 32 px SynthSign frame
 # is otherwise a smudge.
 STRIP_HEIGHT = 96
+# Sentences are encoded this many at a time (memory stays that of one batch however many there are), and the page
+# plots the most similar ones only (the analyser returns them all).
+CANDIDATE_BATCH, PLOTTED_SENTENCES = 256, 20
 STATUS_ID, TRANSLATION_ID = "status", "translation"
 
 
 class AppInputError(ValueError):
     """A video the app cannot take: unreadable, too large or too long; the message is shown in the page as is."""
-
-
-@dataclass
-class ServeArguments:
-    """`beyondgloss serve`: a web page that translates sign videos with a checkpoint and shows what it saw."""
-
-    model: str = field(metadata={"help": "A beyondgloss checkpoint: a saved folder or a Hub model id."})
-    host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on (0.0.0.0: every interface)."})
-    port: int = field(default=7860, metadata={"help": "Port to listen on (0: a free one)."})
-    num_beams: int | None = field(default=None, metadata={"help": "Beam width (default: the model's)."})
-    num_alternatives: int = field(
-        default=3, metadata={"help": "Beam alternatives shown with their scores (at most the beam width)."}
-    )
-    max_new_tokens: int | None = field(default=None, metadata={"help": "Longest translation (default: the model's)."})
-    max_upload_mb: float = field(default=50.0, metadata={"help": "Largest accepted video file, in megabytes."})
-    max_duration_seconds: float = field(default=60.0, metadata={"help": "Longest accepted video, in seconds."})
-    concurrency_limit: int = field(
-        default=1, metadata={"help": "Videos analysed at once; further requests wait in the queue."}
-    )
-    max_queue_size: int = field(default=16, metadata={"help": "Requests that may wait; more are turned away."})
-    device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu or cuda:0."})
-    inference_precision: str = field(default="auto", metadata={
-        "help": "fp32, bf16, int8 (mBART's GEMMs; CPU), or auto: what this machine runs fastest while the quality "
-                "guard holds (model.set_inference_precision).", "choices": ["fp32", "bf16", "int8", "auto"]})
-
-    def __post_init__(self):
-        for name in ("num_alternatives", "concurrency_limit", "max_queue_size", "num_beams", "max_new_tokens"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"--{name} {value}: must be a positive integer (1 or more)")
-        for name in ("max_upload_mb", "max_duration_seconds"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"--{name} {getattr(self, name)}: must be a positive number")
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"--port {self.port}: must be between 0 (a free port) and 65535")
 
 
 @dataclass
@@ -182,6 +154,8 @@ class SignVideoAnalyser:
         num_beams, max_new_tokens (`int`, *optional*): generation settings (default: the model's).
         num_alternatives (`int`, defaults to 3): beams returned (at most the beam width).
         max_upload_mb (`float`), max_duration_seconds (`float`): the largest and the longest video accepted.
+        max_candidates (`int`), max_candidate_chars (`int`): the most sentences one retrieval may compare, and the
+            most characters they may hold together.
         device (`str`, defaults to `"cpu"`).
         inference_precision (`str`, defaults to `"fp32"`): `"fp32"`, `"bf16"`, `"int8"` or `"auto"`, see
             `set_inference_precision` of the models (`beyondgloss serve` passes `"auto"`).
@@ -199,7 +173,8 @@ class SignVideoAnalyser:
 
     def __init__(self, model: str, num_beams: int | None = None, max_new_tokens: int | None = None,
                  num_alternatives: int = 3, max_upload_mb: float = 50.0, max_duration_seconds: float = 60.0,
-                 device: str = "cpu", inference_precision: str = "fp32"):
+                 device: str = "cpu", inference_precision: str = "fp32", max_candidates: int = 20_000,
+                 max_candidate_chars: int = 2_000_000):
         from transformers import AutoConfig, AutoModelForPreTraining, AutoProcessor, pipeline
 
         from .pipeline_sign_translation import TASK, _sized_video_processor
@@ -207,6 +182,7 @@ class SignVideoAnalyser:
         self.model_id = model
         self.max_upload_mb = max_upload_mb
         self.max_duration_seconds = max_duration_seconds
+        self.max_candidates, self.max_candidate_chars = max_candidates, max_candidate_chars
         architectures = AutoConfig.from_pretrained(model).architectures or []
         self.pretraining = PRETRAINING_ARCHITECTURE in architectures
         if self.pretraining:
@@ -230,6 +206,9 @@ class SignVideoAnalyser:
                 self.generate_kwargs["pad_token_id"] = self.pipeline.tokenizer.pad_token_id
         self.model.set_inference_precision(inference_precision)
         self.examples = example_videos(model)
+        # Imported once here: requests that decode in parallel threads would otherwise race to import it first, and
+        # `video_io` would meet a half-imported module (measured with --concurrency_limit 4, docs/serve_limits.md).
+        import torchcodec.decoders  # noqa: F401
 
     @property
     def kind(self) -> str:
@@ -269,7 +248,8 @@ class SignVideoAnalyser:
             progress (`Callable[[float, str], None]`, *optional*): called with the fraction done and the stage.
 
         Raises:
-            [`AppInputError`]: the video is unreadable, too large or too long, or no sentences were given.
+            [`AppInputError`]: the video is unreadable, too large or too long; no sentences were given, or more
+                than the analyser takes.
         """
         from .video_io import VideoReadError
 
@@ -278,6 +258,9 @@ class SignVideoAnalyser:
         sentences = [s.strip() for s in sentences or [] if s.strip()]
         if self.pretraining and not sentences:
             raise AppInputError("Type at least one sentence (one per line) to compare the video with.")
+        too_many = self.pretraining and check_candidates(sentences, self.max_candidates, self.max_candidate_chars)
+        if too_many:
+            raise AppInputError(too_many)
         report(0.0, "reading the video")
         timings = {}
         started = time.perf_counter()
@@ -330,9 +313,17 @@ class SignVideoAnalyser:
         video = self.model.encode_video(encoded)
         timings["encode"] = time.perf_counter() - started
         started = time.perf_counter()
-        text = self.processor(text=sentences, padding=True, truncation=True, return_tensors="pt")
-        embeds = self.model.encode_text(text["input_ids"].to(video.device), text["attention_mask"].to(video.device))
-        similarity = (video @ embeds.T)[0].tolist()
+        # A batch at a time, of sentences of similar length (little padding): memory is that of one batch.
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        similarity = [0.0] * len(sentences)
+        for start in range(0, len(order), CANDIDATE_BATCH):
+            batch = order[start:start + CANDIDATE_BATCH]
+            text = self.processor(text=[sentences[i] for i in batch], padding=True, truncation=True,
+                                  return_tensors="pt")
+            embeds = self.model.encode_text(text["input_ids"].to(video.device),
+                                            text["attention_mask"].to(video.device))
+            for i, value in zip(batch, (video @ embeds.T)[0].tolist()):
+                similarity[i] = value
         timings["retrieve"] = time.perf_counter() - started
         return sorted(zip(sentences, similarity), key=lambda pair: -pair[1])
 
@@ -347,9 +338,9 @@ class SignVideoAnalyser:
 
 
 def _readable(error: Exception, path: Path) -> str:
-    # The upload's temporary path means nothing to the user; its file name does.
-    message = str(error).replace(str(path), path.name)
-    return f"This file cannot be read as a video: {message}"
+    # The upload's temporary path means nothing to the user and the server's paths are not theirs to see: its file
+    # name, and one line.
+    return f"This file cannot be read as a video: {one_line(str(error), (str(path), path.name))}"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -362,24 +353,31 @@ def _format_timings(analysis: Analysis, total: float) -> str:
 
 
 def build_app(analyser: SignVideoAnalyser, max_duration_seconds: float | None = None):
-    """The Gradio page for `analyser` (not launched): video in, translation (or retrieval), frames and timings out."""
+    """The Gradio page for `analyser` (not launched): video in, translation (or retrieval), frames and timings out.
+
+    Each upload is deleted when the request that used it ends (its `upload_ledger`, an [`UploadLedger`] whose cap
+    [`start`] sets, knows them); the frames come back inside the page, so no output is written to disk.
+    """
     gr = require_gradio()
     import pandas as pd  # a Gradio dependency (its plots take data frames)
 
     retrieval = analyser.pretraining
     max_duration_seconds = max_duration_seconds or analyser.max_duration_seconds
-    run = _runner(analyser, gr, pd)
     title = "beyondgloss: sign video retrieval" if retrieval else "beyondgloss: sign language translation"
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(600, 3600)) as app:
-        gr.Markdown(f"# {title}\nModel: `{analyser.model_id}`. Upload a video, record one with the webcam, or pick an "
-                    f"example (videos up to {analyser.max_upload_mb:g} MB and {max_duration_seconds:g} s).")
+        app.upload_ledger = UploadLedger(max_bytes=0, forget=app.upload_file_set)
+        run = _runner(analyser, app.upload_ledger, gr, pd)
+        gr.Markdown(f"# {title}\nModel: `{public_model_name(analyser.model_id)}`. Upload a video, record one with the "
+                    f"webcam, or pick an example (videos up to {analyser.max_upload_mb:g} MB and "
+                    f"{max_duration_seconds:g} s; the server deletes each upload once it is analysed).")
         with gr.Row():
             with gr.Column():
                 video = gr.Video(label="Sign video", sources=["upload", "webcam"], elem_id="video", height=320,
                                  webcam_options=gr.WebcamOptions(mirror=False))
                 inputs = [video]
                 if retrieval:
-                    sentences = gr.Textbox(label="Sentences to compare (one per line)", lines=5, elem_id="sentences")
+                    sentences = gr.Textbox(label=f"Sentences to compare (one per line, up to "
+                                           f"{analyser.max_candidates:,})", lines=5, elem_id="sentences")
                     inputs.append(sentences)
                 button = gr.Button("Analyse" if retrieval else "Translate", variant="primary")
                 if analyser.examples:
@@ -387,27 +385,33 @@ def build_app(analyser: SignVideoAnalyser, max_duration_seconds: float | None = 
             with gr.Column():
                 status = gr.Markdown(elem_id=STATUS_ID)
                 outputs = _output_components(gr, retrieval)
-        # An upload, a finished recording and an example click all change the video; the button re-runs (e.g.
-        # after editing the sentences).
-        for trigger in (video.change, button.click):
+        # An upload, a finished recording and an example click all change the video and translate it. Retrieval
+        # waits for the button: the upload is deleted after its one request, which needs the sentences.
+        for trigger in ([button.click] if retrieval else [video.change, button.click]):
             trigger(run, inputs=inputs, outputs=[status, *outputs])
     return app
 
 
-def _runner(analyser: SignVideoAnalyser, gr, pd):
-    """The page's callback: a video (and, for retrieval, sentences) -> the status line and every output."""
+def _runner(analyser: SignVideoAnalyser, uploads: UploadLedger, gr, pd):
+    """The page's callback: a video (and, for retrieval, sentences) -> the status line and every output. The upload
+    is deleted when it returns or fails (an example clip is not an upload)."""
     retrieval = analyser.pretraining
 
     def run(video, sentences="", progress=gr.Progress()):
-        empty = _empty_outputs(retrieval, pd)
+        empty = _empty_outputs(retrieval)
         if not video:
             return ("Upload a video, record one, or pick an example.", *empty)
         started = time.perf_counter()
         try:
+            if not Path(video).is_file():
+                raise AppInputError("This video is no longer on the server (each upload is deleted once analysed). "
+                                    "Upload it again.")
             analysis = analyser.analyse(video, (sentences or "").splitlines(),
                                         progress=lambda fraction, stage: progress(fraction, desc=stage))
         except AppInputError as error:
             return (f"**Cannot use this video.** {error}", *empty)
+        finally:
+            uploads.release(video)
         return _outputs(analysis, time.perf_counter() - started, retrieval, pd)
 
     return run
@@ -421,13 +425,16 @@ def _outputs(analysis: Analysis, total: float, retrieval: bool, pd) -> tuple:
             + f"; showing source frames {', '.join(str(analysis.frame_indices[i]) for i in shown)}")
     status = f"Done. {seen}."
     timings = _format_timings(analysis, total)
+    image = image_html(strip, f"frames {', '.join(str(analysis.frame_indices[i]) for i in shown)}")
     if retrieval:
-        plot = pd.DataFrame({"sentence": [s for s, _ in analysis.similarities],
-                             "similarity": [round(v, 4) for _, v in analysis.similarities]})
-        return status, plot, strip, timings
+        top = analysis.similarities[:PLOTTED_SENTENCES]
+        if len(top) < len(analysis.similarities):
+            status += f" The plot shows the {len(top)} most similar of {len(analysis.similarities):,} sentences."
+        plot = pd.DataFrame({"sentence": [s for s, _ in top], "similarity": [round(v, 4) for _, v in top]})
+        return status, plot, image, timings
     best = analysis.translations[0][0]
     beams = [[rank + 1, text, round(score, 4)] for rank, (text, score) in enumerate(analysis.translations)]
-    return status, best, beams, strip, timings
+    return status, best, beams, image, timings
 
 
 def _output_components(gr, retrieval: bool) -> list:
@@ -442,15 +449,15 @@ def _output_components(gr, retrieval: bool) -> list:
             gr.Dataframe(headers=["rank", "translation", "score"], label="Beams (log-probability per "
                          "token, as beam search ranks them)", interactive=False, elem_id="beams"),
         ]
-    return outputs + [gr.Image(label="Frames the model saw (after sampling and cropping)", elem_id="frames",
-                               interactive=False, format="png"),
+    return outputs + [gr.HTML(label="Frames the model saw (after sampling and cropping)", elem_id="frames",
+                              show_label=True, container=True),
                       gr.Markdown(elem_id="timings")]
 
 
-def _empty_outputs(retrieval: bool, pd) -> tuple:
+def _empty_outputs(retrieval: bool) -> tuple:
     if retrieval:
-        return pd.DataFrame({"sentence": [], "similarity": []}), None, ""
-    return "", [], None, ""
+        return None, "", ""
+    return "", [], "", ""
 
 
 def launch(model: str, host: str = "127.0.0.1", port: int = 7860, block: bool = True, **settings):
@@ -475,29 +482,9 @@ def load_analyser(arguments: ServeArguments) -> SignVideoAnalyser:
         arguments.model, num_beams=arguments.num_beams, max_new_tokens=arguments.max_new_tokens,
         num_alternatives=arguments.num_alternatives, max_upload_mb=arguments.max_upload_mb,
         max_duration_seconds=arguments.max_duration_seconds, device=arguments.device,
-        inference_precision=arguments.inference_precision,
+        inference_precision=arguments.inference_precision, max_candidates=arguments.max_candidates,
+        max_candidate_chars=arguments.max_candidate_chars,
     )
-
-
-def start(app, arguments: ServeArguments, block: bool = True):
-    """Queues `app`'s requests with the arguments' bounds and serves it on their host and port."""
-    gr = require_gradio()
-    app.queue(default_concurrency_limit=arguments.concurrency_limit, max_size=arguments.max_queue_size)
-    # System fonts: the default theme fetches Google fonts, which an offline machine cannot reach.
-    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
-                              font_mono=["ui-monospace", "monospace"])
-    app.launch(server_name=arguments.host, server_port=arguments.port or _free_port(arguments.host),
-               max_file_size=f"{arguments.max_upload_mb:g}mb", prevent_thread_lock=not block, show_error=False,
-               quiet=not block, ssr_mode=False, theme=theme, footer_links=[])
-    return app
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 def require_gradio():

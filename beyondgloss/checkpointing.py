@@ -3,7 +3,6 @@
 task class, the pipeline file, a default card) and building from pretrained DINOv2 and mBART backbones. Shipped in
 checkpoints beside `modeling_beyondgloss.py`."""
 
-import importlib
 import os
 import shutil
 import sys
@@ -15,7 +14,9 @@ from transformers.utils import logging
 from .configuration_beyondgloss import BeyondGlossConfig
 from .text_lora import adapter_base, is_text_lora, text_lora_key_mapping
 
-__all__ = ["BackboneLoadingMixin", "CheckpointMixin", "SIGN_TRANSLATION_PIPELINE", "SIGN_TRANSLATION_TASK"]
+__all__ = ["FRAME_ENCODER_KEY_MAPPING", "SAVE_HOOKS", "SIGN_TRANSLATION_PIPELINE", "SIGN_TRANSLATION_TASK",
+           "finish_loading", "from_backbones", "load_backbone_weights", "loading_kwargs", "pipeline_files_of",
+           "save_checkpoint"]
 
 logger = logging.get_logger(__name__)
 
@@ -29,157 +30,160 @@ SIGN_TRANSLATION_PIPELINE = {
 }
 
 
-class CheckpointMixin:
-    """`from_pretrained` and `save_pretrained` of [`BeyondGlossPreTrainedModel`], around transformers' own."""
+# The names of checkpoints written before the frame encoder became a module of its own (beyondgloss < 0.3): DINOv2 and
+# its LoRA sat directly in the sign encoder (and in a saved BeyondGlossModel, at the top level).
+FRAME_ENCODER_KEY_MAPPING = {
+    r"^(?:sign_encoder\.)?vision\.": "sign_encoder.frame_encoder.vision.",
+    r"^(?:sign_encoder\.)?vision_lora\.": "sign_encoder.frame_encoder.lora.",
+}
 
-    # A regex of the state-dict prefix under which the mBART q/v projections carry LoRA (None: no text LoRA).
-    _text_lora_scope = None
 
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        if cls._text_lora_scope is not None and kwargs.get("key_mapping") is None:
-            # Checkpoints of beyondgloss < 0.2 (its own LoRA layer) and pre-training checkpoints (a plain decoder)
-            # name the LoRA projections differently; which names to map depends on the config's text_tuning.
-            config = kwargs.get("config")
-            if not isinstance(config, PretrainedConfig):  # (remote code has its own BeyondGlossConfig class)
-                hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "proxies", "local_files_only", "token",
-                                              "revision", "subfolder") if k in kwargs}
-                source = config or adapter_base(pretrained_model_name_or_path, **hub) or pretrained_model_name_or_path
-                config = cls.config_class.from_pretrained(source, **hub)
-            text_tuning = kwargs.get("text_tuning", config.text_tuning)  # a from_pretrained override wins
-            kwargs["key_mapping"] = text_lora_key_mapping(text_tuning, cls._text_lora_scope) or None
-        # Loading replaces parameters, which resets requires_grad; the frozen parts must be frozen again.
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        lora_names = set(text_lora_key_mapping("lora", cls._text_lora_scope)) if cls._text_lora_scope else set()
-        if lora_names and getattr(model, "_weight_conversions", None):
-            # transformers reverses the load-time renamings when saving; the old names are only read, never written.
-            model._weight_conversions = [
-                c for c in model._weight_conversions
-                if not set(getattr(c, "_original_source_patterns", None) or []) & lora_names
-            ]
-        model.set_trainable()
-        return model
+# Called with (model, folder) after each save by the main process. beyondgloss registers the default model card here
+# (`beyondgloss.model_card`, which is not shipped: a copy of this file loaded with trust_remote_code saves no card).
+SAVE_HOOKS: list = []
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        # Every task class loads from every checkpoint (the encoder from a translation model, stage 2 from stage 1),
-        # so the saved auto_map names all of them, not only the class that saved.
-        module = type(self).__module__.rsplit(".", 1)[-1]
-        auto_map = dict(getattr(self.config, "auto_map", None) or {})
-        auto_map.update({
-            "AutoConfig": f"{module.replace('modeling_', 'configuration_')}.BeyondGlossConfig",
-            "AutoModel": f"{module}.BeyondGlossModel",
-            "AutoModelForPreTraining": f"{module}.BeyondGlossForContrastivePretraining",
-            "AutoModelForSeq2SeqLM": f"{module}.BeyondGlossForSignTranslation",
-        })
-        self.config.auto_map = auto_map
-        # The translation model's checkpoint names its pipeline and holds its file. Any other (a stage-1 model whose
-        # config came from a translation checkpoint, or a copy of the code without the pipeline file) must not name it.
-        pipeline_files = self._pipeline_files()
-        named = self.config.__dict__.get("_custom_pipelines") or {}  # the config property's storage
-        saved = {task: info for task, info in named.items() if task != SIGN_TRANSLATION_TASK}
-        if pipeline_files:
-            saved[SIGN_TRANSLATION_TASK] = SIGN_TRANSLATION_PIPELINE
-        self.config.custom_pipelines = saved
-        main_process = kwargs.get("is_main_process", True)
-        # save_pretrained(push_to_hub=True) uploads inside transformers' save, before the pipeline file and the card
-        # below exist: the upload happens here instead, after them, of what this call wrote (as transformers does).
-        push = kwargs.pop("push_to_hub", False) and main_process
-        hub = {name: kwargs.pop(name) for name in ("repo_id", "commit_message", "create_pr", "private") if name in kwargs}
-        if push:
-            from transformers.utils.hub import hf_api
 
-            Path(save_directory).mkdir(parents=True, exist_ok=True)
-            repo_id = hf_api().create_repo(hub.get("repo_id", Path(save_directory).name), exist_ok=True,
-                                           private=hub.get("private"), token=kwargs.get("token")).repo_id
-            timestamps = self._get_files_timestamps(save_directory)
+def loading_kwargs(cls, pretrained_model_name_or_path, kwargs: dict) -> dict:
+    """`from_pretrained`'s keyword arguments with the renamings of earlier checkpoints' tensor names (the frame encoder's,
+    and for models with an mBART LoRA, its names in beyondgloss < 0.2 and in pre-training checkpoints)."""
+    if kwargs.get("key_mapping") is None:
+        kwargs = kwargs | {"key_mapping": FRAME_ENCODER_KEY_MAPPING | _text_lora_key_mapping(
+            cls, pretrained_model_name_or_path, kwargs)}
+    return kwargs
+
+
+def finish_loading(model) -> None:
+    """After `from_pretrained`: the old names are only read, never written (transformers reverses load-time renamings
+    when saving), and loading replaced parameters, which resets requires_grad: the frozen parts are frozen again."""
+    old_names = set(FRAME_ENCODER_KEY_MAPPING) | set(text_lora_key_mapping("lora", model._text_lora_scope or ""))
+    if getattr(model, "_weight_conversions", None):
+        model._weight_conversions = [
+            c for c in model._weight_conversions
+            if not set(getattr(c, "_original_source_patterns", None) or []) & old_names
+        ]
+    model.set_trainable()
+
+
+def _text_lora_key_mapping(cls, pretrained_model_name_or_path, kwargs) -> dict:
+    """Checkpoints of beyondgloss < 0.2 (its own LoRA layer) and pre-training checkpoints (a plain decoder) name the
+    LoRA projections differently; which names to map depends on the config's text_tuning."""
+    if cls._text_lora_scope is None:
+        return {}
+    config = kwargs.get("config")
+    if not isinstance(config, PretrainedConfig):  # (remote code has its own BeyondGlossConfig class)
+        hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "proxies", "local_files_only", "token",
+                                      "revision", "subfolder") if k in kwargs}
+        source = config or adapter_base(pretrained_model_name_or_path, **hub) or pretrained_model_name_or_path
+        config = cls.config_class.from_pretrained(source, **hub)
+    text_tuning = kwargs.get("text_tuning", config.text_tuning)  # a from_pretrained override wins
+    return text_lora_key_mapping(text_tuning, cls._text_lora_scope)
+
+
+def save_checkpoint(model, save, save_directory, *args, **kwargs):
+    """`model.save_pretrained(save_directory, ...)` around transformers' own (`save`): an `auto_map` naming every task
+    class, the pipeline file and its `custom_pipelines` entry for a model that translates, the card of the
+    `SAVE_HOOKS`, and an upload (`push_to_hub=True`) of all of it."""
+    # Every task class loads from every checkpoint (the encoder from a translation model, stage 2 from stage 1),
+    # so the saved auto_map names all of them, not only the class that saved.
+    module = type(model).__module__.rsplit(".", 1)[-1]
+    auto_map = dict(getattr(model.config, "auto_map", None) or {})
+    auto_map.update({
+        "AutoConfig": f"{module.replace('modeling_', 'configuration_')}.BeyondGlossConfig",
+        "AutoModel": f"{module}.BeyondGlossModel",
+        "AutoModelForPreTraining": f"{module}.BeyondGlossForContrastivePretraining",
+        "AutoModelForSeq2SeqLM": f"{module}.BeyondGlossForSignTranslation",
+    })
+    model.config.auto_map = auto_map
+    # The translation model's checkpoint names its pipeline and holds its file. Any other (a stage-1 model whose
+    # config came from a translation checkpoint, or a copy of the code without the pipeline file) must not name it.
+    pipeline_files = pipeline_files_of(model)
+    named = model.config.__dict__.get("_custom_pipelines") or {}  # the config property's storage
+    saved = {task: info for task, info in named.items() if task != SIGN_TRANSLATION_TASK}
+    if pipeline_files:
+        saved[SIGN_TRANSLATION_TASK] = SIGN_TRANSLATION_PIPELINE
+    model.config.custom_pipelines = saved
+    main_process = kwargs.get("is_main_process", True)
+    # save_pretrained(push_to_hub=True) uploads inside transformers' save, before the pipeline file and the card
+    # below exist: the upload happens here instead, after them, of what this call wrote (as transformers does).
+    push = kwargs.pop("push_to_hub", False) and main_process
+    hub = {name: kwargs.pop(name) for name in ("repo_id", "commit_message", "create_pr", "private") if name in kwargs}
+    if push:
+        from transformers.utils.hub import hf_api
+
+        Path(save_directory).mkdir(parents=True, exist_ok=True)
+        repo_id = hf_api().create_repo(hub.get("repo_id", Path(save_directory).name), exist_ok=True,
+                                       private=hub.get("private"), token=kwargs.get("token")).repo_id
+        timestamps = model._get_files_timestamps(save_directory)
+    try:
+        result = save(save_directory, *args, **kwargs)
+    finally:
+        model.config.custom_pipelines = named
+    if main_process:
+        for file in pipeline_files:
+            shutil.copy(file, Path(save_directory) / Path(file).name)
+        for hook in SAVE_HOOKS:
+            hook(model, Path(save_directory))
+    if push:
+        model._upload_modified_files(save_directory, repo_id, timestamps, commit_message=hub.get("commit_message"),
+                                     token=kwargs.get("token"), create_pr=hub.get("create_pr", False))
+    return result
+
+
+def pipeline_files_of(model) -> list[str]:
+    """The "sign-translation" pipeline's file and the siblings it imports, for a model that translates; empty
+    otherwise, or when neither this copy of the code nor the checkpoint it was loaded from has the pipeline."""
+    if not model.can_generate():
+        return []
+    from transformers.dynamic_module_utils import get_cached_module_file, get_relative_import_files
+    from transformers.utils import HF_MODULES_CACHE
+
+    name = "pipeline_sign_translation.py"
+    pipeline_file = Path(sys.modules[type(model).__module__].__file__).with_name(name)
+    if not pipeline_file.is_file() and model.name_or_path:
+        # Loaded with trust_remote_code: transformers caches each module of a checkpoint in its own folder, so
+        # the pipeline is fetched from the checkpoint the model came from (a local folder or the Hub cache).
         try:
-            result = super().save_pretrained(save_directory, *args, **kwargs)
-        finally:
-            self.config.custom_pipelines = named
-        if main_process:
-            for file in pipeline_files:
-                shutil.copy(file, Path(save_directory) / Path(file).name)
-            self._write_default_card(Path(save_directory))
-        if push:
-            self._upload_modified_files(save_directory, repo_id, timestamps, commit_message=hub.get("commit_message"),
-                                        token=kwargs.get("token"), create_pr=hub.get("create_pr", False))
-        return result
-
-    def _pipeline_files(self) -> list[str]:
-        """The "sign-translation" pipeline's file and the siblings it imports, for a model that translates; empty
-        otherwise, or when neither this copy of the code nor the checkpoint it was loaded from has the pipeline."""
-        if not self.can_generate():
-            return []
-        from transformers.dynamic_module_utils import get_cached_module_file, get_relative_import_files
-        from transformers.utils import HF_MODULES_CACHE
-
-        name = "pipeline_sign_translation.py"
-        pipeline_file = Path(sys.modules[type(self).__module__].__file__).with_name(name)
-        if not pipeline_file.is_file() and self.name_or_path:
-            # Loaded with trust_remote_code: transformers caches each module of a checkpoint in its own folder, so
-            # the pipeline is fetched from the checkpoint the model came from (a local folder or the Hub cache).
-            try:
-                pipeline_file = Path(HF_MODULES_CACHE) / get_cached_module_file(self.name_or_path, name)
-            except (OSError, ValueError) as error:
-                logger.warning("%s of %s cannot be fetched (%s)", name, self.name_or_path, error)
-        if not pipeline_file.is_file():
-            logger.warning("No %s next to %s: the saved checkpoint will not name the %r pipeline", name,
-                           type(self).__module__, SIGN_TRANSLATION_TASK)
-            return []
-        return [str(pipeline_file), *get_relative_import_files(os.fspath(pipeline_file))]
-
-    def _write_default_card(self, folder) -> None:
-        # The card template lives in the beyondgloss package, not in checkpoints: a copy of this file loaded with
-        # trust_remote_code saves without a card. An existing README.md (a card written by a callback or by hand)
-        # is kept. The module is found by name, not imported with a relative import statement, so that transformers
-        # does not count it among the files a checkpoint needs.
-        if (folder / "README.md").exists():
-            return
-        try:
-            model_card = importlib.import_module(".model_card", __package__)
-            model_card.write_model_card(model_card.SignTranslationCardData(), folder, model=self)
-        except ImportError as error:
-            logger.info("No model card written into %s (%s)", folder, error)
+            pipeline_file = Path(HF_MODULES_CACHE) / get_cached_module_file(model.name_or_path, name)
+        except (OSError, ValueError) as error:
+            logger.warning("%s of %s cannot be fetched (%s)", name, model.name_or_path, error)
+    if not pipeline_file.is_file():
+        logger.warning("No %s next to %s: the saved checkpoint will not name the %r pipeline", name,
+                       type(model).__module__, SIGN_TRANSLATION_TASK)
+        return []
+    return [str(pipeline_file), *get_relative_import_files(os.fspath(pipeline_file))]
 
 
-class BackboneLoadingMixin:
-    """`from_backbones`: build a model around pretrained DINOv2 and mBART weights."""
+def from_backbones(cls, vision: str, text: str, config_kwargs: dict | None = None, **load_kwargs):
+    """`cls.from_backbones`: a model of class `cls` around DINOv2 and mBART checkpoints (local folders or hub ids)."""
+    vision_model = Dinov2Model.from_pretrained(vision, **load_kwargs)
+    text_model = MBartForConditionalGeneration.from_pretrained(text, **load_kwargs)
+    config = BeyondGlossConfig.from_vision_text_configs(vision_model.config, text_model.config,
+                                                        **(config_kwargs or {}))
+    if config.decoder_start_token_id is None:
+        config.decoder_start_token_id = text_model.config.decoder_start_token_id
+    model = cls(config)
+    load_backbone_weights(model, vision_model.state_dict(), text_model.state_dict())
+    return model
 
-    @classmethod
-    def from_backbones(cls, vision: str, text: str, config_kwargs: dict | None = None, **load_kwargs):
-        r"""
-        Builds the model from a DINOv2 checkpoint and an mBART checkpoint (any local directory or hub id);
-        everything BeyondGloss adds starts from its own initialisation.
 
-        ```python
-        >>> model = BeyondGlossForContrastivePretraining.from_backbones(
-        ...     vision="facebook/dinov2-small", text="facebook/mbart-large-cc25")  # doctest: +SKIP
-        ```
-        """
-        vision_model = Dinov2Model.from_pretrained(vision, **load_kwargs)
-        text_model = MBartForConditionalGeneration.from_pretrained(text, **load_kwargs)
-        config = BeyondGlossConfig.from_vision_text_configs(vision_model.config, text_model.config,
-                                                            **(config_kwargs or {}))
-        if config.decoder_start_token_id is None:
-            config.decoder_start_token_id = text_model.config.decoder_start_token_id
-        model = cls(config)
-        model.load_backbone_weights(vision_model.state_dict(), text_model.state_dict())
-        return model
-
-    def load_backbone_weights(self, vision_state: dict, text_state: dict) -> None:
-        missing, unexpected = self.sign_encoder.vision.load_state_dict(vision_state, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"DINOv2 weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        if hasattr(self, "mbart"):
-            # mBART's q/v weights go under the `base_layer` of the LoRA layers wrapping them.
-            lora = {name for name, module in self.mbart.named_modules() if is_text_lora(module)}
-            text_state_here = {
-                (f"{k.rsplit('.', 1)[0]}.base_layer.{k.rsplit('.', 1)[1]}" if k.rsplit(".", 1)[0] in lora else k): v
-                for k, v in text_state.items()
-            }
-            missing, _ = self.mbart.load_state_dict(text_state_here, strict=False)
-            if any(".base_layer." in name for name in missing):
-                raise ValueError(f"mBART weights do not fit: missing {[n for n in missing if '.base_layer.' in n][:5]}")
-        if hasattr(self, "text_encoder"):
-            encoder_state = {k[len("model.encoder."):]: v for k, v in text_state.items() if k.startswith("model.encoder.")}
-            self.text_encoder.load_state_dict(encoder_state, strict=False)
+def load_backbone_weights(model, vision_state: dict, text_state: dict) -> None:
+    """Loads DINOv2 weights into the frame encoder and mBART weights into the model's mBART and text encoder (those
+    it has)."""
+    missing, unexpected = model.sign_encoder.frame_encoder.vision.load_state_dict(vision_state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"DINOv2 weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    mbart = model._modules.get("mbart")
+    if mbart is not None:
+        # mBART's q/v weights go under the `base_layer` of the LoRA layers wrapping them.
+        lora = {name for name, module in mbart.named_modules() if is_text_lora(module)}
+        text_state_here = {
+            (f"{k.rsplit('.', 1)[0]}.base_layer.{k.rsplit('.', 1)[1]}" if k.rsplit(".", 1)[0] in lora else k): v
+            for k, v in text_state.items()
+        }
+        missing, _ = mbart.load_state_dict(text_state_here, strict=False)
+        if any(".base_layer." in name for name in missing):
+            raise ValueError(f"mBART weights do not fit: missing {[n for n in missing if '.base_layer.' in n][:5]}")
+    text_encoder = model._modules.get("text_encoder")
+    if text_encoder is not None:
+        encoder_state = {k[len("model.encoder."):]: v for k, v in text_state.items() if k.startswith("model.encoder.")}
+        text_encoder.load_state_dict(encoder_state, strict=False)

@@ -7,24 +7,22 @@ a block this file reads is named once, in `DINOV2_LAYER_PARTS`, and `check_dinov
 built: a renaming in transformers then fails there, naming the part and the version, instead of deep in a forward.
 Why the path is written as it is (fused q/k/v, folded LoRA and LayerScale, in-place sums): docs/benchmarks.md.
 
-Shipped in checkpoints beside `modeling_beyondgloss.py` (imports only torch, transformers and siblings).
+`frame_encoder.py` runs a DINOv2 with these blocks. Shipped in checkpoints beside `modeling_beyondgloss.py` (imports
+only torch, transformers and siblings).
 """
 
-import math
 import operator
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint
 import transformers
 from torch import nn
 
 __all__ = [
     "DINOV2_LAYER_PARTS",
     "BeyondGlossVisionLoRA",
-    "Dinov2FastPathMixin",
+    "Dinov2LayerParts",
     "Dinov2LayoutError",
     "check_dinov2_layout",
     "dinov2_layer_parts",
@@ -313,86 +311,3 @@ def _add_residual(output: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
     """`output + residual`, in place into the block's fresh output, or into a new tensor of the residual stream's type
     when the output is of a narrower type (reduced precision keeps the residual stream in float32)."""
     return output.add_(residual) if output.dtype == residual.dtype else residual + output
-
-
-class Dinov2FastPathMixin:
-    """The frame encoder of [`BeyondGlossModel`] (which holds `vision`, a transformers `Dinov2Model`, and
-    `vision_lora`, the LoRA of some of its blocks): packed frames -> layer-normed CLS features, in chunks of
-    `config.frame_chunk_size` frames, the frozen lower blocks without autograd."""
-
-    def _first_trainable_block(self) -> int:
-        """Blocks below this index (and the embeddings) have no trainable weight and run without autograd."""
-        if self.config.vision_tuning == "full" and any(p.requires_grad for p in self.vision.parameters()):
-            return 0
-        depth = self.config.vision_config.num_hidden_layers
-        trainable = [int(i) for i in self.vision_lora]
-        trainable += [i for i in range(depth)
-                      if any(p.requires_grad for p in self.vision.encoder.layer[i].parameters())]
-        return min(trainable, default=depth)
-
-    def _block_operands(self, indices, dtype: torch.dtype | None = None) -> list[tuple[Dinov2LayerParts, dict]]:
-        operands = []
-        for index in indices:
-            parts = dinov2_layer_parts(self.vision.encoder.layer[index])
-            lora = self.vision_lora[str(index)] if str(index) in self.vision_lora else None
-            operands.append((parts, block_weights(parts, lora, dtype)))
-        return operands
-
-    def _encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        depth = self.config.vision_config.num_hidden_layers
-        first_trainable = self._first_trainable_block()
-        split = min(first_trainable, depth - 1)
-        prefix_grad = torch.is_grad_enabled() and first_trainable == 0
-        # Reduced precision (`set_inference_precision`) applies to inference only: with autograd, the model's own type.
-        reduced = None if torch.is_grad_enabled() else getattr(self, "_inference_dtype", None)
-        with torch.set_grad_enabled(prefix_grad):
-            prefix = self._block_operands(range(split), reduced)
-        top = self._block_operands(range(split, depth), reduced)
-        inplace_gelu = self.config.vision_config.hidden_act == "gelu"
-        workspace = {}
-
-        def encode_top(hidden_states):
-            for index, (parts, weights) in enumerate(top, start=split):
-                hidden_states = vision_block(parts, hidden_states, weights, index == depth - 1, workspace, inplace_gelu)
-            return self.vision.layernorm(hidden_states[:, 0])
-
-        checkpointed = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
-        checkpoint = getattr(self, "_gradient_checkpointing_func", None) or partial(
-            torch.utils.checkpoint.checkpoint, use_reentrant=False)
-        outputs = []
-        for chunk in frames.split(self.config.frame_chunk_size):
-            with torch.set_grad_enabled(prefix_grad):
-                hidden_states = self.embed_frames(chunk)
-                for parts, weights in prefix:
-                    hidden_states = vision_block(parts, hidden_states, weights, False, workspace, inplace_gelu)
-            # Checkpointing keeps the chunk's input and recomputes the top blocks (same dropout masks: the RNG
-            # state is restored) in the backward, so training memory no longer grows with the frames' activations.
-            outputs.append(checkpoint(encode_top, hidden_states) if checkpointed else encode_top(hidden_states))
-        return torch.cat(outputs)
-
-    def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        r"""DINOv2 patch and CLS embeddings with position embeddings, `(N, 3, H, W)` -> `(N, 1 + patches, hidden)`.
-
-        The position table is resized to the frame's patch grid with HF's rule (`size=grid`), or under
-        `reference_compat` with the original DINOv2 rule the reference uses (`scale_factor=((rows + 0.1) / side,
-        (columns + 0.1) / side)` for a square table of `side` x `side`); the two differ slightly."""
-        embeddings = self.vision.embeddings
-        if not self.config.reference_compat:
-            return embeddings(frames)
-        patches = embeddings.patch_embeddings(frames)
-        tokens = torch.cat([embeddings.cls_token.expand(frames.shape[0], -1, -1), patches], dim=1)
-        table = embeddings.position_embeddings
-        side = math.isqrt(table.shape[1] - 1)
-        patch = embeddings.patch_embeddings.patch_size
-        rows, columns = frames.shape[-2] // patch[0], frames.shape[-1] // patch[1]
-        if (rows, columns) != (side, side):
-            # Bicubic resampling in half precision shifts the table: at least float32 (float64 stays float64).
-            grid = table[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
-            grid = grid.to(torch.promote_types(table.dtype, torch.float32))
-            # The reference's interpolate_pos_encoding takes (rows + 0.1) / M and (columns + 0.1) / M, in the order of
-            # the interpolated grid's axes (it names the frame's height `w`).
-            grid = F.interpolate(grid, scale_factor=((rows + 0.1) / side, (columns + 0.1) / side), mode="bicubic",
-                                 align_corners=False)
-            grid = grid.to(table.dtype).permute(0, 2, 3, 1).reshape(1, -1, table.shape[-1])
-            table = torch.cat([table[:, :1], grid], dim=1)
-        return embeddings.dropout(tokens + table)

@@ -40,19 +40,18 @@ class FrozenFeatureCache:
         self._bytes = 0
 
     @staticmethod
-    def usable(model) -> bool:
-        """Only when nothing in the frame encoder trains (cached features carry no autograd graph) and it is
-        deterministic (no DINOv2 dropout or drop path active)."""
-        parameters = list(model.vision.parameters()) + list(model.vision_lora.parameters())
-        vision = model.config.vision_config
-        stochastic = model.training and (vision.drop_path_rate > 0 or vision.hidden_dropout_prob > 0)
-        return not stochastic and not any(p.requires_grad for p in parameters)
+    def usable(frame_encoder) -> bool:
+        """Only when nothing in the frame encoder (a [`BeyondGlossFrameEncoder`]) trains (cached features carry no
+        autograd graph) and it is deterministic (no DINOv2 dropout or drop path active)."""
+        vision = frame_encoder.config.vision_config
+        stochastic = frame_encoder.training and (vision.drop_path_rate > 0 or vision.hidden_dropout_prob > 0)
+        return not stochastic and not any(p.requires_grad for p in frame_encoder.parameters())
 
     @staticmethod
-    def _stamp(model) -> tuple:
-        parameters = list(model.vision.parameters()) + list(model.vision_lora.parameters())
-        precision = getattr(model, "_inference_dtype", None)  # bfloat16 inference encodes other features
-        return (precision, *((p.data_ptr(), p._version, p.dtype, str(p.device)) for p in parameters))
+    def _stamp(frame_encoder) -> tuple:
+        # bfloat16 inference encodes other features: the compute type is part of the stamp.
+        return (frame_encoder.compute_dtype,
+                *((p.data_ptr(), p._version, p.dtype, str(p.device)) for p in frame_encoder.parameters()))
 
     @staticmethod
     def _key(video: torch.Tensor) -> tuple:
@@ -62,10 +61,10 @@ class FrozenFeatureCache:
         digest = hashlib.blake2b(data.view(torch.uint8).numpy().data, digest_size=20).hexdigest()
         return digest, tuple(video.shape), video.dtype, str(video.device), autocast
 
-    def encode(self, frames: torch.Tensor, lengths: list[int], encoder, model) -> torch.Tensor:
+    def encode(self, frames: torch.Tensor, lengths: list[int], encoder, frame_encoder) -> torch.Tensor:
         """Features of packed `frames` `(N, 3, H, W)` of videos of `lengths`; misses are encoded together by
-        `encoder` (packed frames -> features) and stored."""
-        stamp = self._stamp(model)
+        `encoder` (packed frames -> features) and stored; `frame_encoder` is the module whose weights they depend on."""
+        stamp = self._stamp(frame_encoder)
         if stamp != self._weights_stamp:
             self.clear()
             self._weights_stamp = stamp

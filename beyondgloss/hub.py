@@ -48,7 +48,9 @@ MODEL_TYPE = "beyondgloss"
 REQUIRED_AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForPreTraining", "AutoModelForSeq2SeqLM")
 # Not uploaded from a Trainer output directory: intermediate checkpoints, TensorBoard logs, and the pickled training
 # state (optimizer, scheduler, RNG, arguments), which nobody should have to unpickle to use the model.
-IGNORE_PATTERNS = ("checkpoint-*/*", "runs/*", "*.bin", "*.pt", "*.pth", "*.pkl")
+# Checkpoints, logs and pickles, and what a run keeps beside its files: its marker and lock, and staging folders.
+IGNORE_PATTERNS = ("checkpoint-*/*", "runs/*", "*.bin", "*.pt", "*.pth", "*.pkl", ".beyondgloss_run", ".beyondgloss_lock",
+                   ".incomplete-*", ".incomplete-*/*")
 SAVE_HINT = ("save the model and its processor into it: model.save_pretrained(folder) and "
              "processor.save_pretrained(folder)")
 PROCESSOR_HINT = ("save the processor into it: processor.save_pretrained(folder) (a Trainer does this at save_model() "

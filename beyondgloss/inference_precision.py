@@ -21,13 +21,15 @@ import contextlib
 import functools
 import time
 import warnings
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
 from transformers.utils import logging
 
-__all__ = ["GUARD_MIN_COSINE", "PRECISIONS", "InferencePrecisionMixin", "Int8Linear", "bf16_matmul_speedup",
-           "int8_unavailable_reason", "step_cosines"]
+__all__ = ["GUARD_MIN_COSINE", "PRECISIONS", "InferencePrecision", "Int8Linear", "apply_inference_precision",
+           "bf16_matmul_speedup", "choose_inference_precision", "int8_unavailable_reason", "step_cosines"]
 
 logger = logging.get_logger(__name__)
 
@@ -197,169 +199,168 @@ def _decoder_step_seconds(mbart: nn.Module, rows: int, repeats: int = 3) -> floa
     return min(timings[1:])
 
 
-class InferencePrecisionMixin:
-    """`set_inference_precision` of the BeyondGloss models."""
+@dataclass
+class InferencePrecision:
+    """The precision a model's inference runs in: the frame encoder's compute type (None: the weights' own), mBART's
+    setting (None, a dtype for autocast, or "int8"), the name ("fp32", "bf16", "int8") and what was measured."""
 
-    inference_precision = "fp32"
-    inference_precision_report = None
-    _decodes_text = False  # True for the translation model, whose mBART decoder generates
+    frame_dtype: torch.dtype | None = None
+    text: torch.dtype | str | None = None
+    report: dict | None = None
 
-    def set_inference_precision(self, precision: str = "auto", probe: tuple | None = None) -> str:
-        r"""
-        Chooses the precision of inference (`generate`, and `forward` without gradients) and returns the one in effect.
+    @property
+    def name(self) -> str:
+        return _precision_name(self.frame_dtype, self.text)
 
-        - `"fp32"`: float32 throughout (the default).
-        - `"bf16"`: bfloat16 GEMMs and attention in the frame encoder and in mBART (see the module docstring). The
-          mBART weights are converted to bfloat16 in place, which halves what each decoding step reads; a later
-          `set_inference_precision("fp32")` computes in float32 again with those rounded weights (reload the model for
-          the original ones). It needs a float32 model ("auto" keeps other types out of bf16).
-        - `"int8"` (CPU): int8 GEMMs in mBART's Linear layers, weights quantized per output channel and inputs per
-          call (the float weights are kept, so "fp32" is exact again), and the frame encoder in bfloat16 where this
-          machine's bfloat16 GEMMs are at least 1.2x faster than float32 ones, else float32.
-        - `"auto"`: measured on this machine. The frame encoder in bfloat16 where its GEMMs are at least 1.2x faster
-          (about 0.1 s to measure for ViT-S). mBART, for a translation model: int8 where a decoding step is at least
-          1.2x faster in int8 than in float32 (quantizing and timing take a few seconds for mBART-large), else as the
-          frame encoder. Each candidate must pass the quality guard, else the next one is tried, down to "fp32".
-
-        The quality guard runs `probe` (a `(pixel_values_videos, video_attention_mask)` pair; by default a fixed
-        synthetic video) through the sign encoder, the mBART encoder and, for a translation model, a teacher-forced
-        mBART decoder, in float32 and in the chosen precision: every real step must keep a cosine of at least 0.999
-        to the float32 output. A warning says when it fails for a precision that was asked for by name.
-        `model.inference_precision_report` holds what was measured and why the precision was chosen.
-
-        With gradients enabled the frame encoder and int8 layers compute in the model's own type whatever the
-        precision; bf16 mBART weights stay bf16 until `set_inference_precision("fp32")`, so train a model that was
-        never switched to "bf16" (or a freshly loaded one).
-        """
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}.")
-        if self.training:
-            raise ValueError("set_inference_precision is for inference: call model.eval() first.")
-        device = next(self.parameters()).device
-        report = {"requested": precision, "device": str(device)}
-        self._use_precision(None, None, {})  # measurements and the guard start from float32
-        if precision == "fp32":
-            return self._use_precision(None, None, report | {"reason": "requested"})
-        if precision == "int8" and (reason := self._int8_unavailable_reason(device)) is not None:
-            raise ValueError(f"precision='int8': {reason}.")
-        if precision == "bf16" and self.dtype != torch.float32:
-            raise ValueError(f"precision='bf16' runs a float32 model under bfloat16 autocast, and this model is "
-                             f"{self.dtype}: call model.float() first (or use 'int8').")
-        candidates = self._candidates(precision, device, report)
-        for frame_dtype, text in candidates:
-            name = _precision_name(frame_dtype, text)
-            cosine = round(self._guard_cosine(probe, device, frame_dtype, text), 6)
-            report["guard_min_cosine"] = report.setdefault("guard_cosines", {})[name] = cosine
-            if cosine >= GUARD_MIN_COSINE:
-                return self._use_precision(frame_dtype, text, report | {"reason": f"{name}: the guard holds"})
-            report["reason"] = f"the quality guard failed for {name}: an output step's cosine to fp32 is {cosine}"
-            if precision != "auto":
-                logger.warning("%s inference as requested, but %s (at least %s expected)", name, report["reason"],
-                               GUARD_MIN_COSINE)
-                return self._use_precision(frame_dtype, text, report | {"reason": "requested; " + report["reason"]})
-        return self._use_precision(None, None, report | {"reason": report.get("reason", "no reduced precision is "
-                                                                              "faster here")})
-
-    def _int8_unavailable_reason(self, device) -> str | None:
-        if getattr(self, "mbart", None) is None:
-            return "int8 applies to mBART's Linear layers and this model has no mBART"
-        return int8_unavailable_reason(device)
-
-    def _candidates(self, precision: str, device, report: dict) -> list[tuple]:
-        """The (frame encoder type, mBART setting) pairs to try in turn, measuring what "auto" and "int8" need."""
-        if precision == "bf16":
-            return [(torch.bfloat16, torch.bfloat16)]
-        report["bf16_matmul_speedup"] = round(bf16_matmul_speedup(device, _frame_gemm_shape(self.config)), 2)
-        # bfloat16 autocast casts float32 tensors only: a model of another type keeps it.
-        fast = report["bf16_matmul_speedup"] >= AUTO_MIN_SPEEDUP and self.dtype == torch.float32
-        frame_dtype = torch.bfloat16 if fast else None
-        if precision == "int8":
-            return [(frame_dtype, "int8")]
-        candidates = []
-        if self._decodes_text and self._int8_unavailable_reason(device) is None:
-            rows = self.generation_config.num_beams or 1
-            fp32_step = _decoder_step_seconds(self.mbart, rows)
-            _set_int8(self.mbart, True)
-            int8_step = _decoder_step_seconds(self.mbart, rows)
-            _set_int8(self.mbart, False)
-            report["int8_decoder_step_speedup"] = round(fp32_step / int8_step, 2)
-            if report["int8_decoder_step_speedup"] >= AUTO_MIN_SPEEDUP:
-                candidates.append((frame_dtype, "int8"))
-        if frame_dtype is not None:
-            candidates.append((frame_dtype, frame_dtype))
-        return candidates
-
-    def _use_precision(self, frame_dtype, text, report: dict) -> str:
-        """Puts the frame encoder in `frame_dtype` (None: the model's own type) and mBART in `text` (None, a dtype, or
-        "int8")."""
-        encoder = self if hasattr(self, "vision") else self.sign_encoder
-        encoder._inference_dtype = frame_dtype
-        mbart = getattr(self, "mbart", None)
-        if mbart is not None:
-            _set_int8(mbart, text == "int8")
-            # Back in full precision, the model's own type (the sign encoder's, which is never converted).
-            target = text if isinstance(text, torch.dtype) else next(encoder.parameters()).dtype
-            for module in mbart.modules():
-                # embed_tokens shares its weight with lm_head: converted with it.
-                if isinstance(module, nn.Linear) and module.weight.dtype != target:
-                    module.to(target)
-            self._mbart_dtype = text if isinstance(text, torch.dtype) else None
-        self.inference_precision = _precision_name(frame_dtype, text)
-        self.inference_precision_report = report | {"chosen": self.inference_precision,
-                                                    "frame_encoder": _precision_name(frame_dtype, frame_dtype),
-                                                    "mbart": _precision_name(text, text) if mbart is not None else None}
-        return self.inference_precision
-
-    def mbart_precision(self):
-        """The context the mBART calls of inference run in: bfloat16 autocast in "bf16" mode (where the Linear weights
-        already are bfloat16, so nothing is cast per call)."""
-        dtype = getattr(self, "_mbart_dtype", None)
-        if dtype is None:
+    def text_context(self, device_type: str):
+        """The context of mBART's inference calls: bfloat16 autocast in "bf16" mode (where the Linear weights already
+        are bfloat16, so nothing is cast per call), else none."""
+        if not isinstance(self.text, torch.dtype):
             return contextlib.nullcontext()
-        return torch.autocast(next(self.parameters()).device.type, dtype=dtype)
+        return torch.autocast(device_type, dtype=self.text)
 
-    @torch.no_grad()
-    def _guard_cosine(self, probe, device, frame_dtype, text) -> float:
-        """The smallest cosine between a float32 and a reduced-precision output step on `probe` (see
-        `set_inference_precision`): the sign encoder's, the mBART encoder's and, for a translation model, the
-        teacher-forced decoder's logits. bf16 mBART runs under autocast on the float32 weights (which rounds them as
-        the in-place conversion would), so the model is left in float32 whatever the outcome."""
-        pixels, mask = probe if probe is not None else _probe_video(self.config, device)
-        encoder = self if hasattr(self, "vision") else self.sign_encoder
-        mbart = getattr(self, "mbart", None)
-        outputs = {}
-        for setting in ((None, None), (frame_dtype, text)):
-            encoder._inference_dtype = setting[0]
-            encoded = encoder(pixels, mask)
-            outputs[setting] = [(encoded.last_hidden_state, encoded.attention_mask)]
-            if mbart is not None:
-                _set_int8(mbart, setting[1] == "int8")
-                autocast = isinstance(setting[1], torch.dtype)
-                with torch.autocast(device.type, dtype=setting[1]) if autocast else contextlib.nullcontext():
-                    outputs[setting].extend(self._guard_text_outputs(mbart, encoded))
-        encoder._inference_dtype = None
+
+def choose_inference_precision(sign_encoder: nn.Module, mbart: nn.Module | None = None, precision: str = "auto",
+                               probe: tuple | None = None, decodes_text: bool = False,
+                               num_beams: int = 1) -> InferencePrecision:
+    r"""
+    Chooses and applies the precision of inference for a sign encoder and, when given, the mBART it feeds; returns
+    the [`InferencePrecision`] in effect. The models' `set_inference_precision` calls this (its docstring describes
+    the modes and the quality guard).
+
+    Args:
+        sign_encoder: a [`BeyondGlossSignEncoder`] in eval mode.
+        mbart: its mBART (`MBartForConditionalGeneration`), or None for the encoder alone.
+        precision: "fp32", "bf16", "int8" or "auto".
+        probe: a `(pixel_values_videos, video_attention_mask)` pair for the guard (default: a fixed synthetic video).
+        decodes_text: whether mBART's decoder generates (a translation model): the guard and "auto" also check and
+            time the decoder.
+        num_beams: the beams of a decoding step that "auto" times.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}.")
+    if sign_encoder.training:
+        raise ValueError("set_inference_precision is for inference: call model.eval() first.")
+    parameter = next(sign_encoder.parameters())
+    device, dtype = parameter.device, parameter.dtype
+    report = {"requested": precision, "device": str(device)}
+    apply_inference_precision(sign_encoder, mbart, InferencePrecision())  # measurements and the guard start from fp32
+    if precision == "fp32":
+        return apply_inference_precision(sign_encoder, mbart, InferencePrecision(report=report | {"reason": "requested"}))
+    if precision == "int8" and (reason := _int8_unavailable(mbart, device)) is not None:
+        raise ValueError(f"precision='int8': {reason}.")
+    if precision == "bf16" and dtype != torch.float32:
+        raise ValueError(f"precision='bf16' runs a float32 model under bfloat16 autocast, and this model is "
+                         f"{dtype}: call model.float() first (or use 'int8').")
+    candidates = _candidates(sign_encoder, mbart, precision, decodes_text, num_beams, report)
+    guard = partial(_guard_cosine, sign_encoder, mbart, decodes_text, probe)
+    for frame_dtype, text in candidates:
+        choice = InferencePrecision(frame_dtype, text)
+        cosine = round(guard(frame_dtype, text), 6)
+        report["guard_min_cosine"] = report.setdefault("guard_cosines", {})[choice.name] = cosine
+        if cosine >= GUARD_MIN_COSINE:
+            choice.report = report | {"reason": f"{choice.name}: the guard holds"}
+            return apply_inference_precision(sign_encoder, mbart, choice)
+        report["reason"] = f"the quality guard failed for {choice.name}: an output step's cosine to fp32 is {cosine}"
+        if precision != "auto":
+            logger.warning("%s inference as requested, but %s (at least %s expected)", choice.name, report["reason"],
+                           GUARD_MIN_COSINE)
+            choice.report = report | {"reason": "requested; " + report["reason"]}
+            return apply_inference_precision(sign_encoder, mbart, choice)
+    reason = report.get("reason", "no reduced precision is faster here")
+    return apply_inference_precision(sign_encoder, mbart, InferencePrecision(report=report | {"reason": reason}))
+
+
+def _int8_unavailable(mbart, device) -> str | None:
+    if mbart is None:
+        return "int8 applies to mBART's Linear layers and this model has no mBART"
+    return int8_unavailable_reason(device)
+
+
+def _candidates(sign_encoder, mbart, precision: str, decodes_text: bool, num_beams: int, report: dict) -> list[tuple]:
+    """The (frame encoder type, mBART setting) pairs to try in turn, measuring what "auto" and "int8" need."""
+    if precision == "bf16":
+        return [(torch.bfloat16, torch.bfloat16)]
+    parameter = next(sign_encoder.parameters())
+    report["bf16_matmul_speedup"] = round(bf16_matmul_speedup(parameter.device, _frame_gemm_shape(sign_encoder.config)), 2)
+    # bfloat16 autocast casts float32 tensors only: a model of another type keeps it.
+    fast = report["bf16_matmul_speedup"] >= AUTO_MIN_SPEEDUP and parameter.dtype == torch.float32
+    frame_dtype = torch.bfloat16 if fast else None
+    if precision == "int8":
+        return [(frame_dtype, "int8")]
+    candidates = []
+    if decodes_text and _int8_unavailable(mbart, parameter.device) is None:
+        fp32_step = _decoder_step_seconds(mbart, num_beams)
+        _set_int8(mbart, True)
+        int8_step = _decoder_step_seconds(mbart, num_beams)
+        _set_int8(mbart, False)
+        report["int8_decoder_step_speedup"] = round(fp32_step / int8_step, 2)
+        if report["int8_decoder_step_speedup"] >= AUTO_MIN_SPEEDUP:
+            candidates.append((frame_dtype, "int8"))
+    if frame_dtype is not None:
+        candidates.append((frame_dtype, frame_dtype))
+    return candidates
+
+
+def apply_inference_precision(sign_encoder, mbart, choice: InferencePrecision) -> InferencePrecision:
+    """Puts the frame encoder in `choice.frame_dtype` (None: the model's own type) and mBART in `choice.text` (None, a
+    dtype, or "int8"); completes and returns `choice`."""
+    sign_encoder.frame_encoder.compute_dtype = choice.frame_dtype
+    if mbart is not None:
+        _set_int8(mbart, choice.text == "int8")
+        # Back in full precision, the model's own type (the sign encoder's, which is never converted).
+        target = choice.text if isinstance(choice.text, torch.dtype) else next(sign_encoder.parameters()).dtype
+        for module in mbart.modules():
+            # embed_tokens shares its weight with lm_head: converted with it.
+            if isinstance(module, nn.Linear) and module.weight.dtype != target:
+                module.to(target)
+    choice.report = (choice.report or {}) | {
+        "chosen": choice.name, "frame_encoder": _precision_name(choice.frame_dtype, choice.frame_dtype),
+        "mbart": _precision_name(choice.text, choice.text) if mbart is not None else None}
+    return choice
+
+
+@torch.no_grad()
+def _guard_cosine(sign_encoder, mbart, decodes_text: bool, probe, frame_dtype, text) -> float:
+    """The smallest cosine between a float32 and a reduced-precision output step on `probe`: the sign encoder's, the
+    mBART encoder's and, for a translation model, the teacher-forced decoder's logits. bf16 mBART runs under autocast
+    on the float32 weights (which rounds them as the in-place conversion would), so the model is left in float32
+    whatever the outcome."""
+    device = next(sign_encoder.parameters()).device
+    pixels, mask = probe if probe is not None else _probe_video(sign_encoder.config, device)
+    outputs = {}
+    for setting in ((None, None), (frame_dtype, text)):
+        sign_encoder.frame_encoder.compute_dtype = setting[0]
+        encoded = sign_encoder(pixels, mask)
+        outputs[setting] = [(encoded.last_hidden_state, encoded.attention_mask)]
         if mbart is not None:
-            _set_int8(mbart, False)
-        cosines = [step_cosines(low[0], high[0], high[1]).min()
-                   for low, high in zip(outputs[(frame_dtype, text)], outputs[(None, None)])]
-        return float(min(cosines))
+            _set_int8(mbart, setting[1] == "int8")
+            autocast = isinstance(setting[1], torch.dtype)
+            with torch.autocast(device.type, dtype=setting[1]) if autocast else contextlib.nullcontext():
+                outputs[setting].extend(_guard_text_outputs(mbart, encoded, decodes_text))
+    sign_encoder.frame_encoder.compute_dtype = None
+    if mbart is not None:
+        _set_int8(mbart, False)
+    cosines = [step_cosines(low[0], high[0], high[1]).min()
+               for low, high in zip(outputs[(frame_dtype, text)], outputs[(None, None)])]
+    return float(min(cosines))
 
-    def _guard_text_outputs(self, mbart: nn.Module, encoded) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The mBART encoder's output on the sign encoder's, and for a translation model the decoder's logits for
-        fixed tokens, each with the mask of its real steps, in float32."""
-        states = mbart.get_encoder()(inputs_embeds=encoded.last_hidden_state,
-                                     attention_mask=encoded.attention_mask).last_hidden_state
-        outputs = [(states.float(), encoded.attention_mask)]
-        if self._decodes_text:
-            config = mbart.config
-            generator = torch.Generator().manual_seed(0)
-            tokens = torch.randint(4, config.vocab_size, (states.shape[0], GUARD_DECODER_TOKENS), generator=generator)
-            start = torch.full((states.shape[0], 1), config.decoder_start_token_id or 0)
-            ids = torch.cat([start, tokens], dim=1).to(states.device)
-            logits = mbart(encoder_outputs=(states,), attention_mask=encoded.attention_mask,
-                           decoder_input_ids=ids).logits
-            outputs.append((logits.float(), torch.ones_like(ids)))
-        return outputs
+
+def _guard_text_outputs(mbart: nn.Module, encoded, decodes_text: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The mBART encoder's output on the sign encoder's, and for a translation model the decoder's logits for fixed
+    tokens, each with the mask of its real steps, in float32."""
+    states = mbart.get_encoder()(inputs_embeds=encoded.last_hidden_state,
+                                 attention_mask=encoded.attention_mask).last_hidden_state
+    outputs = [(states.float(), encoded.attention_mask)]
+    if decodes_text:
+        config = mbart.config
+        generator = torch.Generator().manual_seed(0)
+        tokens = torch.randint(4, config.vocab_size, (states.shape[0], GUARD_DECODER_TOKENS), generator=generator)
+        start = torch.full((states.shape[0], 1), config.decoder_start_token_id or 0)
+        ids = torch.cat([start, tokens], dim=1).to(states.device)
+        logits = mbart(encoder_outputs=(states,), attention_mask=encoded.attention_mask, decoder_input_ids=ids).logits
+        outputs.append((logits.float(), torch.ones_like(ids)))
+    return outputs
 
 
 def _precision_name(frame_dtype, text) -> str:

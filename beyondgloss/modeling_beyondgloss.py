@@ -1,8 +1,10 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
-"""BeyondGloss models: the sign video encoder and its pre-training and translation wrappers, and the temporal encoder.
+"""BeyondGloss models: the sign video encoder as a model (`AutoModel`) and the pre-training and translation models.
 
-Beside it, shipped with it: the DINOv2 fast path of the frame encoder (`dinov2_fast_path.py`), the mBART LoRA and
-adapters (`text_lora.py`), the frozen-feature cache (`feature_cache.py`) and the losses (`losses.py`).
+Their parts, each in its own file and shipped with it: the sign video encoder (`sign_encoder.py`: the frame encoder of
+`frame_encoder.py` with the DINOv2 fast path of `dinov2_fast_path.py`, the heads, the temporal encoder of
+`temporal_encoder.py`), the mBART LoRA and adapters (`text_lora.py`), the losses (`losses.py`), and what the models
+share (`pretrained_beyondgloss.py`). docs/architecture.md draws them.
 
 Imports only torch, transformers and siblings (relatively), so `save_pretrained` copies it into a checkpoint
 that loads with `trust_remote_code=True` where beyondgloss is not installed; peft (the mBART LoRA) only where a
@@ -10,31 +12,21 @@ model uses it, so a `text_tuning="full"` checkpoint loads without it.
 """
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Dinov2Model, GenerationConfig, MBartForConditionalGeneration, PreTrainedModel
+from transformers import GenerationConfig, MBartForConditionalGeneration
 from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput, Seq2SeqLMOutput
 from transformers.models.mbart.modeling_mbart import MBartEncoder, shift_tokens_right
 
-from .checkpointing import BackboneLoadingMixin, CheckpointMixin
 from .configuration_beyondgloss import BeyondGlossConfig
-from .dinov2_fast_path import BeyondGlossVisionLoRA, Dinov2FastPathMixin, check_dinov2_layout
-from .feature_cache import FrozenFeatureCache
-from .inference_precision import InferencePrecisionMixin
 from .losses import gather_with_grad, masked_l2_loss, masked_mean, symmetric_contrastive_loss
-from .temporal_encoder import BeyondGlossTemporalEncoder
-from .text_lora import (
-    TextAdapterMixin,
-    add_lora_to_mbart,
-    is_text_lora,
-    reset_text_lora,
-    set_text_trainable,
-)
+from .pretrained_beyondgloss import BeyondGlossPreTrainedModel
+from .sign_encoder import BeyondGlossModelOutput, BeyondGlossSignEncoder
+from .text_lora import add_lora_to_mbart, set_text_trainable
 
 __all__ = [
     "BeyondGlossModelOutput",
@@ -48,32 +40,6 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------------------------
 # Outputs
-
-
-@dataclass
-class BeyondGlossModelOutput(ModelOutput):
-    r"""
-    Output of [`BeyondGlossModel`], the sign video encoder.
-
-    Args:
-        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, steps, 2 * frame_dim)`):
-            the video sequence at half the frame rate (temporal features concatenated with the description
-            branch); the `inputs_embeds` of the mBART encoder.
-        attention_mask (`torch.LongTensor` of shape `(batch_size, steps)`): 1 for real steps.
-        hand_predictions (`torch.FloatTensor` of shape `(batch_size, frames, hand_dim)`): predicted per-frame
-            hand features (zero on padded frames; under `reference_compat` the head's output on a zero feature, as
-            in the reference).
-        description_states (`torch.FloatTensor` of shape `(batch_size, steps, description_dim)`): per-step
-            vectors whose time mean is aligned with the description embedding.
-        frame_features (`torch.FloatTensor` of shape `(batch_size, frames, frame_dim)`): DINOv2 CLS features after
-            the projection and BatchNorm (zero on padded frames).
-    """
-
-    last_hidden_state: torch.FloatTensor | None = None
-    attention_mask: torch.LongTensor | None = None
-    hand_predictions: torch.FloatTensor | None = None
-    description_states: torch.FloatTensor | None = None
-    frame_features: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -116,113 +82,10 @@ class BeyondGlossPretrainingOutput(ModelOutput):
 # Models
 
 
-class BeyondGlossPreTrainedModel(CheckpointMixin, TextAdapterMixin, InferencePrecisionMixin, PreTrainedModel):
-    config: BeyondGlossConfig
-    config_class = BeyondGlossConfig
-    base_model_prefix = "sign_encoder"
-    main_input_name = "pixel_values_videos"
-    input_modalities = ("video", "text")
-    supports_gradient_checkpointing = True
-    # forward takes **kwargs but returns per-batch mean losses: Trainer must scale for gradient accumulation itself.
-    accepts_loss_kwargs = False
-    _supports_sdpa = True
-    _no_split_modules = ["BeyondGlossTemporalBlock", "Dinov2Layer", "MBartEncoderLayer", "MBartDecoderLayer"]
-
-    @torch.no_grad()
-    def _init_weights(self, module):
-        std = self.config.initializer_range
-        if isinstance(module, BeyondGlossTemporalEncoder):
-            # The reference's Transformer._init_weights: every Linear N(0, 0.02), bias 0; LayerNorm (1, 0); the
-            # attention output projections (weight and bias) redrawn from N(0, 0.02 / sqrt(2 * depth)).
-            depth = len(module.blocks)
-            for name, sub in module.named_modules():
-                if isinstance(sub, nn.Linear):
-                    init.normal_(sub.weight, std=std)
-                    init.zeros_(sub.bias)
-                elif isinstance(sub, nn.LayerNorm):
-                    init.ones_(sub.weight)
-                    init.zeros_(sub.bias)
-            for block in module.blocks:
-                init.normal_(block.attention.out_proj.weight, std=std / math.sqrt(2 * depth))
-                init.normal_(block.attention.out_proj.bias, std=std / math.sqrt(2 * depth))
-                init.constant_(block.layer_scale, self.config.layer_scale_init)
-        elif isinstance(module, BeyondGlossVisionLoRA):
-            for name in ("qkv_A", "out_A", "fc1_A", "fc2_A"):
-                init.normal_(getattr(module, name), std=0.02)
-            for name in ("q_B", "k_B", "v_B", "out_B", "fc1_B", "fc2_B"):
-                init.zeros_(getattr(module, name))
-        elif isinstance(module, (BeyondGlossForContrastivePretraining,)):
-            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
-            init.constant_(module.logit_scale_description, self.config.logit_scale_init_value)
-        elif isinstance(module, nn.Linear):
-            # The heads keep PyTorch's default init, as in the reference.
-            if not getattr(module.weight, "_is_hf_initialized", False):
-                module.reset_parameters()
-        elif isinstance(module, (nn.BatchNorm1d, nn.LayerNorm)):
-            super()._init_weights(module)
-
-    def initialize_weights(self):
-        # LoRA inside the mBART sub-models is visited by mBART's own init, which does not know it (it would draw
-        # N(0, 0.02) for A and B): it is kept away from it, then given LoRA's init. The init functions leave tensors
-        # loaded from a checkpoint untouched.
-        lora = [layer.weight for module in self.modules() if is_text_lora(module)
-                for layers in (module.lora_A, module.lora_B) for layer in layers.values()]
-        fresh = [weight for weight in lora if not getattr(weight, "_is_hf_initialized", False)]
-        for weight in fresh:
-            weight._is_hf_initialized = True
-        try:
-            super().initialize_weights()
-        finally:
-            for weight in fresh:
-                weight._is_hf_initialized = False
-        with torch.no_grad():
-            # beyondgloss's earlier LoRA layer was a module new to this pass, so mBART's init drew its q/v weight
-            # again; so here, in the same order, that seeded models keep their weights (loaded tensors are skipped).
-            mbart = getattr(self, "mbart", None)
-            if mbart is not None:
-                for module in mbart.modules():
-                    if is_text_lora(module):
-                        mbart._init_weights(module.base_layer)
-            reset_text_lora(self)
-
-    def set_trainable(self) -> None:
-        """Sets `requires_grad` to what the method trains (frozen backbones, trainable LoRA and heads)."""
-
-    def _check_video_inputs(self, pixel_values_videos, video_attention_mask):
-        if pixel_values_videos is None:
-            raise ValueError("pixel_values_videos is required: a (batch, frames, 3, height, width) tensor.")
-        if pixel_values_videos.dim() != 5:
-            raise ValueError(
-                "pixel_values_videos must have shape (batch, frames, 3, height, width); "
-                f"got a tensor of shape {tuple(pixel_values_videos.shape)}."
-            )
-        batch, frames = pixel_values_videos.shape[:2]
-        if video_attention_mask is None:
-            return torch.ones(batch, frames, dtype=torch.long, device=pixel_values_videos.device)
-        if tuple(video_attention_mask.shape) != (batch, frames):
-            raise ValueError(
-                f"video_attention_mask must have shape (batch, frames) = ({batch}, {frames}) to match "
-                f"pixel_values_videos; got {tuple(video_attention_mask.shape)}."
-            )
-        lengths = video_attention_mask.long().sum(dim=1)
-        if (lengths == 0).any():
-            empty = torch.nonzero(lengths == 0).flatten().tolist()
-            raise ValueError(f"video_attention_mask: videos {empty} of the batch have zero valid frames.")
-        prefix = torch.arange(frames, device=lengths.device)[None] < lengths[:, None]
-        if not torch.equal(prefix, video_attention_mask.bool()):
-            raise ValueError("video_attention_mask must mark each video's real frames first, then padding "
-                             "(ones then zeros per row).")
-        return video_attention_mask.long()
-
-
-class BeyondGlossModel(Dinov2FastPathMixin, BeyondGlossPreTrainedModel):
+class BeyondGlossModel(BeyondGlossPreTrainedModel):
     r"""
-    The BeyondGloss sign video encoder: frames -> DINOv2 (LoRA in the top blocks) -> CLS -> Linear + BatchNorm over
-    the real frames -> hand head and fusion -> local-attention temporal encoder (x2 downsampling) -> description head
-    and fusion -> a `(B, ceil(T/2), 2 * frame_dim)` sequence for the mBART encoder.
-
-    Padding costs no compute: the real frames of the batch are packed before DINOv2 and encoded in chunks of
-    `config.frame_chunk_size`.
+    The BeyondGloss sign video encoder as a model of its own (`AutoModel`): a [`BeyondGlossSignEncoder`] (frame
+    encoder, temporal encoder and heads), the part the two task models share. Loads from any BeyondGloss checkpoint.
 
     Example:
 
@@ -244,56 +107,10 @@ class BeyondGlossModel(Dinov2FastPathMixin, BeyondGlossPreTrainedModel):
 
     def __init__(self, config: BeyondGlossConfig):
         super().__init__(config)
-        vision = config.vision_config
-        self.vision = Dinov2Model(vision)
-        check_dinov2_layout(self.vision)
-        mlp_size = int(vision.hidden_size * vision.mlp_ratio)
-        lora_layers = config.vision_lora_layers if config.vision_tuning == "lora" else []
-        self.vision_lora = nn.ModuleDict({
-            str(i): BeyondGlossVisionLoRA(vision.hidden_size, mlp_size, config.vision_lora_rank,
-                                          config.vision_lora_alpha, config.vision_lora_dropout)
-            for i in lora_layers
-        })
-        self.frame_proj = nn.Linear(vision.hidden_size, config.frame_dim)
-        self.frame_norm = nn.BatchNorm1d(config.frame_dim)
-        self.hand_proj = nn.Linear(config.frame_dim, config.hand_dim)
-        self.hand_up = nn.Linear(config.hand_dim, config.frame_dim)
-        self.hand_fuse = nn.Linear(2 * config.frame_dim, config.frame_dim)
-        self.temporal = BeyondGlossTemporalEncoder(config)
-        self.description_proj = nn.Linear(config.frame_dim, config.description_dim)
-        self.description_down = nn.Linear(config.description_dim, config.frame_dim)
-        self.head_dropout = nn.Dropout(config.head_dropout)
-        # `activation_checkpointing_enable()` (or `TrainingArguments(activation_checkpointing=True)`) sets this: the
-        # trainable top of DINOv2 then keeps only each chunk's input for the backward and recomputes the rest.
-        self.gradient_checkpointing = False
+        self.sign_encoder = BeyondGlossSignEncoder(config)
+        self._initialize_now(self.sign_encoder)
         self.set_trainable()
         self.post_init()
-
-    def set_trainable(self) -> None:
-        self.vision.requires_grad_(self.config.vision_tuning == "full")
-
-    # ---- frame encoder -------------------------------------------------------------------------------------
-
-    def encode_frames(self, frames: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
-        r"""DINOv2 layer-normed CLS features of packed frames `(N, 3, H, W)` -> `(N, hidden_size)`.
-
-        `lengths` (frames per video, summing to N) lets the frozen-feature cache (see
-        [`enable_frozen_feature_cache`]) look videos up; without it, or without a cache, every frame is encoded."""
-        cache = getattr(self, "_frozen_feature_cache", None)
-        if cache is not None and lengths is not None and cache.usable(self):
-            return cache.encode(frames, lengths, self._encode_frames, self)
-        return self._encode_frames(frames)
-
-    def enable_frozen_feature_cache(self, max_megabytes: float = 1024.0) -> "FrozenFeatureCache":
-        r"""Caches each video's DINOv2 CLS features while no DINOv2 or LoRA weight trains (`vision_tuning="frozen"`),
-        so that later epochs skip the frame encoder for videos seen before. See [`FrozenFeatureCache`]."""
-        self._frozen_feature_cache = FrozenFeatureCache(max_megabytes)
-        return self._frozen_feature_cache
-
-    def disable_frozen_feature_cache(self) -> None:
-        self._frozen_feature_cache = None
-
-    # ---- forward -----------------------------------------------------------------------------------------------
 
     def forward(
         self,
@@ -311,46 +128,13 @@ class BeyondGlossModel(Dinov2FastPathMixin, BeyondGlossPreTrainedModel):
         Returns:
             [`BeyondGlossModelOutput`].
         """
-        mask = self._check_video_inputs(pixel_values_videos, video_attention_mask)
-        batch, frames = mask.shape
-        real = mask.bool()
-        packed = pixel_values_videos[real]  # (N, 3, H, W): only real frames reach DINOv2
+        return self.sign_encoder(pixel_values_videos, video_attention_mask)
 
-        features = self.frame_norm(self.frame_proj(self.encode_frames(packed, mask.sum(dim=1).tolist())))  # BN over real frames
-
-        def unpack(values):
-            padded = values.new_zeros(batch, frames, values.shape[-1])
-            padded[real] = values
-            return padded
-
-        compat = self.config.reference_compat
-        if compat:
-            # The reference pads right after the BatchNorm and runs the hand head and the fusion on the padded tensor:
-            # a padded frame reaches the temporal encoder as the heads' output on a zero feature, which the x2 pooling
-            # then mixes into the last real step (docs/reference_differences.md). By default the heads see real frames
-            # only and padding is zeros, so that a video's output does not depend on the batch it is in.
-            features = unpack(features)
-        hand_logits = self.hand_proj(features)
-        hand_activated = F.gelu(hand_logits)
-        hand_back = self.head_dropout(self.hand_up(hand_activated))
-        fused = F.gelu(self.hand_fuse(torch.cat([features, hand_back], dim=-1)))
-        # The reference compares the post-GELU output with HaMeR (it cannot go below -0.17); the loss here takes
-        # the pre-activation, while GELU still feeds the fusion.
-        hand_predictions = hand_activated if compat else hand_logits
-        if not compat:
-            features, fused, hand_predictions = unpack(features), unpack(fused), unpack(hand_predictions)
-
-        temporal, step_mask = self.temporal(fused, mask)
-        description_states = F.gelu(self.description_proj(temporal))
-        description_back = self.head_dropout(self.description_down(description_states))
-        sequence = torch.cat([temporal, description_back], dim=-1)
-        return BeyondGlossModelOutput(
-            last_hidden_state=sequence,
-            attention_mask=step_mask,
-            hand_predictions=hand_predictions,
-            description_states=description_states,
-            frame_features=features,
-        )
+    def encode_frames(self, frames: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
+        r"""DINOv2's layer-normed CLS features of packed frames `(N, 3, H, W)` -> `(N, hidden_size)`: the frame
+        encoder's output (see [`BeyondGlossFrameEncoder`]); `lengths` (frames per video) lets its cache look videos
+        up."""
+        return self.sign_encoder.frame_encoder(frames, lengths)
 
 
 def _check_hand_inputs(hand_features, hand_mask, video_attention_mask, hand_dim):
@@ -375,7 +159,7 @@ def _hand_loss(encoder_output, hand_features, hand_mask, video_attention_mask, c
     return masked_l2_loss(predictions, hand_features.to(predictions.dtype), frame_mask)
 
 
-class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreTrainedModel):
+class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
     r"""
     Stage 1 of BeyondGloss: the sign video encoder feeds an mBART encoder with LoRA (the image side); its pooled
     output is aligned CLIP-style with a frozen mBART encoder's pooled embedding of the target sentence, the pooled
@@ -406,7 +190,8 @@ class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreT
 
     def __init__(self, config: BeyondGlossConfig):
         super().__init__(config)
-        self.sign_encoder = BeyondGlossModel(config)
+        self.sign_encoder = BeyondGlossSignEncoder(config)
+        self._initialize_now(self.sign_encoder)
         self.mbart = MBartForConditionalGeneration(config.text_config)
         add_lora_to_mbart(self.mbart.model.encoder, config)
         self.text_encoder = MBartEncoder(config.text_config)
@@ -414,6 +199,14 @@ class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreT
         self.logit_scale_description = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.set_trainable()
         self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        if module is self:
+            init.constant_(self.logit_scale, self.config.logit_scale_init_value)
+            init.constant_(self.logit_scale_description, self.config.logit_scale_init_value)
+        else:
+            super()._init_weights(module)
 
     def set_trainable(self) -> None:
         self.sign_encoder.set_trainable()
@@ -427,7 +220,7 @@ class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreT
 
     def encode_video(self, encoder_output: BeyondGlossModelOutput) -> torch.Tensor:
         """Pooled, L2-normalised video embedding `(B, d_model)` from the image-side mBART encoder."""
-        with self.mbart_precision():
+        with self._precision.text_context(self.device.type):
             states = self.mbart.model.encoder(
                 inputs_embeds=encoder_output.last_hidden_state, attention_mask=encoder_output.attention_mask
             ).last_hidden_state
@@ -467,8 +260,9 @@ class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreT
         """
         if input_ids is None:
             raise ValueError("input_ids (the tokenized target sentences) are required for contrastive pre-training.")
-        video_attention_mask = self._check_video_inputs(pixel_values_videos, video_attention_mask)
         return_loss = True if return_loss is None else return_loss
+        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)  # validates the videos
+        video_attention_mask = encoder_output.video_attention_mask
         batch = pixel_values_videos.shape[0]
         if input_ids.shape[0] != batch:
             raise ValueError(f"input_ids has {input_ids.shape[0]} rows but there are {batch} videos.")
@@ -480,7 +274,6 @@ class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreT
         if hand_features is not None:
             _check_hand_inputs(hand_features, hand_mask, video_attention_mask, self.config.hand_dim)
 
-        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)
         video_embeds = self.encode_video(encoder_output)
         text_embeds = self.encode_text(input_ids, attention_mask)
 
@@ -521,7 +314,7 @@ class BeyondGlossForContrastivePretraining(BackboneLoadingMixin, BeyondGlossPreT
         )
 
 
-class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedModel):
+class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
     r"""
     Stage 2 of BeyondGloss: the sign video encoder feeds `inputs_embeds` to a frozen mBART encoder-decoder with LoRA
     on every q_proj/v_proj; trained with label-smoothed cross-entropy (computed here), decoded by beam search.
@@ -547,11 +340,12 @@ class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedM
     _keys_to_ignore_on_load_unexpected = [r"^text_encoder\.", r"^logit_scale"]
     _keys_to_ignore_on_load_missing = [r"^mbart\.model\.decoder\..*\.lora_[AB]\.default\.weight$"]
     _text_lora_scope = r"mbart\."
-    _decodes_text = True  # set_inference_precision's guard and "auto" also check and time the decoder
+    _decodes_text = True
 
     def __init__(self, config: BeyondGlossConfig):
         super().__init__(config)
-        self.sign_encoder = BeyondGlossModel(config)
+        self.sign_encoder = BeyondGlossSignEncoder(config)
+        self._initialize_now(self.sign_encoder)
         self.mbart = MBartForConditionalGeneration(config.text_config)
         add_lora_to_mbart(self.mbart, config)
         self.set_trainable()
@@ -640,15 +434,15 @@ class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedM
             [`~transformers.modeling_outputs.Seq2SeqLMOutput`] with the label-smoothed loss when labels are given (plus
             the weighted hand term when it is switched on).
         """
-        video_attention_mask = self._check_video_inputs(pixel_values_videos, video_attention_mask)
         if labels is None and decoder_input_ids is None:
             raise ValueError("Give labels (training) or decoder_input_ids; to translate, call generate().")
+        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)  # validates the videos
+        video_attention_mask = encoder_output.video_attention_mask
         if labels is not None and labels.shape[0] != pixel_values_videos.shape[0]:
             raise ValueError(f"labels has {labels.shape[0]} rows but there are {pixel_values_videos.shape[0]} videos.")
         if decoder_input_ids is None:
             decoder_input_ids = shift_tokens_right(labels, self.config.text_config.pad_token_id)
-        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)
-        with self.mbart_precision():
+        with self._precision.text_context(self.device.type):
             outputs = self.mbart(
                 inputs_embeds=encoder_output.last_hidden_state,
                 attention_mask=encoder_output.attention_mask,
@@ -676,7 +470,6 @@ class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedM
         Returns:
             `torch.LongTensor` of shape `(batch_size, tokens)`: generated ids, starting with the target language code.
         """
-        video_attention_mask = self._check_video_inputs(pixel_values_videos, video_attention_mask)
         generation_config = self._with_special_tokens(copy.deepcopy(generation_config or self.generation_config))
         kwargs = generation_config.update(**kwargs)  # returns the arguments that are not generation settings
         if generation_config.decoder_start_token_id is None:
@@ -686,8 +479,8 @@ class BeyondGlossForSignTranslation(BackboneLoadingMixin, BeyondGlossPreTrainedM
             )
         for key in ("input_ids", "attention_mask", "labels"):
             kwargs.pop(key, None)
-        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)
-        with self.mbart_precision():
+        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)  # validates the videos
+        with self._precision.text_context(self.device.type):
             return self.mbart.generate(
                 inputs_embeds=encoder_output.last_hidden_state,
                 attention_mask=encoder_output.attention_mask,

@@ -6,6 +6,7 @@ whose config names it in `custom_pipelines`; `pipeline("sign-translation", model
 then works where beyondgloss is not installed.
 """
 
+import functools
 import inspect
 import sys
 from collections.abc import Sized
@@ -21,14 +22,13 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.utils import logging
 from transformers.utils.logging import tqdm
 
-from .video_io import ROW_VIDEO_KEYS, row_video
+from .video_io import ROW_VIDEO_KEYS, is_single_video, open_video, row_video
 
 __all__ = [
     "TASK",
     "SignTranslationInputError",
     "SignTranslationPipeline",
     "collate_videos",
-    "pad_videos",
     "register_pipeline",
 ]
 
@@ -36,6 +36,9 @@ logger = logging.get_logger(__name__)
 
 TASK = "sign-translation"
 ERROR_MODES = ("raise", "skip")
+URL_SCHEMES = ("http://", "https://")
+# Seconds a video URL may take to answer (and between two reads): a stalled server then fails that input only.
+URL_TIMEOUT_SECONDS = 60
 # Everything `generate()` takes: the GenerationConfig fields plus its own arguments.
 _GENERATE_ARGUMENTS = (
     {key for key in vars(GenerationConfig()) if not key.startswith("_")}
@@ -90,46 +93,98 @@ def _describe(value) -> str:
     return str(value) if isinstance(value, str) or hasattr(value, "__fspath__") else type(value).__name__
 
 
+def _is_url(value) -> bool:
+    return isinstance(value, str) and value.lower().startswith(URL_SCHEMES)
+
+
+def _fetch_url(url: str) -> dict:
+    """The video at an http(s) URL as a `{"path", "bytes"}` dict (the form the video reader decodes from memory, named
+    by its URL), read whole as transformers' `load_video` reads URLs."""
+    from urllib.request import urlopen  # only for URL inputs
+
+    with urlopen(url, timeout=URL_TIMEOUT_SECONDS) as response:
+        data = response.read()
+    if not data:
+        raise ValueError(f"{url}: the server sent no data (0 bytes)")
+    return {"path": url, "bytes": data}
+
+
 def _video_of(value):
-    """The video of a `datasets` row (its `video` or `frames` entry); any other input is a video itself."""
+    """The video of an input: a `datasets` row's `video` or `frames` entry, an http(s) URL's bytes, else the input."""
     if isinstance(value, dict) and any(key in value for key in ROW_VIDEO_KEYS):
-        return row_video(value, f"the dataset row with id {value['id']!r}" if "id" in value else "the dataset row")
-    return value
+        value = row_video(value, f"the dataset row with id {value['id']!r}" if "id" in value else "the dataset row")
+    if isinstance(value, dict) and not value.get("bytes") and _is_url(value.get("path")):
+        value = value["path"]  # a datasets.Video(decode=False) value of a URL
+    return _fetch_url(value) if _is_url(value) else value
 
 
-def collate_videos(items: list[dict]) -> dict:
-    """Joins preprocessed inputs into one batch: their videos and errors, one entry per input, in order.
+def _size_group(video_processor, video) -> tuple[int, int]:
+    """`(height, width)` of a video's frames after the video processor, which only batches videos of one size."""
+    if video_processor.do_center_crop and video_processor.crop_size:
+        return video_processor.crop_size["height"], video_processor.crop_size["width"]
+    # Without a crop the size follows the video's: open it (its header only) to know it.
+    frame_size = open_video(video).frame_size
+    return tuple(video_processor.output_size(*frame_size) or frame_size)
 
-    Args:
-        items (`list[dict]`): outputs of [`SignTranslationPipeline.preprocess`].
 
-    Returns:
-        `dict` with `videos` (a float tensor `(T, 3, H, W)` per input, `None` where the input failed) and `errors`
-        (`None` per readable input). Videos are padded in time, per frame size, by [`pad_videos`].
-    """
+def _process(video_processor, members: list) -> dict:
+    features = video_processor([member["video"] for member in members], training=False, return_tensors="pt")
     return {
-        "videos": [video for item in items for video in item["videos"]],
-        "errors": [error for item in items for error in item["errors"]],
+        "pixel_values_videos": features["pixel_values_videos"],
+        "video_attention_mask": features["video_attention_mask"],
+        "positions": [member["position"] for member in members],
     }
 
 
-def pad_videos(videos: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pads videos of one frame size in time.
+def collate_videos(items: list[dict], video_processor) -> dict:
+    """Reads the videos of a batch into the model's padded inputs: one video processor call per frame size.
 
     Args:
-        videos (`list[torch.Tensor]`): float videos `(T_i, 3, H, W)`.
+        items (`list[dict]`): outputs of [`SignTranslationPipeline.preprocess`], one per input.
+        video_processor: the pipeline's video processor.
 
     Returns:
-        `pixel_values_videos` `(N, T_max, 3, H, W)`, zero after each video's end, and `video_attention_mask`
-        `(N, T_max)`.
+        `dict` with `groups` (per frame size: the processor's `pixel_values_videos` `(B, T_max, 3, H, W)` and
+        `video_attention_mask` `(B, T_max)`, padded once, by the processor, and `positions`, the inputs they hold)
+        and `errors` (per input: `None`, or why it cannot be translated under `errors="skip"`).
+
+    Raises:
+        [`SignTranslationInputError`]: an input cannot be read, under `errors="raise"`.
     """
-    length = max(video.shape[0] for video in videos)
-    pixels = videos[0].new_zeros((len(videos), length, *videos[0].shape[1:]))
-    mask = torch.zeros(len(videos), length, dtype=torch.long, device=videos[0].device)
-    for row, video in enumerate(videos):
-        pixels[row, : video.shape[0]] = video
-        mask[row, : video.shape[0]] = 1
-    return pixels, mask
+    errors = [item["error"] for item in items]
+    by_size: dict[tuple, list] = {}
+    for position, item in enumerate(items):
+        if item["video"] is None:
+            continue
+        try:
+            size = _size_group(video_processor, item["video"])
+        except (ValueError, OSError) as error:
+            errors[position] = _input_error(item, error)
+            continue
+        by_size.setdefault(size, []).append({**item, "position": position})
+    groups = []
+    for members in by_size.values():
+        try:
+            groups.append(_process(video_processor, members))
+            continue
+        except (ValueError, OSError):
+            pass  # an input that cannot be read: read this group's videos one by one to find which
+        for member in members:
+            try:
+                groups.append(_process(video_processor, [member]))
+            except (ValueError, OSError) as error:
+                errors[member["position"]] = _input_error(member, error)
+    return {"groups": groups, "errors": errors}
+
+
+def _input_error(item: dict, error: Exception) -> str:
+    """Why an input cannot be translated; raises [`SignTranslationInputError`] under `errors="raise"`."""
+    message = f"{item['label']} cannot be translated: {error}"
+    if item["on_error"] == "raise":
+        raise SignTranslationInputError(
+            f"{message}. Fix or remove it, or pass errors='skip' to translate the other inputs"
+        ) from error
+    return message
 
 
 def _sized_video_processor(video_processor, model):
@@ -150,25 +205,43 @@ def _sized_video_processor(video_processor, model):
 class SignTranslationPipeline(Pipeline):
     r"""
     Translates sign language videos into spoken-language sentences with a [`BeyondGlossForSignTranslation`] model and
-    its [`BeyondGlossProcessor`].
+    its [`BeyondGlossProcessor`] (or a video processor and a tokenizer).
 
     Inputs, alone or in a list (a list of image paths is one video, its frames):
 
-    - a video file path (mp4, webm, ...), a folder of frame images, a list of frame image paths;
+    - a video file path (mp4, webm, ...), an http(s) URL of a video file, a folder of frame images, a list of frame
+      image paths;
     - an array or tensor of frames `(T, H, W, C)` / `(T, C, H, W)` (uint8, or float in [0, 1]);
     - a torchcodec `VideoDecoder`, a `{"path", "bytes"}` dict;
     - a `datasets` row: a dict with a `video` (a `datasets.Video` value) or `frames` (a folder or image paths) entry;
-    - a `datasets.Dataset` or `KeyDataset` of such rows/videos (the result is then a lazy iterator).
+    - a `datasets.Dataset`, `IterableDataset` (e.g. `load_sign_dataset(..., streaming=True)["test"]`), `KeyDataset`
+      or generator of such rows/videos (the result is then a lazy iterator).
 
     Frames are brought to the processor's size; a processor without one (`size=None, crop_size=None`) gets the
-    model's `vision_config.image_size` (shorter side resized to it, centre square cropped). Videos that still differ
-    in frame size are translated in one group per size.
+    model's `vision_config.image_size` (shorter side resized to it, centre square cropped). The videos of a batch are
+    read and padded once, by the video processor; videos that still differ in frame size are translated in one
+    group per size.
 
     Call arguments:
 
     - `batch_size` (`int`, defaults to 1): videos translated together (padded in time);
-    - generation settings as keyword arguments (`num_beams`, `max_new_tokens`, `min_new_tokens`, `length_penalty`,
-      `num_return_sequences`, ...), on top of the model's `generation_config`;
+    - generation settings, as keyword arguments or in `generate_kwargs={...}` (not both for one setting):
+      `num_beams`, `max_new_tokens`, `min_new_tokens`, `length_penalty`, `num_return_sequences`, `do_sample`, ...,
+      on top of the model's `generation_config` (or a `generation_config=`);
+    - `return_text` (`bool`, defaults to `True` unless `return_tensors=True`): the translation as text,
+      `translation_text`;
+    - `return_tensors` (`bool`, defaults to `False`): the generated token ids, `translation_token_ids` (a list of
+      ints from the decoder start token, the target language code, through the end-of-sentence token, without the
+      padding that batching adds). Alone it replaces the text, as in transformers' text2text pipelines; with
+      `return_text=True` both are given;
+    - `return_scores` (`bool`, defaults to `False`): a `score` (float) per sequence: the sum of the log-probabilities
+      of its generated tokens (through the end-of-sentence token) divided by `length ** length_penalty`, each token's
+      probability taken from the distribution `generate()` picked it from (after the logits processors, so an
+      end-of-sentence token forced at the length limit counts as probability 1). Under beam search it is
+      `generate()`'s `sequences_scores`; under greedy search and sampling it is computed the same way from
+      `generate()`'s per-step `scores`. Higher is better; the sequences of one input come best first;
+    - `skip_special_tokens` (`bool`, defaults to `True`), `clean_up_tokenization_spaces` (`bool`, *optional*): as
+      the tokenizer's `decode`;
     - `target_language` (`str`, *optional*): the language code to start decoding with (multilingual models only;
       the model's `decoder_start_token_id` by default);
     - `errors` (`str`, defaults to `"raise"`): what an unreadable input does. `"raise"` raises
@@ -179,9 +252,16 @@ class SignTranslationPipeline(Pipeline):
       does transformers' `transformers.utils.logging.disable_progress_bar()`. Also accepted by the constructor.
 
     Returns:
-        As transformers' `translation` pipeline: for one input, a list of `num_return_sequences` (by default 1)
-        `{"translation_text": str}`; for a list of inputs, one such dict per input, or one list of them per input
-        when `num_return_sequences > 1`; for a dataset or generator, an iterator of per-input lists.
+        As transformers' text2text (translation) pipelines:
+
+        - one input: a list of `num_return_sequences` (by default 1) dicts, best first: `[{"translation_text": str}]`;
+        - a list of inputs: one dict per input, `[{...}, {...}]`; when `num_return_sequences > 1`, one such list per
+          input, `[[{...}, {...}], [{...}, {...}]]`;
+        - a dataset or generator: an iterator of one list per input (as for one input).
+
+        Each dict holds `translation_text`, `translation_token_ids` and `score` as asked for above. An input skipped
+        under `errors="skip"` gets `{"translation_text": None, "error": str}` in place of its dict (a list of that
+        one dict where a list per input is given).
 
     Example:
 
@@ -193,12 +273,14 @@ class SignTranslationPipeline(Pipeline):
     [{'translation_text': 'am tag sonne im süden'}]
     >>> translator(["a.mp4", "frames_dir/"], num_beams=5, batch_size=2)
     [{'translation_text': '...'}, {'translation_text': '...'}]
-    >>> translator("signing.mp4", num_beams=4, num_return_sequences=2)
-    [{'translation_text': '...'}, {'translation_text': '...'}]
+    >>> translator("signing.mp4", num_beams=4, num_return_sequences=2, return_scores=True)
+    [{'translation_text': '...', 'score': ...}, {'translation_text': '...', 'score': ...}]
     ```
     """
 
-    _load_processor = True
+    # The processor is loaded from the model's folder when there is one; a model object comes with processor=... or
+    # video_processor=... and tokenizer=... (transformers' pipeline() otherwise refuses a model object).
+    _load_processor = None
     _load_tokenizer = False
     _load_image_processor = False
     _load_video_processor = False
@@ -213,36 +295,38 @@ class SignTranslationPipeline(Pipeline):
         self.progress = progress
         super().__init__(*args, **kwargs)
         if self.processor is not None:
-            self.video_processor = getattr(self.processor, "video_processor", None) or self.video_processor
+            self.video_processor = self.video_processor or getattr(self.processor, "video_processor", None)
             self.tokenizer = self.tokenizer or getattr(self.processor, "tokenizer", None)
         if self.video_processor is None or self.tokenizer is None:
+            source = getattr(self.model, "name_or_path", "") or "the model"
             raise ValueError(
                 "SignTranslationPipeline needs a BeyondGlossProcessor (processor=...), or both video_processor=... "
-                "and tokenizer=...; a checkpoint holds the processor when it was saved with processor.save_pretrained "
-                "(Trainer.save_model does this when given processing_class=processor)"
+                f"and tokenizer=...; none was given, and no processor could be loaded from {source} (a checkpoint "
+                "holds the processor when it was saved with processor.save_pretrained, as Trainer.save_model does "
+                "when given processing_class=processor; AutoProcessor.from_pretrained(folder) shows why it fails)"
             )
         if getattr(self.model, "main_input_name", None) != "pixel_values_videos" or not self.model.can_generate():
             raise ValueError(
                 f"SignTranslationPipeline needs a sign translation model (BeyondGlossForSignTranslation, loaded with "
                 f"AutoModelForSeq2SeqLM); got {type(self.model).__name__}"
             )
+        self._given_video_processor = self.video_processor
         self.video_processor = _sized_video_processor(self.video_processor, self.model)
 
     def __call__(self, inputs, progress: bool | None = None, **kwargs):
         """Translates one input or each of a list of inputs (see the class docstring for forms and arguments)."""
-        from .video_io import is_single_video  # the video reader loads on first use, not at `import beyondgloss`
-
         progress = self.progress if progress is None else progress
         if isinstance(inputs, (list, tuple)) and not is_single_video(inputs):
             if not inputs:
                 return []
             outputs = super().__call__(_NumberedInputs(list(inputs)), **kwargs)
             results = list(self._with_progress(outputs, len(inputs), progress))
-            # As transformers' translation pipeline: one dict per input unless several sequences were asked for.
-            return [result[0] for result in results] if all(len(r) == 1 for r in results) else results
-        if isinstance(inputs, Dataset) or (_is_hf_dataset(inputs) and isinstance(inputs, Sized)):
+            # As transformers' text2text pipelines: one dict per input unless several sequences were asked for.
+            return results if self._sequences_per_input(kwargs) > 1 else [result[0] for result in results]
+        is_dataset = isinstance(inputs, Dataset) or _is_hf_dataset(inputs)  # also streamed (iterable) datasets
+        if is_dataset and isinstance(inputs, Sized):
             return self._with_progress(super().__call__(_NumberedInputs(inputs), **kwargs), len(inputs), progress)
-        if _is_hf_dataset(inputs) or inspect.isgenerator(inputs):
+        if is_dataset or inspect.isgenerator(inputs):
             outputs = super().__call__((_Numbered(i, value) for i, value in enumerate(inputs)), **kwargs)
             return self._with_progress(outputs, None, progress)
         self._single_progress = progress
@@ -256,12 +340,26 @@ class SignTranslationPipeline(Pipeline):
             return outputs
         return tqdm(outputs, total=total, desc=TASK, unit="video")
 
+    def _generation_setting(self, generate_kwargs: dict, name: str):
+        """A generation setting as `generate()` will see it: the call's, else its `generation_config`'s, else the
+        model's."""
+        if name in generate_kwargs:
+            return generate_kwargs[name]
+        return getattr(generate_kwargs.get("generation_config") or self.model.generation_config, name, None)
+
+    def _sequences_per_input(self, call_kwargs: dict) -> int:
+        call_kwargs = {key: value for key, value in call_kwargs.items() if key not in ("batch_size", "num_workers")}
+        forward_params = {**self._forward_params, **self._sanitize_parameters(**call_kwargs)[1]}
+        forward_params.pop("return_scores", None)
+        return self._generation_setting(self._prepare_generate_kwargs(forward_params), "num_return_sequences") or 1
+
     def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
         # As Pipeline.run_single, with a two-step progress bar (read, translate) for a long video.
-        model_inputs = self.preprocess(inputs, **preprocess_params)
-        video = model_inputs["videos"][0]
+        model_inputs = collate_videos([self.preprocess(inputs, **preprocess_params)], self.video_processor)
+        groups = model_inputs["groups"]
+        frames = groups[0]["pixel_values_videos"].shape[1] if groups else 0
         progress = getattr(self, "_single_progress", None)
-        show = progress or (progress is None and video is not None and video.shape[0] >= self.LONG_VIDEO_FRAMES)
+        show = progress or (progress is None and frames >= self.LONG_VIDEO_FRAMES)
         bar = tqdm(total=2, desc=TASK, unit="step", disable=not show)
         bar.update(1)
         model_outputs = self.forward(model_inputs, **forward_params)
@@ -270,28 +368,46 @@ class SignTranslationPipeline(Pipeline):
         return self.postprocess(model_outputs, **postprocess_params)
 
     def _sanitize_parameters(
-        self, errors=None, target_language=None, skip_special_tokens=None, clean_up_tokenization_spaces=None,
-        **generate_kwargs,
+        self, errors=None, target_language=None, return_text=None, return_tensors=None, return_scores=None,
+        skip_special_tokens=None, clean_up_tokenization_spaces=None, generate_kwargs=None, **kwargs,
     ):
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
         if errors is not None:
             if errors not in ERROR_MODES:
                 raise ValueError(f"errors={errors!r} is not one of {ERROR_MODES}")
             preprocess_params["errors"] = errors
-        unknown = sorted(set(generate_kwargs) - _GENERATE_ARGUMENTS)
+        unknown = sorted(set(kwargs) - _GENERATE_ARGUMENTS)
         if unknown:
             raise TypeError(
                 f"SignTranslationPipeline got unknown arguments {unknown}: it takes batch_size, num_workers, errors, "
-                "progress, target_language, skip_special_tokens, clean_up_tokenization_spaces and generation settings "
-                "(GenerationConfig fields such as num_beams, max_new_tokens, min_new_tokens)"
+                "progress, target_language, return_text, return_tensors, return_scores, skip_special_tokens, "
+                "clean_up_tokenization_spaces, generate_kwargs and generation settings (GenerationConfig fields such "
+                "as num_beams, max_new_tokens, min_new_tokens)"
             )
-        forward_params.update(generate_kwargs)
+        if generate_kwargs is not None:
+            if not isinstance(generate_kwargs, dict):
+                raise TypeError(f"generate_kwargs must be a dict of generate() arguments, got {generate_kwargs!r}")
+            twice = sorted(set(kwargs) & set(generate_kwargs))
+            if twice:
+                raise ValueError(f"{twice} given both as arguments and in generate_kwargs; pass each setting once")
+            forward_params.update(generate_kwargs)
+        forward_params.update(kwargs)
         if target_language is not None:
             forward_params["decoder_start_token_id"] = self._language_code_id(target_language)
-        if skip_special_tokens is not None:
-            postprocess_params["skip_special_tokens"] = skip_special_tokens
-        if clean_up_tokenization_spaces is not None:
-            postprocess_params["clean_up_tokenization_spaces"] = clean_up_tokenization_spaces
+        if return_scores is not None:
+            forward_params["return_scores"] = bool(return_scores)
+        if return_text is False and return_tensors is False:
+            raise ValueError("return_text=False and return_tensors=False leave nothing to return; ask for one")
+        if return_tensors is not None:
+            postprocess_params["return_tensors"] = bool(return_tensors)
+            if return_text is None:  # as transformers' text2text pipelines: token ids instead of the text
+                postprocess_params["return_text"] = not return_tensors
+        if return_text is not None:
+            postprocess_params["return_text"] = bool(return_text)
+        for name, value in (("skip_special_tokens", skip_special_tokens),
+                            ("clean_up_tokenization_spaces", clean_up_tokenization_spaces)):
+            if value is not None:
+                postprocess_params[name] = value
         return preprocess_params, forward_params, postprocess_params
 
     def _language_code_id(self, language: str) -> int:
@@ -306,98 +422,154 @@ class SignTranslationPipeline(Pipeline):
         return token_id
 
     def preprocess(self, inputs, errors: str = "raise") -> dict:
-        """Decodes and normalises one video.
+        """Finds one input's video: a dataset row's `video` or `frames`, the bytes of an http(s) URL, or the input.
+
+        Its frames are read by [`collate_videos`], a batch at a time, with the video processor.
 
         Args:
             inputs: one input (see the class docstring), as wrapped by `__call__`.
             errors (`str`, defaults to `"raise"`): `"raise"` or `"skip"` (keep the error for the output).
 
         Returns:
-            `dict`: a batch of one for [`collate_videos`]: `videos` `[float (T, 3, H, W)]` and `errors` `[None]`; or,
-            for an unreadable input under `errors="skip"`, `videos` `[None]` and `errors` `[<why>]`.
+            `dict` with `video` (`None` when it cannot be found), `error` (`None`, or why under `errors="skip"`),
+            `label` (how messages name the input) and `on_error` (`errors`).
         """
         item = inputs if isinstance(inputs, _Numbered) else _Numbered(None, inputs)
+        where = "the input" if item.index is None else f"input [{item.index}]"
+        if item.total is not None:
+            where += f" of {item.total}"
+        found = {"video": None, "error": None, "label": f"{where} ({_describe(item.value)})", "on_error": errors}
         try:
-            features = self.video_processor(_video_of(item.value), training=False, return_tensors="pt")
-        except (ValueError, OSError) as error:
-            where = "the input" if item.index is None else f"input [{item.index}]"
-            if item.total is not None:
-                where += f" of {item.total}"
-            message = f"{where} ({_describe(item.value)}) cannot be translated: {error}"
-            if errors == "raise":
-                raise SignTranslationInputError(
-                    f"{message}. Fix or remove it, or pass errors='skip' to translate the other inputs"
-                ) from error
-            return {"videos": [None], "errors": [message]}
-        length = int(features["video_attention_mask"][0].sum())
-        return {"videos": [features["pixel_values_videos"][0, :length]], "errors": [None]}
+            found["video"] = _video_of(item.value)
+        except (ValueError, OSError) as error:  # OSError: also an unreachable URL or one that answers with an error
+            found["error"] = _input_error(found, error)
+        return found
 
-    def _forward(self, model_inputs: dict, **generate_kwargs) -> dict:
-        """Generates token ids for the readable videos of a batch, one `generate()` call per frame size.
+    def _forward(self, model_inputs: dict, return_scores: bool = False, **generate_kwargs) -> dict:
+        """One `generate()` call per group of the batch (one group unless frame sizes differ).
 
         Returns:
-            `dict` with `sequences` (per input, a LongTensor `(num_return_sequences, tokens)` of generated ids, `None`
-            where the input failed) and `errors` (per input).
+            `dict` with `results` (per input: `sequences`, a LongTensor `(num_return_sequences, tokens)` of generated
+            ids, `lengths` (each sequence's length without the batch's padding) and `scores` (`None` unless
+            `return_scores`); `None` where the input failed) and `errors` (per input).
         """
-        videos, errors = model_inputs["videos"], model_inputs["errors"]
-        sequences = [None] * len(videos)
-        groups: dict[tuple, list[int]] = {}
-        for position, video in enumerate(videos):
-            if video is not None:
-                groups.setdefault(tuple(video.shape[1:]), []).append(position)
-        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
-        for positions in groups.values():
-            pixels, mask = pad_videos([videos[position] for position in positions])
-            generated = self.model.generate(pixel_values_videos=pixels, video_attention_mask=mask, **generate_kwargs)
+        scores_asked = {"return_dict_in_generate": True, "output_scores": True} if return_scores else {}
+        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs, **scores_asked)
+        results = [None] * len(model_inputs["errors"])
+        for group in model_inputs["groups"]:
+            output = self.model.generate(
+                pixel_values_videos=group["pixel_values_videos"],
+                video_attention_mask=group["video_attention_mask"],
+                **generate_kwargs,
+            )
+            sequences = output if isinstance(output, torch.Tensor) else output.sequences
+            kept = self._kept_positions(sequences, generate_kwargs)
+            scores = self._sequence_scores(output, kept, generate_kwargs) if return_scores else None
+            lengths = kept.sum(dim=1)
             # generate() returns each input's sequences together: rows [i * n, (i + 1) * n) belong to input i.
-            per_input = generated.reshape(len(positions), -1, generated.shape[-1])
-            for position, rows in zip(positions, per_input):
-                sequences[position] = rows
-        return {"sequences": sequences, "errors": errors}
+            per_input = sequences.shape[0] // len(group["positions"])
+            for i, position in enumerate(group["positions"]):
+                rows = slice(i * per_input, (i + 1) * per_input)
+                results[position] = {
+                    "sequences": sequences[rows],
+                    "lengths": lengths[rows],
+                    "scores": None if scores is None else scores[rows],
+                }
+        return {"results": results, "errors": model_inputs["errors"]}
+
+    def _kept_positions(self, sequences: torch.Tensor, generate_kwargs: dict) -> torch.Tensor:
+        """`(N, L)` bool: each sequence's positions through its first end-of-sentence token after the decoder start
+        token (all of them when it has none); what follows is the padding of a batch."""
+        eos = self._generation_setting(generate_kwargs, "eos_token_id")
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        is_eos = torch.isin(sequences, torch.tensor(eos, dtype=sequences.dtype, device=sequences.device)).long()
+        is_eos[:, 0] = 0  # the decoder start token (mBART's configuration may start with </s>)
+        return (is_eos.cumsum(dim=1) - is_eos) == 0
+
+    def _sequence_scores(self, output, kept: torch.Tensor, generate_kwargs: dict) -> torch.Tensor:
+        """Per sequence, the sum of its generated tokens' log-probabilities over `length ** length_penalty`."""
+        if getattr(output, "sequences_scores", None) is not None:  # beam search
+            return output.sequences_scores.float()
+        steps = output.scores  # greedy search or sampling: the processed scores of each step
+        generated = output.sequences[:, -len(steps):]
+        log_probs = torch.stack(
+            [
+                step.float().gather(-1, generated[:, t, None]).squeeze(-1) - step.float().logsumexp(dim=-1)
+                for t, step in enumerate(steps)
+            ],
+            dim=1,
+        )
+        counted = kept[:, -len(steps):]
+        total = torch.where(counted, log_probs, torch.zeros_like(log_probs)).sum(dim=1)
+        length_penalty = self._generation_setting(generate_kwargs, "length_penalty")
+        return total / counted.sum(dim=1).float() ** (1.0 if length_penalty is None else length_penalty)
 
     def postprocess(
-        self, model_outputs: dict, skip_special_tokens: bool = True, clean_up_tokenization_spaces=None
+        self, model_outputs: dict, return_text: bool = True, return_tensors: bool = False,
+        skip_special_tokens: bool = True, clean_up_tokenization_spaces=None,
     ) -> list[dict]:
         """Decodes one input's generated ids.
 
         Returns:
-            `list[dict]`: `{"translation_text": str}` per returned sequence, or `[{"translation_text": None, "error":
-            str}]` for an input skipped under `errors="skip"`.
+            `list[dict]`: per returned sequence, best first, `translation_text` (`return_text`),
+            `translation_token_ids` (`return_tensors`) and `score` (`return_scores`); or `[{"translation_text":
+            None, "error": str}]` for an input skipped under `errors="skip"`.
         """
-        sequences, error = model_outputs["sequences"], model_outputs["errors"]
-        # The loader hands each input over as a batch of one: lists of one entry, or tensors with a leading 1.
+        if not (return_text or return_tensors):
+            raise ValueError("return_text=False and return_tensors=False leave nothing to return; ask for one")
+        result, error = model_outputs["results"], model_outputs["errors"]
+        # The loader hands a batch of one over as it is: lists of one entry.
         if isinstance(error, list):
-            sequences, error = sequences[0], error[0]
+            result, error = result[0], error[0]
         if error is not None:
             return [{"translation_text": None, "error": error}]
-        texts = self.tokenizer.batch_decode(
-            sequences.reshape(-1, sequences.shape[-1]).tolist(),
-            skip_special_tokens=skip_special_tokens,
-            clean_up_tokenization_spaces=clean_up_tokenization_spaces,
-        )
-        return [{"translation_text": text} for text in texts]
+        ids = [row[:length] for row, length in zip(result["sequences"].tolist(), result["lengths"].tolist())]
+        records = [{} for _ in ids]
+        if return_text:
+            texts = self.tokenizer.batch_decode(
+                ids, skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=clean_up_tokenization_spaces
+            )
+            for record, text in zip(records, texts):
+                record["translation_text"] = text
+        if return_tensors:
+            for record, row in zip(records, ids):
+                record["translation_token_ids"] = row
+        if result["scores"] is not None:
+            for record, score in zip(records, result["scores"].tolist()):
+                record["score"] = score
+        return records
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
-        # As Pipeline.get_iterator, with a collate function that keeps each input's video and error (transformers'
-        # pad_collate_fn pads token sequences and needs every item to have the same keys).
+        # As Pipeline.get_iterator, with a collate function that reads the batch's videos with the video processor
+        # (transformers' pad_collate_fn pads token sequences and needs every item to have the same keys).
         if isinstance(inputs, Sized):
             dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
         else:
             dataset = PipelineIterator(inputs, self.preprocess, preprocess_params)
             num_workers = min(num_workers, 1)  # an iterable cannot be split between workers
-        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate_videos)
+        collate = functools.partial(collate_videos, video_processor=self.video_processor)
+        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate)
         model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
     def save_pretrained(self, save_directory, **kwargs):
-        """Saves the model with `custom_pipelines` in its config, this file and its siblings, and the processor."""
+        """Saves the model with `custom_pipelines` in its config, this file and its siblings, and the processor (one
+        made of the video processor and the tokenizer the pipeline was given, when it was given no processor)."""
         if not hasattr(self, "_registered_impl"):
             # A pipeline loaded with trust_remote_code was never registered in this process; record it as
             # register_pipeline() does, so the saved config still names it.
             self._registered_impl = {TASK: _task_impl(type(self))}
         super().save_pretrained(save_directory, **kwargs)
-        if self.processor is not None:
-            self.processor.save_pretrained(save_directory)
+        (self.processor or self._processor_from_parts()).save_pretrained(save_directory)
+
+    def _processor_from_parts(self):
+        """The processor of a pipeline given a video processor and a tokenizer: its target language is the model's
+        decoder start token (a language code)."""
+        from .processing_beyondgloss import BeyondGlossProcessor
+
+        start = self._generation_setting({}, "decoder_start_token_id")
+        language = None if start is None else self.tokenizer.convert_ids_to_tokens(start)
+        return BeyondGlossProcessor(self._given_video_processor, self.tokenizer, target_language=language)
 
 
 def _task_impl(pipeline_class: type) -> dict:

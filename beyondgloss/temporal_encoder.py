@@ -120,8 +120,9 @@ class BeyondGlossTemporalBlock(nn.Module):
 
 class BeyondGlossTemporalEncoder(nn.Module):
     r"""Sinusoidal PE, `temporal_layers[0]` blocks, x2 average-pool downsampling, `temporal_layers[1]` blocks and
-    an output projection. Input `(B, T, frame_dim)` with mask `(B, T)`; output `(B, ceil(T/2), frame_dim)` and
-    its mask (`ceil(L/2)` steps for a video of L frames; the reference rule under `reference_compat`)."""
+    an output projection. Input `(B, T, frame_dim)` with mask `(B, T)`; output `(B, ceil(T/2), frame_dim)`, its mask
+    (`ceil(L/2)` steps for a video of L frames; the reference rule under `reference_compat`) and, when asked for, the
+    hidden states (the input with positions, then each block's output), else None."""
 
     def __init__(self, config: BeyondGlossConfig):
         super().__init__()
@@ -155,13 +156,16 @@ class BeyondGlossTemporalEncoder(nn.Module):
         new_mask = torch.arange(pooled.shape[1], device=mask.device)[None] < lengths[:, None]
         return pooled, new_mask.long()
 
-    def forward(self, hidden_states, mask):
+    def forward(self, hidden_states, mask, output_hidden_states: bool = False):
         hidden_states = hidden_states + sinusoidal_position_encoding(
             hidden_states.shape[1], hidden_states.shape[2], hidden_states.device, hidden_states.dtype)
+        all_hidden_states = [hidden_states] if output_hidden_states else None
         bias = self.attention_bias(mask)
         for index, block in enumerate(self.blocks):
             if index == self.blocks_before_downsampling:
                 hidden_states, mask = self.downsample(hidden_states, mask)
                 bias = self.attention_bias(mask)
             hidden_states = block(hidden_states, bias)
-        return self.output_proj(hidden_states), mask
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
+        return self.output_proj(hidden_states), mask, None if all_hidden_states is None else tuple(all_hidden_states)

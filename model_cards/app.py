@@ -16,6 +16,10 @@ if __name__ == "__main__":
     if not model:
         sys.exit("app.py: set BEYONDGLOSS_MODEL to the checkpoint to serve (a Hub model id or a local folder), e.g. "
                  "in the Space's settings under Variables")
+    # A Space is reached through its proxy only, which names the visitor in X-Forwarded-For: trusting it gives each
+    # visitor their own --max_requests_per_minute (else all of them would share the proxy's). A visitor can forge the
+    # header to dodge that one limit; the server's other bounds (queue, uploads at once, upload disk) are global.
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "*")
     # Spaces route their address to port 7860 on every interface and name both in these variables.
     host = os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0")
     port = os.environ.get("GRADIO_SERVER_PORT", "7860")

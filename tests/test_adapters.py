@@ -113,7 +113,7 @@ def test_adapter_saves_what_fine_tuning_changed(fine_tuned, tmp_path):
     assert (peft_config.r, peft_config.lora_alpha) == (model.config.text_lora_rank, model.config.text_lora_alpha)
     lora_names = [name for name, m in model.named_modules() if isinstance(m, LoraLayer)]
     assert all(re.fullmatch(peft_config.target_modules, name) for name in lora_names)
-    assert "sign_encoder.temporal" in peft_config.modules_to_save and "sign_encoder.vision" not in peft_config.modules_to_save
+    assert "sign_encoder.temporal" in peft_config.modules_to_save and "sign_encoder.frame_encoder.vision" not in peft_config.modules_to_save
     saved = load_file(tmp_path / ADAPTER_WEIGHTS_NAME)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     batch_norm = sum(b.numel() for b in model.sign_encoder.frame_norm.buffers())
@@ -121,7 +121,7 @@ def test_adapter_saves_what_fine_tuning_changed(fine_tuned, tmp_path):
     # PEFT's names: the model under base_model.model., the LoRA without its adapter name
     assert "base_model.model.mbart.model.decoder.layers.0.encoder_attn.v_proj.lora_B.weight" in saved
     assert "base_model.model.sign_encoder.frame_norm.running_mean" in saved
-    assert not any(key.startswith("base_model.model.sign_encoder.vision.") for key in saved)
+    assert not any(key.startswith("base_model.model.sign_encoder.frame_encoder.vision.") for key in saved)
     assert not (tmp_path / "config.json").exists()  # else transformers would not load the base checkpoint
 
 

@@ -108,10 +108,11 @@ def test_finetune_evaluate_translate(corpus, pretrained, capsys):
 def test_an_output_folder_with_a_run_or_another_model_is_refused(corpus, pretrained, capsys):
     root, options, _ = corpus
     before = (pretrained / "model.safetensors").stat().st_mtime_ns
-    # Another pre-training run into the folder of a finished one.
+    # Another pre-training run into the folder of a finished one without checkpoints: nothing to resume, so replacing
+    # it is what the message offers (it would delete no complete checkpoint).
     assert main(["pretrain", *options, *QUICK, "--output_dir", str(pretrained), "--max_steps", "1"]) == 1
     message = capsys.readouterr().err
-    assert "--resume_from_checkpoint" in message and "--overwrite_output_dir" in message
+    assert "no complete checkpoint" in message and "--overwrite_output_dir" in message
     # A translation run into a folder that holds a pre-training model.
     argv = ["finetune", *options, *QUICK, "--model_name_or_path", str(pretrained), "--output_dir", str(pretrained)]
     argv.remove("--tiny")
@@ -154,8 +155,12 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(corpus, monkeypatch
         main(argv)
     monkeypatch.setattr(BeyondGlossPretrainingTrainer, "training_step", original)
     assert (output / "checkpoint-2").is_dir() and not (output / "model.safetensors").exists()
-    # Starting over without a decision is refused; resuming continues at step 2.
+    # Starting over without a decision is refused, and the message offers only what keeps checkpoint-2; resuming
+    # continues at step 2.
     assert main(argv) == 1
+    message = capsys.readouterr().err
+    assert "--resume_from_checkpoint last" in message and "checkpoint-2" in message
+    assert "--overwrite_output_dir" not in message
     assert main([*argv, "--resume_from_checkpoint", "last"]) == 0
     state = json.loads((output / "trainer_state.json").read_text())
     assert state["global_step"] == 4

@@ -27,8 +27,9 @@ from beyondgloss.temporal_encoder import sinusoidal_position_encoding
 from beyondgloss.benchmark.reference_impl import ReferenceSignEncoder
 from beyondgloss.testing import assert_same_math
 
-LAYOUT_TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official_checkpoint_layout.tsv"
-pytestmark = pytest.mark.skipif(not LAYOUT_TSV.is_file(), reason=f"{LAYOUT_TSV} is absent")
+# The reference's own table of its checkpoints' keys, shapes and dtypes (both stages, full size), kept in the repository
+# so that these tests run in any clone.
+LAYOUT_TSV = Path(__file__).resolve().parent / "fixtures" / "official_checkpoint_layout.tsv"
 
 # Tiny stand-ins for the reference's sizes (DINOv2 384/1152/1536, 37x37+1 positions, frame 512, hand 288, temporal
 # FFN 2048, 300 frames, head width 64 -> RoPE 32, mBART 1024/4096, vocab 2454, 1024+2 positions, LoRA ranks 4/16).
@@ -171,16 +172,16 @@ def test_translation_checkpoint_converts_tensor_for_tensor(translation_checkpoin
     # Fused qkv rows and the shared-A LoRA's fused B rows split into q, k, v (block 11 of the reference is block 2).
     qkv, qkv_bias, lora_b = (state[dino + f"blocks.2.attn.{name}"] for name in ("qkv.weight", "qkv.bias", "lora_w1_l2.weight"))
     for i, name in enumerate(("q", "k", "v")):
-        attention = f"sign_encoder.vision.encoder.layer.2.attention.{name}_proj."
+        attention = f"sign_encoder.frame_encoder.vision.encoder.layer.2.attention.{name}_proj."
         assert torch.equal(converted[attention + "weight"], qkv[64 * i: 64 * (i + 1)])
         assert torch.equal(converted[attention + "bias"], qkv_bias[64 * i: 64 * (i + 1)])
-        assert torch.equal(converted[f"sign_encoder.vision_lora.2.{name}_B"], lora_b[64 * i: 64 * (i + 1)])
+        assert torch.equal(converted[f"sign_encoder.frame_encoder.lora.2.{name}_B"], lora_b[64 * i: 64 * (i + 1)])
     pairs = {
-        dino + "blocks.2.attn.lora_w1_l1.weight": "sign_encoder.vision_lora.2.qkv_A",
-        dino + "blocks.1.mlp.lora_w2_l2.weight": "sign_encoder.vision_lora.1.fc2_B",
-        dino + "blocks.0.ls1.gamma": "sign_encoder.vision.encoder.layer.0.layer_scale1.lambda1",
-        dino + "pos_embed": "sign_encoder.vision.embeddings.position_embeddings",
-        dino + "mask_token": "sign_encoder.vision.embeddings.mask_token",
+        dino + "blocks.2.attn.lora_w1_l1.weight": "sign_encoder.frame_encoder.lora.2.qkv_A",
+        dino + "blocks.1.mlp.lora_w2_l2.weight": "sign_encoder.frame_encoder.lora.1.fc2_B",
+        dino + "blocks.0.ls1.gamma": "sign_encoder.frame_encoder.vision.encoder.layer.0.layer_scale1.lambda1",
+        dino + "pos_embed": "sign_encoder.frame_encoder.vision.embeddings.position_embeddings",
+        dino + "mask_token": "sign_encoder.frame_encoder.vision.embeddings.mask_token",
         sign + "conv_2d.dino.bn.running_var": "sign_encoder.frame_norm.running_var",
         sign + "hamer_mapper_1.weight": "sign_encoder.hand_proj.weight",
         sign + "mapper_1_downsample.0.weight": "sign_encoder.hand_fuse.weight",
@@ -207,8 +208,8 @@ def test_translation_checkpoint_converts_tensor_for_tensor(translation_checkpoin
     # Trainability as in the reference: LoRA and the sign encoder's own parts train, DINOv2 and mBART stay frozen.
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert "mbart.model.decoder.layers.0.encoder_attn.v_proj.lora_B.default.weight" in trainable
-    assert "sign_encoder.vision_lora.1.qkv_A" in trainable and "sign_encoder.temporal.blocks.0.layer_scale" in trainable
-    assert not any(name.startswith("sign_encoder.vision.") or name == "mbart.model.shared.weight" for name in trainable)
+    assert "sign_encoder.frame_encoder.lora.1.qkv_A" in trainable and "sign_encoder.temporal.blocks.0.layer_scale" in trainable
+    assert not any(name.startswith("sign_encoder.frame_encoder.vision.") or name == "mbart.model.shared.weight" for name in trainable)
     # It runs: a loss and a translation starting from de_DE (the tokenizer was saved with it).
     tokenizer = MBartTokenizer.from_pretrained(out)
     assert model.config.decoder_start_token_id == tokenizer.convert_tokens_to_ids("de_DE")
@@ -350,6 +351,31 @@ def _saved_keys(folder: Path) -> set[str]:
 
     with safe_open(str(folder / "model.safetensors"), "pt") as handle:
         return set(handle.keys())
+
+
+def test_convert_replaces_only_its_own_earlier_output(pretraining_checkpoint, tmp_path, capsys):
+    from beyondgloss.cli.output_dir import RUN_MARKER
+
+    _, path, out, backbone = pretraining_checkpoint
+    backbone_dir = path.parent / "mbart_trimmed"
+    # A folder of the user's own files is never written, whatever the flags.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"mine": true}')
+    for extra in ([], ["--overwrite_output_dir"]):
+        assert convert_command([str(path), str(mine), "--text_backbone", str(backbone_dir), *extra]) == 1
+        assert "did not write (config.json)" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["config.json"] and (mine / "config.json").read_text() == '{"mine": true}'
+    # The fixture's converted folder: refused without the flag, replaced with it.
+    assert '"convert"' in (out / RUN_MARKER).read_text()
+    before = (out / "model.safetensors").stat().st_mtime_ns
+    assert convert_command([str(path), str(out), "--text_backbone", str(backbone_dir)]) == 1
+    assert "--overwrite_output_dir" in capsys.readouterr().err
+    assert (out / "model.safetensors").stat().st_mtime_ns == before
+    copy = tmp_path / "copy"
+    assert convert_command([str(path), str(copy), "--text_backbone", str(backbone_dir)]) == 0
+    assert convert_command([str(path), str(copy), "--text_backbone", str(backbone_dir), "--overwrite_output_dir"]) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging or replaced folder left
 
 
 def test_pretraining_checkpoint_with_a_config_only_text_backbone(pretraining_checkpoint, tmp_path, caplog):

@@ -254,3 +254,42 @@ def test_text_file_named_mp4_is_reported_by_id(tmp_path):
 def test_unknown_dataset_name(tmp_path):
     with pytest.raises(ValueError, match="unknown sign dataset 'phoenix15'"):
         load_sign_dataset("phoenix15", data_dir=tmp_path)
+
+
+def test_metadata_with_a_byte_order_mark(tmp_path):
+    # Spreadsheet programs save "CSV UTF-8" with a byte-order mark; the first column is still `file_name`.
+    root = tmp_path / "folder"
+    write_video(root / "a.mp4", 3)
+    write_video(root / "b.mp4", 4, seed=1)
+    (root / "metadata.csv").write_bytes("\ufefffile_name,text\na.mp4,grüße\nb.mp4,bis bald\n".encode("utf-8"))
+    dataset = load_sign_dataset(str(root), cache_dir=tmp_path / "cache")
+    assert dataset["train"]["id"] == ["a", "b"]
+    assert dataset["train"]["text"] == ["grüße", "bis bald"]
+    (root / "metadata.csv").unlink()
+    lines = [json.dumps({"file_name": "a.mp4", "text": "eins"}), json.dumps({"file_name": "b.mp4", "text": "zwei"})]
+    (root / "metadata.jsonl").write_bytes(("\ufeff" + "\n".join(lines)).encode("utf-8"))
+    dataset = load_sign_dataset(str(root), cache_dir=tmp_path / "cache")
+    assert dataset["train"]["text"] == ["eins", "zwei"]
+
+
+def test_streaming_reads_the_same_rows_without_arrow_tables(tmp_path):
+    import datasets
+
+    make_phoenix(tmp_path / "data", frames=4)
+    streamed = load_sign_dataset("phoenix14t", data_dir=tmp_path / "data", cache_dir=tmp_path / "stream_cache",
+                                 streaming=True)
+    assert isinstance(streamed, datasets.IterableDatasetDict)
+    assert sorted(streamed) == ["test", "train", "validation"]
+    rows = {split: list(part) for split, part in streamed.items()}
+    assert not list((tmp_path / "stream_cache").rglob("*.arrow"))  # nothing was prepared
+    built = load_sign_dataset("phoenix14t", data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
+    for split in built:
+        assert rows[split] == list(built[split]), split
+    # Videos stream as datasets.Video values, as in the prepared dataset.
+    root = tmp_path / "folder"
+    write_video(root / "a.mp4", 5)
+    (root / "metadata.jsonl").write_text(json.dumps({"file_name": "a.mp4", "text": "hallo"}), encoding="utf-8")
+    row = next(iter(load_sign_dataset(str(root), cache_dir=tmp_path / "c", streaming=True)["train"]))
+    assert row["id"] == "a" and row["video"].metadata.num_frames == 5
+    with pytest.raises(ValueError, match="streaming='yes'"):
+        load_sign_dataset(str(root), streaming="yes")

@@ -106,14 +106,14 @@ def test_reference_compat_position_table_takes_rows_then_columns():
     pixels, mask = _videos(height=28, width=42)
     _assert_encoders_agree(model(pixels, mask), reference(pixels, mask))
     frames = pixels[0, :3]
-    embeddings = model.vision.embeddings
+    embeddings = model.sign_encoder.frame_encoder.vision.embeddings
     table = embeddings.position_embeddings
     grid = table[:, 1:].reshape(1, 3, 3, 32).permute(0, 3, 1, 2)
     swapped = F.interpolate(grid, scale_factor=(3.1 / 3, 2.1 / 3), mode="bicubic", align_corners=False)
     swapped = torch.cat([table[:, :1], swapped.permute(0, 2, 3, 1).reshape(1, 6, 32)], dim=1)
     with torch.no_grad():
         tokens = torch.cat([embeddings.cls_token.expand(3, -1, -1), embeddings.patch_embeddings(frames)], dim=1)
-        difference = (model.embed_frames(frames) - (tokens + swapped)).abs().max()
+        difference = (model.sign_encoder.frame_encoder.embed(frames) - (tokens + swapped)).abs().max()
     assert difference > 1e-3 * table.abs().max()
 
 

@@ -272,6 +272,7 @@ def test_translate_reports_a_bad_video_and_writes_the_good_results(translation_m
     assert [line.split("\t")[0] for line in captured.out.strip().splitlines()] == good
     assert [json.loads(line)["video"] for line in output.read_text().splitlines()] == good
     assert f"{bad}: " in captured.err and "1 of 3 videos could not be translated" in captured.err
+    assert "input [1] of 3" in captured.err  # its place among all the videos, not within its batch
     assert folder_digest(folder) == before
     assert main(["translate", "--model_name_or_path", str(folder), "--videos", *good]) == 0
 

@@ -204,12 +204,12 @@ def test_auto_takes_int8_where_decoding_is_faster(translator, monkeypatch, int8_
 def test_auto_falls_back_from_int8_when_its_guard_fails(translator, monkeypatch):
     pin_decoder_steps(monkeypatch, 4.0)
     monkeypatch.setattr(inference_precision, "bf16_matmul_speedup", lambda device, shape: 3.0)
-    guard = inference_precision.InferencePrecisionMixin._guard_cosine
+    guard = inference_precision._guard_cosine
 
-    def failing_int8(model, probe, device, frame_dtype, text):
-        return 0.5 if text == "int8" else guard(model, probe, device, frame_dtype, text)
+    def failing_int8(sign_encoder, mbart, decodes_text, probe, frame_dtype, text):
+        return 0.5 if text == "int8" else guard(sign_encoder, mbart, decodes_text, probe, frame_dtype, text)
 
-    monkeypatch.setattr(inference_precision.InferencePrecisionMixin, "_guard_cosine", failing_int8)
+    monkeypatch.setattr(inference_precision, "_guard_cosine", failing_int8)
     assert translator.set_inference_precision("auto") == "bf16"
     report = translator.inference_precision_report
     assert report["guard_cosines"]["int8"] == 0.5 and report["guard_cosines"]["bf16"] >= GUARD_MIN_COSINE
@@ -290,7 +290,7 @@ def test_a_training_step_runs_under_cpu_bf16_autocast(videos):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             out = model(pixels, mask, input_ids=ids, attention_mask=text_mask)
         out.loss.backward()
-        gradient = model.sign_encoder.vision_lora["1"].fc1_B.grad  # (A has none yet: B starts at zero)
+        gradient = model.sign_encoder.frame_encoder.lora["1"].fc1_B.grad  # (A has none yet: B starts at zero)
         assert gradient is not None and torch.isfinite(gradient).all() and gradient.abs().sum() > 0
         losses[precision] = out.loss.item()
     assert abs(losses["bf16"] - losses["fp32"]) <= 20 * 2**-9 * abs(losses["fp32"])

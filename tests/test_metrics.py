@@ -20,6 +20,7 @@ from beyondgloss.metrics import (  # noqa: E402
     dataset_defaults,
     make_compute_metrics,
     rouge_l,
+    rouge_l_multi,
 )
 
 
@@ -281,3 +282,60 @@ def test_citations_of_docs_in_these_modules_resolve():
                 headings = re.findall(r"^#+ (.+)$", doc.read_text(encoding="utf-8"), flags=re.MULTILINE)
                 assert section.lower() in (heading.lower() for heading in headings), (path.name, document, section)
     assert found >= 10
+
+
+def test_several_references_per_prediction():
+    hypotheses = ["the cat sat on the mat", "it is raining in the north today"]
+    first = ["the cat is on the mat", "today it rains in the north"]
+    second = ["there is a cat on the mat", "it is raining in the north"]
+    multi = compute_translation_metrics(hypotheses, [list(pair) for pair in zip(first, second)], convention="plain")
+    # BLEU and chrF: sacrebleu's multi-reference scores, reference streams as sacrebleu takes them.
+    for order in range(1, 5):
+        expected = BLEU(max_ngram_order=order).corpus_score(hypotheses, [first, second]).score
+        assert multi[f"bleu{order}"] == pytest.approx(expected, abs=1e-9)
+    assert multi["chrf"] == pytest.approx(CHRF().corpus_score(hypotheses, [first, second]).score, abs=1e-9)
+    assert "nrefs:2" in multi["signature"]
+    # ROUGE-L by hand (COCO's rule: the best precision and the best recall over the references). Sample 1: LCS 5
+    # of 6 hypothesis words with the first reference (6 words), 4 with the second (7 words): P = R = 5/6. Sample 2:
+    # LCS 4 with the first (6 words), 6 with the second (6 words): P = 6/7, R = 1.
+    def f(p, r, beta=1.2):
+        return (1 + beta**2) * p * r / (r + beta**2 * p)
+
+    assert rouge_l_multi("the cat sat on the mat".split(), ["the cat is on the mat".split(),
+                                                            "there is a cat on the mat".split()]) == pytest.approx(
+        f(5 / 6, 5 / 6))
+    sample2 = rouge_l_multi("it is raining in the north today".split(),
+                            ["today it rains in the north".split(), "it is raining in the north".split()])
+    assert sample2 == pytest.approx(f(6 / 7, 1.0))
+    assert multi["rouge_l"] == pytest.approx(100 * (f(5 / 6, 5 / 6) + f(6 / 7, 1.0)) / 2)
+    # Precision and recall may come from different references: "a" gives R = 1 (P = 1/2), "abcd" gives P = 1
+    # (R = 1/2), so F = 1, above either reference's own F.
+    assert rouge_l_multi(list("ab"), [list("a"), list("abcd")]) == pytest.approx(1.0)
+    assert max(rouge_l(list("ab"), list("a")), rouge_l(list("ab"), list("abcd"))) < 0.9
+    # One reference in a list is the single-reference score; a varying number of references per sample works.
+    single = compute_translation_metrics(hypotheses, first, convention="phoenix")
+    listed = compute_translation_metrics(hypotheses, [[text] for text in first], convention="phoenix")
+    assert single == listed
+    varying = compute_translation_metrics(hypotheses, [[first[0], second[0]], second[1]], convention="plain")
+    expected = BLEU().corpus_score(hypotheses, [[first[0], second[1]], [second[0], None]]).score
+    assert varying["bleu4"] == pytest.approx(expected, abs=1e-9)
+    assert "nrefs:var" in varying["signature"]
+    with pytest.raises(TypeError, match=r"references\[1\] is an empty list"):
+        compute_translation_metrics(hypotheses, [["a"], []])
+    with pytest.raises(TypeError, match=r"references\[0\]\[1\] is a int"):
+        compute_translation_metrics(hypotheses, [["a", 3], ["b"]])
+
+
+def test_several_references_through_evaluate_and_the_trainer_metric(tmp_path, word_tokenizer):
+    evaluate = pytest.importorskip("evaluate")
+    from transformers import EvalPrediction
+
+    hypotheses = ["am tag regen im norden", "schnee überall"]
+    references = [["am tag regen im süden", "regen im norden"], ["schnee im süden"]]
+    direct = compute_translation_metrics(hypotheses, references, dataset="phoenix14t")
+    metric = evaluate.load(METRIC_PATH, cache_dir=str(tmp_path))
+    assert metric.compute(predictions=hypotheses, references=references, dataset="phoenix14t") == direct
+    ids = padded([word_tokenizer(text)["input_ids"] for text in hypotheses], -100)
+    compute = make_compute_metrics(word_tokenizer, dataset="phoenix14t", references=references)
+    scores = compute(EvalPrediction(predictions=ids, label_ids=ids))
+    assert scores["bleu4"] == direct["bleu4"] and scores["rouge_l"] == direct["rouge_l"]

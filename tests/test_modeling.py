@@ -154,8 +154,8 @@ def test_full_size_trainable_parameter_counts():
 @pytest.mark.parametrize("tuning, vision_trainable", [("lora", "lora_only"), ("full", "all"), ("frozen", "none")])
 def test_vision_tuning_modes(tuning, vision_trainable):
     model = BeyondGlossModel(tiny_config(vision_tuning=tuning))
-    vision_params = [p.requires_grad for p in model.vision.parameters()]
-    lora_params = [p.requires_grad for p in model.vision_lora.parameters()]
+    vision_params = [p.requires_grad for p in model.sign_encoder.frame_encoder.vision.parameters()]
+    lora_params = [p.requires_grad for p in model.sign_encoder.frame_encoder.lora.parameters()]
     if vision_trainable == "lora_only":
         assert not any(vision_params) and lora_params and all(lora_params)
     elif vision_trainable == "all":
@@ -174,7 +174,7 @@ def test_gradients_reach_exactly_the_trainable_parameters(config, videos):
         for module in model.modules():
             if isinstance(module, LoraLayer):
                 module.lora_B["default"].weight.normal_(std=0.1)
-        for lora in model.sign_encoder.vision_lora.values():
+        for lora in model.sign_encoder.frame_encoder.lora.values():
             for name, parameter in lora.named_parameters():
                 if name.endswith("_B"):
                     parameter.normal_(std=0.1)
@@ -365,8 +365,8 @@ def test_from_backbones_loads_local_weights(tmp_path):
         config_kwargs=dict(frame_dim=16, temporal_heads=2, temporal_ffn_dim=32, hand_dim=6, description_dim=8,
                            max_new_tokens=20))  # the decoder has 64 positions
     # Loaded weights are copies: equal bit for bit.
-    assert torch.equal(model.sign_encoder.vision.embeddings.cls_token, vision.embeddings.cls_token)
-    assert torch.equal(model.sign_encoder.vision.encoder.layer[1].mlp.fc2.weight,
+    assert torch.equal(model.sign_encoder.frame_encoder.vision.embeddings.cls_token, vision.embeddings.cls_token)
+    assert torch.equal(model.sign_encoder.frame_encoder.vision.encoder.layer[1].mlp.fc2.weight,
                        vision.encoder.layer[1].mlp.fc2.weight)
     assert torch.equal(model.text_encoder.layers[0].fc1.weight, text.model.encoder.layers[0].fc1.weight)
     assert torch.equal(model.mbart.model.encoder.layers[0].self_attn.q_proj.weight,
@@ -427,18 +427,18 @@ def test_reference_compat_uses_dinov2_legacy_position_interpolation():
         use_mask_token=False))
     model = BeyondGlossModel(config).double().eval()  # the same math two ways: float64 (see assert_same_math)
     frames = torch.randn(3, 3, 28, 28, dtype=torch.float64)
-    embeddings = model.vision.embeddings
+    embeddings = model.sign_encoder.frame_encoder.vision.embeddings
     table = embeddings.position_embeddings
     grid = table[:, 1:].reshape(1, 4, 4, 32).permute(0, 3, 1, 2)
     resized = F.interpolate(grid, scale_factor=(2.1 / 4, 2.1 / 4), mode="bicubic", align_corners=False)
     expected_table = torch.cat([table[:, :1], resized.permute(0, 2, 3, 1).reshape(1, 4, 32)], dim=1)
     tokens = torch.cat([embeddings.cls_token.expand(3, -1, -1), embeddings.patch_embeddings(frames)], dim=1)
     with torch.no_grad():
-        assert_same_math(model.embed_frames(frames), tokens + expected_table, msg="legacy rule")
+        assert_same_math(model.sign_encoder.frame_encoder.embed(frames), tokens + expected_table, msg="legacy rule")
         corrected = BeyondGlossModel(tiny_config(vision_config=config.vision_config.to_dict())).double().eval()
         corrected.load_state_dict(model.state_dict())
-        assert torch.equal(corrected.embed_frames(frames), embeddings(frames))  # HF's rule, the same code
-        difference = (corrected.embed_frames(frames) - model.embed_frames(frames)).abs().max()
+        assert torch.equal(corrected.sign_encoder.frame_encoder.embed(frames), embeddings(frames))  # HF's rule, the same code
+        difference = (corrected.sign_encoder.frame_encoder.embed(frames) - model.sign_encoder.frame_encoder.embed(frames)).abs().max()
         assert difference > 1e-3 * tokens.abs().max()  # the two rules differ by far more than round-off
 
 

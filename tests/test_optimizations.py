@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from beyondgloss.benchmark import count_frame_encoder_flops
 from beyondgloss.dinov2_fast_path import vision_block
+from beyondgloss.frame_encoder import BeyondGlossFrameEncoder
 from beyondgloss.modeling_beyondgloss import BeyondGlossModel
 from beyondgloss.temporal_encoder import BandMaskCache, BeyondGlossTemporalAttention
 from beyondgloss.benchmark.reference_impl import ReferenceSignEncoder, local_1d_pattern
@@ -28,7 +29,7 @@ from beyondgloss.testing import assert_same_math, tiny_config
 # before the training-mode BatchNorm (its batch mean removes them: the DINOv2 output norm's and the projection's),
 # and the key biases of the DINOv2 softmax attention (they add the same q.b to every score of a row).
 ZERO_IN_EXACT_ARITHMETIC = re.compile(
-    r"vision\.layernorm\.bias|frame_proj\.bias|vision\.encoder\.layer\.\d+\.attention\.k_proj\.bias")
+    r"frame_encoder\.vision\.layernorm\.bias|frame_proj\.bias|frame_encoder\.vision\.encoder\.layer\.\d+\.attention\.k_proj\.bias")
 OUTPUT_KEYS = ("last_hidden_state", "attention_mask", "hand_predictions", "description_states", "frame_features")
 FLOAT_OUTPUT_KEYS = ("last_hidden_state", "hand_predictions", "description_states", "frame_features")
 CONFIGS = [dict(vision_tuning="lora"), dict(vision_tuning="lora", reference_compat=True), dict(vision_tuning="full"),
@@ -116,8 +117,8 @@ def test_encoder_matches_reference_forward_and_backward(overrides):
         assert_same_math(model.encode_frames(packed), reference.encode_frames(packed), msg="DINOv2 CLS features")
     _loss(ours).backward()
     _loss(theirs).backward()
-    _assert_gradients_close(_gradients(model), reference.to_beyondgloss_names(_gradients(reference)))
-    trainable_vision = [n for n in _gradients(model) if n.startswith("vision")]
+    _assert_gradients_close(_gradients(model.sign_encoder), reference.to_beyondgloss_names(_gradients(reference)))
+    trainable_vision = [n for n in _gradients(model.sign_encoder) if n.startswith("frame_encoder.")]
     assert bool(trainable_vision) == (overrides["vision_tuning"] != "frozen")
 
 
@@ -132,7 +133,7 @@ def _float32_errors(overrides) -> list[tuple[str, float, float, float]]:
     model = _model(_config(**overrides), dtype=torch.float32)
     pixels, mask = _videos(dtype=torch.float32)
     results = []
-    for encoder, inputs in ((model, pixels), (ReferenceSignEncoder.from_beyondgloss(model), pixels),
+    for encoder, inputs in ((model.sign_encoder, pixels), (ReferenceSignEncoder.from_beyondgloss(model), pixels),
                             (ReferenceSignEncoder.from_beyondgloss(copy.deepcopy(model).double()), pixels.double())):
         output = encoder(inputs, mask)
         _loss(output).backward()
@@ -208,7 +209,7 @@ def test_cls_only_last_block_equals_full_block():
     for cls_only in (True, False):
         model.zero_grad(set_to_none=True)
         hidden.grad = None
-        (parts, weights), = model._block_operands([2])
+        (parts, weights), = model.sign_encoder.frame_encoder.block_operands([2])
         row = vision_block(parts, hidden, weights, cls_only)[:, :1]
         (row * torch.linspace(-1, 1, row.numel(), dtype=row.dtype).view_as(row)).sum().backward()
         results.append((row.detach(), hidden.grad.clone(), _gradients(model)))
@@ -219,13 +220,14 @@ def test_cls_only_last_block_equals_full_block():
 
 
 def test_frozen_prefix_without_autograd_equals_full_autograd(monkeypatch):
-    assert BeyondGlossModel(_config(vision_tuning="frozen"))._first_trainable_block() == 3
-    assert BeyondGlossModel(_config(vision_tuning="full"))._first_trainable_block() == 0
+    assert BeyondGlossModel(_config(vision_tuning="frozen")).sign_encoder.frame_encoder.first_trainable_block() == 3
+    assert BeyondGlossModel(_config(vision_tuning="full")).sign_encoder.frame_encoder.first_trainable_block() == 0
     model = _model(_config())
-    assert model._first_trainable_block() == 1  # block 0 and the embeddings have no trainable weight
+    # Block 0 and the embeddings have no trainable weight.
+    assert model.sign_encoder.frame_encoder.first_trainable_block() == 1
     frames = _videos()[0][0]
     prefix_off, prefix_off_grads = _encode_with_grads(model, frames)
-    monkeypatch.setattr(BeyondGlossModel, "_first_trainable_block", lambda self: 0)
+    monkeypatch.setattr(BeyondGlossFrameEncoder, "first_trainable_block", lambda self: 0)
     full, full_grads = _encode_with_grads(model, frames)
     assert_same_math(prefix_off, full, msg="features")
     _assert_gradients_close(prefix_off_grads, full_grads)
@@ -289,7 +291,7 @@ def test_frozen_feature_cache_misses_on_changed_pixels_and_weights():
     model(augmented, mask)
     assert (cache.hits, cache.misses) == (1, 3)
     with torch.no_grad():
-        model.vision.layernorm.weight.mul_(2.0)  # an in-place weight change (optimizer step, load_state_dict)
+        model.sign_encoder.frame_encoder.vision.layernorm.weight.mul_(2.0)  # an in-place weight change (optimizer step, load_state_dict)
     changed = model(pixels, mask)
     assert cache.misses == 5
     model.disable_frozen_feature_cache()
@@ -400,7 +402,7 @@ def test_activation_checkpointing_recomputes_the_same_values_and_keeps_less():
     pixels, mask = _videos()
     plain_bytes, plain, plain_grads = _saved_bytes_and_gradients(model, pixels, mask)
     model.activation_checkpointing_enable()
-    assert model.gradient_checkpointing
+    assert model.sign_encoder.frame_encoder.gradient_checkpointing
     checkpointed_bytes, checkpointed, checkpointed_grads = _saved_bytes_and_gradients(model, pixels, mask)
     _assert_outputs_close(checkpointed, plain)
     _assert_gradients_close(checkpointed_grads, plain_grads)

@@ -152,10 +152,10 @@ def test_bad_arguments(translator, media):
 
 
 def test_target_language_sets_the_decoder_start(translator, media):
-    ids = translator.forward(translator.preprocess(media["folder"]), max_new_tokens=2)
-    assert int(ids["sequences"][0][0, 0]) == translator.tokenizer.convert_tokens_to_ids("de_DE")
-    params = translator._sanitize_parameters(target_language="en_XX")[1]
-    assert params["decoder_start_token_id"] == translator.tokenizer.convert_tokens_to_ids("en_XX")
+    ids = translator(media["folder"], max_new_tokens=2, return_tensors=True)[0]["translation_token_ids"]
+    assert ids[0] == translator.tokenizer.convert_tokens_to_ids("de_DE")
+    ids = translator(media["folder"], max_new_tokens=2, return_tensors=True, target_language="en_XX")
+    assert ids[0]["translation_token_ids"][0] == translator.tokenizer.convert_tokens_to_ids("en_XX")
 
 
 def test_needs_a_translation_model_and_a_processor(translator):

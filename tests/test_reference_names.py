@@ -22,7 +22,7 @@ def test_the_converter_splits_each_reference_tensor_as_the_table_says():
     for parts in table.values():
         for row, part in enumerate(parts):
             assert mapped[part].flatten().tolist() == [row], part
-    assert table["blocks.1.attn.lora_w1_l2.weight"] == ("vision_lora.1.q_B", "vision_lora.1.k_B", "vision_lora.1.v_B")
+    assert table["blocks.1.attn.lora_w1_l2.weight"] == ("frame_encoder.lora.1.q_B", "frame_encoder.lora.1.k_B", "frame_encoder.lora.1.v_B")
 
 
 def test_the_reference_encoder_takes_its_dinov2_names_from_the_table():
@@ -31,9 +31,9 @@ def test_the_reference_encoder_takes_its_dinov2_names_from_the_table():
     reference = ReferenceSignEncoder.from_beyondgloss(model)
     table = dino_names(config.vision_config.num_hidden_layers, config.vision_lora_layers)
     names = reference._fused_names()
-    vision = {name: sources for name, sources in names.items() if sources[0].startswith(("vision.", "vision_lora."))}
+    vision = {name: sources for name, sources in names.items() if sources[0].startswith("frame_encoder.")}
     # Every table entry but the unused mask token has a parameter of the reference encoder, and nothing else maps
     # onto the package's DINOv2.
     assert sorted(map(tuple, vision.values())) == sorted(parts for name, parts in table.items() if name != "mask_token")
-    fused = torch.cat([model.get_parameter(f"vision_lora.1.{p}_B") for p in "qkv"])
+    fused = torch.cat([model.sign_encoder.get_parameter(f"frame_encoder.lora.1.{p}_B") for p in "qkv"])
     assert torch.equal(reference.blocks[1].qkv.lora_B, fused)

@@ -1,7 +1,13 @@
 """`beyondgloss serve`: the analyser behind the page, and the page itself driven in headless Chromium."""
 
+import asyncio
+import base64
+import io
+import json
 import os
+import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -10,7 +16,9 @@ import torch
 from transformers import pipeline
 
 from beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
+import beyondgloss.app
 from beyondgloss.app import AppInputError, ServeArguments, SignVideoAnalyser, build_app, frame_strip, launch
+from beyondgloss.app_limits import LimitsMiddleware, UploadLedger, one_line, public_model_name
 from beyondgloss.cli import main as cli_main
 from beyondgloss.data.synthsign import SYNTHSIGN_LEXICON, render_clip
 from beyondgloss.pipeline_sign_translation import TASK
@@ -61,6 +69,11 @@ def translation_model(tmp_path_factory, clip):
     (folder / "examples").mkdir()
     shutil.copy(clip, folder / "examples" / "example.mp4")
     return folder
+
+
+@pytest.fixture(scope="module")
+def pretraining_model(tmp_path_factory):
+    return _save_checkpoint(tmp_path_factory.mktemp("pretraining"), BeyondGlossForContrastivePretraining)
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +144,17 @@ def test_bad_videos_get_a_clear_message(analyser, tmp_path):
         small.check(long)
 
 
-def test_retrieval_for_a_pretraining_checkpoint(tmp_path, clip):
-    folder = _save_checkpoint(tmp_path / "pretraining", BeyondGlossForContrastivePretraining)
-    analyser = SignVideoAnalyser(str(folder))
+def _decoded_image(html: str):
+    """The image of an `<img src="data:image/png;base64,...">` as a uint8 `(H, W, 3)` array."""
+    import numpy as np
+    from PIL import Image
+
+    (data,) = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+
+
+def test_retrieval_for_a_pretraining_checkpoint(pretraining_model, clip):
+    analyser = SignVideoAnalyser(str(pretraining_model))
     assert analyser.kind == "retrieval"
     result = analyser.analyse(clip, SENTENCES + ["", "  "])
     assert len(result.similarities) == 3  # blank lines are not sentences
@@ -155,7 +176,55 @@ def test_retrieval_for_a_pretraining_checkpoint(tmp_path, clip):
     assert status.startswith("Done. 8 of 18 source frames kept") and "retrieve" in timings
     (bar_plot,) = [block for block in app.blocks.values() if type(block).__name__ == "BarPlot"]
     assert [row[0] for row in bar_plot.postprocess(plot).data] == [s for s, _ in result.similarities]
-    assert strip.shape == (112, 8 * 112 + 7 * 2, 3)
+    assert _decoded_image(strip).shape == (112, 8 * 112 + 7 * 2, 3)
+
+
+def test_retrieval_caps_and_batches(pretraining_model, clip, monkeypatch):
+    analyser = SignVideoAnalyser(str(pretraining_model), max_candidates=3, max_candidate_chars=60)
+    with pytest.raises(AppInputError, match=r"^4 sentences given; this app compares a video with at most 3 at once"):
+        analyser.analyse(clip, SENTENCES + ["noch ein satz"])
+    with pytest.raises(AppInputError, match=r"^The sentences hold 61 characters; this app takes at most 60 per"):
+        analyser.analyse(clip, ["x" * 30, "y" * 31])
+    # Encoded a few at a time (sorted by length, so batches differ from the order given): the same similarities as
+    # all in one batch, to float32 rounding of the padded positions' absence (a padded key has weight exactly 0).
+    sentences = [" ".join(SENTENCES[i % 3].split()[: 2 + i % 4]) for i in range(7)]
+    analyser.max_candidates, analyser.max_candidate_chars = 7, 1000
+    whole = dict(analyser.analyse(clip, sentences).similarities)
+    monkeypatch.setattr(beyondgloss.app, "CANDIDATE_BATCH", 2)
+    batched = dict(analyser.analyse(clip, sentences).similarities)
+    assert batched == pytest.approx(whole, abs=1e-5)
+    # The page plots the most similar ones only, and says so.
+    monkeypatch.setattr(beyondgloss.app, "PLOTTED_SENTENCES", 2)
+    handler = next(function.fn for function in build_app(analyser).fns.values() if function.name == "run")
+    status, plot, _, _ = handler(str(clip), "\n".join(sentences))
+    assert len(plot) == 2 and "The plot shows the 2 most similar of 7 sentences." in status
+
+
+def test_messages_name_no_server_path(tmp_path):
+    torchcodec_says = (f"{tmp_path}/notes.mp4: FFmpeg cannot open it as a video; it looks like a text file, not a "
+                       "video (SingleStreamDecoder, /__w/torchcodec/torchcodec/src/torchcodec/_core/SingleStreamDecod"
+                       f"er.cpp:52, Could not open input file: {tmp_path}/notes.mp4 Invalid data)\nmore detail")
+    assert one_line(torchcodec_says, (f"{tmp_path}/notes.mp4", "notes.mp4")) == (
+        "notes.mp4: FFmpeg cannot open it as a video; it looks like a text file, not a video")
+    assert one_line("cannot load /usr/lib/x86_64-linux-gnu/libavcodec.so.59: no such file") == (
+        "cannot load libavcodec.so.59: no such file")
+    assert public_model_name(str(tmp_path)) == tmp_path.name
+    assert public_model_name("your-name/phoenix14t-beyondgloss") == "your-name/phoenix14t-beyondgloss"
+
+
+def test_cli_documents_and_checks_the_caps(capsys):
+    assert cli_main(["serve", "--help"]) == 0
+    flags = {part.split()[0]: part for part in capsys.readouterr().out.split("\n  --")[1:]}
+    for flag, default in [("max_candidates", "20000"), ("max_candidate_chars", "2000000"), ("max_upload_mb", "50.0"),
+                          ("max_upload_disk_mb", "500.0"), ("max_concurrent_uploads", "4"),
+                          ("max_requests_per_minute", "60"), ("concurrency_limit", "1"), ("max_queue_size", "16")]:
+        assert f"(default: {default})" in " ".join(flags[flag].split()), flag
+    for argv, message in [(["--max_upload_disk_mb", "10"], "--max_upload_disk_mb 10: must be at least "
+                           "--max_upload_mb (50)"),
+                          (["--max_requests_per_minute", "-1"], "--max_requests_per_minute -1: must be 0 (no limit)"),
+                          (["--max_candidates", "0"], "--max_candidates 0: must be a positive integer")]:
+        assert cli_main(["serve", "--model", "x", *argv]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"beyondgloss serve: error: {message}")
 
 
 def test_cli_errors_are_one_line(capsys):
@@ -213,6 +282,136 @@ def test_server_turns_away_uploads_over_the_cap(server):
     assert httpx.post(url, files={"files": ("small.mp4", b"\0" * 1000, "video/mp4")}, timeout=30).status_code == 200
 
 
+def _post_upload(url: str, name: str, content: bytes):
+    import httpx
+
+    return httpx.post(url.rstrip("/") + "/gradio_api/upload", files={"files": (name, content, "video/mp4")},
+                      timeout=30)
+
+
+def _uploaded(url: str, name: str, content: bytes) -> str:
+    response = _post_upload(url, name, content)
+    assert response.status_code == 200, response.text
+    (path,) = response.json()
+    return path
+
+
+def _call(url: str, video: str) -> list:
+    """The page's function on a video already on the server, through Gradio's HTTP API (as a client calls it)."""
+    import httpx
+
+    endpoint = url.rstrip("/") + "/gradio_api/call/run"
+    data = [{"path": video, "meta": {"_type": "gradio.FileData"}}]
+    event = httpx.post(endpoint, json={"data": data}, timeout=30).json()["event_id"]
+    lines = httpx.get(f"{endpoint}/{event}", timeout=120).text.splitlines()
+    (answer,) = [lines[i + 1] for i, line in enumerate(lines) if line == "event: complete"]
+    return json.loads(answer.removeprefix("data: "))
+
+
+def test_each_upload_is_deleted_when_its_request_ends(server, clip):
+    url = server.local_url
+    video = _uploaded(url, "synthsign.mp4", clip.read_bytes())
+    assert Path(video).is_file() and server.upload_ledger.holds(video)
+    assert _call(url, video)[0].startswith("Done.")
+    assert not Path(video).exists() and not server.upload_ledger.holds(video)
+    assert video not in server.upload_file_set  # nor kept in Gradio's own list
+    assert "no longer on the server" in _call(url, video)[0]
+    # A request that fails deletes its upload too.
+    text = _uploaded(url, "notes.mp4", b"this is not a video")
+    assert "cannot be read as a video" in _call(url, text)[0] and not Path(text).exists()
+    # One file uploaded twice (Gradio stores it once): deleted when the second request ends.
+    first, second = (_uploaded(url, "synthsign.mp4", clip.read_bytes()) for _ in range(2))
+    assert first == second
+    _call(url, first)
+    assert Path(first).is_file()
+    _call(url, second)
+    assert not Path(first).exists()
+    # The checkpoint's example clip is not an upload: used and kept.
+    (example,) = [path for block in server.blocks.values() for path in getattr(block, "keep_in_cache", ())]
+    assert _call(url, example)[0].startswith("Done.") and Path(example).is_file()
+
+
+def test_the_page_names_no_server_path(server, translation_model, clip):
+    import httpx
+
+    page = httpx.get(server.local_url, timeout=30).text + httpx.get(server.local_url + "config", timeout=30).text
+    assert f"Model: `{translation_model.name}`" in page  # the folder's name, not its path
+    outputs = json.dumps(_call(server.local_url, _uploaded(server.local_url, "notes.mp4", b"not a video")))
+    assert "notes.mp4" in outputs
+    for path in (str(translation_model), sys.prefix, str(Path(torch.__file__).parents[1]), os.getcwd(), "/__w/"):
+        assert path not in page and path not in outputs, path
+    assert not re.search(r"(?<![\w.])/\w+/\w+", outputs)  # no absolute path at all in the answer
+
+
+@pytest.fixture
+def tight_server(translation_model):
+    app = launch(str(translation_model), port=0, block=False, max_upload_mb=0.01, max_upload_disk_mb=0.025,
+                 max_requests_per_minute=6, max_candidate_chars=100)
+    yield app
+    app.close()
+
+
+def test_server_caps_refuse_with_a_clear_message(tight_server):
+    import httpx
+
+    url = tight_server.local_url
+    # Two uploads of 9,000 bytes fit under 0.025 MB (26,214 bytes) of uploads on disk; a third does not.
+    first, second = (_post_upload(url, f"{i}.mp4", bytes([i]) * 9000) for i in range(2))
+    assert first.status_code == second.status_code == 200
+    third = _post_upload(url, "2.mp4", bytes([2]) * 9000)
+    assert third.status_code == 503 and re.fullmatch(
+        r"The server holds 0\.0\d+ MB of uploads and takes at most 0\.025 MB\. Try again in a minute\.", third.text)
+    # Any other request: its body at most what 100 characters of sentences need (1,200 bytes and 64 KiB).
+    join = httpx.post(url + "gradio_api/queue/join", content=b" " * 70_000, timeout=30)
+    assert join.status_code == 413 and join.text == "This request is 0.0668 MB; this server takes at most 0.0636 MB."
+    # Six POSTs a minute from one address: the seventh is turned away, with the time to wait.
+    for _ in range(2):
+        assert httpx.post(url + "gradio_api/queue/join", content=b"{}", timeout=30).status_code != 429
+    late = httpx.post(url + "gradio_api/queue/join", content=b"{}", timeout=30)
+    assert late.status_code == 429 and late.text.startswith("Too many requests from your address: this server takes "
+                                                            "6 a minute. Try again in")
+    assert int(late.headers["retry-after"]) <= 60
+
+
+def test_uploads_beyond_the_concurrent_cap_are_turned_away():
+    """The middleware alone, around an app whose upload waits until released: the second upload at once is refused."""
+    release = asyncio.Event()
+
+    async def gradio(scope, receive, send):
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"[]"})
+
+    ledger = UploadLedger(max_bytes=10**6)
+    middleware = LimitsMiddleware(gradio, ledger, max_upload_bytes=1000, max_body_bytes=1000, max_concurrent_uploads=1,
+                                  max_requests_per_minute=0)
+
+    async def post(headers=((b"content-length", b"100"),)):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/gradio_api/upload", "headers": list(headers),
+                 "client": ("192.0.2.1", 1234)}
+        await middleware(scope, None, send)
+        return sent[0]["status"], b"".join(message.get("body", b"") for message in sent[1:]).decode()
+
+    async def scenario():
+        first = asyncio.create_task(post())
+        await asyncio.sleep(0)  # the first upload is now inside the app, waiting
+        second = await post()
+        reserved = ledger.in_use()
+        no_length = await post(headers=())
+        release.set()
+        return await first, second, reserved, no_length
+
+    first, second, reserved, no_length = asyncio.run(scenario())
+    assert first == (200, "[]") and reserved == 100 and ledger.in_use() == 0
+    assert second == (503, "The server is receiving 1 uploads already, its most at once. Try again in a moment.")
+    assert no_length == (411, "This upload has no Content-Length; send its length.")
+
+
 def _upload(browser, url, path):
     from selenium.webdriver.common.by import By
 
@@ -232,8 +431,13 @@ def _wait_for(condition, what: str, timeout: float = 20.0):
     raise AssertionError(f"the page did not show {what} within {timeout:.0f} s")
 
 
-def test_page_translates_an_upload_and_explains_a_bad_file(browser, server, clip, expected, tmp_path):
+def test_page_translates_an_upload_and_explains_a_bad_file(browser, server, clip, expected, tmp_path, monkeypatch):
     from selenium.webdriver.common.by import By
+
+    uploaded = []  # what the page uploads, as the server stores it
+    settle = server.upload_ledger.settle
+    monkeypatch.setattr(server.upload_ledger, "settle",
+                        lambda size, paths: settle(size, uploaded.extend(paths) or paths))
 
     def field(selector, attribute=None):
         found = browser.find_elements(By.CSS_SELECTOR, selector)
@@ -242,13 +446,14 @@ def test_page_translates_an_upload_and_explains_a_bad_file(browser, server, clip
         return found[0].get_attribute(attribute) if attribute else found[0].text
 
     _upload(browser, server.local_url, clip)
-    uploaded = time.perf_counter()
+    started = time.perf_counter()
     _wait_for(lambda: field("#translation textarea", "value") == expected, f"the translation {expected!r}")
-    round_trip = time.perf_counter() - uploaded
+    round_trip = time.perf_counter() - started
     _wait_for(lambda: "ms" in field("#timings"), "the stage timings")
     assert "decode" in field("#timings") and "generate" in field("#timings")
     assert expected in field("#beams")  # the best beam heads the table of alternatives
-    assert browser.find_element(By.CSS_SELECTOR, "#frames img").get_attribute("src")
+    strip = browser.find_element(By.CSS_SELECTOR, "#frames img").get_attribute("src")
+    assert strip.startswith("data:image/png;base64,")  # the frames come inside the page
     browser.save_screenshot(str(tmp_path / "translated.png"))
     # For the report: the round trip from upload to the text in the page, against the app's own stage total.
     print(f"\nupload -> translation visible: {round_trip * 1000:.0f} ms; app stages: {field('#timings')}")
@@ -263,14 +468,9 @@ def test_page_translates_an_upload_and_explains_a_bad_file(browser, server, clip
     browser.save_screenshot(str(tmp_path / "unreadable.png"))
     assert (tmp_path / "translated.png").stat().st_size > 0 and (tmp_path / "unreadable.png").stat().st_size > 0
 
-    # The uploads and the frame strips live in the app's cache until they age out, and go when the server stops
-    # (Gradio keeps its copy of the checkpoint's example clip).
-    cached = [Path(name) for names in server.temp_file_sets for name in names if Path(name).name != "example.mp4"]
-    assert {"synthsign.mp4", "notes.mp4"} <= {path.name for path in cached} and all(p.exists() for p in cached)
-    assert any(path.suffix == ".png" for path in cached)  # a frame strip
-    server.close()
-    assert not [path for path in cached if path.exists()]
-
+    # Each upload was deleted when its request ended, and the frames came inside the page: no file is left.
+    assert sorted(Path(path).name for path in uploaded) == ["notes.mp4", "synthsign.mp4"]
+    assert not [path for path in uploaded if Path(path).exists()]
 
 
 def test_space_app_runs_serve_for_the_named_checkpoint(monkeypatch):
@@ -286,8 +486,9 @@ def test_space_app_runs_serve_for_the_named_checkpoint(monkeypatch):
     script = str(Path(__file__).parents[1] / "model_cards" / "app.py")
     calls = []
     monkeypatch.setattr(beyondgloss.cli, "main", lambda argv: calls.append(argv) or 0)
-    for name in ("BEYONDGLOSS_MODEL", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"):
-        monkeypatch.delenv(name, raising=False)
+    for name in ("BEYONDGLOSS_MODEL", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "FORWARDED_ALLOW_IPS"):
+        monkeypatch.setenv(name, "")  # recorded, so that what the script sets is undone after the test
+        monkeypatch.delenv(name)
     with pytest.raises(SystemExit, match="set BEYONDGLOSS_MODEL"):
         runpy.run_path(script, run_name="__main__")
     monkeypatch.setenv("BEYONDGLOSS_MODEL", "your-name/phoenix14t-beyondgloss")
@@ -295,3 +496,4 @@ def test_space_app_runs_serve_for_the_named_checkpoint(monkeypatch):
         runpy.run_path(script, run_name="__main__")
     assert exit_.value.code == 0
     assert calls == [["serve", "--model", "your-name/phoenix14t-beyondgloss", "--host", "0.0.0.0", "--port", "7860"]]
+    assert os.environ["FORWARDED_ALLOW_IPS"] == "*"  # uvicorn: the visitor's address from the Space's proxy

@@ -148,7 +148,7 @@ def test_activation_checkpointing_argument_trains_the_same_steps(tmp_path, token
                                                     **_quick(activation_checkpointing=checkpointing)),
             train_dataset=_dataset(tokenizer), data_collator=TensorCollator(tokenizer, "pretraining"))
         trainer.train()
-        assert model.sign_encoder.gradient_checkpointing == checkpointing
+        assert model.sign_encoder.frame_encoder.gradient_checkpointing == checkpointing
         losses.append([batch["loss"] for batch in trainer.recorded])
     assert len(losses[0]) == 4 and losses[1] == pytest.approx(losses[0], rel=1e-5)
 

@@ -1,5 +1,7 @@
 """mBART vocabulary trimming: same logits on kept texts, consistent ids, specials and language codes kept."""
 
+import json
+
 import pytest
 import torch
 from transformers import MBartConfig, MBartForConditionalGeneration, MBartTokenizer
@@ -112,3 +114,40 @@ def test_trim_command_and_bad_input(tmp_path, capsys):
         trim_mbart(model, tokenizer, TRAIN, keep_tokens=["▁hagel"])
     with pytest.raises(ValueError, match="outside the model's vocabulary"):
         trim_mbart(tiny_mbart(20), tokenizer, TRAIN)
+
+
+def test_trim_command_writes_only_its_own_folder_and_whole(tmp_path, capsys, monkeypatch):
+    """A user's folder is never written; an earlier trim is replaced only with --overwrite_output_dir; a failed run
+    leaves the earlier output as it was."""
+    from beyondgloss.cli.output_dir import RUN_MARKER
+
+    tokenizer = subword_tokenizer()
+    tiny_mbart(len(tokenizer)).save_pretrained(tmp_path / "full")
+    tokenizer.save_pretrained(tmp_path / "full")
+    (tmp_path / "train.txt").write_text("\n".join(TRAIN) + "\n")
+    argv = [str(tmp_path / "full"), str(tmp_path / "small"), "--texts", str(tmp_path / "train.txt")]
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"mine": true}')
+    assert trim_command([*argv[:1], str(mine), *argv[2:], "--overwrite_output_dir"]) == 1
+    assert "did not write (config.json)" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["config.json"]
+    assert (mine / "config.json").read_text() == '{"mine": true}'
+
+    assert trim_command(argv) == 0
+    assert json.loads((tmp_path / "small" / RUN_MARKER).read_text()) == {"written_by": "trim-mbart"}
+    (tmp_path / "plain").mkdir()
+    assert (tmp_path / "small").stat().st_mode == (tmp_path / "plain").stat().st_mode
+    first = (tmp_path / "small" / "model.safetensors").read_bytes()
+    assert trim_command(argv) == 1
+    assert "--overwrite_output_dir" in capsys.readouterr().err
+    # A run that fails half-way (here: while saving) leaves the earlier output whole, and no staging folder.
+    monkeypatch.setattr(MBartTokenizer, "save_pretrained", lambda self, folder: (_ for _ in ()).throw(OSError("full")))
+    assert trim_command([*argv, "--overwrite_output_dir"]) == 1
+    monkeypatch.undo()
+    assert (tmp_path / "small" / "model.safetensors").read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert trim_command([*argv, "--keep_tokens", "▁wind", "--overwrite_output_dir", "true"]) == 0
+    assert "▁wind" in MBartTokenizer.from_pretrained(tmp_path / "small").get_vocab()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

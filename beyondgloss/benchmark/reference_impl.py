@@ -29,11 +29,13 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PreTrainedModel
 from transformers.activations import ACT2FN
 
 from ..configuration_beyondgloss import BeyondGlossConfig
 from ..convert.reference_names import DINO_LORA_TARGETS, dino_names
 from ..modeling_beyondgloss import BeyondGlossModel, BeyondGlossModelOutput
+from ..sign_encoder import BeyondGlossSignEncoder
 
 __all__ = ["ReferenceSignEncoder", "local_1d_pattern"]
 
@@ -259,7 +261,7 @@ class ReferenceSignEncoder(nn.Module):
     # ---- weights shared with BeyondGlossModel ---------------------------------------------------------------
 
     def _fused_names(self) -> dict[str, list[str]]:
-        """Reference parameter name -> the BeyondGlossModel parameters concatenated (dim 0) to form it.
+        """Reference parameter name -> the parameters of BeyondGlossModel's sign encoder concatenated (dim 0) to form it.
 
         DINOv2's names come from the converter's table of the authors' names (`dino_names`), under this module's
         names for them (`_own_name`); the heads and the temporal encoder share the package's module names."""
@@ -272,24 +274,25 @@ class ReferenceSignEncoder(nn.Module):
         return names
 
     @classmethod
-    def from_beyondgloss(cls, model: BeyondGlossModel) -> "ReferenceSignEncoder":
-        """A reference encoder holding a copy of `model`'s weights, in their dtype, with the same parameters
-        trainable."""
-        weight = next(model.parameters())
-        reference = cls(model.config).to(device=weight.device, dtype=weight.dtype)
-        theirs = dict(model.named_parameters()) | dict(model.named_buffers())
+    def from_beyondgloss(cls, model: "BeyondGlossModel | BeyondGlossSignEncoder") -> "ReferenceSignEncoder":
+        """A reference encoder holding a copy of the weights of `model` (any BeyondGloss model, or its sign encoder), in
+        their dtype, with the same parameters trainable."""
+        encoder = model.sign_encoder if isinstance(model, PreTrainedModel) else model
+        weight = next(encoder.parameters())
+        reference = cls(encoder.config).to(device=weight.device, dtype=weight.dtype)
+        theirs = dict(encoder.named_parameters()) | dict(encoder.named_buffers())
         mine = dict(reference.named_parameters()) | dict(reference.named_buffers())
         with torch.no_grad():
             for name, sources in reference._fused_names().items():
                 mine[name].copy_(torch.cat([theirs[s] for s in sources]) if len(sources) > 1 else theirs[sources[0]])
                 if isinstance(mine[name], nn.Parameter):
                     mine[name].requires_grad_(any(theirs[s].requires_grad for s in sources))
-        reference.train(model.training)
+        reference.train(encoder.training)
         return reference
 
     def to_beyondgloss_names(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Maps tensors keyed by this module's parameter names (e.g. gradients) to [`BeyondGlossModel`] names,
-        splitting the fused qkv tensors."""
+        """Maps tensors keyed by this module's parameter names (e.g. gradients) to the names of [`BeyondGlossModel`]'s
+        sign encoder (without `sign_encoder.`), splitting the fused qkv tensors."""
         mapped = {}
         for name, sources in self._fused_names().items():
             if name in tensors and tensors[name] is not None:
@@ -366,4 +369,5 @@ class ReferenceSignEncoder(nn.Module):
         description_states = F.gelu(self.description_proj(temporal))
         sequence = torch.cat([temporal, self.head_dropout(self.description_down(description_states))], dim=-1)
         return BeyondGlossModelOutput(last_hidden_state=sequence, attention_mask=step_mask, hand_predictions=hand,
-                                      description_states=description_states, frame_features=features)
+                                      description_states=description_states, frame_features=features,
+                                      video_attention_mask=mask.long())

@@ -2,6 +2,8 @@
 """`beyondgloss convert` (a reference checkpoint into a beyondgloss one) and `beyondgloss trim-mbart`.
 
 The work is `beyondgloss.convert` ([`convert_reference_checkpoint`], [`trim_mbart`]); these read the command line.
+Each writes its output folder whole and never over anyone else's files (`beyondgloss.cli.output_dir.write_owned_folder`):
+a non-empty folder is refused unless the same command wrote it, and then replaced only with `--overwrite_output_dir`.
 Exit codes: `beyondgloss.cli`.
 """
 
@@ -13,10 +15,23 @@ from pathlib import Path
 
 from ..utils.logging_utils import setup_logging
 from ._common import CommandError, accept_dashed_spellings, command_parser, run_command
+from .output_dir import write_owned_folder
 
 __all__ = ["convert", "trim_mbart", "read_texts"]
 
 logger = logging.getLogger(__name__)
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """`output_dir` and `--overwrite_output_dir`, spelt and parsed as the training commands' (`--overwrite_output_dir`
+    alone or followed by true/false)."""
+    from transformers.hf_argparser import string_to_bool
+
+    parser.add_argument("output_dir", type=Path,
+                        help=f"folder to write into: new, empty, or written by an earlier beyondgloss {command}")
+    parser.add_argument("--overwrite_output_dir", nargs="?", const=True, default=False, type=string_to_bool,
+                        help=f"replace output_dir when an earlier beyondgloss {command} wrote it (it then holds a "
+                             ".beyondgloss_run file naming the command); any other non-empty folder is refused")
 
 
 def _convert_parser() -> argparse.ArgumentParser:
@@ -31,7 +46,7 @@ def _convert_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("checkpoint", help="the reference .ckpt (or a state dict / .safetensors with its keys)")
-    parser.add_argument("output_dir", help="folder to save the converted model (and tokenizer) into")
+    _add_output_flags(parser, "convert")
     parser.add_argument("--stage", choices=["pretraining", "translation"],
                         help="checkpoint stage; detected from the keys when omitted")
     parser.add_argument(
@@ -55,7 +70,7 @@ def _convert_parser() -> argparse.ArgumentParser:
 
 def convert(argv: list) -> int:
     """`beyondgloss convert CHECKPOINT OUTPUT_DIR [--text_backbone DIR] [--random_decoder] [--tokenizer DIR]
-    [--target_language CODE_OR_ID]`."""
+    [--target_language CODE_OR_ID] [--overwrite_output_dir]`."""
     return run_command("convert", _convert, argv)
 
 
@@ -64,11 +79,17 @@ def _convert(argv: list) -> int:
 
     args = _convert_parser().parse_args(argv)
     setup_logging()
-    try:
+
+    def write(folder: Path) -> None:
         convert_reference_checkpoint(
-            args.checkpoint, args.output_dir, stage=args.stage, text_backbone=args.text_backbone,
+            args.checkpoint, folder, stage=args.stage, text_backbone=args.text_backbone,
             random_decoder=args.random_decoder, tokenizer=args.tokenizer, target_language=args.target_language,
         )
+
+    try:
+        write_owned_folder(args.output_dir, "convert", args.overwrite_output_dir, write)
+    except CommandError:
+        raise
     except (ValueError, OSError) as error:
         raise CommandError(str(error)) from error
     logger.info("saved the converted model to %s", args.output_dir)
@@ -113,7 +134,7 @@ def _trim_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("model", help="mBART folder (MBartForConditionalGeneration + MBartTokenizer)")
-    parser.add_argument("output_dir", help="folder for the trimmed model and tokenizer")
+    _add_output_flags(parser, "trim-mbart")
     parser.add_argument("--texts", nargs="+", required=True,
                         help="training sentences: .txt (one per line), .jsonl or .csv/.tsv files")
     parser.add_argument("--text_column", default="text",
@@ -125,7 +146,8 @@ def _trim_parser() -> argparse.ArgumentParser:
 
 
 def trim_mbart(argv: list) -> int:
-    """`beyondgloss trim-mbart MODEL OUTPUT_DIR --texts FILE... [--text_column text] [--keep_tokens T...]`."""
+    """`beyondgloss trim-mbart MODEL OUTPUT_DIR --texts FILE... [--text_column text] [--keep_tokens T...]
+    [--overwrite_output_dir]`."""
     return run_command("trim-mbart", _trim_mbart, argv)
 
 
@@ -136,14 +158,23 @@ def _trim_mbart(argv: list) -> int:
 
     args = _trim_parser().parse_args(argv)
     setup_logging()
-    try:
+    trimmed = {}
+
+    def write(folder: Path) -> None:
         texts = [text for path in args.texts for text in read_texts(path, args.text_column)]
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
         model = MBartForConditionalGeneration.from_pretrained(args.model)
         model, tokenizer = trim(model, tokenizer, texts, keep_tokens=args.keep_tokens)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        trimmed["model"] = model
+
+    try:
+        write_owned_folder(args.output_dir, "trim-mbart", args.overwrite_output_dir, write)
+    except CommandError:
+        raise
     except (ValueError, TypeError, OSError) as error:
         raise CommandError(str(error)) from error
-    model.save_pretrained(args.output_dir)
-    tokenizer.save_pretrained(args.output_dir)
+    model = trimmed["model"]
     logger.info("saved the trimmed mBART (%d tokens) to %s", model.config.vocab_size, args.output_dir)
     return 0

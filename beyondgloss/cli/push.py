@@ -1,13 +1,15 @@
 """`beyondgloss push <folder> <repo_id>`: uploads a saved checkpoint folder to the Hub (`beyondgloss.hub.push_folder`).
 
-Exit codes: `beyondgloss.cli`; a folder that is not a complete checkpoint, or a Hub that refuses or cannot be
-reached, is one line naming the folder or repository.
+Exit codes: `beyondgloss.cli`; a folder that is not a complete checkpoint, a folder a training run is still writing
+(`beyondgloss.cli.folder_lock`), or a Hub that refuses or cannot be reached, is one line naming the folder or
+repository.
 """
 
 import logging
 from pathlib import Path
 
 from ._common import CommandError, accept_dashed_spellings, command_parser, run_command
+from .folder_lock import folder_in_use
 
 __all__ = ["push"]
 
@@ -44,6 +46,10 @@ def _push(argv: list) -> int:
 
     args = _parser().parse_args(argv)
     setup_logging()
+    holder = folder_in_use(args.folder)
+    if holder:
+        raise CommandError(f"{args.folder} is being written by a beyondgloss run ({holder}): its final files may be "
+                           "replaced while they upload; push it once the run has ended")
     try:
         commit = push_folder(args.folder, args.repo_id, token=args.token, private=args.private,
                              revision=args.revision, commit_message=args.commit_message, create_pr=args.create_pr)

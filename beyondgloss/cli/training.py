@@ -94,6 +94,7 @@ def _train(argv: list, stage: str) -> dict:
                          "--load_best_model_at_end false")
     processor = load_processor(model_args, data, train_dataset["text"], target_language(model_args, train_dataset))
     trainer = _make_trainer(pretraining, model_args, data, args, processor, train_dataset, eval_dataset)
+    trainer.reset_optimizer = run.reset_optimizer
 
     open_output_dir(args, run)
     result = trainer.train(resume_from_checkpoint=resume)

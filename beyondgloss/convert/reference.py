@@ -287,7 +287,7 @@ _COMPUTED = re.compile(r"conv_1d\.(pos_embedding\.pe|layers\.\d+\.attention\.rot
 
 
 def _map_sign_encoder(state: dict, prefix: str, config: BeyondGlossConfig) -> dict[str, torch.Tensor]:
-    """The sign video encoder's tensors under `prefix`, keyed as in [`BeyondGlossModel`] (without `sign_encoder.`).
+    """The sign video encoder's tensors under `prefix`, keyed as in [`BeyondGlossSignEncoder`].
 
     A fused tensor of the reference (DINOv2's `qkv`, its LoRA B) splits row-wise into the tensors `dino_names`
     lists; the temporal blocks renumber around the downsampler's index."""

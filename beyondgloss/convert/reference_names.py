@@ -43,7 +43,7 @@ DINO_LORA_TARGETS = {
     "mlp.lora_w1": "mlp.fc1",
     "mlp.lora_w2": "mlp.fc2",
 }
-# Layers of one DINOv2 block: the authors' name -> the name below `vision.encoder.layer.<i>.`; a tuple names the
+# Layers of one DINOv2 block: the authors' name -> the name below `frame_encoder.vision.encoder.layer.<i>.`; a tuple names the
 # q, k, v parts of a fused layer, in the order of its rows.
 _DINO_BLOCK_LAYERS = {
     "norm1": "norm1",
@@ -53,7 +53,7 @@ _DINO_BLOCK_LAYERS = {
     "mlp.fc1": "mlp.fc1",
     "mlp.fc2": "mlp.fc2",
 }
-# The LoRA factor names below `vision_lora.<i>.`, by adapted layer.
+# The LoRA factor names below `frame_encoder.lora.<i>.`, by adapted layer.
 _DINO_LORA_NAMES = {
     "attn.qkv": ("qkv_A", ("q_B", "k_B", "v_B")),
     "attn.proj": ("out_A", "out_B"),
@@ -61,16 +61,16 @@ _DINO_LORA_NAMES = {
     "mlp.fc2": ("fc2_A", "fc2_B"),
 }
 _DINO_EMBEDDINGS = {
-    "cls_token": "vision.embeddings.cls_token",
-    "mask_token": "vision.embeddings.mask_token",
-    "pos_embed": "vision.embeddings.position_embeddings",
-    "patch_embed.proj.weight": "vision.embeddings.patch_embeddings.projection.weight",
-    "patch_embed.proj.bias": "vision.embeddings.patch_embeddings.projection.bias",
-    "norm.weight": "vision.layernorm.weight",
-    "norm.bias": "vision.layernorm.bias",
+    "cls_token": "frame_encoder.vision.embeddings.cls_token",
+    "mask_token": "frame_encoder.vision.embeddings.mask_token",
+    "pos_embed": "frame_encoder.vision.embeddings.position_embeddings",
+    "patch_embed.proj.weight": "frame_encoder.vision.embeddings.patch_embeddings.projection.weight",
+    "patch_embed.proj.bias": "frame_encoder.vision.embeddings.patch_embeddings.projection.bias",
+    "norm.weight": "frame_encoder.vision.layernorm.weight",
+    "norm.bias": "frame_encoder.vision.layernorm.bias",
 }
 
-# The heads around DINOv2 and the temporal encoder's output (below the sign prefix) -> [`BeyondGlossModel`] names.
+# The heads around DINOv2 and the temporal encoder's output (below the sign prefix) -> [`BeyondGlossSignEncoder`] names.
 SIGN_HEAD_NAMES = {
     **{f"conv_2d.dino.lin.{p}": f"frame_proj.{p}" for p in ("weight", "bias")},
     **{f"conv_2d.dino.bn.{p}": f"frame_norm.{p}"
@@ -95,7 +95,7 @@ TEMPORAL_BLOCK_NAMES = {
 
 
 def dino_names(num_blocks: int, lora_blocks=()) -> dict[str, tuple[str, ...]]:
-    """The authors' DINOv2 tensor names (below `DINO`) -> the [`BeyondGlossModel`] tensors each holds.
+    """The authors' DINOv2 tensor names (below `DINO`) -> the [`BeyondGlossSignEncoder`] tensors each holds.
 
     A fused tensor (the `qkv` weight and bias, the `qkv` LoRA B) holds several, concatenated along dim 0 in the
     order given; every other holds one.
@@ -111,15 +111,15 @@ def dino_names(num_blocks: int, lora_blocks=()) -> dict[str, tuple[str, ...]]:
             parts = ours if isinstance(ours, tuple) else (ours,)
             for parameter in ("weight", "bias"):
                 names[f"blocks.{i}.{layer}.{parameter}"] = tuple(
-                    f"vision.encoder.layer.{i}.{p}.{parameter}" for p in parts)
+                    f"frame_encoder.vision.encoder.layer.{i}.{p}.{parameter}" for p in parts)
         for n in (1, 2):
-            names[f"blocks.{i}.ls{n}.gamma"] = (f"vision.encoder.layer.{i}.layer_scale{n}.lambda1",)
+            names[f"blocks.{i}.ls{n}.gamma"] = (f"frame_encoder.vision.encoder.layer.{i}.layer_scale{n}.lambda1",)
         if i not in lora_blocks:
             continue
         for lora, layer in DINO_LORA_TARGETS.items():
             for level, ours in zip(("l1", "l2"), _DINO_LORA_NAMES[layer]):
                 parts = ours if isinstance(ours, tuple) else (ours,)
-                names[f"blocks.{i}.{lora}_{level}.weight"] = tuple(f"vision_lora.{i}.{p}" for p in parts)
+                names[f"blocks.{i}.{lora}_{level}.weight"] = tuple(f"frame_encoder.lora.{i}.{p}" for p in parts)
     return names
 
 

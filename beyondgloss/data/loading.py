@@ -45,7 +45,8 @@ def dataset_language_code(dataset) -> str:
 
 
 def load_sign_dataset(name_or_path: str, data_dir=None, cache_dir=None, hand_features=None, descriptions=None,
-                      skip_bad_samples: bool = False, rebuild: bool = False, **builder_kwargs) -> datasets.DatasetDict:
+                      skip_bad_samples: bool = False, rebuild: bool = False, streaming: bool = False,
+                      **builder_kwargs) -> datasets.DatasetDict | datasets.IterableDatasetDict:
     """Builds (or reuses from the cache) a sign language translation dataset.
 
     Args:
@@ -58,13 +59,15 @@ def load_sign_dataset(name_or_path: str, data_dir=None, cache_dir=None, hand_fea
         descriptions (`str` or `FeatureStore`, *optional*): description embeddings by sample id.
         skip_bad_samples (`bool`): leave bad samples out with one warning listing their ids instead of failing.
         rebuild (`bool`): rebuild the Arrow tables even if the cache holds them (e.g. after frame folders changed).
+        streaming (`bool`): as `datasets.load_dataset(..., streaming=True)`: no Arrow tables are written; the rows
+            are read from the dataset's files as they are iterated (the metadata is still read and checked first).
         builder_kwargs: builder options (`reference_labels`, `frames_dir`, `language`, `label_file`,
             `split_file`; for "synthsign" the generation settings `num_train`, `num_validation`, `num_test`,
             `seed`, `image_size`, `description_dim`, `frames_per_sign`, `num_workers`, `overwrite`).
 
     Returns:
-        `datasets.DatasetDict` with splits among train / validation / test; columns are described in
-        `beyondgloss.data.builders`.
+        `datasets.DatasetDict` with splits among train / validation / test (an `IterableDatasetDict` when
+        `streaming=True`); columns are described in `beyondgloss.data.builders`.
 
     Example:
 
@@ -74,7 +77,7 @@ def load_sign_dataset(name_or_path: str, data_dir=None, cache_dir=None, hand_fea
     'yesterday the teacher saw the red house'
     ```
     """
-    for option, value in (("skip_bad_samples", skip_bad_samples), ("rebuild", rebuild)):
+    for option, value in (("skip_bad_samples", skip_bad_samples), ("rebuild", rebuild), ("streaming", streaming)):
         if not isinstance(value, bool):
             raise ValueError(f"{option}={value!r}: pass True or False")
     key = str(name_or_path).lower().replace("-", "_")
@@ -94,5 +97,7 @@ def load_sign_dataset(name_or_path: str, data_dir=None, cache_dir=None, hand_fea
             builder_kwargs[name] = str(store.path if isinstance(store, FeatureStore) else store)
     builder = builder_class(data_dir=str(data_dir), cache_dir=cache_dir, skip_bad_samples=skip_bad_samples,
                             **builder_kwargs)
+    if streaming:
+        return builder.as_streaming_dataset()
     builder.download_and_prepare(download_mode="force_redownload" if rebuild else None)
     return builder.as_dataset()

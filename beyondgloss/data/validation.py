@@ -154,9 +154,13 @@ def joined_label(value, separator: str, key: str, where: str) -> str:
 
 
 def read_text(path: Path) -> str:
-    """A metadata or annotation file's text (UTF-8), with an error naming the file when it is not text."""
+    """A metadata or annotation file's text (UTF-8), with an error naming the file when it is not text.
+
+    A leading byte-order mark (spreadsheet programs write one when saving "CSV UTF-8") is dropped, so the first
+    column is named `file_name`, not `\ufefffile_name`.
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8") from error
 

@@ -14,6 +14,7 @@ from .scoring import (
     dataset_defaults,
     default_convention,
     rouge_l,
+    rouge_l_multi,
 )
 from .trainer_metrics import TranslationComputeMetrics, make_compute_metrics
 
@@ -27,6 +28,7 @@ __all__ = [
     "default_convention",
     "make_compute_metrics",
     "rouge_l",
+    "rouge_l_multi",
 ]
 
 # A str, because evaluate.load expects a path string.

@@ -31,6 +31,7 @@ __all__ = [
     "dataset_defaults",
     "default_convention",
     "rouge_l",
+    "rouge_l_multi",
 ]
 
 logger = logging.getLogger(__name__)
@@ -135,28 +136,53 @@ def default_convention(language: str | None) -> str:
     return "phoenix" if _normalise_language(language) == "de" else "plain"
 
 
-def _check_texts(predictions: Sequence[str], references: Sequence[str]) -> None:
+def _reference_lists(predictions: Sequence[str], references: Sequence) -> list[list[str]]:
+    """Checks the texts and gives each prediction's references as a list (one string or a sequence of strings per
+    prediction; the number of references may differ between predictions)."""
     if isinstance(predictions, str) or isinstance(references, str):
         raise TypeError(
-            "`predictions` and `references` must be sequences of strings (one per sample), not a single string; "
+            "`predictions` and `references` must be sequences (one entry per sample), not a single string; "
             "wrap a single sentence in a list."
         )
     if len(predictions) != len(references):
         raise ValueError(
-            f"Got {len(predictions)} predictions but {len(references)} references; each prediction needs exactly "
-            "one reference, in the same order."
+            f"Got {len(predictions)} predictions but {len(references)} references; each prediction needs one "
+            "reference string (or a list of reference strings), in the same order."
         )
     if not predictions:
         raise ValueError(
             "Got no predictions and no references: there is nothing to score (is the evaluation set empty?)."
         )
-    for name, texts in (("predictions", predictions), ("references", references)):
-        for index, text in enumerate(texts):
+    for index, text in enumerate(predictions):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"predictions[{index}] is a {type(text).__name__} ({text!r}), not a string; decode token ids to "
+                "text before scoring."
+            )
+    lists = []
+    for index, entry in enumerate(references):
+        texts = [entry] if isinstance(entry, str) else entry
+        if not isinstance(texts, (list, tuple)) or not texts:
+            raise TypeError(
+                f"references[{index}] is {'an empty ' if isinstance(texts, (list, tuple)) else 'a '}"
+                f"{type(entry).__name__} ({entry!r}); pass a reference string, or a non-empty list of reference "
+                "strings, per prediction (decode token ids to text before scoring)."
+            )
+        for position, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(
-                    f"{name}[{index}] is a {type(text).__name__} ({text!r}), not a string; decode token ids to text "
-                    "before scoring and pass exactly one reference string per sample."
+                    f"references[{index}][{position}] is a {type(text).__name__} ({text!r}), not a string; each "
+                    "reference must be a text."
                 )
+        lists.append(list(texts))
+    return lists
+
+
+def _reference_streams(references: list[list[str]]) -> list[list[str | None]]:
+    """Per-sample reference lists as sacrebleu's reference streams: stream k holds every sample's k-th reference,
+    `None` where a sample has fewer (sacrebleu then uses the ones it has)."""
+    count = max(len(texts) for texts in references)
+    return [[texts[k] if k < len(texts) else None for texts in references] for k in range(count)]
 
 
 def _split_characters(text: str) -> str:
@@ -185,13 +211,38 @@ def rouge_l(hypothesis_tokens: Sequence[str], reference_tokens: Sequence[str], b
     Returns:
         `float`: F in [0, 1]; 0 when either side is empty or nothing matches.
     """
-    if not hypothesis_tokens or not reference_tokens:
+    return rouge_l_multi(hypothesis_tokens, [reference_tokens], beta)
+
+
+def rouge_l_multi(
+    hypothesis_tokens: Sequence[str], references_tokens: Sequence[Sequence[str]], beta: float = ROUGE_BETA
+) -> float:
+    """Sentence ROUGE-L F-measure against several references, as the COCO caption evaluation computes it: the
+    largest LCS precision and the largest LCS recall over the references (each may come from another reference)
+    combined into one F. With one reference it is [`rouge_l`].
+
+    Args:
+        hypothesis_tokens (`Sequence[str]`): the hypothesis as tokens.
+        references_tokens (`Sequence[Sequence[str]]`): each reference as tokens (at least one).
+        beta (`float`): recall weight; the field uses 1.2.
+
+    Returns:
+        `float`: F in [0, 1]; 0 when the hypothesis is empty or no reference shares a token with it (an empty
+        reference counts as one with nothing in common).
+    """
+    if not references_tokens:
+        raise ValueError("rouge_l_multi needs at least one reference")
+    if not hypothesis_tokens:
         return 0.0
-    lcs = _lcs_length(reference_tokens, hypothesis_tokens)
-    if lcs == 0:
+    precision = recall = 0.0
+    for reference_tokens in references_tokens:
+        if not reference_tokens:
+            continue
+        lcs = _lcs_length(reference_tokens, hypothesis_tokens)
+        precision = max(precision, lcs / len(hypothesis_tokens))
+        recall = max(recall, lcs / len(reference_tokens))
+    if precision == 0 or recall == 0:
         return 0.0
-    precision = lcs / len(hypothesis_tokens)
-    recall = lcs / len(reference_tokens)
     return (1 + beta**2) * precision * recall / (recall + beta**2 * precision)
 
 
@@ -220,23 +271,21 @@ def _resolve_convention(
 
 
 def _scored_texts(
-    predictions: Sequence[str], references: Sequence[str], spec: BleuConvention, char_level: bool
-) -> tuple[list[str], list[str]]:
+    predictions: Sequence[str], references: list[list[str]], spec: BleuConvention, char_level: bool
+) -> tuple[list[str], list[list[str]]]:
     """The texts every score sees: with the convention's `" ."` and, for character-level scoring, split into
     space-separated characters."""
-    hypotheses, targets = list(predictions), list(references)
-    if spec.append_period:
-        hypotheses = [text + " ." for text in hypotheses]
-        targets = [text + " ." for text in targets]
-    if char_level:
-        hypotheses = [_split_characters(text) for text in hypotheses]
-        targets = [_split_characters(text) for text in targets]
-    return hypotheses, targets
+
+    def prepare(text: str) -> str:
+        text = text + " ." if spec.append_period else text
+        return _split_characters(text) if char_level else text
+
+    return [prepare(text) for text in predictions], [[prepare(text) for text in texts] for texts in references]
 
 
 def compute_translation_metrics(
     predictions: Sequence[str],
-    references: Sequence[str],
+    references: Sequence[str] | Sequence[Sequence[str]],
     *,
     language: str | None = None,
     convention: str | None = None,
@@ -247,7 +296,10 @@ def compute_translation_metrics(
 
     Args:
         predictions (`Sequence[str]`): one generated translation per sample (beam search output, decoded).
-        references (`Sequence[str]`): the dataset's raw reference text per sample, same order.
+        references (`Sequence[str]` or `Sequence[Sequence[str]]`): the dataset's raw reference text per sample,
+            same order; or several reference texts per sample (a list each; the number may vary between samples).
+            BLEU and chrF then use sacrebleu's multi-reference scoring; ROUGE-L takes, per sample, the largest
+            precision and the largest recall over its references (the COCO caption evaluation's rule).
         language (`str`, *optional*): target language code (``"de"``, ``"zh"``, ``"zh_CN"``, ...). Chinese is
             scored on characters. Taken from `dataset` when not given.
         convention (`str`, *optional*): ``"plain"``, ``"phoenix"`` or ``"slrt"`` (see the module docstring).
@@ -274,11 +326,12 @@ def compute_translation_metrics(
     ('phoenix', 'word')
     ```
     """
-    _check_texts(predictions, references)
+    references = _reference_lists(predictions, references)
     language, spec, char_level = _resolve_convention(language, convention, dataset, char_level)
     sacrebleu_metrics = require("sacrebleu", "Scoring translations").metrics
     hypotheses, targets = _scored_texts(predictions, references, spec, char_level)
     tokenize = "none" if char_level else spec.tokenize
+    streams = _reference_streams(targets)
 
     result: dict[str, Any] = {}
     bleu = None
@@ -290,16 +343,16 @@ def compute_translation_metrics(
             effective_order=spec.effective_order,
             max_ngram_order=order,
         )
-        result[f"bleu{order}"] = float(bleu.corpus_score(hypotheses, [targets]).score)
+        result[f"bleu{order}"] = float(bleu.corpus_score(hypotheses, streams).score)
     bleu_tokenizer = bleu.tokenizer
 
     # ROUGE-L on the same units BLEU sees, but without 13a's punctuation splitting: whitespace words keep
     # every Unicode letter ("überall" stays "überall"), characters are already space-separated.
-    rouge_values = [rouge_l(hyp.split(), ref.split()) for hyp, ref in zip(hypotheses, targets)]
+    rouge_values = [rouge_l_multi(hyp.split(), [ref.split() for ref in refs]) for hyp, refs in zip(hypotheses, targets)]
     result["rouge_l"] = 100.0 * sum(rouge_values) / len(rouge_values) if rouge_values else 0.0
 
     chrf = sacrebleu_metrics.CHRF()
-    result["chrf"] = float(chrf.corpus_score(hypotheses, [targets]).score)
+    result["chrf"] = float(chrf.corpus_score(hypotheses, streams).score)
 
     unit = "character" if char_level else "word"
     result.update(
@@ -321,7 +374,7 @@ def compute_translation_metrics(
 
 def _structural_warnings(
     predictions: Sequence[str],
-    references: Sequence[str],
+    references: list[list[str]],
     hypotheses: list[str],
     bleu_tokenizer,
     spec: BleuConvention,
@@ -333,7 +386,7 @@ def _structural_warnings(
     `" ."`); `hypotheses` are the texts BLEU scores (lengths are judged there).
     """
     messages = []
-    for name, texts in (("hypotheses", predictions), ("references", references)):
+    for name, texts in (("hypotheses", predictions), ("references", [text for refs in references for text in refs])):
         empty = sum(1 for text in texts if not text.strip())
         if empty:
             messages.append(f"{empty} of {len(texts)} {name} are empty.")

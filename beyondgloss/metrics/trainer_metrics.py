@@ -22,8 +22,8 @@ class TranslationComputeMetrics:
     Args:
         tokenizer: a tokenizer with `batch_decode` and a `pad_token_id` (the one that made the labels).
         language, convention, dataset, char_level: as in `compute_translation_metrics`.
-        references (`Sequence[str]`, *optional*): the evaluation dataset's raw reference texts, in dataset
-            order. When given they are scored instead of the decoded `label_ids`, because a tokenizer round
+        references (`Sequence[str]` or `Sequence[Sequence[str]]`, *optional*): the evaluation dataset's raw
+            reference texts (or a list of reference texts per sample), in dataset order. When given they are scored instead of the decoded `label_ids`, because a tokenizer round
             trip can drop or alter pieces of the reference (docs/metrics.md, "Evaluation hygiene").
 
     After each call, `last_result` holds the full result of `compute_translation_metrics` (signatures,
@@ -47,7 +47,7 @@ class TranslationComputeMetrics:
         convention: str | None = None,
         dataset: str | None = None,
         char_level: bool | None = None,
-        references: Sequence[str] | None = None,
+        references: Sequence[str] | Sequence[Sequence[str]] | None = None,
     ):
         if tokenizer.pad_token_id is None:
             raise ValueError(

@@ -266,6 +266,11 @@ class RunArguments:
                           "Only a folder beyondgloss created (it holds a .beyondgloss_run file) is ever replaced; "
                           "a non-empty folder without it is refused."},
     )
+    reset_optimizer: bool = field(
+        default=False,
+        metadata={"help": "Resume from a checkpoint whose optimizer state (optimizer.pt, scheduler.pt) is missing or "
+                          "torn, with a fresh optimizer; without it such a resume stops."},
+    )
 
 
 @dataclass

@@ -14,17 +14,20 @@ import math
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from transformers import Seq2SeqTrainer, Trainer
+from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .callbacks import write_atomically
 
 __all__ = [
     "CHECKPOINT_STAGING_PREFIX",
+    "FINAL_SAVE_STAGING",
     "LOSS_PARTS",
     "METADATA_KEYS",
     "LossPartsTracker",
@@ -42,6 +45,46 @@ METADATA_KEYS = ("ids", "texts")
 # A checkpoint is written into `<output_dir>/.incomplete-checkpoint-N/checkpoint-N` and renamed to
 # `<output_dir>/checkpoint-N` once every file is in it; the staging name matches none of Trainer's checkpoint globs.
 CHECKPOINT_STAGING_PREFIX = ".incomplete-"
+# The final `save_model()` into the run folder is written into `<output_dir>/.incomplete-model/` first, then each file
+# is renamed into the run folder: no file of the final model is ever torn.
+FINAL_SAVE_STAGING = CHECKPOINT_STAGING_PREFIX + "model"
+
+
+def _torch_file_problem(path: str) -> str | None:
+    """What makes a `torch.save` file unreadable (absent, truncated, damaged), or None. Reads it as the zip archive
+    `torch.save` writes, checking every member's CRC, without unpickling anything."""
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        return f"no {name}"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return f"{name} is truncated or is not a torch.save file"
+    return f"{name} is damaged ({damaged} fails its checksum)" if damaged else None
+
+
+def optimizer_state_problem(checkpoint: str) -> str | None:
+    """What makes the optimizer state of a checkpoint folder unusable for resuming (its `optimizer.pt` or
+    `scheduler.pt` missing, truncated or damaged), or None. A checkpoint saved with `save_only_model=True` has none."""
+    for name in (OPTIMIZER_NAME, SCHEDULER_NAME):
+        problem = _torch_file_problem(os.path.join(checkpoint, name))
+        if problem:
+            return problem
+    return None
+
+
+def _move_files(source: str, target: str) -> None:
+    """Renames every file under `source` to the same place under `target`, each after its data reached the disk;
+    `config.json` goes last, so that a folder whose `config.json` is new holds every new file."""
+    paths = [os.path.join(folder, name) for folder, _, names in os.walk(source) for name in names]
+    paths.sort(key=lambda path: os.path.relpath(path, source) == "config.json")
+    for path in paths:
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+        destination = os.path.join(target, os.path.relpath(path, source))
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        os.replace(path, destination)
 
 
 def _model_inputs(inputs: dict) -> dict:
@@ -51,9 +94,10 @@ def _model_inputs(inputs: dict) -> dict:
 class _BeyondGlossTrainerMixin:
     """What both trainers share: the reference's weight-decay scope and the loss-normalisation contract."""
 
-    def _setup_beyondgloss(self, decay_all_parameters: bool, eval_data_collator) -> None:
+    def _setup_beyondgloss(self, decay_all_parameters: bool, eval_data_collator, reset_optimizer: bool) -> None:
         self.decay_all_parameters = decay_all_parameters
         self.eval_data_collator = eval_data_collator
+        self.reset_optimizer = reset_optimizer
         # The models take **kwargs, from which Trainer infers that they normalise their loss by `num_items_in_batch`
         # across gradient-accumulation steps and devices; they return per-batch means, so Trainer must divide by
         # the accumulation steps itself (and must not multiply by the number of processes).
@@ -95,6 +139,59 @@ class _BeyondGlossTrainerMixin:
             return super()._load_best_model()
         logger.info("Loading the best model from %s (score: %s)", self.state.best_model_checkpoint, self.state.best_metric)
         self._copy_weights_from(self.state.best_model_checkpoint, self.model_wrapped)
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        """As Trainer's, but a checkpoint without a usable optimizer state stops the resume with a `ValueError` naming
+        the file (Trainer would silently resume with a fresh optimizer, or fail inside `torch.load` on a torn file),
+        unless `reset_optimizer`: then the run resumes with a fresh optimizer, and with the checkpoint's learning-rate
+        schedule where its `scheduler.pt` is readable, and says so."""
+        if checkpoint is None or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        problem = optimizer_state_problem(checkpoint)
+        if problem is None:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        if not self.reset_optimizer:
+            raise ValueError(f"{checkpoint} has no usable optimizer state ({problem}); pass reset_optimizer=True "
+                             "(--reset_optimizer) to resume its weights with a fresh optimizer, or resume from an "
+                             "earlier checkpoint")
+        scheduler = os.path.join(checkpoint, SCHEDULER_NAME)
+        if _torch_file_problem(scheduler) is None:
+            self.lr_scheduler.load_state_dict(torch.load(scheduler, map_location="cpu", weights_only=True))
+            for group, rate in zip(self.optimizer.param_groups, self.lr_scheduler.get_last_lr()):
+                group["lr"] = rate
+            kept = "the checkpoint's learning-rate schedule"
+        else:
+            kept = "the learning-rate schedule from its start"
+        logger.warning("reset_optimizer: %s has no usable optimizer state (%s); resuming at step %d with a fresh "
+                       "optimizer and %s", checkpoint, problem, self.state.global_step, kept)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """As `Trainer.save_model`, written whole: into a staging folder, then each file renamed into place.
+
+        A checkpoint's model is already staged by `_save_checkpoint`. Any other save (the final one into the run
+        folder, `push_to_hub`'s) is what a kill during `save_model()` would otherwise tear (a half-written
+        `config.json` or `model.safetensors` beside complete checkpoints); here each file is either the earlier one or
+        the new one, and a resumed run (`--resume_from_checkpoint last`) writes the final model again.
+        """
+        if getattr(self, "_checkpoint_staging", None) is not None:
+            return super().save_model(output_dir, _internal_call)
+        target = output_dir if output_dir is not None else self.args.output_dir
+        staging = os.path.join(target, FINAL_SAVE_STAGING)
+        # Only DeepSpeed and FSDP have every process write (and call this); elsewhere a barrier would hang a
+        # `save_model()` called on the main process alone, which Trainer allows.
+        sharded = self.is_deepspeed_enabled or self.is_fsdp_enabled
+        if self.args.should_save and os.path.isdir(staging):
+            shutil.rmtree(staging)  # an interrupted final save: its files never reached the run folder
+        if sharded:
+            self.accelerator.wait_for_everyone()
+        super().save_model(staging, _internal_call=True)
+        if sharded:
+            self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            _move_files(staging, target)
+            shutil.rmtree(staging)
+        if self.args.push_to_hub and not _internal_call:
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
 
     def _get_output_dir(self, trial) -> str:
         staging = getattr(self, "_checkpoint_staging", None)
@@ -267,6 +364,9 @@ class BeyondGlossPretrainingTrainer(_BeyondGlossTrainerMixin, Trainer):
             reference does; `False` keeps HF's exclusion of biases and norm weights.
         eval_data_collator (*optional*): collator for evaluation and prediction batches (e.g. one built with
             `training=False`, without augmentation); `data_collator` by default.
+        reset_optimizer (`bool`, defaults to `False`): resuming from a checkpoint whose `optimizer.pt` or
+            `scheduler.pt` is missing or torn raises a `ValueError`; `True` resumes its weights with a fresh optimizer
+            instead (with a warning). The attribute of the same name may be set after construction.
         Everything else as [`~transformers.Trainer`]; `compute_metrics` defaults to [`RetrievalMetrics`].
 
     Example:
@@ -281,9 +381,9 @@ class BeyondGlossPretrainingTrainer(_BeyondGlossTrainerMixin, Trainer):
     """
 
     def __init__(self, *args, decay_all_parameters: bool = True, eval_data_collator=None, compute_metrics=None,
-                 **kwargs):
+                 reset_optimizer: bool = False, **kwargs):
         super().__init__(*args, compute_metrics=compute_metrics or RetrievalMetrics(), **kwargs)
-        self._setup_beyondgloss(decay_all_parameters, eval_data_collator)
+        self._setup_beyondgloss(decay_all_parameters, eval_data_collator, reset_optimizer)
         self._loss_parts = LossPartsTracker()
 
     def get_train_dataloader(self):
@@ -360,7 +460,8 @@ class BeyondGlossTranslationTrainer(_BeyondGlossTrainerMixin, Seq2SeqTrainer):
     `metric_for_best_model="bleu4"`.
 
     Args:
-        decay_all_parameters (`bool`, defaults to `True`), eval_data_collator: as in [`BeyondGlossPretrainingTrainer`].
+        decay_all_parameters (`bool`, defaults to `True`), eval_data_collator, reset_optimizer: as in
+            [`BeyondGlossPretrainingTrainer`].
         encoder_learning_rate_scale (`float`, defaults to 1.0): learning-rate multiplier for the parts that stage 1
             trains and stage 2 inherits (`ENCODER_SIDE_PREFIXES`: the sign video encoder and the mBART encoder); the
             decoder side keeps `learning_rate`. 1.0 is the paper's stage 2. Below 1, a decoder that starts from
@@ -373,13 +474,13 @@ class BeyondGlossTranslationTrainer(_BeyondGlossTrainerMixin, Seq2SeqTrainer):
     ENCODER_SIDE_PREFIXES = ("sign_encoder.", "mbart.model.encoder.")
 
     def __init__(self, *args, decay_all_parameters: bool = True, eval_data_collator=None,
-                 encoder_learning_rate_scale: float = 1.0, **kwargs):
+                 encoder_learning_rate_scale: float = 1.0, reset_optimizer: bool = False, **kwargs):
         if not encoder_learning_rate_scale > 0:
             raise ValueError(f"encoder_learning_rate_scale={encoder_learning_rate_scale!r}: must be a positive number "
                              "(1.0 trains both sides at learning_rate, as the paper).")
         self.encoder_learning_rate_scale = float(encoder_learning_rate_scale)
         super().__init__(*args, **kwargs)
-        self._setup_beyondgloss(decay_all_parameters, eval_data_collator)
+        self._setup_beyondgloss(decay_all_parameters, eval_data_collator, reset_optimizer)
 
     def create_optimizer(self, model=None):
         """Trainer's optimizer, with each parameter group split into a decoder side at `learning_rate` and an encoder

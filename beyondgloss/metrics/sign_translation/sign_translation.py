@@ -45,7 +45,7 @@ the convention, the scoring unit and the sacrebleu signatures, and warns about s
 _KWARGS_DESCRIPTION = """\
 Args:
     predictions (`list[str]`): generated translations.
-    references (`list[str]`): one raw reference text per prediction.
+    references (`list[str]` or `list[list[str]]`): one raw reference text per prediction, or a list of them.
     language (`str`, *optional*): target language code ("de", "zh", "zh_CN", ...).
     convention (`str`, *optional*): "plain", "phoenix" or "slrt".
     dataset (`str`, *optional*): "phoenix14t" or "csl-daily" (fills in language and convention).
@@ -69,9 +69,13 @@ class SignTranslation(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
+            # One reference string per prediction, or a list of them (as evaluate's sacrebleu metric).
+            features=[
+                datasets.Features(
+                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
+                ),
+                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            ],
             reference_urls=["https://arxiv.org/abs/2507.23575", "https://github.com/mjpost/sacrebleu"],
         )
 

@@ -1,0 +1,175 @@
+# Copyright 2026 The beyondgloss authors. MIT license.
+"""The sign video encoder of BeyondGloss: the frame encoder, the frame projection, the hand head and its fusion, the
+temporal encoder and the description head, from padded videos to the sequence the mBART encoder reads.
+
+Shipped in checkpoints beside `modeling_beyondgloss.py` (imports only torch, transformers and siblings).
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_outputs import ModelOutput
+
+from .configuration_beyondgloss import BeyondGlossConfig
+from .frame_encoder import BeyondGlossFrameEncoder
+from .temporal_encoder import BeyondGlossTemporalEncoder
+
+__all__ = ["BeyondGlossModelOutput", "BeyondGlossSignEncoder", "check_video_inputs"]
+
+
+@dataclass
+class BeyondGlossModelOutput(ModelOutput):
+    r"""
+    Output of the sign video encoder ([`BeyondGlossSignEncoder`], [`BeyondGlossModel`]).
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, steps, 2 * frame_dim)`):
+            the video sequence at half the frame rate (temporal features concatenated with the description
+            branch); the `inputs_embeds` of the mBART encoder.
+        attention_mask (`torch.LongTensor` of shape `(batch_size, steps)`): 1 for real steps.
+        hand_predictions (`torch.FloatTensor` of shape `(batch_size, frames, hand_dim)`): predicted per-frame
+            hand features (zero on padded frames; under `reference_compat` the head's output on a zero feature, as
+            in the reference).
+        description_states (`torch.FloatTensor` of shape `(batch_size, steps, description_dim)`): per-step
+            vectors whose time mean is aligned with the description embedding.
+        frame_features (`torch.FloatTensor` of shape `(batch_size, frames, frame_dim)`): DINOv2 CLS features after
+            the projection and BatchNorm (zero on padded frames).
+        video_attention_mask (`torch.LongTensor` of shape `(batch_size, frames)`): 1 for real frames (all ones when
+            the input came without a mask).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`): the
+            temporal encoder's input `(batch_size, frames, frame_dim)` and the output of each of its blocks
+            (`(batch_size, frames or steps, frame_dim)`).
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    attention_mask: torch.LongTensor | None = None
+    hand_predictions: torch.FloatTensor | None = None
+    description_states: torch.FloatTensor | None = None
+    frame_features: torch.FloatTensor | None = None
+    video_attention_mask: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+def check_video_inputs(pixel_values_videos, video_attention_mask, config: BeyondGlossConfig) -> torch.LongTensor:
+    """Validates a batch of videos once per call; returns its frame mask (all ones when none is given)."""
+    if pixel_values_videos is None:
+        raise ValueError("pixel_values_videos is required: a (batch, frames, 3, height, width) tensor.")
+    if pixel_values_videos.dim() != 5:
+        raise ValueError(
+            "pixel_values_videos must have shape (batch, frames, 3, height, width); "
+            f"got a tensor of shape {tuple(pixel_values_videos.shape)}."
+        )
+    batch, frames = pixel_values_videos.shape[:2]
+    if frames > config.max_frames:
+        raise ValueError(
+            f"pixel_values_videos has {frames} frames per video, more than config.max_frames={config.max_frames}: "
+            "pass the videos through the model's processor (it subsamples longer videos to max_frames), or raise "
+            "max_frames in the config."
+        )
+    if video_attention_mask is None:
+        return torch.ones(batch, frames, dtype=torch.long, device=pixel_values_videos.device)
+    if tuple(video_attention_mask.shape) != (batch, frames):
+        raise ValueError(
+            f"video_attention_mask must have shape (batch, frames) = ({batch}, {frames}) to match "
+            f"pixel_values_videos; got {tuple(video_attention_mask.shape)}."
+        )
+    lengths = video_attention_mask.long().sum(dim=1)
+    if (lengths == 0).any():
+        empty = torch.nonzero(lengths == 0).flatten().tolist()
+        raise ValueError(f"video_attention_mask: videos {empty} of the batch have zero valid frames.")
+    prefix = torch.arange(frames, device=lengths.device)[None] < lengths[:, None]
+    if not torch.equal(prefix, video_attention_mask.bool()):
+        raise ValueError("video_attention_mask must mark each video's real frames first, then padding "
+                         "(ones then zeros per row).")
+    return video_attention_mask.long()
+
+
+class BeyondGlossSignEncoder(nn.Module):
+    r"""
+    The BeyondGloss sign video encoder: frames -> frame encoder (DINOv2 with LoRA in its top blocks) -> CLS ->
+    Linear + BatchNorm over the real frames -> hand head and fusion -> local-attention temporal encoder (x2
+    downsampling) -> description head and fusion -> a `(B, ceil(T/2), 2 * frame_dim)` sequence for the mBART encoder.
+
+    Padding costs no compute: the real frames of the batch are packed before DINOv2 and encoded in chunks of
+    `config.frame_chunk_size`. Architecture only: the losses are the task models'.
+    """
+
+    def __init__(self, config: BeyondGlossConfig):
+        super().__init__()
+        self.config = config
+        self.frame_encoder = BeyondGlossFrameEncoder(config)
+        vision = config.vision_config
+        self.frame_proj = nn.Linear(vision.hidden_size, config.frame_dim)
+        self.frame_norm = nn.BatchNorm1d(config.frame_dim)
+        self.hand_proj = nn.Linear(config.frame_dim, config.hand_dim)
+        self.hand_up = nn.Linear(config.hand_dim, config.frame_dim)
+        self.hand_fuse = nn.Linear(2 * config.frame_dim, config.frame_dim)
+        self.temporal = BeyondGlossTemporalEncoder(config)
+        self.description_proj = nn.Linear(config.frame_dim, config.description_dim)
+        self.description_down = nn.Linear(config.description_dim, config.frame_dim)
+        self.head_dropout = nn.Dropout(config.head_dropout)
+
+    def set_trainable(self) -> None:
+        """The frame encoder's rule (see [`BeyondGlossFrameEncoder.set_trainable`]); everything else trains."""
+        self.frame_encoder.set_trainable()
+
+    def forward(
+        self,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        video_attention_mask: torch.LongTensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> BeyondGlossModelOutput:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, frames, 3, height, width)`):
+                normalised frames, zero-padded after each video's end (see [`BeyondGlossVideoProcessor`]).
+            video_attention_mask (`torch.LongTensor` of shape `(batch_size, frames)`, *optional*):
+                1 for real frames (first), 0 for padding. All frames are real when omitted.
+            output_hidden_states (`bool`, defaults to `False`): also return the temporal encoder's hidden states.
+
+        Returns:
+            [`BeyondGlossModelOutput`].
+        """
+        mask = check_video_inputs(pixel_values_videos, video_attention_mask, self.config)
+        batch, frames = mask.shape
+        real = mask.bool()
+        packed = pixel_values_videos[real]  # (N, 3, H, W): only real frames reach DINOv2
+        # BatchNorm over the real frames only.
+        features = self.frame_norm(self.frame_proj(self.frame_encoder(packed, mask.sum(dim=1).tolist())))
+
+        def unpack(values):
+            padded = values.new_zeros(batch, frames, values.shape[-1])
+            padded[real] = values
+            return padded
+
+        compat = self.config.reference_compat
+        if compat:
+            # The reference pads right after the BatchNorm and runs the hand head and the fusion on the padded tensor:
+            # a padded frame reaches the temporal encoder as the heads' output on a zero feature, which the x2 pooling
+            # then mixes into the last real step (docs/reference_differences.md). By default the heads see real frames
+            # only and padding is zeros, so that a video's output does not depend on the batch it is in.
+            features = unpack(features)
+        hand_logits = self.hand_proj(features)
+        hand_activated = F.gelu(hand_logits)
+        hand_back = self.head_dropout(self.hand_up(hand_activated))
+        fused = F.gelu(self.hand_fuse(torch.cat([features, hand_back], dim=-1)))
+        # The reference compares the post-GELU output with HaMeR (it cannot go below -0.17); the loss here takes
+        # the pre-activation, while GELU still feeds the fusion.
+        hand_predictions = hand_activated if compat else hand_logits
+        if not compat:
+            features, fused, hand_predictions = unpack(features), unpack(fused), unpack(hand_predictions)
+
+        temporal, step_mask, hidden_states = self.temporal(fused, mask, output_hidden_states=output_hidden_states)
+        description_states = F.gelu(self.description_proj(temporal))
+        description_back = self.head_dropout(self.description_down(description_states))
+        return BeyondGlossModelOutput(
+            last_hidden_state=torch.cat([temporal, description_back], dim=-1),
+            attention_mask=step_mask,
+            hand_predictions=hand_predictions,
+            description_states=description_states,
+            frame_features=features,
+            video_attention_mask=mask,
+            hidden_states=hidden_states,
+        )
