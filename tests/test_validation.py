@@ -229,6 +229,19 @@ def test_non_finite_weights_are_refused_by_name(folders, tmp_path, capsys):
     assert str(model) in line and name in line and "not all finite" in line
 
 
+def test_missing_weights_are_refused_unless_allowed(folders, tmp_path, capsys):
+    model = _copy(folders[0], tmp_path / "model")
+    weights = load_file(model / "model.safetensors")
+    name = next(name for name in sorted(weights) if name.startswith("sign_encoder.temporal."))
+    del weights[name]
+    save_file(weights, model / "model.safetensors", metadata={"format": "pt"})
+    argv = ["translate", "--model_name_or_path", str(model), "--videos", folders[2]]
+    assert main(argv) == 1
+    line = _error_line(capsys, "translate", 1)
+    assert str(model) in line and name in line and "--allow_missing_weights" in line
+    assert main([*argv, "--allow_missing_weights"]) == 0
+
+
 def test_a_truncated_weights_file_is_named(folders, tmp_path, capsys):
     model = _copy(folders[0], tmp_path / "model")
     with open(model / "model.safetensors", "r+b") as handle:

@@ -6,7 +6,8 @@
   or run that code; the commands never reach that question.
 - Garbage translations: `translate` and `evaluate` refuse a model whose decoder never learnt to translate (a
   pre-training checkpoint, or a folder without the `generation_config.json` every translation model saves) unless
-  `--allow_untrained_decoder`, and a model with a weight that is not finite (NaN or infinite: every translation would
+  `--allow_untrained_decoder`, a model whose checkpoint lacks weights (they would stay random) unless
+  `--allow_missing_weights`, and a model with a weight that is not finite (NaN or infinite: every translation would
   be empty or the same token).
 
 Each refusal is a [`CommandError`] (exit 1) naming the file and the flag that overrides it.
@@ -17,8 +18,8 @@ from pathlib import Path
 
 from ._common import CommandError
 
-__all__ = ["PRETRAINING_ARCHITECTURE", "TRANSLATION_ARCHITECTURE", "check_remote_code", "require_finite_weights",
-           "require_trained_decoder"]
+__all__ = ["PRETRAINING_ARCHITECTURE", "TRANSLATION_ARCHITECTURE", "check_remote_code", "require_complete_weights",
+           "require_finite_weights", "require_trained_decoder"]
 
 PRETRAINING_ARCHITECTURE = "BeyondGlossForContrastivePretraining"
 TRANSLATION_ARCHITECTURE = "BeyondGlossForSignTranslation"
@@ -106,3 +107,15 @@ def require_finite_weights(model, folder) -> None:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise CommandError(f"the weights in {folder} are not all finite (NaN or infinite values in {shown}): the "
                            "training that wrote them diverged; use an earlier checkpoint of the run")
+
+
+def require_complete_weights(loading_info: dict, folder) -> None:
+    """Refuses a model whose checkpoint lacked weights it needs (`from_pretrained(..., output_loading_info=True)`'s
+    `missing_keys`, and `mismatched_keys` of another shape): they were initialised at random."""
+    missing = sorted(set(loading_info.get("missing_keys", ())) |
+                     {key[0] for key in loading_info.get("mismatched_keys", ())})
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise CommandError(f"the checkpoint in {folder} lacks {len(missing)} of the model's weights ({shown}), which "
+                           "would stay random; use the complete folder the model was saved to, or pass "
+                           "--allow_missing_weights to use it anyway")

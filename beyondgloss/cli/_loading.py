@@ -13,7 +13,7 @@ from transformers import TrainingArguments
 from ..training.arguments import DataArguments, ModelArguments
 from ._arguments import config_overrides
 from ._common import CommandError, UsageError
-from ._guards import check_remote_code, require_finite_weights, require_trained_decoder
+from ._guards import check_remote_code, require_complete_weights, require_finite_weights, require_trained_decoder
 
 __all__ = ["build_model", "check_frame_capacity", "check_generation_length", "load_dataset_splits", "load_processor", "load_saved",
            "load_translation_model", "require_tokenizer_files", "target_language"]
@@ -169,13 +169,16 @@ def _unreadable_weights(folder) -> str:
 def load_translation_model(folder, options):
     """The translation model of a saved folder, for `translate` and `evaluate`, after the checks that keep garbage
     out (`beyondgloss.cli._guards`): no foreign code (unless `options.trust_remote_code`), a decoder trained to
-    translate (unless `options.allow_untrained_decoder`), finite weights."""
+    translate (unless `options.allow_untrained_decoder`), every weight in the checkpoint (unless
+    `options.allow_missing_weights`), finite weights."""
     from ..modeling_beyondgloss import BeyondGlossForSignTranslation
 
     folder = Path(folder)
     check_remote_code(folder, options.trust_remote_code)
     require_trained_decoder(folder, options.allow_untrained_decoder)
-    model = load_saved(BeyondGlossForSignTranslation, folder, "the model")
+    model, loading_info = load_saved(BeyondGlossForSignTranslation, folder, "the model", output_loading_info=True)
+    if not options.allow_missing_weights:
+        require_complete_weights(loading_info, folder)
     require_finite_weights(model, folder)
     return model
 

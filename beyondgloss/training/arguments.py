@@ -117,6 +117,9 @@ DEPRECATED_FLAGS = {"max_frames": "num_frames", "resize_size": "size"}
 TRUST_REMOTE_CODE_HELP = (
     "Allow a model or processor folder whose config has an `auto_map` naming code outside beyondgloss (that code "
     "would run on this machine); without it such a folder is refused.")
+ALLOW_MISSING_WEIGHTS_HELP = (
+    "Use a model whose checkpoint lacks some of its weights (they stay randomly initialised); without it such a "
+    "model is refused.")
 ALLOW_UNTRAINED_DECODER_HELP = (
     "Translate with a model whose decoder was never trained for translation (a pre-training checkpoint, or a folder "
     "without generation_config.json); without it such a model is refused, since it writes garbage.")
@@ -180,6 +183,7 @@ class ModelArguments:
     )
 
     trust_remote_code: bool = field(default=False, metadata={"help": TRUST_REMOTE_CODE_HELP})
+    allow_missing_weights: bool = field(default=False, metadata={"help": ALLOW_MISSING_WEIGHTS_HELP})
     allow_untrained_decoder: bool = field(default=False, metadata={"help": ALLOW_UNTRAINED_DECODER_HELP})
 
     def __post_init__(self):
@@ -292,6 +296,7 @@ class TranslateArguments:
                 "guard holds (model.set_inference_precision).", "choices": ["fp32", "bf16", "int8", "auto"]})
 
     trust_remote_code: bool = field(default=False, metadata={"help": TRUST_REMOTE_CODE_HELP})
+    allow_missing_weights: bool = field(default=False, metadata={"help": ALLOW_MISSING_WEIGHTS_HELP})
     allow_untrained_decoder: bool = field(default=False, metadata={"help": ALLOW_UNTRAINED_DECODER_HELP})
 
     def __post_init__(self):
