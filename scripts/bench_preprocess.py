@@ -106,19 +106,25 @@ def main():
     parser.add_argument("--resize_sizes", type=int, nargs="+", default=[32])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--epochs_only", action="store_true",
+                        help="only the epoch comparison, on the 32 px folder an earlier run of this script prepared")
     args = parser.parse_args()
     sys.path.insert(0, str(REPOSITORY))
     from beyondgloss.data import generate_synthsign
 
     options = corpus_options(args)
     generate_synthsign(str(Path(args.work_dir) / "synthsign"), **options)
-    results = [run_preprocess(args, size) for size in args.resize_sizes]
-    for result in results:
-        print(json.dumps(result), flush=True)
-    demo_size = next((r for r in results if r["resize_size"] == 32), None)
-    if demo_size is None:
-        return
-    final = compare_epochs(args, demo_size["folder"])[-1]
+    if args.epochs_only:
+        folder = str(Path(args.work_dir) / "prepared-32")
+    else:
+        results = [run_preprocess(args, size) for size in args.resize_sizes]
+        for result in results:
+            print(json.dumps(result), flush=True)
+        demo_size = next((r for r in results if r["resize_size"] == 32), None)
+        if demo_size is None:
+            return
+        folder = demo_size["folder"]
+    final = compare_epochs(args, folder)[-1]
     print(json.dumps(final), flush=True)
 
 
