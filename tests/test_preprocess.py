@@ -182,6 +182,45 @@ def test_command_line(corpus, tmp_path, capsys):
     assert "no split(s) ['nope']" in capsys.readouterr().err
 
 
+def write_how2sign(root: Path) -> None:
+    """A How2Sign release in miniature: two clips per split, translations at the top or in the clip folder."""
+    from beyondgloss.testing import make_frames, write_mp4
+
+    header = "VIDEO_ID\tVIDEO_NAME\tSENTENCE_ID\tSENTENCE_NAME\tSTART_REALIGNED\tEND_REALIGNED\tSENTENCE\n"
+    for number, split in enumerate(("train", "val", "test")):
+        lines = []
+        for clip in range(2):
+            name = f"vid{number}_{clip}-1-rgb_front"
+            write_mp4(root / f"{split}_rgb_front_clips" / "raw_videos" / f"{name}.mp4",
+                      make_frames(6 + clip, height=16, width=24, seed=number * 2 + clip))
+            lines.append(f"vid{number}\tvid{number}-1-rgb_front\tvid{number}_{clip}\t{name}\t0.0\t1.0\t"
+                         f"sentence {clip} of the {split} split.\n")
+        folder = root / (f"{split}_rgb_front_clips" if split == "val" else "")
+        (folder / f"how2sign_realigned_{split}.csv").write_text(header + "".join(lines))
+
+
+def test_how2sign_builder_and_its_preprocessing(tmp_path):
+    write_how2sign(tmp_path / "How2Sign")
+    source = load_sign_dataset("how2sign", data_dir=str(tmp_path / "How2Sign"), cache_dir=str(tmp_path / "cache"))
+    assert sorted(source) == ["test", "train", "validation"]
+    row = source["validation"][1]
+    assert row["id"] == "val/vid1_1-1-rgb_front" and row["text"] == "sentence 1 of the val split."
+    assert (row["language"], row["gloss"]) == ("en", "")
+    processor = BeyondGlossVideoProcessor(size=16, crop_size=16, augment=False)
+    folder = preprocess_sign_dataset("how2sign", tmp_path / "out", processor, data_dir=str(tmp_path / "How2Sign"),
+                                     cache_dir=str(tmp_path / "cache"))
+    prepared = load_preprocessed(folder)
+    for split in source:
+        for decoded, read in zip(source[split], prepared[split]):
+            assert read["id"] == decoded["id"] and read["video"].shape == (len(decoded["video"]), 3, 16, 16)
+            assert torch.equal(processor(decoded["video"])["pixel_values_videos"],
+                               processor(read["video"])["pixel_values_videos"])
+    (tmp_path / "How2Sign" / "test_rgb_front_clips" / "raw_videos" / "vid2_0-1-rgb_front.mp4").unlink()
+    with pytest.raises(ValueError, match="test/vid2_0-1-rgb_front .*does not exist"):
+        load_sign_dataset("how2sign", data_dir=str(tmp_path / "How2Sign"), cache_dir=str(tmp_path / "cache"),
+                          rebuild=True)
+
+
 def test_unfinished_or_missing_folder_is_named(corpus, tmp_path):
     root, _ = corpus
     with pytest.raises(ValueError, match="no such folder"):
