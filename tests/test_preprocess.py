@@ -182,6 +182,24 @@ def test_command_line(corpus, tmp_path, capsys):
     assert "no split(s) ['nope']" in capsys.readouterr().err
 
 
+def test_training_commands_read_the_preprocessed_dataset(corpus, tmp_path, capsys):
+    root, _ = corpus
+    options = ["--dataset_options", json.dumps(CORPUS), "--max_frames", "12", "--resize_size", "20",
+               "--crop_size", "18"]
+    assert main(["preprocess", "--dataset", "synthsign", "--data_dir", str(root / "synthsign"), "--cache_dir",
+                 str(root / "cache"), "--output_dir", str(tmp_path / "prepared"), *options]) == 0
+    training = ["--dataset", "preprocessed", "--data_dir", str(tmp_path / "prepared"), "--tiny", "--max_frames", "12",
+                "--resize_size", "20", "--crop_size", "18", "--use_cpu", "true", "--per_device_train_batch_size", "3",
+                "--max_steps", "2", "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end",
+                "false", "--disable_tqdm", "true", "--dataloader_num_workers", "0", "--report_to", "none"]
+    assert main(["pretrain", *training, "--output_dir", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "trainer_state.json").read_text())["global_step"] == 2
+    # The feature stores were joined when preprocessing: giving them again is an input to fix (exit 1, named).
+    assert main(["pretrain", *training, "--hand_features", str(root / "synthsign"), "--output_dir",
+                 str(tmp_path / "run2")]) == 1
+    assert "give the feature stores to `beyondgloss preprocess` instead" in capsys.readouterr().err
+
+
 def write_how2sign(root: Path) -> None:
     """A How2Sign release in miniature: two clips per split, translations at the top or in the clip folder."""
     from beyondgloss.testing import make_frames, write_mp4

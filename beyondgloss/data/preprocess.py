@@ -77,10 +77,6 @@ def _corpus_identity(name: str, data_dir, source: datasets.DatasetDict, options:
 def _stored_features(source_features: datasets.Features, frame_size: tuple) -> datasets.Features:
     """The preprocessed columns: the corpus's, with `video` as uint8 frames and the kept frames' source positions."""
     features = {name: feature for name, feature in source_features.items() if name not in _MEDIA_COLUMNS}
-    if "hand_features" in features:
-        # Nested lists, not the builders' Array2D: the same Arrow data, read back into Python about 1.8x faster (no
-        # extension type built per row); the collators take either.
-        features["hand_features"] = datasets.List(datasets.List(datasets.Value("float32")))
     features["video"] = datasets.Array4D(shape=(None, 3, *frame_size), dtype="uint8")
     features["frame_indices"] = datasets.List(datasets.Value("int32"))
     return datasets.Features(features)
