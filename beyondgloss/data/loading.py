@@ -6,6 +6,8 @@ import datasets
 
 from .builders import CSLDailyBuilder, Phoenix14TBuilder, SignVideoFolderBuilder, SynthSignBuilder
 from .feature_store import FeatureStore
+from .how2sign import How2SignBuilder
+from .preprocessed import PreprocessedSignDataset
 
 __all__ = ["SIGN_DATASET_BUILDERS", "LANGUAGE_CODES", "load_sign_dataset", "language_code", "dataset_language_code"]
 
@@ -14,6 +16,8 @@ SIGN_DATASET_BUILDERS = {
     "csl_daily": CSLDailyBuilder,
     "sign_video_folder": SignVideoFolderBuilder,
     "synthsign": SynthSignBuilder,
+    "how2sign": How2SignBuilder,
+    "preprocessed": PreprocessedSignDataset,  # a folder written by `beyondgloss preprocess`
 }
 _ALIASES = {"phoenix2014t": "phoenix14t", "phoenix_2014_t": "phoenix14t", "csldaily": "csl_daily",
             "videofolder": "sign_video_folder", "synth_sign": "synthsign"}
