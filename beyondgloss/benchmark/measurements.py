@@ -126,7 +126,8 @@ def _translation(args, device, precision: str) -> dict:
 
     def encoder_outputs():
         encoded = model.sign_encoder(video)
-        with model.mbart_precision():
+        # mBART's inference context in the precision in effect, as the model's own forward and generate enter it.
+        with model._precision.text_context(device.type):
             text = model.mbart.get_encoder()(inputs_embeds=encoded.last_hidden_state,
                                              attention_mask=encoded.attention_mask).last_hidden_state
         return {"sign_encoder": (encoded.last_hidden_state, encoded.attention_mask),
