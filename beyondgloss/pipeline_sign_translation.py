@@ -3,15 +3,13 @@
 
 Imports only torch, transformers and siblings (relatively), so `save_pretrained` copies it into a checkpoint folder
 whose config names it in `custom_pipelines`; `pipeline("sign-translation", model=folder, trust_remote_code=True)`
-then works where beyondgloss is not installed.
+then works where beyondgloss is not installed. Its siblings `sign_translation_inputs.py` (finding and reading the
+inputs' videos) and `sign_translation_outputs.py` (sequence ends, scores, the returned records) travel with it.
 """
 
 import functools
 import inspect
-import sys
 from collections.abc import Sized
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -22,7 +20,19 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.utils import logging
 from transformers.utils.logging import tqdm
 
-from .video_io import ROW_VIDEO_KEYS, is_single_video, open_video, row_video
+from .sign_translation_inputs import (
+    ERROR_MODES,
+    NumberedInput,
+    NumberedInputs,
+    SignTranslationInputError,
+    collate_videos,
+    describe_input,
+    input_error,
+    is_hf_dataset,
+    video_of,
+)
+from .sign_translation_outputs import kept_positions, sequence_scores, translation_records
+from .video_io import is_single_video
 
 __all__ = [
     "TASK",
@@ -35,156 +45,11 @@ __all__ = [
 logger = logging.get_logger(__name__)
 
 TASK = "sign-translation"
-ERROR_MODES = ("raise", "skip")
-URL_SCHEMES = ("http://", "https://")
-# Seconds a video URL may take to answer (and between two reads): a stalled server then fails that input only.
-URL_TIMEOUT_SECONDS = 60
 # Everything `generate()` takes: the GenerationConfig fields plus its own arguments.
 _GENERATE_ARGUMENTS = (
     {key for key in vars(GenerationConfig()) if not key.startswith("_")}
     | set(inspect.signature(GenerationMixin.generate).parameters)
 ) - {"self", "inputs", "kwargs", "model_kwargs"}
-
-
-class SignTranslationInputError(ValueError):
-    """An input of the pipeline cannot be read; the message names the input (its position and what it is) and why."""
-
-
-@dataclass
-class _Numbered:
-    """One input with its position in the call, so that an error can say which input it is."""
-
-    index: int | None
-    value: Any
-    total: int | None = None
-
-
-class _NumberedInputs(Dataset):
-    """A sized, indexable collection of inputs (list, `datasets.Dataset`, `KeyDataset`) seen as `_Numbered` items."""
-
-    def __init__(self, items):
-        self.items = items
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, index):
-        return _Numbered(index, self.items[index], len(self.items))
-
-
-def _is_hf_dataset(inputs) -> bool:
-    # datasets is not imported here: a `datasets.Dataset` input means the caller already imported it.
-    module = sys.modules.get("datasets")
-    return module is not None and isinstance(inputs, (module.Dataset, module.IterableDataset))
-
-
-def _describe(value) -> str:
-    """A short name of an input for error messages."""
-    if isinstance(value, dict) and any(key in value for key in ROW_VIDEO_KEYS):
-        return f"the dataset row with id {value['id']!r}" if "id" in value else "a dataset row"
-    if isinstance(value, (list, tuple)):
-        return f"a list of {len(value)} frames" + (f" starting with {value[0]}" if value else "")
-    if hasattr(value, "shape"):
-        return f"an array of shape {tuple(value.shape)}"
-    if isinstance(value, dict):
-        return str(value.get("path") or "a video dict")
-    if isinstance(value, (bytes, bytearray)):
-        return f"{len(value)} bytes of video"
-    return str(value) if isinstance(value, str) or hasattr(value, "__fspath__") else type(value).__name__
-
-
-def _is_url(value) -> bool:
-    return isinstance(value, str) and value.lower().startswith(URL_SCHEMES)
-
-
-def _fetch_url(url: str) -> dict:
-    """The video at an http(s) URL as a `{"path", "bytes"}` dict (the form the video reader decodes from memory, named
-    by its URL), read whole as transformers' `load_video` reads URLs."""
-    from urllib.request import urlopen  # only for URL inputs
-
-    with urlopen(url, timeout=URL_TIMEOUT_SECONDS) as response:
-        data = response.read()
-    if not data:
-        raise ValueError(f"{url}: the server sent no data (0 bytes)")
-    return {"path": url, "bytes": data}
-
-
-def _video_of(value):
-    """The video of an input: a `datasets` row's `video` or `frames` entry, an http(s) URL's bytes, else the input."""
-    if isinstance(value, dict) and any(key in value for key in ROW_VIDEO_KEYS):
-        value = row_video(value, f"the dataset row with id {value['id']!r}" if "id" in value else "the dataset row")
-    if isinstance(value, dict) and not value.get("bytes") and _is_url(value.get("path")):
-        value = value["path"]  # a datasets.Video(decode=False) value of a URL
-    return _fetch_url(value) if _is_url(value) else value
-
-
-def _size_group(video_processor, video) -> tuple[int, int]:
-    """`(height, width)` of a video's frames after the video processor, which only batches videos of one size."""
-    if video_processor.do_center_crop and video_processor.crop_size:
-        return video_processor.crop_size["height"], video_processor.crop_size["width"]
-    # Without a crop the size follows the video's: open it (its header only) to know it.
-    frame_size = open_video(video).frame_size
-    return tuple(video_processor.output_size(*frame_size) or frame_size)
-
-
-def _process(video_processor, members: list) -> dict:
-    features = video_processor([member["video"] for member in members], training=False, return_tensors="pt")
-    return {
-        "pixel_values_videos": features["pixel_values_videos"],
-        "video_attention_mask": features["video_attention_mask"],
-        "positions": [member["position"] for member in members],
-    }
-
-
-def collate_videos(items: list[dict], video_processor) -> dict:
-    """Reads the videos of a batch into the model's padded inputs: one video processor call per frame size.
-
-    Args:
-        items (`list[dict]`): outputs of [`SignTranslationPipeline.preprocess`], one per input.
-        video_processor: the pipeline's video processor.
-
-    Returns:
-        `dict` with `groups` (per frame size: the processor's `pixel_values_videos` `(B, T_max, 3, H, W)` and
-        `video_attention_mask` `(B, T_max)`, padded once, by the processor, and `positions`, the inputs they hold)
-        and `errors` (per input: `None`, or why it cannot be translated under `errors="skip"`).
-
-    Raises:
-        [`SignTranslationInputError`]: an input cannot be read, under `errors="raise"`.
-    """
-    errors = [item["error"] for item in items]
-    by_size: dict[tuple, list] = {}
-    for position, item in enumerate(items):
-        if item["video"] is None:
-            continue
-        try:
-            size = _size_group(video_processor, item["video"])
-        except (ValueError, OSError) as error:
-            errors[position] = _input_error(item, error)
-            continue
-        by_size.setdefault(size, []).append({**item, "position": position})
-    groups = []
-    for members in by_size.values():
-        try:
-            groups.append(_process(video_processor, members))
-            continue
-        except (ValueError, OSError):
-            pass  # an input that cannot be read: read this group's videos one by one to find which
-        for member in members:
-            try:
-                groups.append(_process(video_processor, [member]))
-            except (ValueError, OSError) as error:
-                errors[member["position"]] = _input_error(member, error)
-    return {"groups": groups, "errors": errors}
-
-
-def _input_error(item: dict, error: Exception) -> str:
-    """Why an input cannot be translated; raises [`SignTranslationInputError`] under `errors="raise"`."""
-    message = f"{item['label']} cannot be translated: {error}"
-    if item["on_error"] == "raise":
-        raise SignTranslationInputError(
-            f"{message}. Fix or remove it, or pass errors='skip' to translate the other inputs"
-        ) from error
-    return message
 
 
 def _sized_video_processor(video_processor, model):
@@ -319,19 +184,19 @@ class SignTranslationPipeline(Pipeline):
         if isinstance(inputs, (list, tuple)) and not is_single_video(inputs):
             if not inputs:
                 return []
-            outputs = super().__call__(_NumberedInputs(list(inputs)), **kwargs)
+            outputs = super().__call__(NumberedInputs(list(inputs)), **kwargs)
             results = list(self._with_progress(outputs, len(inputs), progress))
             # As transformers' text2text pipelines: one dict per input unless several sequences were asked for.
             return results if self._sequences_per_input(kwargs) > 1 else [result[0] for result in results]
-        is_dataset = isinstance(inputs, Dataset) or _is_hf_dataset(inputs)  # also streamed (iterable) datasets
+        is_dataset = isinstance(inputs, Dataset) or is_hf_dataset(inputs)  # also streamed (iterable) datasets
         if is_dataset and isinstance(inputs, Sized):
-            return self._with_progress(super().__call__(_NumberedInputs(inputs), **kwargs), len(inputs), progress)
+            return self._with_progress(super().__call__(NumberedInputs(inputs), **kwargs), len(inputs), progress)
         if is_dataset or inspect.isgenerator(inputs):
-            outputs = super().__call__((_Numbered(i, value) for i, value in enumerate(inputs)), **kwargs)
+            outputs = super().__call__((NumberedInput(i, value) for i, value in enumerate(inputs)), **kwargs)
             return self._with_progress(outputs, None, progress)
         self._single_progress = progress
         try:
-            return super().__call__(_Numbered(None, inputs), **kwargs)
+            return super().__call__(NumberedInput(None, inputs), **kwargs)
         finally:
             self._single_progress = None
 
@@ -434,15 +299,15 @@ class SignTranslationPipeline(Pipeline):
             `dict` with `video` (`None` when it cannot be found), `error` (`None`, or why under `errors="skip"`),
             `label` (how messages name the input) and `on_error` (`errors`).
         """
-        item = inputs if isinstance(inputs, _Numbered) else _Numbered(None, inputs)
+        item = inputs if isinstance(inputs, NumberedInput) else NumberedInput(None, inputs)
         where = "the input" if item.index is None else f"input [{item.index}]"
         if item.total is not None:
             where += f" of {item.total}"
-        found = {"video": None, "error": None, "label": f"{where} ({_describe(item.value)})", "on_error": errors}
+        found = {"video": None, "error": None, "label": f"{where} ({describe_input(item.value)})", "on_error": errors}
         try:
-            found["video"] = _video_of(item.value)
+            found["video"] = video_of(item.value)
         except (ValueError, OSError) as error:  # OSError: also an unreachable URL or one that answers with an error
-            found["error"] = _input_error(found, error)
+            found["error"] = input_error(found, error)
         return found
 
     def _forward(self, model_inputs: dict, return_scores: bool = False, **generate_kwargs) -> dict:
@@ -463,8 +328,9 @@ class SignTranslationPipeline(Pipeline):
                 **generate_kwargs,
             )
             sequences = output if isinstance(output, torch.Tensor) else output.sequences
-            kept = self._kept_positions(sequences, generate_kwargs)
-            scores = self._sequence_scores(output, kept, generate_kwargs) if return_scores else None
+            kept = kept_positions(sequences, self._generation_setting(generate_kwargs, "eos_token_id"))
+            length_penalty = self._generation_setting(generate_kwargs, "length_penalty")
+            scores = sequence_scores(output, kept, length_penalty) if return_scores else None
             lengths = kept.sum(dim=1)
             # generate() returns each input's sequences together: rows [i * n, (i + 1) * n) belong to input i.
             per_input = sequences.shape[0] // len(group["positions"])
@@ -476,33 +342,6 @@ class SignTranslationPipeline(Pipeline):
                     "scores": None if scores is None else scores[rows],
                 }
         return {"results": results, "errors": model_inputs["errors"]}
-
-    def _kept_positions(self, sequences: torch.Tensor, generate_kwargs: dict) -> torch.Tensor:
-        """`(N, L)` bool: each sequence's positions through its first end-of-sentence token after the decoder start
-        token (all of them when it has none); what follows is the padding of a batch."""
-        eos = self._generation_setting(generate_kwargs, "eos_token_id")
-        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
-        is_eos = torch.isin(sequences, torch.tensor(eos, dtype=sequences.dtype, device=sequences.device)).long()
-        is_eos[:, 0] = 0  # the decoder start token (mBART's configuration may start with </s>)
-        return (is_eos.cumsum(dim=1) - is_eos) == 0
-
-    def _sequence_scores(self, output, kept: torch.Tensor, generate_kwargs: dict) -> torch.Tensor:
-        """Per sequence, the sum of its generated tokens' log-probabilities over `length ** length_penalty`."""
-        if getattr(output, "sequences_scores", None) is not None:  # beam search
-            return output.sequences_scores.float()
-        steps = output.scores  # greedy search or sampling: the processed scores of each step
-        generated = output.sequences[:, -len(steps):]
-        log_probs = torch.stack(
-            [
-                step.float().gather(-1, generated[:, t, None]).squeeze(-1) - step.float().logsumexp(dim=-1)
-                for t, step in enumerate(steps)
-            ],
-            dim=1,
-        )
-        counted = kept[:, -len(steps):]
-        total = torch.where(counted, log_probs, torch.zeros_like(log_probs)).sum(dim=1)
-        length_penalty = self._generation_setting(generate_kwargs, "length_penalty")
-        return total / counted.sum(dim=1).float() ** (1.0 if length_penalty is None else length_penalty)
 
     def postprocess(
         self, model_outputs: dict, return_text: bool = True, return_tensors: bool = False,
@@ -523,21 +362,9 @@ class SignTranslationPipeline(Pipeline):
             result, error = result[0], error[0]
         if error is not None:
             return [{"translation_text": None, "error": error}]
-        ids = [row[:length] for row, length in zip(result["sequences"].tolist(), result["lengths"].tolist())]
-        records = [{} for _ in ids]
-        if return_text:
-            texts = self.tokenizer.batch_decode(
-                ids, skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=clean_up_tokenization_spaces
-            )
-            for record, text in zip(records, texts):
-                record["translation_text"] = text
-        if return_tensors:
-            for record, row in zip(records, ids):
-                record["translation_token_ids"] = row
-        if result["scores"] is not None:
-            for record, score in zip(records, result["scores"].tolist()):
-                record["score"] = score
-        return records
+        return translation_records(result, self.tokenizer, return_text, return_tensors,
+                                   skip_special_tokens=skip_special_tokens,
+                                   clean_up_tokenization_spaces=clean_up_tokenization_spaces)
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
         # As Pipeline.get_iterator, with a collate function that reads the batch's videos with the video processor

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from beyondgloss.benchmark import REFERENCE_IMPL_VS_AUTHORS, main, measure_matmul_peak
+from beyondgloss.benchmark import measurements
 from beyondgloss.benchmark import runner as benchmark
 
 
@@ -128,9 +129,9 @@ def test_translation_refuses_a_generation_of_the_wrong_length(monkeypatch):
                                            "--new_tokens", "3"])
     benchmark._quick_sizes(args)
     with pytest.raises(RuntimeError, match="generated 2 tokens, not --new_tokens=3"):
-        benchmark._translation(args, torch.device("cpu"), "fp32")
+        measurements._translation(args, torch.device("cpu"), "fp32")
     monkeypatch.setattr(BeyondGlossForSignTranslation, "generate", original)
-    assert benchmark._translation(args, torch.device("cpu"), "fp32")["generated_tokens"] == 3
+    assert measurements._translation(args, torch.device("cpu"), "fp32")["generated_tokens"] == 3
 
 
 def _fake_results(name, precision, call):
@@ -148,7 +149,7 @@ def _fake_results(name, precision, call):
     if name == "encoder_inference":
         peak = 100.0 if precision == "fp32" else 300.0
         result.update(frames=8, flops_per_frame=10**9, sign_encoder_times_s=[seconds], matmul_peak_gflops=peak)
-        result.update(benchmark._encoder_rates(result))
+        result.update(measurements.encoder_rates(result))
     return result
 
 

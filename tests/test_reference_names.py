@@ -4,7 +4,7 @@ reference encoder of the tests and benchmarks."""
 import torch
 
 from beyondgloss.benchmark.reference_impl import ReferenceSignEncoder
-from beyondgloss.convert.reference import _map_sign_encoder
+from beyondgloss.convert.reference_mapping import _map_sign_encoder
 from beyondgloss.convert.reference_names import DINO, SIGN_PREFIX, dino_names
 from beyondgloss.modeling_beyondgloss import BeyondGlossModel
 from beyondgloss.testing import tiny_config

@@ -7,7 +7,8 @@ import pytest
 from torchcodec.decoders import VideoDecoder
 
 from beyondgloss.data import SYNTHSIGN_HAND_DIM, SYNTHSIGN_LEXICON, FeatureStore, generate_synthsign, load_sign_dataset
-from beyondgloss.data.synthsign import _encode_video, description_embedding, render_clip, sample_sentences
+from beyondgloss.data.synthsign import description_embedding, render_clip, sample_sentences
+from beyondgloss.data.synthsign_rendering import encode_video
 
 SIGNS = {sign.gloss: sign for sign in SYNTHSIGN_LEXICON}
 
@@ -86,7 +87,7 @@ def test_signs_look_distinct_and_video_keeps_colours(tmp_path):
     assert off_diagonal.min() > 1.0
     # Encoded as yuv444p, the small coloured hands survive h264 nearly unchanged.
     frames, _ = render_clip(["RED", "TEACHER", "NOT"], [6, 7, 8], signer=2)
-    _encode_video(frames, tmp_path / "clip.mp4")
+    encode_video(frames, tmp_path / "clip.mp4")
     decoded = VideoDecoder(str(tmp_path / "clip.mp4"))[:].numpy().astype(np.int16)
     assert decoded.shape == frames.shape and np.abs(decoded - frames).mean() < 2.0
 

@@ -10,6 +10,10 @@ datasets 5 has no loading scripts, so the builders are classes:
 
 or, in one call, `beyondgloss.data.load_sign_dataset("phoenix14t", data_dir=...)`.
 
+This module holds what every builder shares (`SignDatasetConfig`, `SignDatasetBuilder`: columns, cache key,
+validation, examples); the corpus families have their own modules: `official_builders` (Phoenix14T, CSL-Daily, from
+their release layouts) and `folder_builders` (a folder of videos or frame folders with metadata, and SynthSign).
+
 Every builder yields the same columns:
 
 - `id` (`string`): the sample id, which is also the key of the feature stores. For Phoenix14T and CSL-Daily it
@@ -50,10 +54,9 @@ length: feature stores give long ids hashed file names (`beyondgloss.data.featur
 """
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -61,17 +64,12 @@ import numpy as np
 from ..video_io import VideoReadError, list_frame_images
 from .feature_store import FeatureFileError, FeatureStore, read_feature_file
 from .safe_pickle import load_pickle_file
-from .synthsign import SYNTHSIGN_LANGUAGE, generate_synthsign
 from .validation import (
     BadSampleError,
     RowError,
-    describe_value,
     entry_problem,
     frame_images_problem,
-    joined_label,
     path_inside,
-    read_delimited,
-    read_text,
     stored_features,
     text_value,
     video_problem,
@@ -87,9 +85,14 @@ __all__ = [
     "BadSampleError",
 ]
 
+# The corpus families have their own modules; their builders are still reachable here, loaded when first asked for
+# (a module-level import would be a cycle: they subclass `SignDatasetBuilder`).
+_FAMILIES = {"Phoenix14TBuilder": "official_builders", "CSLDailyBuilder": "official_builders",
+             "SignVideoFolderBuilder": "folder_builders", "SynthSignBuilder": "folder_builders"}
+
 logger = logging.getLogger(__name__)
 
-_SPLIT_NAMES = {"train": "train", "dev": "validation", "val": "validation", "valid": "validation",
+SPLIT_NAMES = {"train": "train", "dev": "validation", "val": "validation", "valid": "validation",
                 "validation": "validation", "test": "test"}
 # How many bad ids an error or warning spells out before summarising the rest.
 _LISTED_IDS = 20
@@ -400,243 +403,13 @@ class SignDatasetBuilder(datasets.GeneratorBasedBuilder):
                 rows.append(self._frame_sample(
                     name, *frame_folder(name), where, text=record["text"], gloss=record.get("gloss"),
                     signer=record.get("signer"), language=language))
-            samples[_SPLIT_NAMES[official]] = rows
+            samples[SPLIT_NAMES[official]] = rows
         return samples
 
 
-class Phoenix14TBuilder(SignDatasetBuilder):
-    """RWTH-PHOENIX-Weather-2014-T, from its official release layout.
+def __getattr__(name: str):
+    if name in _FAMILIES:
+        import importlib
 
-    `data_dir` is the `PHOENIX-2014-T` folder (or its parent) holding
-    `annotations/manual/PHOENIX-2014-T.{train,dev,test}.corpus.csv` (`|`-separated columns name, video,
-    start, end, speaker, orth, translation) and `features/fullFrame-210x260px/{train,dev,test}/<name>/`
-    with `images0001.png ...`. Text: `translation`; gloss: `orth`; signer: `speaker`; language "de".
-    """
-
-    DATASET_NAME = "phoenix14t"
-    LANGUAGE = "de"
-    CSV = "annotations/manual/PHOENIX-2014-T.{split}.corpus.csv"
-    SOURCE_FILES = ("annotations/manual/PHOENIX-2014-T.train.corpus.csv",
-                    "annotations/manual/PHOENIX-2014-T.dev.corpus.csv",
-                    "annotations/manual/PHOENIX-2014-T.test.corpus.csv")
-
-    def __init__(self, *args, data_dir=None, **kwargs):
-        if data_dir is not None and not (Path(data_dir) / "annotations").is_dir() and \
-                (Path(data_dir) / "PHOENIX-2014-T" / "annotations").is_dir():
-            data_dir = Path(data_dir) / "PHOENIX-2014-T"
-        super().__init__(*args, data_dir=data_dir, **kwargs)
-
-    def _read_samples(self) -> dict:
-        root = Path(self.config.data_dir)
-        frames_root = Path(self.config.frames_dir) if self.config.frames_dir else root / "features" / "fullFrame-210x260px"
-        if self.config.reference_labels:
-            return self._reference_label_samples(lambda name: (frames_root, name), self.LANGUAGE)
-        samples = {}
-        for official in ("train", "dev", "test"):
-            path = root / self.CSV.format(split=official)
-            rows = read_delimited(path, "|", ("name", "speaker", "orth", "translation"))
-            samples[_SPLIT_NAMES[official]] = [
-                self._frame_sample(f"{official}/{row['name']}", frames_root / official, row["name"],
-                                   f"{path.name} row {number}", text=row["translation"], gloss=row["orth"],
-                                   signer=row["speaker"], language=self.LANGUAGE)
-                for number, row in enumerate(rows, start=1)
-            ]
-        return samples
-
-
-class CSLDailyBuilder(SignDatasetBuilder):
-    """CSL-Daily, from its official release layout.
-
-    `data_dir` holds `sentence_label/csl2020ct_v2.pkl` (a pickle whose `info` is a list of records with
-    name, label_gloss, label_char, label_word, signer, length; read with the restricted unpickler),
-    `sentence_label/split_1.txt` (lines `name|split`, an optional `Name|Split` header) and the frame
-    folders `sentence/frames_512x512/<name>/`. Other places: pass `label_file`, `split_file`, `frames_dir`.
-    Text: the characters of `label_char` joined (no spaces; metrics score characters); gloss: `label_gloss`
-    joined by spaces; language "zh".
-    """
-
-    DATASET_NAME = "csl_daily"
-    LANGUAGE = "zh"
-    LABEL_FILES = ("sentence_label/csl2020ct_v2.pkl", "csl2020ct_v2.pkl")
-    SPLIT_FILES = ("sentence_label/split_1.txt", "split_1.txt")
-    FRAME_DIRS = ("sentence/frames_512x512", "frames_512x512", "frames")
-    SOURCE_FILES = LABEL_FILES + SPLIT_FILES
-    RECORD_FIELDS = ("name", "label_gloss", "label_char", "signer")
-
-    @staticmethod
-    def _first_existing(root: Path, candidates: tuple, what: str, is_dir=False) -> Path:
-        for candidate in candidates:
-            path = root / candidate
-            if path.is_dir() if is_dir else path.is_file():
-                return path
-        raise FileNotFoundError(f"{root}: no CSL-Daily {what} found (looked for {', '.join(candidates)})")
-
-    def _read_samples(self) -> dict:
-        root = Path(self.config.data_dir)
-        frames_root = (Path(self.config.frames_dir) if self.config.frames_dir
-                       else self._first_existing(root, self.FRAME_DIRS, "frame folder root", is_dir=True))
-        if self.config.reference_labels:
-            # The reference's names are "<split>/<video>"; CSL-Daily frame folders are not split by folder.
-            return self._reference_label_samples(lambda name: (frames_root, name.split("/", 1)[-1]), self.LANGUAGE)
-        label_path = (Path(self.config.label_file) if self.config.label_file
-                      else self._first_existing(root, self.LABEL_FILES, "label pickle"))
-        split_path = (Path(self.config.split_file) if self.config.split_file
-                      else self._first_existing(root, self.SPLIT_FILES, "split file"))
-        labels = load_pickle_file(label_path)
-        if not isinstance(labels, dict) or not isinstance(labels.get("info"), list):
-            raise ValueError(f"{label_path}: expected a dict with an 'info' list of sample records")
-        records = {}
-        for position, record in enumerate(labels["info"]):
-            missing = [f for f in self.RECORD_FIELDS if not isinstance(record, dict) or f not in record]
-            if missing:
-                raise ValueError(f"{label_path}: record {position} lacks field(s) {', '.join(missing)}")
-            records[str(record["name"])] = record
-        samples = {"train": [], "validation": [], "test": []}
-        for number, line in enumerate(read_text(split_path).splitlines(), start=1):
-            if not line.strip() or line.strip().lower() == "name|split":
-                continue
-            name, _, official = (part.strip() for part in line.partition("|"))
-            if official not in _SPLIT_NAMES:
-                raise ValueError(f"{split_path}, line {number}: expected 'name|split' with split train/dev/test, "
-                                 f"got {line!r}")
-            sample_id = f"{official}/{name}"
-            where = f"{split_path.name} line {number}"
-            record = records.get(name)
-            if record is None:
-                samples[_SPLIT_NAMES[official]].append({"id": sample_id, "media": [], "text": "", "where": where,
-                                                        "problem": f"not in the label file {label_path.name}"})
-                continue
-            sample = self._frame_sample(sample_id, frames_root, name, where, signer=record["signer"],
-                                        language=self.LANGUAGE)
-            try:
-                # Documented conversion: the characters (or words) of the label lists are joined.
-                sample["text"] = joined_label(record["label_char"], "", "label_char", where)
-                sample["gloss"] = joined_label(record["label_gloss"], " ", "label_gloss", where)
-            except RowError as error:
-                sample.setdefault("text", "")
-                sample.setdefault("problem", str(error))
-            samples[_SPLIT_NAMES[official]].append(sample)
-        return {split: rows for split, rows in samples.items() if rows}
-
-
-class SignVideoFolderBuilder(SignDatasetBuilder):
-    """Any folder of videos or frame folders described by `metadata.jsonl` or `metadata.csv`.
-
-    Columns: `file_name` (a video file or a frame folder, relative to the folder) and `text`, required;
-    `split` (default "train"; "dev"/"val" become "validation"), `id` (default: file_name without its
-    extension), `gloss`, `signer`, `language`, `description`, optional. All entries are videos, or all
-    are frame folders. This is the route for new sign datasets.
-    """
-
-    DATASET_NAME = "sign_video_folder"
-    SOURCE_FILES = ("metadata.jsonl", "metadata.csv")
-
-    def _metadata(self) -> tuple:
-        """(path, rows) of the folder's metadata, read once; each row carries `_where` ("metadata.jsonl line 3")."""
-        if getattr(self, "_metadata_cache", None) is None:
-            root = Path(self.config.data_dir)
-            present = [root / name for name in self.SOURCE_FILES if (root / name).exists()]
-            odd = [str(p) for p in present if not p.is_file()]
-            if odd:
-                raise FileNotFoundError(f"{', '.join(odd)}: not a regular file (a folder, FIFO or device); the "
-                                        "metadata must be a plain file")
-            if len(present) != 1:
-                raise FileNotFoundError(
-                    f"{root}: expected exactly one of metadata.jsonl / metadata.csv, found {len(present)}")
-            path = present[0]
-            if path.suffix == ".csv":
-                rows = read_delimited(path, ",", ("file_name", "text"))
-                for number, row in enumerate(rows, start=1):
-                    row["_where"] = f"{path.name} row {number}"
-            else:
-                rows = []
-                for number, line in enumerate(read_text(path).splitlines(), start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as error:
-                        raise ValueError(f"{path}, line {number}: not valid JSON ({error})") from error
-                    if not isinstance(row, dict):
-                        raise ValueError(f"{path}, line {number}: expected a JSON object with file_name and text, "
-                                         f"got {describe_value(row)}")
-                    row["_where"] = f"{path.name} line {number}"
-                    rows.append(row)
-                for column in ("file_name", "text"):
-                    lacking = [row["_where"].rpartition(" ")[2] for row in rows if column not in row]
-                    if lacking:
-                        raise ValueError(f"{path}: missing column {column} (lines {', '.join(lacking[:5])})")
-            self._metadata_cache = (path, rows)
-        return self._metadata_cache
-
-    def _media_column(self) -> str:
-        # Called once per sample while checking; the answer depends only on the metadata, so it is kept.
-        path, rows = self._metadata()
-        cached = getattr(self, "_media_column_cache", None)
-        if cached is not None and cached[0] == path:
-            return cached[1]
-        root = Path(self.config.data_dir)
-        kinds = set()
-        for row in rows:
-            try:
-                target = path_inside(root, row["file_name"], "file_name", row["_where"])
-                if target.exists():
-                    kinds.add("frames" if target.is_dir() else "video")
-            except (RowError, OSError):
-                continue  # reported with its row by _read_samples
-        if len(kinds) > 1:
-            raise ValueError(f"{path}: file_name mixes videos and frame folders; keep one kind per folder")
-        self._media_column_cache = (path, kinds.pop() if kinds else "video")
-        return self._media_column_cache[1]
-
-    def _extra_columns(self) -> dict:
-        _, rows = self._metadata()
-        return {"description": datasets.Value("string")} if any("description" in row for row in rows) else {}
-
-    def _read_samples(self) -> dict:
-        path, rows = self._metadata()
-        root = Path(self.config.data_dir)
-        media = self._media_column()
-        samples = {}
-        for row in rows:
-            where = row["_where"]
-            target = path_inside(root, row["file_name"], "file_name", where)
-            sample_id = row.get("id")
-            if sample_id is None or sample_id == "":
-                sample_id = PurePath(row["file_name"]).with_suffix("").as_posix()
-            split_value = text_value(row.get("split") or "train", "split", where, numbers=False)
-            split = _SPLIT_NAMES.get(split_value.lower(), split_value)
-            # Raw values: the validation layer (_check_samples) checks their types.
-            fields = {"text": row["text"], "gloss": row.get("gloss"), "signer": row.get("signer"),
-                      "language": row.get("language") or self.config.language, "description": row.get("description")}
-            if media == "frames":
-                sample = self._frame_sample(sample_id, root, row["file_name"], where, **fields)
-            else:
-                sample = {"id": sample_id, "media": str(target), "where": where, **fields}
-            samples.setdefault(split, []).append(sample)
-        return samples
-
-
-class SynthSignBuilder(SignVideoFolderBuilder):
-    """The SynthSign corpus (`beyondgloss.data.synthsign`): generated into `data_dir` on first use (reused
-    when its settings match), then read as a video folder with its hand features and descriptions joined.
-
-    Generation arguments (`num_train`, `num_validation`, `num_test`, `seed`, `image_size`, `description_dim`,
-    `frames_per_sign`, `num_workers`, `overwrite`) go to `generate_synthsign`. Pass `hand_features=None` or
-    `descriptions=None` to leave those columns out. Language "en" (mBART code en_XX).
-    """
-
-    DATASET_NAME = "synthsign"
-
-    def __init__(self, *args, data_dir=None, num_train: int = 3000, num_validation: int = 300, num_test: int = 300,
-                 seed: int = 0, image_size: int = 32, description_dim: int = 1024, frames_per_sign=(6, 10),
-                 num_workers: int | None = None, overwrite: bool = False, **kwargs):
-        if data_dir is None:
-            raise ValueError("SynthSignBuilder needs data_dir, the folder to generate the corpus into (or reuse)")
-        root = generate_synthsign(data_dir, num_train=num_train, num_validation=num_validation, num_test=num_test,
-                                  seed=seed, image_size=image_size, description_dim=description_dim,
-                                  frames_per_sign=frames_per_sign, num_workers=num_workers, overwrite=overwrite)
-        kwargs.setdefault("hand_features", str(root / "hand_features"))
-        kwargs.setdefault("descriptions", str(root / "descriptions"))
-        kwargs.setdefault("language", SYNTHSIGN_LANGUAGE)
-        super().__init__(*args, data_dir=root, **kwargs)
+        return getattr(importlib.import_module(f"{__package__}.{_FAMILIES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

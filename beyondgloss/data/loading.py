@@ -4,9 +4,10 @@ from pathlib import Path
 
 import datasets
 
-from .builders import CSLDailyBuilder, Phoenix14TBuilder, SignVideoFolderBuilder, SynthSignBuilder
 from .feature_store import FeatureStore
+from .folder_builders import SignVideoFolderBuilder, SynthSignBuilder
 from .how2sign import How2SignBuilder
+from .official_builders import CSLDailyBuilder, Phoenix14TBuilder
 from .preprocessed import PreprocessedSignDataset
 
 __all__ = ["SIGN_DATASET_BUILDERS", "LANGUAGE_CODES", "load_sign_dataset", "language_code", "dataset_language_code"]

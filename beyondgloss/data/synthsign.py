@@ -39,24 +39,33 @@ corpus is never written into or deleted from, whatever `overwrite` says: generat
 
 Validation and test sentences are sign sequences that never occur in the training split (nor in each
 other), so test scores measure generalisation to new combinations of known signs.
+
+The language (lexicon, grammar, descriptions) is in `synthsign_language.py`, the rendering of a clip in
+`synthsign_rendering.py`; this module writes corpora and keeps their ownership.
 """
 
 import concurrent.futures
-import hashlib
-import itertools
 import json
 import logging
 import multiprocessing
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .feature_store import FeatureStore, feature_file_name
+from .synthsign_language import (
+    SYNTHSIGN_LANGUAGE,
+    SYNTHSIGN_LANGUAGE_CODE,
+    SYNTHSIGN_LEXICON,
+    SynthSignSign,
+    describe_clip,
+    description_embedding,
+    sample_sentences,
+)
+from .synthsign_rendering import FRAME_RATE, SIGNERS, SYNTHSIGN_HAND_DIM, encode_video, render_clip
 
 __all__ = [
     "SYNTHSIGN_HAND_DIM",
@@ -76,302 +85,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1
-SYNTHSIGN_LANGUAGE = "en"
-SYNTHSIGN_LANGUAGE_CODE = "en_XX"
-FRAME_RATE = 25
-
-SHAPES = ("disc", "square", "diamond", "ring", "cross", "triangle")
-COLOURS = {
-    "red": (235, 40, 40),
-    "green": (40, 205, 60),
-    "blue": (60, 90, 250),
-    "yellow": (245, 225, 40),
-    "magenta": (225, 50, 225),
-    "cyan": (40, 225, 225),
-    "orange": (250, 140, 20),
-    "white": (245, 245, 245),
-}
-COLOUR_NAMES = tuple(COLOURS)
-TRAJECTORIES = ("circles", "sweeps sideways", "moves up", "moves diagonally", "zigzags", "arcs over",
-                "draws a figure eight", "taps")
-# Heights (fraction of the image from the top) where a sign is made, and how a description names them.
-HEIGHTS = {"at the face": 0.3, "at the chest": 0.52, "at the waist": 0.72}
-HEIGHT_NAMES = tuple(HEIGHTS)
-
-_HAND_FIELDS = 3 + len(SHAPES)
-SYNTHSIGN_HAND_DIM = 2 * _HAND_FIELDS
-
-
-@dataclass(frozen=True)
-class SynthSignSign:
-    """One sign of the lexicon: its gloss, grammatical role, spoken forms and how it looks.
-
-    `forms` holds the spoken word(s); verbs have (present, past, infinitive) forms. The right hand does the
-    trajectory at the sign's height; in two-handed signs the left hand mirrors it, otherwise it rests low.
-    """
-
-    gloss: str
-    role: str
-    forms: tuple
-    right_shape: int
-    right_colour: int
-    left_shape: int
-    left_colour: int
-    trajectory: int
-    height: int
-    two_handed: bool
-
-
-_WORDS = {
-    "subject": [("MAN", ("man",)), ("WOMAN", ("woman",)), ("BOY", ("boy",)), ("GIRL", ("girl",)),
-                ("TEACHER", ("teacher",)), ("DOCTOR", ("doctor",)), ("FARMER", ("farmer",)), ("DOG", ("dog",))],
-    "verb": [("SEE", ("sees", "saw", "see")), ("HELP", ("helps", "helped", "help")),
-             ("LIKE", ("likes", "liked", "like")), ("CARRY", ("carries", "carried", "carry")),
-             ("FIND", ("finds", "found", "find")), ("PAINT", ("paints", "painted", "paint")),
-             ("WANT", ("wants", "wanted", "want")), ("BUY", ("buys", "bought", "buy"))],
-    "object": [("BALL", ("ball",)), ("BOOK", ("book",)), ("HOUSE", ("house",)), ("CAR", ("car",)),
-               ("TREE", ("tree",)), ("BOAT", ("boat",)), ("APPLE", ("apple",)), ("LETTER", ("letter",))],
-    "adjective": [("RED", ("red",)), ("BIG", ("big",)), ("SMALL", ("small",)), ("OLD", ("old",)),
-                  ("NEW", ("new",)), ("HEAVY", ("heavy",))],
-    # (spoken phrase, tense) with tense 0 present, 1 past, 2 future
-    "time": [("TODAY", ("today", 0)), ("YESTERDAY", ("yesterday", 1)), ("TOMORROW", ("tomorrow", 2)),
-             ("LAST-WEEK", ("last week", 1)), ("NEXT-WEEK", ("next week", 2))],
-    "negation": [("NOT", ("not",))],
-}
-
-
-def _build_lexicon() -> tuple:
-    # Appearances are fixed (the language does not change with the corpus seed). Every pair of signs differs
-    # in at least two of (right shape, right colour, trajectory, height), so no sign is a near-copy of another.
-    entries = [(gloss, role, forms) for role, words in _WORDS.items() for gloss, forms in words]
-    combos = list(itertools.product(range(len(SHAPES)), range(len(COLOURS)), range(len(TRAJECTORIES)),
-                                    range(len(HEIGHTS))))
-    np.random.default_rng(2025).shuffle(combos)
-    chosen = []
-    for combo in combos:
-        if all(sum(a != b for a, b in zip(combo, other)) >= 2 for other in chosen):
-            chosen.append(combo)
-        if len(chosen) == len(entries):
-            break
-    lexicon = []
-    for index, ((gloss, role, forms), (shape, colour, trajectory, height)) in enumerate(zip(entries, chosen)):
-        lexicon.append(SynthSignSign(
-            gloss=gloss, role=role, forms=forms, right_shape=shape, right_colour=colour,
-            left_shape=(shape + 3) % len(SHAPES), left_colour=(colour + 4) % len(COLOURS),
-            trajectory=trajectory, height=height, two_handed=index % 2 == 0,
-        ))
-    return tuple(lexicon)
-
-
-SYNTHSIGN_LEXICON = _build_lexicon()
-_BY_GLOSS = {sign.gloss: sign for sign in SYNTHSIGN_LEXICON}
-_BY_ROLE = {role: [sign for sign in SYNTHSIGN_LEXICON if sign.role == role] for role in _WORDS}
-
-
-def _spoken(signs: list) -> str:
-    """English-like translation of a sign sequence [TIME] SUBJECT OBJECT [ADJECTIVE] VERB [NOT]."""
-    by_role = {_BY_GLOSS[gloss].role: _BY_GLOSS[gloss] for gloss in signs}
-    time = by_role.get("time")
-    tense = time.forms[1] if time else 0
-    verb = by_role["verb"].forms
-    negated = "negation" in by_role
-    if tense == 0:
-        verb_phrase = f"does not {verb[2]}" if negated else verb[0]
-    elif tense == 1:
-        verb_phrase = f"did not {verb[2]}" if negated else verb[1]
-    else:
-        verb_phrase = f"will not {verb[2]}" if negated else f"will {verb[2]}"
-    adjective = f"{by_role['adjective'].forms[0]} " if "adjective" in by_role else ""
-    words = [time.forms[0]] if time else []
-    words += ["the", by_role["subject"].forms[0], verb_phrase, f"the {adjective}{by_role['object'].forms[0]}"]
-    return " ".join(words)
-
-
-def sample_sentences(count: int, rng: np.random.Generator) -> list:
-    """Draws `count` distinct sentences; returns `[(glosses: list[str], spoken: str), ...]`.
-
-    Sign order: [TIME] SUBJECT OBJECT [ADJECTIVE] VERB [NOT] (3 to 6 signs); each optional sign is present
-    with probability 1/2. The language has 43,008 sentences; asking for more than a third of them is refused
-    because rejection sampling would slow down and the held-out splits would lose their meaning.
-    """
-    sizes = {role: len(signs) for role, signs in _BY_ROLE.items()}
-    space = sizes["subject"] * sizes["object"] * sizes["verb"] * (1 + sizes["adjective"]) * (1 + sizes["time"]) * 2
-    if count > space // 3:
-        raise ValueError(f"SynthSign has {space} distinct sentences; {count} requested is more than a third of them. "
-                         "Ask for fewer clips.")
-
-    def pick(role: str) -> str:
-        return _BY_ROLE[role][rng.integers(sizes[role])].gloss
-
-    seen, sentences = set(), []
-    while len(sentences) < count:
-        glosses = [pick("time")] if rng.random() < 0.5 else []
-        glosses += [pick("subject"), pick("object")]
-        glosses += [pick("adjective")] if rng.random() < 0.5 else []
-        glosses += [pick("verb")]
-        glosses += ["NOT"] if rng.random() < 0.5 else []
-        key = tuple(glosses)
-        if key not in seen:
-            seen.add(key)
-            sentences.append((glosses, _spoken(glosses)))
-    return sentences
-
-
-def _trajectory(kind: int, t: np.ndarray) -> tuple:
-    """Offsets (dx, dy) in image fractions along a trajectory, for progress `t` in [0, 1]."""
-    tau = 2 * np.pi * t
-    if kind == 0:
-        return 0.14 * np.cos(tau), 0.14 * np.sin(tau)
-    if kind == 1:
-        return -0.2 + 0.4 * t, np.zeros_like(t)
-    if kind == 2:
-        return np.zeros_like(t), 0.18 - 0.36 * t
-    if kind == 3:
-        return -0.15 + 0.3 * t, 0.15 - 0.3 * t
-    if kind == 4:
-        return -0.2 + 0.4 * t, 0.1 * (2 * np.abs(2 * ((2 * t) % 1) - 1) - 1)
-    if kind == 5:
-        return 0.18 * np.cos(np.pi * t), -0.16 * np.sin(np.pi * t)
-    if kind == 6:
-        return 0.15 * np.sin(tau), 0.09 * np.sin(2 * tau)
-    return np.zeros_like(t), -0.12 * np.abs(np.sin(1.5 * tau))
-
-
-def _shape_mask(shape: int, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.ndarray:
-    """Boolean mask of shape `SHAPES[shape]` for pixel offsets (dx, dy) from the hand centre, in pixels."""
-    name = SHAPES[shape]
-    if name == "disc":
-        return dx * dx + dy * dy <= radius * radius
-    if name == "square":
-        return np.maximum(np.abs(dx), np.abs(dy)) <= radius * 0.85
-    if name == "diamond":
-        return np.abs(dx) + np.abs(dy) <= radius * 1.15
-    if name == "ring":
-        squared = dx * dx + dy * dy
-        return (squared <= radius * radius) & (squared >= radius * radius / 4)
-    if name == "cross":
-        third = radius / 3
-        return ((np.abs(dx) <= third) & (np.abs(dy) <= radius)) | ((np.abs(dy) <= third) & (np.abs(dx) <= radius))
-    return (dy <= radius * 0.8) & (dy >= -radius) & (np.abs(dx) <= (dy + radius) * 0.6)
-
-
-# Signers differ in body colour, hand size and position, not in how signs look.
-_SIGNERS = (
-    {"body": (90, 90, 110), "scale": 1.0, "shift": 0.0},
-    {"body": (110, 80, 70), "scale": 1.1, "shift": 0.02},
-    {"body": (70, 100, 80), "scale": 0.92, "shift": -0.02},
-    {"body": (100, 100, 100), "scale": 1.05, "shift": 0.01},
-)
-
-
-def render_clip(glosses: list, frames_per_sign: list, signer: int = 0, image_size: int = 32,
-                jitter: np.ndarray | None = None) -> tuple:
-    """Renders one clip.
-
-    Args:
-        glosses (`list[str]`): the signs, in signing order.
-        frames_per_sign (`list[int]`): frames given to each sign.
-        signer (`int`): which of the 4 signers (body colour, hand size, position).
-        image_size (`int`): side S of the square frames.
-        jitter (`np.ndarray` of shape (num_signs, 2), *optional*): per-sign offset of the sign's centre in
-            image fractions (natural variation between repetitions).
-
-    Returns:
-        `(frames, hand_params)`: uint8 array (T, 3, S, S) and float32 array (T, SYNTHSIGN_HAND_DIM).
-    """
-    style = _SIGNERS[signer]
-    size = image_size
-    signs = [_BY_GLOSS[gloss] for gloss in glosses]
-    jitter = np.zeros((len(signs), 2)) if jitter is None else jitter
-    # Per-frame parameters for (right, left) hands: centre x, y (fractions), radius, shape, colour.
-    xs, ys, shapes, colours = [], [], [], []
-    for sign, count, (jx, jy) in zip(signs, frames_per_sign, jitter):
-        t = np.linspace(0.0, 1.0, count)
-        dx, dy = _trajectory(sign.trajectory, t)
-        height = HEIGHTS[HEIGHT_NAMES[sign.height]] + jy
-        right = (0.62 + style["shift"] + jx + dx, height + dy)
-        left = (0.38 + style["shift"] + jx - dx, height + dy) if sign.two_handed else (
-            np.full(count, 0.3 + style["shift"]), np.full(count, 0.86))
-        xs.append(np.stack([right[0], left[0]], axis=1))
-        ys.append(np.stack([right[1], left[1]], axis=1))
-        shapes.append(np.tile([sign.right_shape, sign.left_shape], (count, 1)))
-        colours.append(np.tile([sign.right_colour, sign.left_colour], (count, 1)))
-    xs, ys = np.clip(np.concatenate(xs), 0.05, 0.95), np.clip(np.concatenate(ys), 0.05, 0.95)
-    shapes, colours = np.concatenate(shapes), np.concatenate(colours)
-    num_frames = len(xs)
-    radius_fraction = 0.11 * style["scale"]
-
-    grid = np.arange(size, dtype=np.float32) + 0.5
-    # Body: head and torso, static, drawn once.
-    background = np.full((size, size, 3), 25, dtype=np.uint8)
-    gy, gx = np.meshgrid(grid / size, grid / size, indexing="ij")
-    body = ((gx - 0.5) ** 2 + (gy - 0.18) ** 2 <= 0.1 ** 2) | ((np.abs(gx - 0.5) <= 0.24) & (gy >= 0.34))
-    background[body] = style["body"]
-    frames = np.broadcast_to(background, (num_frames, size, size, 3)).copy()
-    radius = radius_fraction * size
-    palette = np.array(list(COLOURS.values()), dtype=np.uint8)
-    # Shape and colour are constant within a sign, so each sign's frames are painted in one vectorised step;
-    # the left hand first, so the right (dominant) hand is on top where they overlap.
-    start = 0
-    for count in frames_per_sign:
-        segment = slice(start, start + count)
-        for hand in (1, 0):
-            dx = grid[None, None, :] - (xs[segment, hand] * size)[:, None, None]
-            dy = grid[None, :, None] - (ys[segment, hand] * size)[:, None, None]
-            mask = _shape_mask(int(shapes[start, hand]), dx, dy, radius)
-            frames[segment][mask] = palette[colours[start, hand]]
-        start += count
-
-    params = np.zeros((num_frames, SYNTHSIGN_HAND_DIM), dtype=np.float32)
-    for hand in (0, 1):
-        base = hand * _HAND_FIELDS
-        params[:, base] = xs[:, hand]
-        params[:, base + 1] = ys[:, hand]
-        params[:, base + 2] = radius_fraction
-        params[np.arange(num_frames), base + 3 + shapes[:, hand]] = 1.0
-    return np.ascontiguousarray(frames.transpose(0, 3, 1, 2)), params
-
-
-def describe_clip(glosses: list) -> str:
-    """A templated description of the hand motion of a clip (hands only; nothing about meaning)."""
-    parts = []
-    for position, gloss in enumerate(glosses):
-        sign = _BY_GLOSS[gloss]
-        right = f"the {COLOUR_NAMES[sign.right_colour]} {SHAPES[sign.right_shape]} right hand"
-        motion = f"{TRAJECTORIES[sign.trajectory]} {HEIGHT_NAMES[sign.height]}"
-        left = f"the {COLOUR_NAMES[sign.left_colour]} {SHAPES[sign.left_shape]} left hand"
-        left_does = "mirrors it" if sign.two_handed else "rests low"
-        lead = "first" if position == 0 else ("finally" if position == len(glosses) - 1 else "then")
-        parts.append(f"{lead} {right} {motion} while {left} {left_does}")
-    return ", ".join(parts) + "."
-
-
-@lru_cache(maxsize=4096)
-def _token_vector(token: str, dim: int) -> np.ndarray:
-    seed = int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
-    return np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
-
-
-def description_embedding(text: str, dim: int = 1024) -> np.ndarray:
-    """Deterministic embedding of a description: hashed words and word pairs, summed, unit length.
-
-    A stand-in for the mBART-large-50 description encoder (same text -> same vector in every process;
-    texts sharing words and word pairs get similar vectors). Returns float32 (dim,).
-    """
-    words = text.lower().replace(",", " ").replace(".", " ").split()
-    tokens = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
-    vector = np.sum([_token_vector(token, dim) for token in tokens], axis=0)
-    return (vector / max(float(np.linalg.norm(vector)), 1e-8)).astype(np.float32)
-
-
-def _encode_video(frames: np.ndarray, path) -> None:
-    """Writes uint8 frames (T, 3, S, S) as an h264 mp4 at `FRAME_RATE`."""
-    import torch
-    from torchcodec.encoders import VideoEncoder
-
-    # yuv444p keeps full-resolution colour: at 32 px, 4:2:0 chroma would smear the small coloured hands.
-    VideoEncoder(torch.from_numpy(frames), frame_rate=FRAME_RATE).to_file(
-        str(path), pixel_format="yuv444p", crf=10, preset="ultrafast")
 
 
 def _write_clips(output_dir: str, jobs: list, image_size: int, description_dim: int) -> list:
@@ -385,7 +98,7 @@ def _write_clips(output_dir: str, jobs: list, image_size: int, description_dim: 
     for job in jobs:
         frames, params = render_clip(job["glosses"], job["frames_per_sign"], job["signer"], image_size,
                                      np.asarray(job["jitter"]))
-        _encode_video(frames, root / job["file_name"])
+        encode_video(frames, root / job["file_name"])
         hands.write(job["id"], torch.from_numpy(params), mask=torch.ones(len(params)))
         descriptions.write(job["id"], torch.from_numpy(description_embedding(job["description"], description_dim)))
         done.append((job["index"], len(params)))
@@ -471,7 +184,7 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
                 "glosses": glosses,
                 "text": text,
                 "frames_per_sign": [int(c) for c in frame_counts],
-                "signer": int(rng.integers(len(_SIGNERS))),
+                "signer": int(rng.integers(len(SIGNERS))),
                 "jitter": rng.uniform(-0.03, 0.03, size=(len(glosses), 2)).round(4).tolist(),
                 "description": describe_clip(glosses),
             })
