@@ -1,5 +1,5 @@
 """The package's shape, checked so that it stays: an acyclic import graph in which no module imports a layer above its
-own, checkpoint-shipped modules that import only each other, files under 700 lines and functions under 60 lines of
+own, checkpoint-shipped modules that import only each other, files under 500 lines and functions under 60 lines of
 body (or a stated reason)."""
 
 import ast
@@ -34,7 +34,7 @@ SHIPPED = {"configuration_beyondgloss", "modeling_beyondgloss", "processing_beyo
            "checkpointing", "temporal_encoder", "feature_cache", "inference_precision", "frame_encoder",
            "pretrained_beyondgloss", "outputs_beyondgloss", "generation_beyondgloss", "sign_encoder",
            "sign_translation_inputs", "sign_translation_outputs"}
-MAX_FILE_LINES = 700
+MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 60
 LONG_FUNCTIONS = {}  # "module:function" -> why it is longer (none today)
 
