@@ -32,6 +32,7 @@ from .sign_translation_inputs import (
     video_of,
 )
 from .sign_translation_outputs import kept_positions, sequence_scores, translation_records
+from .processing_beyondgloss import language_code_id
 from .video_io import is_single_video
 
 __all__ = [
@@ -278,13 +279,10 @@ class SignTranslationPipeline(Pipeline):
     def _language_code_id(self, language: str) -> int:
         # Pipeline.__init__ sanitizes its arguments before it takes the tokenizer from the processor.
         tokenizer = self.tokenizer or getattr(self.processor, "tokenizer", None)
-        token_id = tokenizer.convert_tokens_to_ids(language)
-        if token_id is None or token_id == tokenizer.unk_token_id:
-            raise ValueError(
-                f"target_language={language!r} is not a language code of the tokenizer; use one of its codes such "
-                "as 'de_DE', 'zh_CN' or 'en_XX' (a model only translates into languages it was trained on)"
-            )
-        return token_id
+        try:
+            return language_code_id(tokenizer, language)
+        except ValueError as error:
+            raise ValueError(f"target_language={language!r}: {error}") from None
 
     def preprocess(self, inputs, errors: str = "raise") -> dict:
         """Finds one input's video: a dataset row's `video` or `frames`, the bytes of an http(s) URL, or the input.

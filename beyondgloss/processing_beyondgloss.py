@@ -13,7 +13,19 @@ from transformers.video_processing_utils import VideoProcessorMixin
 
 from .video_processing_beyondgloss import BeyondGlossVideoProcessor
 
-__all__ = ["BeyondGlossProcessor"]
+__all__ = ["BeyondGlossProcessor", "language_code_id"]
+
+def language_code_id(tokenizer, code: str) -> int:
+    """The token id of the mBART language code `code` (e.g. "de_DE") in `tokenizer`: the decoder start token of
+    translation into that language. The one check every caller (processor, pipeline, command line, converter) uses: a
+    ValueError names the code and the tokenizer's own codes when it does not hold it."""
+    token_id = tokenizer.convert_tokens_to_ids(code)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        codes = [token for token in getattr(tokenizer, "additional_special_tokens", None) or [] if "_" in token]
+        raise ValueError(f"language code {code!r} is not in the tokenizer's vocabulary (its language codes: "
+                         f"{codes[:30]}); use one of them: a model translates only into languages it was trained on")
+    return token_id
+
 
 # The language code the reference forces for every dataset (also Chinese CSL-Daily): trim.py, Finetune_Model.py.
 REFERENCE_LANGUAGE = "de_DE"
@@ -64,12 +76,7 @@ class BeyondGlossProcessor(ProcessorMixin):
         self.target_language = target_language if target_language is not None else self._tokenizer_language()
         self.reference_compat = bool(reference_compat)
         self.max_target_length = int(max_target_length)
-        code = self.language_code
-        if self.tokenizer.convert_tokens_to_ids(code) in (None, self.tokenizer.unk_token_id):
-            raise ValueError(
-                f"target language code {code!r} is not in the tokenizer's vocabulary; pass one of its language codes "
-                "(e.g. 'de_DE', 'zh_CN', 'en_XX') as target_language"
-            )
+        language_code_id(self.tokenizer, self.language_code)  # target_language must be one of its codes
 
     def _tokenizer_language(self) -> str:
         language = getattr(self.tokenizer, "tgt_lang", None) or getattr(self.tokenizer, "src_lang", None)
@@ -97,7 +104,7 @@ class BeyondGlossProcessor(ProcessorMixin):
     @property
     def language_code_id(self) -> int:
         """Token id of `language_code`: the decoder start token (`config.decoder_start_token_id`)."""
-        return self.tokenizer.convert_tokens_to_ids(self.language_code)
+        return language_code_id(self.tokenizer, self.language_code)
 
     def __call__(
         self,

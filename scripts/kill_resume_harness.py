@@ -58,7 +58,7 @@ TRANSLATE_VIDEOS = 60  # the test split's videos, repeated: enough translating t
 
 def run_arguments(data: Path, output: Path) -> list:
     return ["pretrain", "--dataset", "synthsign", "--data_dir", str(data / "data"), "--cache_dir", str(data / "cache"),
-            "--dataset_options", json.dumps(SYNTHSIGN), "--tiny", "--crop_size", "28", "--resize_size", "28",
+            "--dataset_options", json.dumps(SYNTHSIGN), "--tiny", "--crop_size", "28", "--size", "28",
             "--max_frames", "12", "--use_cpu", "true", "--per_device_train_batch_size", "4", "--logging_steps", "1",
             "--save_strategy", "steps", "--save_steps", "1", "--eval_strategy", "no", "--load_best_model_at_end",
             "false", "--disable_tqdm", "true", "--dataloader_num_workers", "0", "--max_steps", str(MAX_STEPS),
@@ -276,7 +276,7 @@ def make_translation_model(work: Path) -> None:
     from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 
     tokenizer = train_sign_tokenizer(["morgen regnet es im norden", "heute sonne im süden"], language="de_DE")
-    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(resize_size=28, crop_size=28, max_frames=12), tokenizer,
+    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(size=28, crop_size=28, max_frames=12), tokenizer,
                                      target_language="de_DE")
     torch.manual_seed(0)
     config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id)

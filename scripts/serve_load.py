@@ -43,7 +43,7 @@ def save_checkpoint(folder: Path) -> Path:
     from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 
     tokenizer = train_sign_tokenizer([" ".join(WORDS[i:i + 6]) for i in range(len(WORDS))], language="de_DE")
-    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(size=28, crop_size=28, num_frames=8), tokenizer,
+    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(size=28, crop_size=28, max_frames=8), tokenizer,
                                      target_language="de_DE")
     torch.manual_seed(0)
     config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id)

@@ -13,7 +13,7 @@ from beyondgloss.training import BeyondGlossPretrainingTrainer
 
 SYNTHSIGN = {"num_train": 12, "num_validation": 4, "num_test": 4, "image_size": 28, "description_dim": 24,
              "frames_per_sign": [2, 2], "num_workers": 1}
-QUICK = ["--tiny", "--crop_size", "28", "--size", "28", "--num_frames", "12", "--use_cpu", "true",
+QUICK = ["--tiny", "--crop_size", "28", "--size", "28", "--max_frames", "12", "--use_cpu", "true",
          "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--logging_steps", "2",
          "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "steps", "--eval_steps", "2",
          "--disable_tqdm", "true", "--dataloader_num_workers", "0"]
@@ -35,7 +35,7 @@ def pretrained(corpus):
     output = root / "pretrain"
     values = {"dataset": "synthsign", "data_dir": str(root / "data"), "cache_dir": str(root / "cache"),
               "dataset_options": json.dumps(SYNTHSIGN), "tiny": True, "crop_size": 28, "size": 28,
-              "num_frames": 12, "use_cpu": True, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 4,
+              "max_frames": 12, "use_cpu": True, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 4,
               "max_steps": 2, "logging_steps": 1, "eval_strategy": "no", "save_strategy": "no",
               "load_best_model_at_end": False, "disable_tqdm": True, "output_dir": str(output)}
     config = root / "pretrain.yaml"

@@ -88,8 +88,9 @@ def build_trainer(stage: str, run_dir: str):
 
 
 def local_inputs(stage: str, rank: int, world: int) -> dict:
-    keys = ("pixel_values_videos", "video_attention_mask", "description_embeds", "hand_features", "hand_mask",
-            *(("input_ids", "attention_mask") if stage == "pretrain" else ("labels",)))
+    # Stage 2 has no description term (its model takes no description embeddings).
+    keys = ("pixel_values_videos", "video_attention_mask", "hand_features", "hand_mask",
+            *(("description_embeds", "input_ids", "attention_mask") if stage == "pretrain" else ("labels",)))
     rows = joined_rows(PER_RANK * WORLD)
     share = len(rows["labels"]) // world
     return {key: rows[key][rank * share:(rank + 1) * share] for key in keys}

@@ -247,7 +247,7 @@ def translation_model(tmp_path_factory):
     """A tiny random translation model folder saved with its processor, and three videos: two good, one not."""
     root = tmp_path_factory.mktemp("translate")
     tokenizer = train_sign_tokenizer(SENTENCES, language="de_DE")
-    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(resize_size=28, crop_size=28, max_frames=8), tokenizer,
+    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(size=28, crop_size=28, max_frames=8), tokenizer,
                                      target_language="de_DE")
     torch.manual_seed(0)
     config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id, num_beams=1,

@@ -34,7 +34,7 @@ def corpus(tmp_path_factory):
 def video_processor(**overrides):
     # Clips of 24-60 frames are cut to 20 (uniform subsampling), then resized from 16 to 20 pixels: both decoding
     # steps change the frames, so a path that skipped either would not match.
-    settings = dict(size=20, crop_size=18, num_frames=20, augment=False)
+    settings = dict(size=20, crop_size=18, max_frames=20, augment=False)
     return BeyondGlossVideoProcessor(**{**settings, **overrides})
 
 
@@ -89,7 +89,7 @@ def test_folder_is_keyed_by_decoding_settings(corpus, tmp_path):
     assert prepare(root, tmp_path / "out", video_processor(crop_size=16, augment=True), splits=["test"]) == first
     assert (first / "test" / "data-00000-of-00001.arrow").stat().st_mtime_ns == mtime
     # A processor that keeps other frames prepares a new folder beside the first.
-    second = prepare(root, tmp_path / "out", video_processor(num_frames=10), splits=["test"])
+    second = prepare(root, tmp_path / "out", video_processor(max_frames=10), splits=["test"])
     assert second != first and second.parent == first.parent
     assert load_preprocessed(second)["test"][0]["video"].shape[0] == 10
     with pytest.raises(ValueError, match="holds 2 preprocessings"):
@@ -133,7 +133,7 @@ def test_killed_run_resumes_to_the_same_dataset(corpus, tmp_path, where):
     script = KILLER.format(repository=str(REPOSITORY), where=where, output=str(tmp_path / "killed"),
                            data=str(root / "synthsign"), cache=str(root / "cache"), corpus=CORPUS)
     script = script.replace("preprocess_processor()", "__import__('beyondgloss').BeyondGlossVideoProcessor("
-                                                      "size=20, crop_size=18, num_frames=20, augment=False)")
+                                                      "size=20, crop_size=18, max_frames=20, augment=False)")
     process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                              env={**os.environ, "PYTHONPATH": str(REPOSITORY)})
     assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]

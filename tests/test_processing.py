@@ -120,7 +120,7 @@ def test_processor_language_code_and_reference_compat(tokenizer):
     compat = BeyondGlossProcessor(video_processor, tokenizer, target_language="zh_CN", reference_compat=True)
     assert compat.language_code == "de_DE"
     assert compat(text_target="明天下雪。")["labels"][0, -1] == tokenizer.convert_tokens_to_ids("de_DE")
-    with pytest.raises(ValueError, match="'xx_YY' is not in the tokenizer's vocabulary"):
+    with pytest.raises(ValueError, match="language code 'xx_YY' is not in the tokenizer's vocabulary"):
         BeyondGlossProcessor(video_processor, tokenizer, target_language="xx_YY")
 
 

@@ -50,7 +50,7 @@ def test_recipe_parses_with_the_paper_settings(dataset, stage):
         assert getattr(args, key) == value, (path, key)
     language, convention = DATASETS[dataset]
     assert data.dataset == dataset and model.target_language == language
-    assert (data.max_frames, data.resize_size, data.crop_size) == (300, 256, 224)
+    assert (data.max_frames, data.size, data.crop_size) == (300, 256, 224)
     assert args.fp16 and args.eval_strategy == "epoch" and args.load_best_model_at_end
     if stage == "finetune":
         assert data.scoring_convention == convention and args.predict_with_generate
@@ -80,3 +80,14 @@ def test_accelerate_configurations_load(name):
         assert config.distributed_type.value == "FSDP" and config.fsdp_config["fsdp_version"] == 2
     else:
         assert config.distributed_type.value == "DEEPSPEED" and config.deepspeed_config["zero_stage"] == 2
+
+
+def test_a_recipe_runs_as_config_with_flags_that_override_it():
+    path = RECIPES / "phoenix14t" / "pretrain.yaml"
+    classes = (ModelArguments, DataArguments, RunArguments, TrainingArguments)
+    _, data, _, args = parse_arguments(["--config", str(path), "--data_dir", "/data/phoenix", "--learning_rate",
+                                        "1e-4"], classes, PRETRAINING_PRESET, "pretrain")
+    assert data.data_dir == "/data/phoenix" and args.learning_rate == 1e-4  # the flags win
+    assert args.per_device_train_batch_size == 16 and data.max_frames == 300  # the rest is the recipe's
+    _, alone, _, _ = parse_arguments([f"--config={path}"], classes, PRETRAINING_PRESET, "pretrain")
+    assert alone.data_dir == yaml.safe_load(path.read_text())["data_dir"]

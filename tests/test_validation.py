@@ -82,7 +82,7 @@ def _error_line(capsys, command: str, status: int) -> str:
     ("pretrain", ["--seed", "-1"], ["--seed -1", "[0, 2**32)"]),
     ("pretrain", ["--adam_beta1", "1.5"], ["--adam_beta1 1.5", "[0, 1)"]),
     ("finetune", ["--crop_size", "300", "--size", "256"], ["--crop_size 300", "at most --size 256"]),
-    ("finetune", ["--num_frames", "8", "--max_frames", "8"], ["--max_frames 8 and --num_frames 8", "earlier name"]),
+    ("finetune", ["--resize_size", "32", "--size", "32"], ["--resize_size 32 and --size 32", "earlier name"]),
     ("evaluate", ["--generation_num_beams", "0"], ["--generation_num_beams 0", "positive integer"]),
     ("demo", ["--translation_steps", "-1"], ["--translation_steps -1", "positive integer"]),
     ("demo", ["--learning_rate", "-1"], ["--learning_rate -1.0", "positive"]),
@@ -123,14 +123,16 @@ def test_config_overrides_names_are_checked(text, words):
 
 
 def test_the_video_flags_speak_the_processors_names_and_the_old_ones_still_work(caplog):
-    _, data = parse_arguments(["--num_frames", "12", "--size", "32", "--crop_size", "28"],
+    # The processor's names with its meanings: max_frames a cap, num_frames an exact count (as transformers').
+    _, data = parse_arguments(["--max_frames", "12", "--size", "32", "--crop_size", "28"],
                               (ModelArguments, DataArguments))
-    assert data.video_settings() == {"num_frames": 12, "size": 32, "crop_size": 28}
+    assert data.video_settings() == {"max_frames": 12, "size": 32, "crop_size": 28}
+    _, exact = parse_arguments(["--num_frames", "12"], (ModelArguments, DataArguments))
+    assert exact.video_settings() == {"num_frames": 12}
     with caplog.at_level(logging.WARNING):
         _, old = parse_arguments(["--max_frames", "12", "--resize_size", "32", "--crop_size", "28"],
                                  (ModelArguments, DataArguments))
     assert old.video_settings() == data.video_settings()
-    assert "--max_frames is deprecated; use --num_frames" in caplog.text
     assert "--resize_size is deprecated; use --size" in caplog.text
 
 
@@ -302,7 +304,8 @@ def test_finetune_tiny_needs_no_frame_flags_and_writes_a_full_card(tmp_path, cap
                  "--use_cpu", "true", "--eval_strategy", "no", "--load_best_model_at_end", "false",
                  "--test_split", "validation", "--disable_tqdm", "true", "--generation_num_beams", "1"]) == 0
     settings = json.loads((output / "processor_config.json").read_text())
-    assert settings["video_processor"]["num_frames"] == 300  # the processor's default: no --num_frames was given
+    # The processor's default cap: no frame flag was given.
+    assert settings["video_processor"]["max_frames"] == 300 and settings["video_processor"]["num_frames"] is None
     config = json.loads((output / "config.json").read_text())
     assert 2 * config["text_config"]["max_position_embeddings"] >= 300
     card = (output / "README.md").read_text()

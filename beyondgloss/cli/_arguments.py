@@ -25,7 +25,8 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 def parse_arguments(argv: list, dataclass_types: tuple, preset: dict | None = None, command: str = "beyondgloss",
                     description: str | None = None) -> tuple:
-    """Parses flags, or a single YAML/JSON file, into the dataclasses; `preset` supplies defaults under both.
+    """Parses flags, a YAML/JSON file (`--config FILE`, or the file alone), or both (the flags override the file's
+    values), into the dataclasses; `preset` supplies defaults under both.
 
     A file's keys become flags and go through the same parser, so that a file and the command line accept the same
     values with the same checks: `"no"` is false in both. A bad flag is a [`UsageError`] (exit 2, with the usage
@@ -34,15 +35,16 @@ def parse_arguments(argv: list, dataclass_types: tuple, preset: dict | None = No
     parser = accept_dashed_spellings(command_parser(command, description, dataclass_types,
                                                     parser_class=HfArgumentParser))
     parser.set_defaults(**dict(preset or {}))
-    path = None
-    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
-        path = Path(argv[0])
-        argv = _values_to_flags(_read_config_file(path), parser, dataclass_types, path)
+    path, argv = _config_file(argv)
+    flags = []
+    if path is not None:
+        flags = argv
+        argv = _values_to_flags(_read_config_file(path), parser, dataclass_types, path) + flags
 
     def fail(message):
-        if path is not None:
+        if path is not None and not flags:
             raise CommandError(f"{path}: {message}")
-        raise UsageError(message, parser.format_usage())
+        raise UsageError(message if path is None else f"{message} (with --config {path})", parser.format_usage())
 
     parser.error = fail
     try:
@@ -57,6 +59,20 @@ def parse_arguments(argv: list, dataclass_types: tuple, preset: dict | None = No
             message = f"{_bad_json_flags(argv)}: not valid JSON ({error})"
         fail(message)
     return parsed
+
+
+def _config_file(argv: list) -> tuple[Path | None, list]:
+    """The configuration file of the command line and the other flags: `--config FILE [flags]` (the flags override the
+    file's values, as they come after them), or a lone `FILE.yaml`/`.json`."""
+    argv = list(argv)
+    for index, word in enumerate(argv):
+        if word == "--config" and index + 1 < len(argv):
+            return Path(argv[index + 1]), argv[:index] + argv[index + 2:]
+        if word.startswith("--config="):
+            return Path(word.split("=", 1)[1]), argv[:index] + argv[index + 1:]
+    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
+        return Path(argv[0]), []
+    return None, argv
 
 
 def _read_config_file(path: Path) -> dict:

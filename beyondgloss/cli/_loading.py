@@ -84,13 +84,13 @@ def target_language(model_args: ModelArguments, dataset) -> str:
 
 
 def _check_language(tokenizer, code: str, source: str) -> None:
-    token_id = tokenizer.convert_tokens_to_ids(code)
-    if token_id is None or token_id == tokenizer.unk_token_id:
-        codes = [t for t in getattr(tokenizer, "additional_special_tokens", []) if "_" in t]
-        raise CommandError(
-            f"the target language {code!r} is not in the tokenizer of {source} (its language codes: {codes[:30]}); "
-            "pass --target_language with one of them, or a tokenizer that has this code"
-        )
+    from ..processing_beyondgloss import language_code_id
+
+    try:
+        language_code_id(tokenizer, code)
+    except ValueError as error:
+        raise CommandError(f"the target language of {source}: {error}; pass --target_language with one of them, or a "
+                           "tokenizer that has this code") from None
 
 
 def load_processor(model_args: ModelArguments, data: DataArguments, train_texts, target: str):
@@ -195,17 +195,17 @@ def require_tokenizer_files(folder: Path) -> None:
 
 
 def check_frame_capacity(config, video_processor, fix: str) -> None:
-    """Refuses a `num_frames` whose video sequence is longer than the text encoder's position table.
+    """Refuses a `num_frames` or `max_frames` whose video sequence is longer than the text encoder's position table.
 
     The temporal encoder halves the frame sequence (ceil(T / 2) steps), and mBART's learned positions hold
     `text_config.max_position_embeddings` of them; a longer video fails deep inside the encoder with an IndexError.
     """
     positions = config.text_config.max_position_embeddings
-    frames = video_processor.num_frames
+    name = "num_frames" if video_processor.num_frames is not None else "max_frames"
+    frames = getattr(video_processor, name)
     if frames is not None and frames > 2 * positions:
         raise CommandError(
-            f"the video processor keeps num_frames={frames} frames (max_frames={frames} in configs of earlier "
-            f"versions), more than the model reads: the video sequence is halved to {-(-frames // 2)} steps, but its "
+            f"the video processor keeps {name}={frames} frames, more than the model reads: the video sequence is halved to {-(-frames // 2)} steps, but its "
             f"text encoder has {positions} positions (text_config.max_position_embeddings), so at most "
             f"{2 * positions} frames; {fix}"
         )
@@ -223,7 +223,8 @@ def check_generation_length(config, args) -> None:
 
 def _tiny_config_for(processor, overrides: dict):
     """The tiny config (`--tiny`) for the processor's frames: its crop as the image size, and positions enough for its
-    `num_frames` (the tiny text encoder's 128 positions hold 256 frames; the processor keeps 300 by default)."""
+    frames (`num_frames`, else `max_frames`: the tiny text encoder's 128 positions hold 256 frames; the processor keeps
+    300 by default)."""
     from ..testing import tiny_config
 
     video = processor.video_processor
@@ -231,9 +232,10 @@ def _tiny_config_for(processor, overrides: dict):
     if isinstance(crop, dict):  # a size dict ({"height", "width"} or {"shortest_edge"}) of the processor
         crop = crop.get("height", crop.get("shortest_edge"))
     config = tiny_config(vocab_size=len(processor.tokenizer), image_size=crop, **overrides)
-    if video.num_frames is not None:
+    frames = video.num_frames or video.max_frames
+    if frames is not None:
         text = config.text_config
-        text.max_position_embeddings = max(text.max_position_embeddings, -(-video.num_frames // 2))
+        text.max_position_embeddings = max(text.max_position_embeddings, -(-frames // 2))
     return config
 
 

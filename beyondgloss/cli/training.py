@@ -138,7 +138,7 @@ def _make_trainer(pretraining: bool, model_args, data, args, processor, train_da
         from ..modeling_beyondgloss import BeyondGlossForSignTranslation as model_class
     model = build_model(model_class, model_args, processor, train_dataset)
     check_frame_capacity(model.config, processor.video_processor,
-                         f"pass --num_frames {2 * model.config.text_config.max_position_embeddings} or less")
+                         f"pass --max_frames {2 * model.config.text_config.max_position_embeddings} or less")
     check_generation_length(model.config, args)
     collator_class = PretrainingCollator if pretraining else TranslationCollator
     compute_metrics = None if pretraining else _translation_metrics(processor, data, train_dataset)
@@ -250,7 +250,7 @@ def _evaluation_trainer(model_args, data, args, processor, dataset, split: str) 
         require_finite_weights(model, folder)
     else:
         model = load_translation_model(folder, model_args)
-    check_frame_capacity(model.config, processor.video_processor, "pass a smaller --num_frames")
+    check_frame_capacity(model.config, processor.video_processor, "pass a smaller --max_frames")
     check_generation_length(model.config, args)
     if architecture == PRETRAINING_ARCHITECTURE:
         trainer = BeyondGlossPretrainingTrainer(

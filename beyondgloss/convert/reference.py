@@ -28,6 +28,7 @@ import torch
 
 from ..configuration_beyondgloss import BeyondGlossConfig
 from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
+from ..processing_beyondgloss import language_code_id
 from .reference_config import infer_config
 from .reference_layout import check_reference_layout, reference_layout
 from .reference_mapping import check_reference_values, map_reference_state_dict
@@ -191,11 +192,11 @@ def _set_start_token(path, config: BeyondGlossConfig, tokenizer, target_language
         config.decoder_start_token_id = start_id
     elif tokenizer is not None:
         code = target_language or "de_DE"
-        start = tokenizer.convert_tokens_to_ids(code)
-        if start is None or start == tokenizer.unk_token_id:
-            raise ReferenceCheckpointError(f"target_language={code!r} (--target_language) is not a token of the "
-                                           "tokenizer; give a language code it holds, or the token id.")
-        config.decoder_start_token_id = start
+        try:
+            config.decoder_start_token_id = language_code_id(tokenizer, code)
+        except ValueError as error:
+            raise ReferenceCheckpointError(f"target_language={code!r} (--target_language): {error}; or give the "
+                                           "token id.") from None
         for attribute in ("src_lang", "tgt_lang"):
             if hasattr(tokenizer, attribute):
                 setattr(tokenizer, attribute, code)

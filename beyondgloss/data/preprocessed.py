@@ -40,7 +40,7 @@ __all__ = ["DECODING_SETTINGS", "PREPROCESS_VERSION", "PreprocessedSignDataset",
 PREPROCESS_VERSION = 1
 # The video processor's settings that decide the stored frames. Cropping, normalisation and augmentation happen at
 # training time on the stored frames, so changing them does not need a new preprocessing.
-DECODING_SETTINGS = ("do_resize", "size", "do_sample_frames", "num_frames", "fps", "frame_sampling")
+DECODING_SETTINGS = ("do_resize", "size", "do_sample_frames", "num_frames", "max_frames", "fps", "frame_sampling")
 MANIFEST = "manifest.json"
 SETTINGS_FILE = "preprocess.json"
 

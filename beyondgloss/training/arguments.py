@@ -113,7 +113,7 @@ def check_device(device: str) -> None:
 
 
 # The earlier flag names of the video settings -> the video processor's names (docs/validation.md).
-DEPRECATED_FLAGS = {"max_frames": "num_frames", "resize_size": "size"}
+DEPRECATED_FLAGS = {"resize_size": "size"}
 TRUST_REMOTE_CODE_HELP = (
     "Allow a model or processor folder whose config has an `auto_map` naming code outside beyondgloss (that code "
     "would run on this machine); without it such a folder is refused.")
@@ -215,8 +215,14 @@ class DataArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training samples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N samples of eval/test."})
+    max_frames: int | None = field(
+        default=None, metadata={"help": "Most frames kept per video; longer videos are subsampled uniformly (the video "
+                                        "processor's max_frames, 300 by default)."}
+    )
     num_frames: int | None = field(
-        default=None, metadata={"help": "Most frames kept per video (the video processor's num_frames)."}
+        default=None, metadata={"help": "Exactly this many frames sampled uniformly from each video, as transformers' "
+                                        "video processors do; a shorter video is an error (the video processor's "
+                                        "num_frames). Use --max_frames to keep at most that many."}
     )
     size: int | None = field(
         default=None, metadata={"help": "Frames are resized to size x size pixels before cropping (the video "
@@ -226,7 +232,6 @@ class DataArguments:
         default=None, metadata={"help": "Frame crop, the model's input size in pixels (the video processor's "
                                         "crop_size); at most --size."}
     )
-    max_frames: int | None = field(default=None, metadata={"help": "Deprecated: the earlier name of --num_frames."})
     resize_size: int | None = field(default=None, metadata={"help": "Deprecated: the earlier name of --size."})
     augment: bool | None = field(default=None, metadata={"help": "Training-time video augmentation on/off."})
     max_target_length: int = field(default=128, metadata={"help": "Longest target sentence in tokens."})
@@ -251,8 +256,8 @@ class DataArguments:
                              "then cropped)")
 
     def video_settings(self) -> dict:
-        """The video processor settings these flags set (`num_frames`, `size`, `crop_size`, `augment`)."""
-        return {name: getattr(self, name) for name in ("num_frames", "size", "crop_size", "augment")
+        """The video processor settings these flags set (`max_frames`, `num_frames`, `size`, `crop_size`, `augment`)."""
+        return {name: getattr(self, name) for name in ("max_frames", "num_frames", "size", "crop_size", "augment")
                 if getattr(self, name) is not None}
 
 
