@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
 from beyondgloss.hub import push_adapter, save_for_hub
-from beyondgloss.text_lora import ADAPTER_WEIGHTS_NAME
+from beyondgloss.adapters_beyondgloss import ADAPTER_WEIGHTS_NAME
 from beyondgloss.pipeline_sign_translation import TASK, SignTranslationPipeline
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.testing import tiny_config
@@ -162,8 +162,6 @@ def test_adapter_errors(fine_tuned, tmp_path):
     other = BeyondGlossForSignTranslation(tiny_config(text_lora_rank=2))
     with pytest.raises(ValueError, match=r"lora_A.default.weight.*does not fit this model"):
         other.load_adapter(tmp_path / "adapter")
-    with pytest.raises(ValueError, match="one adapter"):
-        model.load_adapter(tmp_path / "adapter", adapter_name="mine")
     with pytest.raises(ValueError, match="save_pretrained instead"):
         BeyondGlossForSignTranslation(tiny_config(text_tuning="full")).save_adapter(tmp_path / "full", "base")
     with pytest.raises(ValueError, match="base_model_name_or_path"):
@@ -229,12 +227,13 @@ def test_adapter_of_a_hub_folder_loads_where_beyondgloss_is_not_importable(tmp_p
 
 
 def test_push_adapter_sends_the_adapter_naming_a_hub_base(fine_tuned, hub_calls, tmp_path):
-    _, model, _ = fine_tuned
+    _, model, processor = fine_tuned
     with pytest.raises(ValueError, match="not a Hub id"):
         push_adapter(model, "someone/adapter")  # the model was loaded from a local folder
-    push_adapter(model, "someone/adapter", "someone/base")
+    push_adapter(model, "someone/adapter", "someone/base", processor=processor)
     assert hub_calls["repos"][0][0] == "someone/adapter"
-    assert set(hub_calls["files"]) == {"adapter_config.json", ADAPTER_WEIGHTS_NAME}
+    assert {"adapter_config.json", ADAPTER_WEIGHTS_NAME, "adapter_beyondgloss_config.json", "generation_config.json",
+            "processor_config.json", "tokenizer_config.json"} <= set(hub_calls["files"])
     model.save_adapter(tmp_path, "someone/base")
     assert hub_calls["files"][ADAPTER_WEIGHTS_NAME] == hashlib.sha256((tmp_path / ADAPTER_WEIGHTS_NAME).read_bytes()).hexdigest()
     assert PeftConfig.from_pretrained(tmp_path).base_model_name_or_path == "someone/base"
