@@ -22,7 +22,7 @@ from .text_lora import TEXT_LORA_ADAPTER, is_text_lora, text_lora_config
 
 __all__ = ["ADAPTER_CONFIG_NAME", "ADAPTER_WEIGHTS_NAME", "adapter_base", "adapter_config_diff", "apply_adapter_settings",
            "adapter_modules_to_save", "adapter_state_dict", "enable_modules_to_save", "load_adapter",
-           "refuse_text_inputs", "save_adapter"]
+           "refuse_text_inputs", "register_builtin_adapter", "save_adapter", "set_adapter"]
 
 ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
 # The config's changes against the base checkpoint's (not `config.json`: transformers would take the folder for a whole
@@ -276,3 +276,36 @@ def enable_modules_to_save(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, ModulesToSaveWrapper):
             module.enable_adapters(True)
+
+
+def register_builtin_adapter(model: nn.Module) -> None:
+    """Before a named PEFT adapter joins `model` (transformers' `load_adapter`/`add_adapter`): its built-in mBART LoRA
+    becomes transformers' adapter `"default"`, so that `set_adapter("default")` returns to the base checkpoint (its
+    built-in LoRA, its own trained modules) and `add_adapter` without a name is refused instead of replacing it."""
+    if getattr(model, "_hf_peft_config_loaded", False) or model.config.text_tuning != "lora":
+        return
+    builtin = text_lora_config(model.config)
+    layers = sorted(name for name, module in model.named_modules() if is_text_lora(module))
+    builtin.target_modules = "|".join(re.escape(name) for name in layers)
+    builtin.base_model_name_or_path = getattr(model, "name_or_path", None)
+    model.peft_config = {TEXT_LORA_ADAPTER: builtin}
+    model._hf_peft_config_loaded = True
+
+
+def set_adapter(model: nn.Module, adapter_name: str | list[str]) -> None:
+    """transformers' `set_adapter`, where a trained module that an adapter does not wrap (the built-in `"default"`:
+    none) runs its own, base, module instead of failing."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    from peft.utils import ModulesToSaveWrapper
+
+    names = [adapter_name] if isinstance(adapter_name, str) else list(adapter_name)
+    loaded = list(getattr(model, "peft_config", None) or {}) if getattr(model, "_hf_peft_config_loaded", False) else []
+    unknown = sorted(set(names) - set(loaded))
+    if unknown or not names:
+        raise ValueError(f"Adapter(s) {unknown or names} not found: the loaded adapters are {loaded} (load one with "
+                         "load_adapter(folder, adapter_name=...) or add_adapter(config, adapter_name)).")
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.set_adapter(adapter_name)
+        elif isinstance(module, ModulesToSaveWrapper):
+            module.set_adapter([name for name in names if name in module.modules_to_save])

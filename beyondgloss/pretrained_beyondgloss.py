@@ -20,7 +20,7 @@ from .dinov2_fast_path import BeyondGlossVisionLoRA
 from .inference_precision import InferencePrecision, choose_inference_precision
 from .temporal_encoder import BeyondGlossTemporalEncoder
 from .adapters_beyondgloss import (adapter_modules_to_save, adapter_state_dict, enable_modules_to_save, load_adapter,
-                                   save_adapter)
+                                   register_builtin_adapter, save_adapter, set_adapter)
 from .text_lora import TEXT_LORA_ADAPTER, is_text_lora, reset_text_lora
 
 __all__ = ["BeyondGlossPreTrainedModel"]
@@ -175,11 +175,23 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
         """Loads an adapter written by [`save_adapter`]. Without `adapter_name` (or with `"default"`) while no named
         adapter is loaded, into the model's own weights (see [`~adapters_beyondgloss.load_adapter`]; what
         `from_pretrained(<adapter folder>)` does). With another name, as transformers loads a PEFT adapter: beside the
-        built-in one, switched with `set_adapter(name)` / `set_adapter("default")`, `disable_adapters()`."""
+        built-in one (adapter `"default"`, the base checkpoint), switched with `set_adapter(name)`; `disable_adapters()`
+        switches every LoRA off, the built-in one too."""
         if adapter_name in (None, TEXT_LORA_ADAPTER) and not getattr(self, "_hf_peft_config_loaded", False):
             return load_adapter(self, peft_model_id, load_config, adapter_kwargs, **kwargs)
+        register_builtin_adapter(self)
         return super().load_adapter(peft_model_id, adapter_name=adapter_name, load_config=load_config,
                                     adapter_kwargs=adapter_kwargs, **kwargs)
+
+    def add_adapter(self, adapter_config, adapter_name: str | None = None) -> None:
+        """transformers' `add_adapter` (a fresh PEFT adapter, made active), beside the built-in mBART LoRA, which is
+        adapter `"default"`: a name is needed, and `set_adapter("default")` returns to the built-in one."""
+        register_builtin_adapter(self)
+        super().add_adapter(adapter_config, adapter_name)
+
+    def set_adapter(self, adapter_name: str | list[str]) -> None:
+        """transformers' `set_adapter`; `"default"` is the built-in mBART LoRA with the base's own trained modules."""
+        set_adapter(self, adapter_name)
 
     def enable_adapters(self) -> None:
         """transformers' `enable_adapters`, which re-enables LoRA layers only, and the trained modules PEFT wraps

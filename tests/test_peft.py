@@ -37,7 +37,12 @@ def base(tmp_path_factory):
                                      target_language="de_DE")
     torch.manual_seed(0)
     config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id, num_beams=1)
-    BeyondGlossForSignTranslation(config).save_pretrained(folder)
+    model = BeyondGlossForSignTranslation(config)
+    with torch.no_grad():  # a base whose built-in mBART LoRA does something (B = 0 at init)
+        for name, parameter in model.named_parameters():
+            if ".lora_B." in name:
+                parameter.normal_()
+    model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder, processor
 
@@ -103,10 +108,19 @@ def test_two_adapters_switch_with_set_adapter(base, tmp_path):
         model.set_adapter(name)
         assert model.active_adapters() == [name]
         assert max_diff(logits(model), expected[name]) < EXACT, name
-    model.disable_adapters()  # the base (whose built-in LoRA is B = 0, as a fresh one)
+    model.set_adapter("default")  # the built-in LoRA and modules: the base checkpoint
     assert max_diff(logits(model), plain_logits) < EXACT
+    model.set_adapter("weather")
+    model.disable_adapters()  # every LoRA off, the built-in one too
+    assert max_diff(logits(model), plain_logits) > 1e-2
     model.enable_adapters()
     assert max_diff(logits(model), expected["weather"]) < EXACT
+    with pytest.raises(ValueError, match="default already exists"):
+        model.add_adapter(LoraConfig(target_modules=["fc1"]))
+    model.add_adapter(LoraConfig(target_modules=r"mbart\..*\.fc1", init_lora_weights=False), "extra")
+    assert model.active_adapters() == ["extra"]
+    model.set_adapter("default")
+    assert max_diff(logits(model), plain_logits) < EXACT
 
 
 def test_get_peft_model_trains_only_the_adapter_and_generates(base, tmp_path):
