@@ -4,8 +4,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -237,3 +239,43 @@ def test_push_adapter_sends_the_adapter_naming_a_hub_base(fine_tuned, hub_calls,
     model.save_adapter(tmp_path, "someone/base")
     assert hub_calls["files"][ADAPTER_WEIGHTS_NAME] == hashlib.sha256((tmp_path / ADAPTER_WEIGHTS_NAME).read_bytes()).hexdigest()
     assert PeftConfig.from_pretrained(tmp_path).base_model_name_or_path == "someone/base"
+
+
+OLD_ADAPTER = Path(__file__).parent / "fixtures" / "adapter_3cba504"
+
+
+def test_adapters_of_the_earlier_layout_load(tmp_path):
+    """`fixtures/adapter_3cba504` was written by `save_adapter` at commit 3cba504 (see its make_fixture.py):
+    `modules_to_save` names ModuleDicts, which PEFT cannot wrap, and the folder holds no processor or config changes.
+    beyondgloss's own loading takes it as before; saved again, it is an adapter PEFT loads."""
+    from peft import PeftModel
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(OLD_ADAPTER, adapter)
+    settings = json.loads((adapter / "adapter_config.json").read_text())
+    assert "sign_encoder.frame_encoder.lora" in settings["modules_to_save"]  # the earlier layout
+    base = OLD_ADAPTER.parent / "checkpoint_a5f8f58" / "translation"
+    settings["base_model_name_or_path"] = str(base)
+    (adapter / "adapter_config.json").write_text(json.dumps(settings))
+    inputs = old_adapter_inputs()
+    expected = load_file(OLD_ADAPTER / "expected.safetensors")["logits"]
+    with torch.no_grad():
+        loaded = BeyondGlossForSignTranslation.from_pretrained(adapter).eval()
+        assert (loaded(**inputs).logits - expected).abs().max() < 1e-5
+        by_hand = BeyondGlossForSignTranslation.from_pretrained(base).eval()
+        assert (by_hand(**inputs).logits - expected).abs().max() > 1e-2
+        by_hand.load_adapter(adapter)
+        assert (by_hand(**inputs).logits - expected).abs().max() < 1e-5
+        loaded.save_adapter(tmp_path / "again")
+        peft_model = PeftModel.from_pretrained(BeyondGlossForSignTranslation.from_pretrained(base).eval(),
+                                               tmp_path / "again")
+        assert (peft_model(**inputs).logits - expected).abs().max() < 1e-5
+
+
+def old_adapter_inputs():
+    """The inputs make_fixture.py ran the fine-tuned model on."""
+    generator = torch.Generator().manual_seed(0)
+    size = BeyondGlossForSignTranslation.config_class.from_pretrained(
+        OLD_ADAPTER.parent / "checkpoint_a5f8f58" / "translation").vision_config.image_size
+    return dict(pixel_values_videos=torch.randn(2, 4, 3, size, size, generator=generator),
+                decoder_input_ids=torch.tensor([[2, 5, 6], [2, 7, 8]]))
