@@ -149,10 +149,16 @@ def test_get_peft_model_trains_only_the_adapter_and_generates(base, tmp_path):
     assert max_diff(logits(reloaded.eval()), logits(peft_model)) < EXACT
 
 
-def test_forward_refuses_text_inputs(base):
+def test_forward_refuses_text_inputs_and_lora_it_would_not_apply(base):
     model = BeyondGlossForSignTranslation.from_pretrained(base[0])
     with pytest.raises(ValueError, match=r"\['input_ids'\].*encodes videos"):
         model(**INPUTS, input_ids=torch.tensor([[5, 6]]))
+    # DINOv2's q_proj, as mBART's: the frame encoder's fast path reads DINOv2's weights, so a LoRA there would be inert
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj"]))
+    with pytest.raises(ValueError, match=r"vision\.encoder\.layer\.0\.attention\.q_proj carries a PEFT LoRA"):
+        peft_model(**INPUTS)
+    with pytest.raises(ValueError, match="does not apply"):
+        peft_model.generate(pixel_values_videos=INPUTS["pixel_values_videos"], max_new_tokens=2)
 
 
 CHILD = """
