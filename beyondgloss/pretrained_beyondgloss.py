@@ -1,7 +1,8 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
 """What the BeyondGloss models share (`BeyondGlossPreTrainedModel`): their weight initialisation, and the entry points
-of checkpoints (`checkpointing.py`), adapters (`text_lora.py`), reduced-precision inference (`inference_precision.py`)
-and the frozen-feature cache (`frame_encoder.py`), each of which is a function of its own file.
+of checkpoints (`checkpointing.py`), adapters (`adapters_beyondgloss.py`), reduced-precision inference
+(`inference_precision.py`) and the frozen-feature cache (`frame_encoder.py`), each of which is a function of its own
+file.
 
 Shipped in checkpoints beside `modeling_beyondgloss.py` (imports only torch, transformers and siblings).
 """
