@@ -116,6 +116,12 @@ def test_adapter_saves_what_fine_tuning_changed(fine_tuned, tmp_path):
     lora_names = [name for name, m in model.named_modules() if isinstance(m, LoraLayer)]
     assert all(re.fullmatch(peft_config.target_modules, name) for name in lora_names)
     assert "sign_encoder.temporal" in peft_config.modules_to_save and "sign_encoder.frame_encoder.vision" not in peft_config.modules_to_save
+    # modules PEFT can wrap: the DINOv2 LoRA block by block, no ModuleDict
+    blocks = [f"sign_encoder.frame_encoder.lora.{i}" for i in model.sign_encoder.frame_encoder.lora]
+    assert blocks and set(blocks) <= set(peft_config.modules_to_save)
+    modules = dict(model.named_modules())
+    assert not any(isinstance(modules[name], (torch.nn.ModuleDict, torch.nn.ModuleList))
+                   for name in peft_config.modules_to_save)
     saved = load_file(tmp_path / ADAPTER_WEIGHTS_NAME)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     batch_norm = sum(b.numel() for b in model.sign_encoder.frame_norm.buffers())

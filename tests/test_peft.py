@@ -16,6 +16,8 @@ from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.testing import tiny_config
 from beyondgloss.testing.videos import make_frames, write_frame_folder
 
+from .conftest import BLOCK_BEYONDGLOSS
+
 SENTENCES = ["morgen regnet es im norden", "heute sonne im süden", "am abend wind an der küste"]
 # Every adapter round trip below copies float32 tensors bit for bit; the one computation that differs is merging,
 # W + s * B @ A rounded once per weight (float32, relative 6e-8), through a tiny model of width <= 64: its logits
@@ -161,7 +163,7 @@ def test_forward_refuses_text_inputs_and_lora_it_would_not_apply(base):
         peft_model.generate(pixel_values_videos=INPUTS["pixel_values_videos"], max_new_tokens=2)
 
 
-CHILD = """
+CHILD = BLOCK_BEYONDGLOSS + """
 import json, sys
 from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoProcessor, AutoTokenizer, pipeline
 frames, adapter = sys.argv[1], sys.argv[2]
@@ -178,6 +180,7 @@ print(json.dumps({
     "max_new_tokens": model.generation_config.max_new_tokens,
     "encoder": type(encoder).__name__,
     "vocabulary": len(tokenizer),
+    "beyondgloss_loaded": any(name.startswith("beyondgloss") for name in sys.modules),
 }))
 """
 
@@ -192,10 +195,12 @@ def test_adapter_folder_loads_alone_with_its_processor_and_config_changes(base, 
     assert json.loads((tmp_path / "adapter" / "adapter_beyondgloss_config.json").read_text()) == {"label_smoothing": 0.3}
     frames = write_frame_folder(tmp_path / "frames", make_frames(5, height=32, width=32))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    # every Auto class and the pipeline, in a process where beyondgloss cannot be imported (the shipped code only)
     result = subprocess.run([sys.executable, "-c", CHILD, str(frames), str(tmp_path / "adapter")], cwd=tmp_path,
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     child = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not child["beyondgloss_loaded"]
     assert (child["label_smoothing"], child["num_beams"], child["max_new_tokens"]) == (0.3, 3, 4)
     assert child["encoder"] == "BeyondGlossModel" and child["vocabulary"] == len(processor.tokenizer)
     assert child["ids"] == tuned.generate(**processor(videos=str(frames))).tolist()
