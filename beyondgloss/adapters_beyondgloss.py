@@ -104,6 +104,8 @@ def _peft_config(model: nn.Module, state: dict, base: str):
         peft_config = LoraConfig(target_modules=[])
     peft_config.modules_to_save = adapter_modules_to_save(model)
     peft_config.base_model_name_or_path = str(base)
+    if model.can_generate():  # PeftModelForSeq2SeqLM, and AutoPeftModelForSeq2SeqLM finds the base's class
+        peft_config.task_type = "SEQ_2_SEQ_LM"
     return peft_config
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import AutoPeftModelForSeq2SeqLM, LoraConfig, PeftModel, get_peft_model
 
 from beyondgloss import BeyondGlossForSignTranslation, BeyondGlossProcessor, BeyondGlossVideoProcessor
 from beyondgloss.data.tokenizer_training import train_sign_tokenizer
@@ -82,6 +82,9 @@ def test_peft_model_from_pretrained_is_exact(base, tmp_path):
     video = INPUTS["pixel_values_videos"]
     assert torch.equal(peft_model.generate(pixel_values_videos=video, **settings),
                        tuned.generate(video, **settings))
+    auto = AutoPeftModelForSeq2SeqLM.from_pretrained(tmp_path / "adapter").eval()
+    assert type(auto).__name__ == "PeftModelForSeq2SeqLM"
+    assert max_diff(logits(auto), logits(tuned)) < EXACT
     merged = peft_model.merge_and_unload()
     assert not any("lora" in type(module).__name__.lower() or "Wrapper" in type(module).__name__
                    for module in merged.mbart.modules())
