@@ -126,6 +126,9 @@ def test_two_adapters_switch_with_set_adapter(base, tmp_path):
     assert model.active_adapters() == ["extra"]
     model.set_adapter("default")
     assert max_diff(logits(model), plain_logits) < EXACT
+    model.delete_adapter("news")
+    model.set_adapter("weather")
+    assert max_diff(logits(model), expected["weather"]) < EXACT
 
 
 def test_get_peft_model_trains_only_the_adapter_and_generates(base, tmp_path):
