@@ -12,7 +12,8 @@ from transformers import Dinov2Model, MBartForConditionalGeneration, PretrainedC
 from transformers.utils import logging
 
 from .configuration_beyondgloss import BeyondGlossConfig
-from .text_lora import adapter_base, is_text_lora, text_lora_key_mapping
+from .adapters_beyondgloss import adapter_base
+from .text_lora import is_text_lora, text_lora_key_mapping
 
 __all__ = ["FRAME_ENCODER_KEY_MAPPING", "SAVE_HOOKS", "SIGN_TRANSLATION_PIPELINE", "SIGN_TRANSLATION_TASK",
            "finish_loading", "from_backbones", "load_backbone_weights", "loading_kwargs", "pipeline_files_of",

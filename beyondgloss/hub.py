@@ -239,6 +239,7 @@ def push_adapter(
     repo_id: str,
     base_model_name_or_path: str | None = None,
     *,
+    processor=None,
     token: str | None = None,
     private: bool | None = None,
     revision: str | None = None,
@@ -246,7 +247,8 @@ def push_adapter(
     create_pr: bool = False,
 ):
     """Uploads a fine-tuned model as its adapter (`model.save_adapter`: `adapter_config.json` naming the base
-    checkpoint, `adapter_model.safetensors`) to a Hub model repository (created if needed).
+    checkpoint, `adapter_model.safetensors`, the config's changes, the generation settings and the processor) to a Hub
+    model repository (created if needed).
     `from_pretrained(repo_id, trust_remote_code=True)` and `pipeline("sign-translation", model=repo_id,
     trust_remote_code=True)` then load the base checkpoint and the adapter.
 
@@ -254,6 +256,7 @@ def push_adapter(
         base_model_name_or_path: the Hub id of the published checkpoint the model was fine-tuned from; default:
             where the model was loaded from, which must then be a Hub id (a local folder would name nothing to
             whoever downloads the adapter).
+        processor: the processor to upload with the adapter (default: the model's `processor` attribute, if any).
 
     Returns:
         `huggingface_hub.CommitInfo`: the commit that was made.
@@ -269,7 +272,7 @@ def push_adapter(
     api = HfApi(token=token, library_name="beyondgloss")
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
     with tempfile.TemporaryDirectory(prefix="beyondgloss-adapter-") as folder:
-        model.save_adapter(folder, base)
+        model.save_adapter(folder, base, processor=processor)
         logger.info("Uploading the adapter of %s to %s", base, repo_id)
         return api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="model", revision=revision,
                                  commit_message=commit_message or f"Upload beyondgloss adapter of {base}",

@@ -20,6 +20,7 @@ from transformers import GenerationConfig, MBartForConditionalGeneration
 from transformers import initialization as init
 from transformers.models.mbart.modeling_mbart import MBartEncoder, shift_tokens_right
 
+from .adapters_beyondgloss import refuse_text_inputs, refuse_unapplied_lora
 from .configuration_beyondgloss import BeyondGlossConfig
 from .generation_beyondgloss import generation_config_from, saved_generation_config, with_special_tokens
 from .losses import gather_with_grad, hand_distillation_loss, masked_mean, symmetric_contrastive_loss
@@ -356,6 +357,10 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        input_ids: None = None,  # (peft) see adapters_beyondgloss.refuse_text_inputs
+        attention_mask: None = None,
+        inputs_embeds: None = None,
+        decoder_inputs_embeds: None = None,
         **kwargs,
     ) -> BeyondGlossSignTranslationOutput | tuple:
         r"""
@@ -372,12 +377,17 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
                 transformers returns them; attentions need `attn_implementation="eager"`), and the sign video encoder's
                 in `sign_encoder_output` (default: the config's).
             return_dict (`bool`, *optional*): a [`BeyondGlossSignTranslationOutput`] (default) or its tuple.
+            input_ids, attention_mask, inputs_embeds, decoder_inputs_embeds: must be None; accepted because peft's
+                `PeftModelForSeq2SeqLM` passes them (the encoder's input is the video).
 
         Returns:
             [`BeyondGlossSignTranslationOutput`]: the label-smoothed loss when labels are given, plus the weighted hand
             term when it is switched on, and each part.
         """
         self._refuse_unknown_inputs(kwargs)
+        refuse_text_inputs(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                           decoder_inputs_embeds=decoder_inputs_embeds)
+        refuse_unapplied_lora(self)
         if labels is None and decoder_input_ids is None:
             raise ValueError("Give labels (training) or decoder_input_ids; to translate, call generate().")
         hidden, attentions = self._extra_outputs(output_hidden_states, output_attentions)
@@ -415,6 +425,12 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
             sign_encoder_output=encoder_output if hidden or attentions else None)
         return output if self._return_dict(return_dict) else output.to_tuple()
 
+    # ---- peft (PeftModelForSeq2SeqLM; see adapters_beyondgloss.py) ----------------------------------------------
+    def prepare_inputs_for_generation(self, *args, **kwargs):
+        """mBART's: peft's PeftModelForSeq2SeqLM reads this method; `generate` runs mBART's own."""
+        return self.mbart.prepare_inputs_for_generation(*args, **kwargs)
+    # ---- end peft ----------------------------------------------------------------------------------------------
+
     @torch.inference_mode()
     def generate(self, pixel_values_videos=None, video_attention_mask=None, generation_config=None, **kwargs):
         r"""
@@ -433,6 +449,7 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
             )
         for key in ("input_ids", "attention_mask", "labels"):
             kwargs.pop(key, None)
+        refuse_unapplied_lora(self)
         encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)  # validates the videos
         with self.mbart_precision():
             return self.mbart.generate(

@@ -1,7 +1,8 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
 """What the BeyondGloss models share (`BeyondGlossPreTrainedModel`): their weight initialisation, and the entry points
-of checkpoints (`checkpointing.py`), adapters (`text_lora.py`), reduced-precision inference (`inference_precision.py`)
-and the frozen-feature cache (`frame_encoder.py`), each of which is a function of its own file.
+of checkpoints (`checkpointing.py`), adapters (`adapters_beyondgloss.py`), reduced-precision inference
+(`inference_precision.py`) and the frozen-feature cache (`frame_encoder.py`), each of which is a function of its own
+file.
 
 Shipped in checkpoints beside `modeling_beyondgloss.py` (imports only torch, transformers and siblings).
 """
@@ -19,7 +20,9 @@ from .configuration_beyondgloss import BeyondGlossConfig
 from .dinov2_fast_path import BeyondGlossVisionLoRA
 from .inference_precision import InferencePrecision, choose_inference_precision
 from .temporal_encoder import BeyondGlossTemporalEncoder
-from .text_lora import adapter_state_dict, is_text_lora, load_adapter, reset_text_lora, save_adapter
+from .adapters_beyondgloss import (adapter_modules_to_save, adapter_state_dict, enable_modules_to_save, load_adapter,
+                                   register_builtin_adapter, save_adapter, set_adapter)
+from .text_lora import TEXT_LORA_ADAPTER, is_text_lora, reset_text_lora
 
 __all__ = ["BeyondGlossPreTrainedModel"]
 
@@ -151,22 +154,51 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
         """
         return from_backbones(cls, vision, text, config_kwargs, **load_kwargs)
 
-    # ---- adapters (the functions of text_lora.py) ------------------------------------------------------------------------------
+    # ---- adapters (the functions of adapters_beyondgloss.py) --------------------------------------------------------
 
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        """What fine-tuning changes (see [`~text_lora.adapter_state_dict`])."""
+        """What fine-tuning changes (see [`~adapters_beyondgloss.adapter_state_dict`])."""
         return adapter_state_dict(self)
 
-    def save_adapter(self, save_directory, base_model_name_or_path: str | None = None):
-        """Saves what fine-tuning changed as an adapter of the checkpoint it started from (see
-        [`~text_lora.save_adapter`])."""
-        return save_adapter(self, save_directory, base_model_name_or_path)
+    def adapter_modules_to_save(self) -> list[str]:
+        """The trained modules other than LoRA, as PEFT's `modules_to_save` names them: pass them to
+        `LoraConfig(modules_to_save=...)` for `get_peft_model` to train and save them too (see
+        [`~adapters_beyondgloss.adapter_modules_to_save`])."""
+        return adapter_modules_to_save(self)
 
-    def load_adapter(self, peft_model_id, adapter_name: str | None = None, load_config=None,
-                     adapter_kwargs: dict | None = None, **kwargs) -> None:
-        """Loads an adapter written by [`save_adapter`] (see [`~text_lora.load_adapter`]); `from_pretrained(<adapter
-        folder>)` calls it after loading the base checkpoint."""
-        load_adapter(self, peft_model_id, adapter_name, load_config, adapter_kwargs, **kwargs)
+    def save_adapter(self, save_directory, base_model_name_or_path: str | None = None, processor=None):
+        """Saves what fine-tuning changed as a PEFT adapter of the checkpoint it started from, with the processor and
+        the config's changes (see [`~adapters_beyondgloss.save_adapter`])."""
+        return save_adapter(self, save_directory, base_model_name_or_path, processor)
+
+    def load_adapter(self, peft_model_id=None, adapter_name: str | None = None, load_config=None,
+                     adapter_kwargs: dict | None = None, **kwargs):
+        """Loads an adapter written by [`save_adapter`]. Without `adapter_name` (or with `"default"`) while no named
+        adapter is loaded, into the model's own weights (see [`~adapters_beyondgloss.load_adapter`]; what
+        `from_pretrained(<adapter folder>)` does). With another name, as transformers loads a PEFT adapter: beside the
+        built-in one (adapter `"default"`, the base checkpoint), switched with `set_adapter(name)`; `disable_adapters()`
+        switches every LoRA off, the built-in one too."""
+        if adapter_name in (None, TEXT_LORA_ADAPTER) and not getattr(self, "_hf_peft_config_loaded", False):
+            return load_adapter(self, peft_model_id, load_config, adapter_kwargs, **kwargs)
+        register_builtin_adapter(self)
+        return super().load_adapter(peft_model_id, adapter_name=adapter_name, load_config=load_config,
+                                    adapter_kwargs=adapter_kwargs, **kwargs)
+
+    def add_adapter(self, adapter_config, adapter_name: str | None = None) -> None:
+        """transformers' `add_adapter` (a fresh PEFT adapter, made active), beside the built-in mBART LoRA, which is
+        adapter `"default"`: a name is needed, and `set_adapter("default")` returns to the built-in one."""
+        register_builtin_adapter(self)
+        super().add_adapter(adapter_config, adapter_name)
+
+    def set_adapter(self, adapter_name: str | list[str]) -> None:
+        """transformers' `set_adapter`; `"default"` is the built-in mBART LoRA with the base's own trained modules."""
+        set_adapter(self, adapter_name)
+
+    def enable_adapters(self) -> None:
+        """transformers' `enable_adapters`, which re-enables LoRA layers only, and the trained modules PEFT wraps
+        (`ModulesToSaveWrapper`), which its `disable_adapters` disabled."""
+        super().enable_adapters()
+        enable_modules_to_save(self)
 
     # ---- inference (inference_precision.py, frame_encoder.py) ---------------------------------------------------
 

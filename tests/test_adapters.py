@@ -4,8 +4,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
 from beyondgloss.hub import push_adapter, save_for_hub
-from beyondgloss.text_lora import ADAPTER_WEIGHTS_NAME
+from beyondgloss.adapters_beyondgloss import ADAPTER_WEIGHTS_NAME
 from beyondgloss.pipeline_sign_translation import TASK, SignTranslationPipeline
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.testing import tiny_config
@@ -114,6 +116,12 @@ def test_adapter_saves_what_fine_tuning_changed(fine_tuned, tmp_path):
     lora_names = [name for name, m in model.named_modules() if isinstance(m, LoraLayer)]
     assert all(re.fullmatch(peft_config.target_modules, name) for name in lora_names)
     assert "sign_encoder.temporal" in peft_config.modules_to_save and "sign_encoder.frame_encoder.vision" not in peft_config.modules_to_save
+    # modules PEFT can wrap: the DINOv2 LoRA block by block, no ModuleDict
+    blocks = [f"sign_encoder.frame_encoder.lora.{i}" for i in model.sign_encoder.frame_encoder.lora]
+    assert blocks and set(blocks) <= set(peft_config.modules_to_save)
+    modules = dict(model.named_modules())
+    assert not any(isinstance(modules[name], (torch.nn.ModuleDict, torch.nn.ModuleList))
+                   for name in peft_config.modules_to_save)
     saved = load_file(tmp_path / ADAPTER_WEIGHTS_NAME)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     batch_norm = sum(b.numel() for b in model.sign_encoder.frame_norm.buffers())
@@ -162,8 +170,6 @@ def test_adapter_errors(fine_tuned, tmp_path):
     other = BeyondGlossForSignTranslation(tiny_config(text_lora_rank=2))
     with pytest.raises(ValueError, match=r"lora_A.default.weight.*does not fit this model"):
         other.load_adapter(tmp_path / "adapter")
-    with pytest.raises(ValueError, match="one adapter"):
-        model.load_adapter(tmp_path / "adapter", adapter_name="mine")
     with pytest.raises(ValueError, match="save_pretrained instead"):
         BeyondGlossForSignTranslation(tiny_config(text_tuning="full")).save_adapter(tmp_path / "full", "base")
     with pytest.raises(ValueError, match="base_model_name_or_path"):
@@ -229,12 +235,53 @@ def test_adapter_of_a_hub_folder_loads_where_beyondgloss_is_not_importable(tmp_p
 
 
 def test_push_adapter_sends_the_adapter_naming_a_hub_base(fine_tuned, hub_calls, tmp_path):
-    _, model, _ = fine_tuned
+    _, model, processor = fine_tuned
     with pytest.raises(ValueError, match="not a Hub id"):
         push_adapter(model, "someone/adapter")  # the model was loaded from a local folder
-    push_adapter(model, "someone/adapter", "someone/base")
+    push_adapter(model, "someone/adapter", "someone/base", processor=processor)
     assert hub_calls["repos"][0][0] == "someone/adapter"
-    assert set(hub_calls["files"]) == {"adapter_config.json", ADAPTER_WEIGHTS_NAME}
+    assert {"adapter_config.json", ADAPTER_WEIGHTS_NAME, "adapter_beyondgloss_config.json", "generation_config.json",
+            "processor_config.json", "tokenizer_config.json"} <= set(hub_calls["files"])
     model.save_adapter(tmp_path, "someone/base")
     assert hub_calls["files"][ADAPTER_WEIGHTS_NAME] == hashlib.sha256((tmp_path / ADAPTER_WEIGHTS_NAME).read_bytes()).hexdigest()
     assert PeftConfig.from_pretrained(tmp_path).base_model_name_or_path == "someone/base"
+
+
+OLD_ADAPTER = Path(__file__).parent / "fixtures" / "adapter_3cba504"
+
+
+def test_adapters_of_the_earlier_layout_load(tmp_path):
+    """`fixtures/adapter_3cba504` was written by `save_adapter` at commit 3cba504 (see its make_fixture.py):
+    `modules_to_save` names ModuleDicts, which PEFT cannot wrap, and the folder holds no processor or config changes.
+    beyondgloss's own loading takes it as before; saved again, it is an adapter PEFT loads."""
+    from peft import PeftModel
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(OLD_ADAPTER, adapter)
+    settings = json.loads((adapter / "adapter_config.json").read_text())
+    assert "sign_encoder.frame_encoder.lora" in settings["modules_to_save"]  # the earlier layout
+    base = OLD_ADAPTER.parent / "checkpoint_a5f8f58" / "translation"
+    settings["base_model_name_or_path"] = str(base)
+    (adapter / "adapter_config.json").write_text(json.dumps(settings))
+    inputs = old_adapter_inputs()
+    expected = load_file(OLD_ADAPTER / "expected.safetensors")["logits"]
+    with torch.no_grad():
+        loaded = BeyondGlossForSignTranslation.from_pretrained(adapter).eval()
+        assert (loaded(**inputs).logits - expected).abs().max() < 1e-5
+        by_hand = BeyondGlossForSignTranslation.from_pretrained(base).eval()
+        assert (by_hand(**inputs).logits - expected).abs().max() > 1e-2
+        by_hand.load_adapter(adapter)
+        assert (by_hand(**inputs).logits - expected).abs().max() < 1e-5
+        loaded.save_adapter(tmp_path / "again")
+        peft_model = PeftModel.from_pretrained(BeyondGlossForSignTranslation.from_pretrained(base).eval(),
+                                               tmp_path / "again")
+        assert (peft_model(**inputs).logits - expected).abs().max() < 1e-5
+
+
+def old_adapter_inputs():
+    """The inputs make_fixture.py ran the fine-tuned model on."""
+    generator = torch.Generator().manual_seed(0)
+    size = BeyondGlossForSignTranslation.config_class.from_pretrained(
+        OLD_ADAPTER.parent / "checkpoint_a5f8f58" / "translation").vision_config.image_size
+    return dict(pixel_values_videos=torch.randn(2, 4, 3, size, size, generator=generator),
+                decoder_input_ids=torch.tensor([[2, 5, 6], [2, 7, 8]]))
