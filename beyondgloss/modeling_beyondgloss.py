@@ -3,8 +3,8 @@
 
 Their parts, each in its own file and shipped with it: the sign video encoder (`sign_encoder.py`: the frame encoder of
 `frame_encoder.py` with the DINOv2 fast path of `dinov2_fast_path.py`, the heads, the temporal encoder of
-`temporal_encoder.py`), the mBART LoRA and adapters (`text_lora.py`), the losses (`losses.py`), and what the models
-share (`pretrained_beyondgloss.py`). docs/architecture.md draws them.
+`temporal_encoder.py`), the mBART LoRA (`text_lora.py`) and adapters (`adapters_beyondgloss.py`), the losses
+(`losses.py`), and what the models share (`pretrained_beyondgloss.py`). docs/architecture.md draws them.
 
 Imports only torch, transformers and siblings (relatively), so `save_pretrained` copies it into a checkpoint
 that loads with `trust_remote_code=True` where beyondgloss is not installed; peft (the mBART LoRA) only where a

@@ -35,7 +35,7 @@ def base(tmp_path_factory):
     """A base translation checkpoint with its processor."""
     folder = tmp_path_factory.mktemp("base")
     tokenizer = train_sign_tokenizer(SENTENCES, language="de_DE")
-    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(size=28, crop_size=28, num_frames=8), tokenizer,
+    processor = BeyondGlossProcessor(BeyondGlossVideoProcessor(size=28, crop_size=28, max_frames=8), tokenizer,
                                      target_language="de_DE")
     torch.manual_seed(0)
     config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id, num_beams=1)

@@ -171,14 +171,19 @@ def load_translation_model(folder, options):
     out (`beyondgloss.cli._guards`): no foreign code (unless `options.trust_remote_code`), a decoder trained to
     translate (unless `options.allow_untrained_decoder`), every weight in the checkpoint (unless
     `options.allow_missing_weights`), finite weights."""
+    from ..adapters_beyondgloss import adapter_base
     from ..modeling_beyondgloss import BeyondGlossForSignTranslation
 
     folder = Path(folder)
     check_remote_code(folder, options.trust_remote_code)
     require_trained_decoder(folder, options.allow_untrained_decoder)
-    model, loading_info = load_saved(BeyondGlossForSignTranslation, folder, "the model", output_loading_info=True)
-    if not options.allow_missing_weights:
-        require_complete_weights(loading_info, folder)
+    if adapter_base(folder) is not None:
+        # An adapter folder: its base loads whole, and loading the adapter refuses one that lacks a tensor.
+        model = load_saved(BeyondGlossForSignTranslation, folder, "the model")
+    else:
+        model, loading_info = load_saved(BeyondGlossForSignTranslation, folder, "the model", output_loading_info=True)
+        if not options.allow_missing_weights:
+            require_complete_weights(loading_info, folder)
     require_finite_weights(model, folder)
     return model
 
