@@ -3,6 +3,7 @@ merge rule, the window schedule, and bad settings."""
 
 import pytest
 import torch
+from transformers import GenerationConfig
 
 from beyondgloss import BeyondGlossForSignTranslation
 from beyondgloss.data.tokenizer_training import train_sign_tokenizer
@@ -10,7 +11,7 @@ from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.streaming import Caption, CaptionMerger, StreamingTranslator, WindowTranslation, window_encoder_states
 from beyondgloss.testing import tiny_config
 from beyondgloss.testing.numerics import assert_same_math
-from beyondgloss.testing.videos import make_frames
+from beyondgloss.testing.videos import make_frames, write_mp4
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 
 SENTENCES = ["morgen regnet es im norden", "heute sonne im süden", "am abend wind an der küste"]
@@ -174,3 +175,53 @@ def test_bad_settings_and_frames(model_and_processor):
             StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.2, fps=25)
     finally:
         model.eval()
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, model_and_processor):
+    model, processor = model_and_processor
+    folder = tmp_path_factory.mktemp("model")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    # Whole words only, so that the random model's captions are not empty (the settings live in the folder).
+    generation_config = GenerationConfig.from_pretrained(folder)
+    generation_config.update(**words_only(processor.tokenizer, 2))
+    generation_config.save_pretrained(folder)
+    return folder
+
+
+def run_caption(folder, video, *flags):
+    from beyondgloss.cli import main
+
+    return main(["caption", str(video), "--model_name_or_path", str(folder), "--allow_untrained_decoder", *flags])
+
+
+def test_caption_command_prints_and_writes_srt_and_vtt(saved_model, tmp_path, capsys):
+    from beyondgloss.cli.caption import srt_time
+
+    video = write_mp4(tmp_path / "v.mp4", make_frames(12, height=32, width=32, seed=5), fps=25)
+    srt, vtt = tmp_path / "c.srt", tmp_path / "c.vtt"
+    flags = ["--window_seconds", "0.24", "--stride_seconds", "0.08", "--agreement", "1",
+             "--output_srt", str(srt), "--output_vtt", str(vtt)]
+    assert run_caption(saved_model, video, *flags) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    cues = srt.read_text().strip().split("\n\n") if srt.read_text().strip() else []
+    assert printed and len(cues) == len(printed)
+    for cue, line in zip(cues, printed):
+        number, times, text = cue.split("\n")
+        assert line.split("] ")[1].startswith(text + "  (confidence")
+    assert vtt.read_text().startswith("WEBVTT\n\n")
+    assert vtt.read_text().count(" --> ") == len(printed)
+    assert srt_time(3725.0456) == "01:02:05,046"
+
+
+def test_caption_command_bad_input(saved_model, tmp_path, capsys):
+    assert run_caption(saved_model, tmp_path / "missing.mp4") == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("beyondgloss caption: error:") and "missing.mp4" in error and "\n" not in error
+    video = write_mp4(tmp_path / "v.mp4", make_frames(4, height=32, width=32, seed=5), fps=25)
+    assert run_caption(saved_model, video, "--window_seconds", "10") == 1
+    assert "max_frames=16" in capsys.readouterr().err
+    assert run_caption(saved_model, video, "--window_seconds", "-1") == 2
+    assert run_caption(tmp_path, video) == 1
+    assert "processor_config.json" in capsys.readouterr().err
