@@ -136,7 +136,8 @@ def stage_seconds(model, processor, args, frames):
     runs = [translator.translate_window(window)[2:] for _ in range(2)]
     frame_seconds = statistics.median(per_frame)
     encoder_seconds, decoder_seconds = min(r[0] for r in runs), min(r[1] for r in runs)
-    print(f"  stages: frame encoder {frame_seconds * 1000:.1f} ms/frame (median of {len(per_frame)}); window of "
+    print(f"  stages: frame encoder {frame_seconds * 1000:.1f} ms/frame (median of {len(per_frame)}; mean "
+          f"{statistics.mean(per_frame) * 1000:.1f}); window of "
           f"{translator.window} frames: temporal encoder + heads {encoder_seconds * 1000:.1f} ms, decoder "
           f"{decoder_seconds * 1000:.1f} ms (best of 2)")
     # Per second of video: fps frames through the frame encoder and 1 / stride windows.
