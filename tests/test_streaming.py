@@ -168,7 +168,8 @@ def test_bad_settings_and_frames(model_and_processor):
     with pytest.raises(ValueError, match="fps"):
         StreamingTranslator(model, processor, fps=0)
     with pytest.raises(ValueError, match="uint8 RGB"):
-        list(StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.2, fps=25)([torch.zeros(3, 8, 8)]))
+        translator = StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.2, fps=25)
+        list(translator([torch.zeros(3, 8, 8)]))
     model.train()
     try:
         with pytest.raises(ValueError, match="eval mode"):
