@@ -11,7 +11,7 @@ from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.streaming import Caption, CaptionMerger, StreamingTranslator, WindowTranslation, window_encoder_states
 from beyondgloss.testing import tiny_config
 from beyondgloss.testing.numerics import assert_same_math
-from beyondgloss.testing.videos import make_frames, write_mp4
+from beyondgloss.testing.videos import make_frames, write_frame_folder, write_mp4
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 
 SENTENCES = ["morgen regnet es im norden", "heute sonne im süden", "am abend wind an der küste"]
@@ -226,3 +226,12 @@ def test_caption_command_bad_input(saved_model, tmp_path, capsys):
     assert run_caption(saved_model, video, "--window_seconds", "-1") == 2
     assert run_caption(tmp_path, video) == 1
     assert "processor_config.json" in capsys.readouterr().err
+
+
+def test_caption_command_reads_a_frame_folder_at_its_fps(saved_model, tmp_path, capsys):
+    folder = write_frame_folder(tmp_path / "frames", make_frames(6, height=32, width=32, seed=6))
+    assert run_caption(saved_model, folder, "--fps", "10", "--window_seconds", "0.4", "--stride_seconds", "0.2",
+                       "--agreement", "1") == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    # 6 frames at 10 frames/s: windows end at 0.4, 0.6 s; the first caption starts at 0.
+    assert printed and printed[0].startswith("[00:00:00.000 --> 00:00:00.400]")
