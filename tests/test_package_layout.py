@@ -26,6 +26,7 @@ LAYERS = {
     "beyondgloss.app": 2,
     "beyondgloss.app_limits": 2,
     "beyondgloss.benchmark": 2,
+    "beyondgloss.streaming": 2,
     "beyondgloss.cli": 3,
 }
 SHIPPED = {"configuration_beyondgloss", "modeling_beyondgloss", "processing_beyondgloss",

@@ -39,6 +39,7 @@ COMMANDS = {
     "finetune": ("beyondgloss.cli.training", "finetune", "stage 2: translation fine-tuning"),
     "evaluate": ("beyondgloss.cli.training", "evaluate", "score a translation model on a dataset split"),
     "translate": ("beyondgloss.cli.translate", "translate", "translate videos or frame folders"),
+    "caption": ("beyondgloss.cli.caption", "caption", "live captions of a video on a sliding window (SRT, WebVTT)"),
     "preprocess": ("beyondgloss.cli.preprocess", "preprocess", "decode a corpus once into a dataset of frames"),
     "demo": ("beyondgloss.cli.demo", "demo", "the whole method on the built-in SynthSign corpus"),
     "describe": ("beyondgloss.cli.descriptor", "describe", "write hand-motion descriptions of videos"),

@@ -1,0 +1,190 @@
+"""`beyondgloss caption <video|frames folder|url> --model_name_or_path M [--output_srt F] [--output_vtt F]`.
+
+Live captions of one video ([`beyondgloss.streaming.StreamingTranslator`], docs/streaming.md): the video is decoded a
+few frames at a time (torchcodec for files and URLs), each frame is encoded once as it is read, and a sliding window
+is translated every `--stride_seconds`. Each caption is printed as soon as it is confirmed,
+`[start --> end] text  (confidence, latency)`, and with `--output_srt` / `--output_vtt` appended to those files and
+flushed, so that they hold every caption so far whenever the command stops. In the files a caption starts no earlier
+than the previous one ends (the windows overlap; players show overlapping cues stacked). Exit codes:
+`beyondgloss.cli`.
+"""
+
+import os
+import re
+from pathlib import Path
+
+from ._common import CommandError, accept_dashed_spellings, command_parser, run_command
+from ._loading import load_saved, load_translation_model, require_tokenizer_files
+
+__all__ = ["caption", "srt_time", "vtt_time"]
+
+_DESCRIPTION = (
+    "Caption a sign video as it plays: translate a sliding window of --window_seconds every --stride_seconds, "
+    "print each caption with its times as soon as consecutive windows agree on it, and write SRT / WebVTT files. "
+    "The video is read progressively (a video file, a frame folder or an http(s) URL that FFmpeg reads)."
+)
+_READ_FRAMES = 8  # frames decoded at a time
+
+
+def caption(argv: list) -> int:
+    """`beyondgloss caption`: print and write the live captions of one video. Exit status: 0 when the whole video
+    was captioned; 1 for an unreadable video or model folder or a window the model cannot take; 2 for a bad flag."""
+    return run_command("caption", _caption, argv)
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"must be positive, got {value}")
+    return number
+
+
+def _parser():
+    parser = command_parser("caption", _DESCRIPTION)
+    parser.add_argument("video", help="a video file, a folder of frame images, or an http(s) URL")
+    parser.add_argument("--model_name_or_path", required=True, help="a saved translation model folder")
+    parser.add_argument("--window_seconds", type=_positive, default=4.0, help="span translated at once (default 4)")
+    parser.add_argument("--stride_seconds", type=_positive, default=1.0,
+                        help="how often a window is translated (default 1)")
+    parser.add_argument("--agreement", type=int, default=2, choices=range(1, 11), metavar="{1..10}",
+                        help="consecutive windows that must agree on a caption (default 2)")
+    parser.add_argument("--fps", type=_positive, default=25.0,
+                        help="frame rate of a frame folder (video files carry theirs; default 25)")
+    parser.add_argument("--output_srt", help="write the captions to this SubRip (.srt) file")
+    parser.add_argument("--output_vtt", help="write the captions to this WebVTT (.vtt) file")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
+    parser.add_argument("--num_beams", type=int, choices=range(1, 65), metavar="{1..64}", help="beam width")
+    parser.add_argument("--max_new_tokens", type=int, choices=range(1, 1025), metavar="{1..1024}",
+                        help="most tokens per caption")
+    parser.add_argument("--trust_remote_code", action="store_true", help="allow the folder's own model code")
+    parser.add_argument("--allow_missing_weights", action="store_true",
+                        help="load a checkpoint that lacks some weights (they stay random)")
+    parser.add_argument("--allow_untrained_decoder", action="store_true",
+                        help="load a model whose decoder was never trained to translate (its output is noise)")
+    return accept_dashed_spellings(parser)
+
+
+def srt_time(seconds: float) -> str:
+    milliseconds = max(0, round(seconds * 1000))
+    hours, rest = divmod(milliseconds, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d},{rest % 1000:03d}"
+
+
+def vtt_time(seconds: float) -> str:
+    return srt_time(seconds).replace(",", ".")
+
+
+class _CaptionFiles:
+    """The SRT and WebVTT files: each cue appended with one `write` and flushed, so the files are whole at any stop."""
+
+    def __init__(self, srt: str | None, vtt: str | None):
+        self.files = {}
+        for kind, path in (("srt", srt), ("vtt", vtt)):
+            if path:
+                try:
+                    self.files[kind] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                except OSError as error:
+                    self.close()
+                    raise CommandError(f"cannot write --output_{kind} {path}: {error.strerror}; choose a writable "
+                                       "path") from error
+        if "vtt" in self.files:
+            os.write(self.files["vtt"], b"WEBVTT\n\n")
+        self.count, self.previous_end = 0, 0.0
+
+    def add(self, start: float, end: float, text: str) -> None:
+        start = max(start, self.previous_end)
+        end = max(end, start + 0.001)
+        self.count, self.previous_end = self.count + 1, end
+        cues = {"srt": f"{self.count}\n{srt_time(start)} --> {srt_time(end)}\n{text}\n\n",
+                "vtt": f"{vtt_time(start)} --> {vtt_time(end)}\n{text}\n\n"}
+        for kind, descriptor in self.files.items():
+            os.write(descriptor, cues[kind].encode("utf-8"))
+            os.fsync(descriptor)
+
+    def close(self) -> None:
+        for descriptor in self.files.values():
+            os.close(descriptor)
+        self.files = {}
+
+
+def _open_source(video: str):
+    """The opened video: a URL through torchcodec, anything else as `open_video` reads it."""
+    from ..video_io import VideoReadError, open_video
+
+    try:
+        if re.match(r"^[a-z][a-z0-9+.-]*://", video):
+            from torchcodec.decoders import VideoDecoder
+
+            try:
+                return open_video(VideoDecoder(video))
+            except (RuntimeError, ValueError) as error:
+                raise CommandError(f"cannot read the video at {video}: {error}; check the URL") from error
+        return open_video(video)
+    except VideoReadError as error:
+        raise CommandError(str(error)) from error
+
+
+def stream_frames(source, fps: float, target_fps: float | None):
+    """`(timestamp, frame)` pairs of an opened video, decoded `_READ_FRAMES` at a time, subsampled to the
+    processor's frame rate as the processor would (`select_frame_indices`)."""
+    from ..video_transforms import select_frame_indices
+
+    indices = select_frame_indices(source.num_frames, source.num_frames, fps=fps, target_fps=target_fps)
+    for begin in range(0, len(indices), _READ_FRAMES):
+        group = indices[begin:begin + _READ_FRAMES]
+        for index, frame in zip(group, source.read(group)):
+            yield index / fps, frame
+
+
+def _load(args):
+    from ..processing_beyondgloss import BeyondGlossProcessor
+
+    folder = Path(args.model_name_or_path)
+    if not (folder / "processor_config.json").is_file():
+        raise CommandError(f"{folder} has no saved processor (processor_config.json); caption needs a model folder "
+                           "written by `beyondgloss finetune` or saved with its processor")
+    require_tokenizer_files(folder)
+    model = load_translation_model(folder, args)
+    processor = load_saved(BeyondGlossProcessor, folder, "the processor")
+    try:
+        model = model.to(args.device).eval()
+    except (RuntimeError, ValueError) as error:
+        raise CommandError(f"--device {args.device}: {error}") from error
+    return model, processor
+
+
+def _caption(argv: list) -> int:
+    from ..streaming import StreamingTranslator
+    from ..video_io import VideoReadError
+
+    args = _parser().parse_args(argv)
+    source = _open_source(args.video)
+    model, processor = _load(args)
+    target_fps = processor.video_processor.fps
+    fps = source.fps or args.fps
+    rate = min(fps, target_fps) if target_fps else fps
+    generation = {key: value for key, value in (("num_beams", args.num_beams),
+                                                 ("max_new_tokens", args.max_new_tokens)) if value is not None}
+    try:
+        translator = StreamingTranslator(model, processor, args.window_seconds, args.stride_seconds, rate,
+                                         args.agreement, generation)
+    except ValueError as error:
+        raise CommandError(f"--window_seconds / --stride_seconds: {error}") from error
+    files = _CaptionFiles(args.output_srt, args.output_vtt)
+    try:
+        for item in translator(stream_frames(source, fps, target_fps)):
+            print(_caption_line(item), flush=True)
+            files.add(item.start, item.end, item.text)
+    except VideoReadError as error:  # a frame that does not decode, midway: the captions so far are kept
+        raise CommandError(f"{error}; the captions before it are in the output files") from error
+    finally:
+        files.close()
+    return 0
+
+
+def _caption_line(item) -> str:
+    latency = item.latency
+    return (f"[{vtt_time(item.start)} --> {vtt_time(item.end)}] {item.text}  (confidence {item.confidence:.2f}, "
+            f"latency {latency['total']:.2f} s: frame encoder {latency['frame_encoder']:.2f}, temporal "
+            f"{latency['temporal_encoder']:.2f}, decoder {latency['decoder']:.2f})")

@@ -1,0 +1,237 @@
+"""Live captions (beyondgloss.streaming): the window's encoder output from cached per-frame features, the caption
+merge rule, the window schedule, and bad settings."""
+
+import pytest
+import torch
+from transformers import GenerationConfig
+
+from beyondgloss import BeyondGlossForSignTranslation
+from beyondgloss.data.tokenizer_training import train_sign_tokenizer
+from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
+from beyondgloss.streaming import Caption, CaptionMerger, StreamingTranslator, WindowTranslation, window_encoder_states
+from beyondgloss.testing import tiny_config
+from beyondgloss.testing.numerics import assert_same_math
+from beyondgloss.testing.videos import make_frames, write_frame_folder, write_mp4
+from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
+
+SENTENCES = ["morgen regnet es im norden", "heute sonne im süden", "am abend wind an der küste"]
+
+
+def make_model_and_processor(seed: int = 0, **config_overrides):
+    """A tiny random translation model (28 px frames, at most 16 frames) and its processor."""
+    tokenizer = train_sign_tokenizer(SENTENCES, language="de_DE")
+    video_processor = BeyondGlossVideoProcessor(size=28, crop_size=28, max_frames=16)
+    processor = BeyondGlossProcessor(video_processor, tokenizer, target_language="de_DE")
+    torch.manual_seed(seed)
+    config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id, num_beams=1,
+                         max_frames=16, **config_overrides)
+    return BeyondGlossForSignTranslation(config).eval(), processor
+
+
+@pytest.fixture(scope="module")
+def model_and_processor():
+    return make_model_and_processor()
+
+
+@pytest.mark.parametrize("reference_compat", [False, True])
+@pytest.mark.parametrize("frames", [7, 8])
+def test_window_from_cached_features_equals_the_sign_encoder(frames, reference_compat):
+    # Float64: the two computations are the same math in a different order (one frame at a time through the frame
+    # encoder, then the heads on the stacked features), so they agree to float64 round-off (SAME_MATH_RTOL, derived
+    # in beyondgloss.testing.numerics), far below one float32 rounding. Odd and even lengths: the x2 pooling.
+    model, processor = make_model_and_processor(seed=1, reference_compat=reference_compat)
+    model.double()
+    with torch.no_grad():  # BatchNorm running statistics away from (0, 1), so that the test sees them used
+        model.sign_encoder.frame_norm.running_mean.uniform_(-0.5, 0.5)
+        model.sign_encoder.frame_norm.running_var.uniform_(0.5, 2.0)
+    video = make_frames(frames, height=32, width=36, seed=3)
+    translator = StreamingTranslator(model, processor, window_seconds=frames, stride_seconds=1, fps=1)
+    streamed = torch.stack([translator.encode_frame(frame) for frame in video])
+    states, step_mask = window_encoder_states(model.sign_encoder, streamed)
+    pixels = processor.video_processor.process_frames(video).double()[None]
+    with torch.no_grad():
+        expected = model.sign_encoder(pixels)
+    assert_same_math(states, expected.last_hidden_state, msg="window encoder output")
+    assert torch.equal(step_mask, expected.attention_mask)
+    assert_same_math(streamed, expected.frame_features[0], msg="frame features")
+
+
+def windows(*texts, start=0.0):
+    return [WindowTranslation(start + i, start + i + 4, text, -0.5 - i, {"total": 0.1 * i})
+            for i, text in enumerate(texts)]
+
+
+def merged(texts, agreement=2):
+    merger = CaptionMerger(agreement)
+    out = [merger.push(window) for window in windows(*texts)] + [merger.flush()]
+    return [caption for caption in out if caption is not None]
+
+
+def test_merge_emits_a_sentence_once_when_two_windows_agree():
+    captions = merged(["hallo", "guten morgen", "guten  morgen ", "guten morgen", "es regnet", "es regnet"])
+    assert [c.text for c in captions] == ["guten morgen", "es regnet"]
+    first = captions[0]
+    assert (first.start, first.end, first.confidence) == (1.0, 6.0, -2.5)  # run starts at window 1, confirmed at 2
+    assert first.latency == {"total": 0.2}
+
+
+def test_merge_drops_flicker_and_empty_texts_and_repeats():
+    # An unconfirmed text between two runs of the same text (a flicker inside one sentence) does not repeat it.
+    assert [c.text for c in merged(["a", "b", "a", "", "a", "a", "b", "a", "a"])] == ["a"]
+    assert [c.text for c in merged(["a", "a", "a", "", "", "a", "a"])] == ["a"]
+    # The same sentence again after another confirmed one is a new caption.
+    assert [c.text for c in merged(["a", "a", "b", "b", "a", "a"])] == ["a", "b", "a"]
+
+
+def test_merge_flush_emits_the_unconfirmed_last_text():
+    assert [c.text for c in merged(["a", "a", "b"])] == ["a", "b"]
+    assert [c.text for c in merged(["a", "a"])] == ["a"]  # already emitted: not twice
+    assert [c.text for c in merged(["a", ""])] == []
+    assert [c.text for c in merged(["a", "b", "c"], agreement=1)] == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="agreement"):
+        CaptionMerger(0)
+
+
+def scripted(translator, texts):
+    """Replaces the translator's window translation by a script; records each window's number of frames."""
+    sizes, script = [], iter(texts)
+
+    def translate_window(features):
+        sizes.append(features.shape[0])
+        return next(script), -1.0, 0.0, 0.0
+
+    translator.translate_window = translate_window
+    return sizes
+
+
+@pytest.mark.parametrize("frames, sizes", [(10, [4, 4, 4, 4]), (11, [4, 4, 4, 4, 4]), (3, [3]), (4, [4])])
+def test_window_schedule(model_and_processor, frames, sizes):
+    model, processor = model_and_processor
+    translator = StreamingTranslator(model, processor, window_seconds=4, stride_seconds=2, fps=1)
+    seen = scripted(translator, ["x"] * 10)
+    captions = list(translator(make_frames(frames, seed=2)))
+    assert seen == sizes
+    assert [(c.text, c.start) for c in captions] == [("x", 0.0)]
+    assert captions[0].end == (6.0 if len(sizes) > 1 else float(frames))  # confirmed by the 2nd window (frames 2-5)
+
+
+def test_timestamps_and_caption_times(model_and_processor):
+    model, processor = model_and_processor
+    translator = StreamingTranslator(model, processor, window_seconds=0.2, stride_seconds=0.1, fps=10)
+    scripted(translator, ["", "a", "a", "b", "b", "b"])  # windows of 2 frames, one per frame from the 2nd
+    video = make_frames(7, seed=2)
+    captions = list(translator((10.0 + 0.1 * i, frame) for i, frame in enumerate(video)))
+    assert [c.text for c in captions] == ["a", "b"]
+    # "a": windows 2 (frames 1-2) and 3 (frames 2-3); "b": windows 4 (frames 3-4) and 5 (frames 4-5).
+    assert [(c.start, c.end) for c in captions] == [pytest.approx((10.1, 10.4)), pytest.approx((10.3, 10.6))]
+
+
+def words_only(tokenizer, min_new_tokens: int) -> dict:
+    """Generation settings under which a random model emits whole words (else mostly special tokens, decoded to
+    nothing)."""
+    words = {i for token, i in tokenizer.get_vocab().items() if token.startswith("\u2581") and len(token) > 1}
+    words -= set(tokenizer.all_special_ids)
+    suppress = sorted(set(range(len(tokenizer))) - words - {tokenizer.eos_token_id})
+    return {"suppress_tokens": suppress, "min_new_tokens": min_new_tokens, "max_new_tokens": 5}
+
+
+def test_real_model_captions(model_and_processor):
+    model, processor = model_and_processor
+    translator = StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.25, fps=16,
+                                     agreement=1, generate_kwargs=words_only(processor.tokenizer, 2))
+    video = make_frames(20, height=30, width=30, seed=4)
+    captions = list(translator(video.permute(0, 2, 3, 1).numpy()))  # (H, W, 3) arrays are frames too
+    assert captions
+    for caption in captions:
+        assert isinstance(caption, Caption) and caption.text
+        assert set(caption.latency) == {"decode", "frame_encoder", "temporal_encoder", "decoder", "total"}
+        assert 0.0 <= caption.start < caption.end <= 20 / 16
+    # The confidence is the mean of the generated tokens' log-probabilities, as transformers computes them.
+    features = torch.stack([translator.encode_frame(frame) for frame in video[-8:]])
+    text, confidence, _, _ = translator.translate_window(features)
+    states, step_mask = window_encoder_states(model.sign_encoder, features)
+    with torch.no_grad():
+        output = model.mbart.generate(inputs_embeds=states, attention_mask=step_mask, output_scores=True,
+                                      generation_config=model.generation_config, return_dict_in_generate=True,
+                                      **words_only(processor.tokenizer, 2))
+    scores = model.mbart.compute_transition_scores(output.sequences, output.scores, normalize_logits=True)
+    assert confidence == pytest.approx(scores[0].mean().item(), rel=1e-5)
+    assert text == processor.tokenizer.decode(output.sequences[0], skip_special_tokens=True).strip()
+
+
+def test_bad_settings_and_frames(model_and_processor):
+    model, processor = model_and_processor
+    with pytest.raises(ValueError, match="max_frames=16"):
+        StreamingTranslator(model, processor, window_seconds=2, fps=25)
+    with pytest.raises(ValueError, match="stride_seconds=3"):
+        StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=3, fps=25)
+    with pytest.raises(ValueError, match="fps"):
+        StreamingTranslator(model, processor, fps=0)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        translator = StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.2, fps=25)
+        list(translator([torch.zeros(3, 8, 8)]))
+    model.train()
+    try:
+        with pytest.raises(ValueError, match="eval mode"):
+            StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.2, fps=25)
+    finally:
+        model.eval()
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, model_and_processor):
+    model, processor = model_and_processor
+    folder = tmp_path_factory.mktemp("model")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    # Whole words only, so that the random model's captions are not empty (the settings live in the folder).
+    generation_config = GenerationConfig.from_pretrained(folder)
+    generation_config.update(**words_only(processor.tokenizer, 2))
+    generation_config.save_pretrained(folder)
+    return folder
+
+
+def run_caption(folder, video, *flags):
+    from beyondgloss.cli import main
+
+    return main(["caption", str(video), "--model_name_or_path", str(folder), "--allow_untrained_decoder", *flags])
+
+
+def test_caption_command_prints_and_writes_srt_and_vtt(saved_model, tmp_path, capsys):
+    from beyondgloss.cli.caption import srt_time
+
+    video = write_mp4(tmp_path / "v.mp4", make_frames(12, height=32, width=32, seed=5), fps=25)
+    srt, vtt = tmp_path / "c.srt", tmp_path / "c.vtt"
+    flags = ["--window_seconds", "0.24", "--stride_seconds", "0.08", "--agreement", "1",
+             "--output_srt", str(srt), "--output_vtt", str(vtt)]
+    assert run_caption(saved_model, video, *flags) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    cues = srt.read_text().strip().split("\n\n") if srt.read_text().strip() else []
+    assert printed and len(cues) == len(printed)
+    for cue, line in zip(cues, printed):
+        number, times, text = cue.split("\n")
+        assert line.split("] ")[1].startswith(text + "  (confidence")
+    assert vtt.read_text().startswith("WEBVTT\n\n")
+    assert vtt.read_text().count(" --> ") == len(printed)
+    assert srt_time(3725.0456) == "01:02:05,046"
+
+
+def test_caption_command_bad_input(saved_model, tmp_path, capsys):
+    assert run_caption(saved_model, tmp_path / "missing.mp4") == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("beyondgloss caption: error:") and "missing.mp4" in error and "\n" not in error
+    video = write_mp4(tmp_path / "v.mp4", make_frames(4, height=32, width=32, seed=5), fps=25)
+    assert run_caption(saved_model, video, "--window_seconds", "10") == 1
+    assert "max_frames=16" in capsys.readouterr().err
+    assert run_caption(saved_model, video, "--window_seconds", "-1") == 2
+    assert run_caption(tmp_path, video) == 1
+    assert "processor_config.json" in capsys.readouterr().err
+
+
+def test_caption_command_reads_a_frame_folder_at_its_fps(saved_model, tmp_path, capsys):
+    folder = write_frame_folder(tmp_path / "frames", make_frames(6, height=32, width=32, seed=6))
+    assert run_caption(saved_model, folder, "--fps", "10", "--window_seconds", "0.4", "--stride_seconds", "0.2",
+                       "--agreement", "1") == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    # 6 frames at 10 frames/s: windows end at 0.4, 0.6 s; the first caption starts at 0.
+    assert printed and printed[0].startswith("[00:00:00.000 --> 00:00:00.400]")
