@@ -100,11 +100,23 @@ class BeyondGlossSignEncoder(nn.Module):
             [`BeyondGlossModelOutput`].
         """
         mask = check_video_inputs(pixel_values_videos, video_attention_mask, self.config)
+        packed = pixel_values_videos[mask.bool()]  # (N, 3, H, W): only real frames reach DINOv2
+        features = self.frame_features(packed, mask.sum(dim=1).tolist())
+        return self.forward_features(features, mask, output_hidden_states, output_attentions)
+
+    def frame_features(self, frames: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
+        r"""The per-frame part: packed real frames `(N, 3, H, W)` -> frame encoder -> projection -> BatchNorm (over the
+        real frames only; in eval mode its running statistics make each frame's features its own) -> `(N, frame_dim)`.
+        `lengths` (frames per video) lets the frame encoder's cache look videos up."""
+        return self.frame_norm(self.frame_proj(self.frame_encoder(frames, lengths)))
+
+    def forward_features(self, features: torch.Tensor, mask: torch.LongTensor, output_hidden_states: bool = False,
+                         output_attentions: bool = False) -> BeyondGlossModelOutput:
+        r"""The per-video part, from [`frame_features`] of the real frames `(N, frame_dim)` and the batch's frame mask
+        `(B, T)` (ones then zeros per row, N ones in all): hand head and fusion, temporal encoder, description head.
+        A stream of frames computes `frame_features` once per frame and this once per window."""
         batch, frames = mask.shape
         real = mask.bool()
-        packed = pixel_values_videos[real]  # (N, 3, H, W): only real frames reach DINOv2
-        # BatchNorm over the real frames only.
-        features = self.frame_norm(self.frame_proj(self.frame_encoder(packed, mask.sum(dim=1).tolist())))
 
         def unpack(values):
             padded = values.new_zeros(batch, frames, values.shape[-1])

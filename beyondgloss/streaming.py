@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["Caption", "CaptionMerger", "StreamingTranslator", "WindowTranslation", "window_encoder_states"]
 
@@ -99,26 +98,19 @@ class CaptionMerger:
 
 
 def window_encoder_states(sign_encoder, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""The sign encoder's output for one video of real frames, from its frames' normalised features.
-
-    Repeats `BeyondGlossSignEncoder.forward` after the frame BatchNorm, for a batch of one video without padding
-    (where its default and `reference_compat` paths compute the same `last_hidden_state`); tests check that the
-    two agree.
+    r"""The sign encoder's output for one video of real frames, from its frames' features: the sign encoder's own
+    per-video part ([`BeyondGlossSignEncoder.forward_features`]) on a batch of one.
 
     Args:
         sign_encoder ([`BeyondGlossSignEncoder`]): in eval mode.
-        features (`torch.FloatTensor` of shape `(frames, frame_dim)`): `frame_norm(frame_proj(frame_encoder(x)))`.
+        features (`torch.FloatTensor` of shape `(frames, frame_dim)`): its `frame_features` of the frames.
 
     Returns:
         `last_hidden_state` `(1, ceil(frames / 2), 2 * frame_dim)` and its step mask `(1, ceil(frames / 2))`.
     """
-    encoder = sign_encoder
-    hand_back = encoder.head_dropout(encoder.hand_up(F.gelu(encoder.hand_proj(features))))
-    fused = F.gelu(encoder.hand_fuse(torch.cat([features, hand_back], dim=-1)))[None]
     mask = torch.ones(1, features.shape[0], dtype=torch.long, device=features.device)
-    temporal, step_mask, _, _ = encoder.temporal(fused, mask, False, False)
-    description_back = encoder.head_dropout(encoder.description_down(F.gelu(encoder.description_proj(temporal))))
-    return torch.cat([temporal, description_back], dim=-1), step_mask
+    output = sign_encoder.forward_features(features, mask)
+    return output.last_hidden_state, output.attention_mask
 
 
 def _mean_log_probability(output, eos_token_id) -> float:
@@ -186,7 +178,7 @@ class StreamingTranslator:
         encoder = self.model.sign_encoder
         pixels = pixels.to(device=self.model.device, dtype=encoder.frame_proj.weight.dtype)
         with torch.inference_mode():
-            return encoder.frame_norm(encoder.frame_proj(encoder.frame_encoder(pixels)))[0]
+            return encoder.frame_features(pixels)[0]
 
     def translate_window(self, features: torch.Tensor) -> tuple[str, float, float, float]:
         """Text, confidence and the seconds of the temporal-encoder and decoder stages for stacked features."""
