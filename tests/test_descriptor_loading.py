@@ -8,7 +8,7 @@ from beyondgloss.descriptor import (
     NotAnImageTextToTextModelError,
     SignVideoDescriber,
 )
-from beyondgloss.descriptor.loading import PretrainedWrapperMixin
+from beyondgloss.descriptor.loading import PretrainedWrapper
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def dinov2_folder(tmp_path):
 
 
 def test_the_wrappers_share_one_from_pretrained():
-    shared = PretrainedWrapperMixin.from_pretrained.__func__
+    shared = PretrainedWrapper.from_pretrained.__func__
     for wrapper in (SignVideoDescriber, LocalChatModel, DescriptionEncoder):
         assert wrapper.from_pretrained.__func__ is shared, wrapper
 

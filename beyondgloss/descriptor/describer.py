@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from ._models import decode_new_tokens, move_to_model
-from .loading import PretrainedWrapperMixin
+from .loading import PretrainedWrapper
 from .segments import GRID_GAP, GRID_MAX_SIDE, SEGMENT_LENGTH, frame_grid, segment_ranges
 
 __all__ = ["DESCRIBE_PROMPT", "SignVideoDescriber", "NotAnImageTextToTextModelError"]
@@ -29,7 +29,7 @@ class NotAnImageTextToTextModelError(ValueError):
     """A model id names a checkpoint that `AutoModelForImageTextToText` cannot load."""
 
 
-class SignVideoDescriber(PretrainedWrapperMixin):
+class SignVideoDescriber(PretrainedWrapper):
     """Describes the hand motion of each 16-frame segment of a sign video with a vision-language model.
 
     Any checkpoint that `transformers.AutoModelForImageTextToText` and `AutoProcessor` load works (LLaVA,

@@ -11,12 +11,12 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from ._models import move_to_model
-from .loading import PretrainedWrapperMixin
+from .loading import PretrainedWrapper
 
 __all__ = ["DescriptionEncoder"]
 
 
-class DescriptionEncoder(PretrainedWrapperMixin):
+class DescriptionEncoder(PretrainedWrapper):
     """Mean-pooled sentence embeddings from any transformers text encoder.
 
     For an encoder-decoder checkpoint (mBART-large-50, the reference's choice, d_model 1024) only the

@@ -4,11 +4,12 @@ import torch
 
 from ._models import load_config, load_model
 
-__all__ = ["PretrainedWrapperMixin"]
+__all__ = ["PretrainedWrapper"]
 
 
-class PretrainedWrapperMixin:
-    """Gives a wrapper built as `cls(model, preprocessor, **kwargs)` a `from_pretrained` classmethod.
+class PretrainedWrapper:
+    """The base class of the descriptor's wrappers (each built as `cls(model, preprocessor, **kwargs)`): their
+    `from_pretrained` classmethod.
 
     A subclass names its transformers classes and, when the Auto class accepts only some architectures,
     says what it needs so that a wrong checkpoint fails before any weight is read:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ._models import decode_new_tokens, move_to_model
-from .loading import PretrainedWrapperMixin
+from .loading import PretrainedWrapper
 
 __all__ = [
     "REFINE_PROMPT",
@@ -48,7 +48,7 @@ class RefinementError(RuntimeError):
     """The refiner could not produce a sentence (endpoint failures after every retry, or an empty answer)."""
 
 
-class LocalChatModel(PretrainedWrapperMixin):
+class LocalChatModel(PretrainedWrapper):
     """A local chat model (`AutoModelForCausalLM` + a tokenizer with a chat template), decoded greedily.
 
     Args:
