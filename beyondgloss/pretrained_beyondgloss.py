@@ -128,7 +128,6 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
                 self._initialize_now(child)
         self._initialize_weights(part, self.is_custom_code())
 
-
     # ---- checkpoints ------------------------------------------------------------------------------------------
 
     @classmethod
