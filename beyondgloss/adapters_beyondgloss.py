@@ -22,7 +22,7 @@ from .text_lora import TEXT_LORA_ADAPTER, is_text_lora, text_lora_config
 
 __all__ = ["ADAPTER_CONFIG_NAME", "ADAPTER_WEIGHTS_NAME", "adapter_base", "adapter_config_diff", "apply_adapter_settings",
            "adapter_modules_to_save", "adapter_state_dict", "enable_modules_to_save", "load_adapter",
-           "refuse_text_inputs", "refuse_unapplied_lora", "register_builtin_adapter", "save_adapter",
+           "refuse_text_inputs", "register_builtin_adapter", "save_adapter",
            "set_adapter"]
 
 ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
@@ -312,15 +312,3 @@ def set_adapter(model: nn.Module, adapter_name: str | list[str]) -> None:
             module.set_adapter(adapter_name)
         elif isinstance(module, ModulesToSaveWrapper):
             module.set_adapter([name for name in names if name in module.modules_to_save])
-
-
-def refuse_unapplied_lora(model: nn.Module) -> None:
-    """A PEFT LoRA layer on DINOv2's own layers would do nothing (the frame encoder's fast path reads the block
-    weights, not the layers' outputs): refused, naming it, rather than trained in vain."""
-    vision = model.sign_encoder.frame_encoder.vision
-    for name, module in vision.named_modules():
-        if is_text_lora(module):
-            raise ValueError(
-                f"sign_encoder.frame_encoder.vision.{name} carries a PEFT LoRA layer, which the DINOv2 fast path does "
-                "not apply; leave DINOv2 out of target_modules (its LoRA is the config's vision_lora_layers / "
-                "vision_lora_rank) and target mBART or the sign encoder's temporal encoder and heads.")

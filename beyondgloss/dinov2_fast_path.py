@@ -53,6 +53,9 @@ DINOV2_MODEL_PARTS = ("embeddings", "encoder.layer", "layernorm", "embeddings.cl
                       "embeddings.patch_embeddings.patch_size", "embeddings.dropout")
 
 
+_LINEAR_PARTS = ("q", "k", "v", "out", "fc1", "fc2")
+
+
 class Dinov2LayoutError(AttributeError):
     """transformers' DINOv2 modules do not have a part the fast path reads (renamed or removed)."""
 
@@ -85,14 +88,23 @@ def _missing_part(owner: str, path: str) -> Dinov2LayoutError:
     )
 
 
-def dinov2_layer_parts(layer: nn.Module) -> Dinov2LayerParts:
-    """The parts of a transformers `Dinov2Layer` the fast path uses; a [`Dinov2LayoutError`] names a missing one."""
+def dinov2_layer_parts(layer: nn.Module, where: str = "a DINOv2 block") -> Dinov2LayerParts:
+    """The parts of a transformers `Dinov2Layer` the fast path uses; a [`Dinov2LayoutError`] names a missing one.
+
+    The fast path reads the Linear layers' weights rather than calling them, so a layer wrapped by something that
+    changes its output (a PEFT LoRA layer) would have no effect: it is refused here, named by `where` and its path."""
     found = {}
     for name, path in DINOV2_LAYER_PARTS.items():
         try:
             found[name] = operator.attrgetter(path)(layer)
         except AttributeError:
             raise _missing_part(type(layer).__name__, path) from None
+        if name in _LINEAR_PARTS and not isinstance(found[name], nn.Linear):
+            raise ValueError(
+                f"{where}.{path} carries a PEFT LoRA layer or another wrapper ({type(found[name]).__name__}), which the "
+                "DINOv2 fast path does not apply (it reads the block's weights); leave DINOv2 out of target_modules "
+                "(its LoRA is the config's vision_lora_layers / vision_lora_rank), e.g. target mBART with a regex "
+                r"such as '.*mbart.*\.(q_proj|v_proj)'.")
     return Dinov2LayerParts(**found)
 
 

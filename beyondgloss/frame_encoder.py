@@ -102,7 +102,7 @@ class BeyondGlossFrameEncoder(nn.Module):
         """The parts and GEMM operands (see `block_weights`) of the blocks at `indices`."""
         operands = []
         for index in indices:
-            parts = dinov2_layer_parts(self.vision.encoder.layer[index])
+            parts = dinov2_layer_parts(self.vision.encoder.layer[index], f"vision.encoder.layer.{index}")
             lora = self.lora[str(index)] if str(index) in self.lora else None
             operands.append((parts, block_weights(parts, lora, dtype)))
         return operands

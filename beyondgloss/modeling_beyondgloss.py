@@ -20,7 +20,7 @@ from transformers import GenerationConfig, MBartForConditionalGeneration
 from transformers import initialization as init
 from transformers.models.mbart.modeling_mbart import MBartEncoder, shift_tokens_right
 
-from .adapters_beyondgloss import refuse_text_inputs, refuse_unapplied_lora
+from .adapters_beyondgloss import refuse_text_inputs
 from .configuration_beyondgloss import BeyondGlossConfig
 from .generation_beyondgloss import generation_config_from, saved_generation_config, with_special_tokens
 from .losses import gather_with_grad, hand_distillation_loss, masked_mean, symmetric_contrastive_loss
@@ -387,7 +387,6 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         self._refuse_unknown_inputs(kwargs)
         refuse_text_inputs(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
                            decoder_inputs_embeds=decoder_inputs_embeds)
-        refuse_unapplied_lora(self)
         if labels is None and decoder_input_ids is None:
             raise ValueError("Give labels (training) or decoder_input_ids; to translate, call generate().")
         hidden, attentions = self._extra_outputs(output_hidden_states, output_attentions)
@@ -449,7 +448,6 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
             )
         for key in ("input_ids", "attention_mask", "labels"):
             kwargs.pop(key, None)
-        refuse_unapplied_lora(self)
         encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)  # validates the videos
         with self.mbart_precision():
             return self.mbart.generate(

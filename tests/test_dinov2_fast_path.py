@@ -96,3 +96,14 @@ def test_bfloat16_cpu_attention_is_softmax_attention(monkeypatch, scores_bytes):
     assert actual.dtype == torch.bfloat16 and actual.shape == expected.shape
     cosines = torch.nn.functional.cosine_similarity(actual.double().flatten(0, 1), expected.flatten(0, 1), dim=-1)
     assert cosines.min() >= 0.999, cosines.min()
+
+
+def test_a_wrapped_block_layer_is_refused_in_every_model():
+    """The fast path reads the block's Linear weights: a wrapper that changes a layer's output (a PEFT LoRA layer, here
+    a stand-in) would be silently skipped, so the frame encoder refuses it, naming the layer, in any model."""
+    model = BeyondGlossModel(tiny_config()).eval()
+    layer = model.sign_encoder.frame_encoder.vision.encoder.layer[1].mlp
+    layer.fc1 = torch.nn.Sequential(layer.fc1)
+    with pytest.raises(ValueError, match=r"vision\.encoder\.layer\.1\.mlp\.fc1 carries a PEFT LoRA layer or another "
+                                         r"wrapper \(Sequential\)"):
+        model(torch.randn(1, 3, 3, 28, 28))
