@@ -203,7 +203,7 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
 
     @property
     def _precision(self) -> InferencePrecision:
-        return self.__dict__.get("_inference_precision") or InferencePrecision()
+        return getattr(self, "_inference_precision", None) or InferencePrecision()
 
     @property
     def inference_precision(self) -> str:
@@ -242,10 +242,8 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
         precision; bf16 mBART weights stay bf16 until `set_inference_precision("fp32")`, so train a model that was
         never switched to "bf16" (or a freshly loaded one).
         """
-        if self.training:
-            raise ValueError("set_inference_precision is for inference: call model.eval() first.")
         num_beams = (self.generation_config.num_beams or 1) if self._decodes_text else 1
-        self.__dict__["_inference_precision"] = choose_inference_precision(
+        self._inference_precision = choose_inference_precision(
             self.sign_encoder, self._modules.get("mbart"), precision, probe, self._decodes_text, num_beams)
         return self.inference_precision
 

@@ -188,6 +188,24 @@ def load_translation_model(folder, options):
     return model
 
 
+def load_translation_folder(options, command: str) -> tuple:
+    """The translation model and processor of the saved folder `options.model_name_or_path`, after the checks that
+    name what is wrong with the folder (no processor, no tokenizer file, more frames than the model reads), for the
+    commands that run a saved model (`translate`, `caption`)."""
+    from ..processing_beyondgloss import BeyondGlossProcessor
+
+    folder = Path(options.model_name_or_path)
+    if not (folder / "processor_config.json").is_file():
+        raise CommandError(f"{folder} has no saved processor (processor_config.json); {command} needs a model folder "
+                           "written by `beyondgloss finetune` or saved with its processor")
+    require_tokenizer_files(folder)
+    model = load_translation_model(folder, options)
+    processor = load_saved(BeyondGlossProcessor, folder, "the processor")
+    check_frame_capacity(model.config, processor.video_processor,
+                         f"lower max_frames in {folder / 'processor_config.json'}")
+    return model, processor
+
+
 def require_tokenizer_files(folder: Path) -> None:
     """Refuses a saved processor whose tokenizer file is missing: the tokenizer would load from `tokenizer_config.json`
     alone with only its special tokens, and every translation would silently come out empty."""

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from ._common import CommandError, accept_dashed_spellings, command_parser, run_command
-from ._loading import load_saved, load_translation_model, require_tokenizer_files
+from ._loading import load_translation_folder
 
 __all__ = ["caption", "srt_time", "vtt_time"]
 
@@ -138,15 +138,7 @@ def stream_frames(source, fps: float, target_fps: float | None):
 
 
 def _load(args):
-    from ..processing_beyondgloss import BeyondGlossProcessor
-
-    folder = Path(args.model_name_or_path)
-    if not (folder / "processor_config.json").is_file():
-        raise CommandError(f"{folder} has no saved processor (processor_config.json); caption needs a model folder "
-                           "written by `beyondgloss finetune` or saved with its processor")
-    require_tokenizer_files(folder)
-    model = load_translation_model(folder, args)
-    processor = load_saved(BeyondGlossProcessor, folder, "the processor")
+    model, processor = load_translation_folder(args, "caption")
     try:
         model = model.to(args.device).eval()
     except (RuntimeError, ValueError) as error:

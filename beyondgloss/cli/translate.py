@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from ..training.arguments import TranslateArguments
 from ._arguments import parse_arguments
 from ._common import CommandError, UsageError, one_line, run_command
-from ._loading import check_frame_capacity, load_saved, load_translation_model, require_tokenizer_files
+from ._loading import load_translation_folder
 
 __all__ = ["translate"]
 
@@ -190,17 +190,8 @@ def _check_paths(options: TranslateArguments) -> None:
 def _load_pipeline(options: TranslateArguments):
     """The pipeline of the saved model folder, after the checks that name what is wrong with the folder."""
     from ..pipeline_sign_translation import SignTranslationPipeline
-    from ..processing_beyondgloss import BeyondGlossProcessor
 
-    folder = Path(options.model_name_or_path)
-    if not (folder / "processor_config.json").is_file():
-        raise CommandError(f"{folder} has no saved processor (processor_config.json); translate needs a model folder "
-                           "written by `beyondgloss finetune` or saved with its processor")
-    require_tokenizer_files(folder)
-    model = load_translation_model(folder, options)
-    processor = load_saved(BeyondGlossProcessor, folder, "the processor")
-    check_frame_capacity(model.config, processor.video_processor,
-                         f"lower max_frames in {folder / 'processor_config.json'}")
+    model, processor = load_translation_folder(options, "translate")
     positions = model.config.text_config.max_position_embeddings
     if options.max_new_tokens is not None and options.max_new_tokens >= positions:
         raise CommandError(f"--max_new_tokens {options.max_new_tokens}: the model's decoder has {positions} positions "
