@@ -29,6 +29,7 @@ class WindowTranslation:
     text: str
     confidence: float
     latency: dict = field(default_factory=dict)
+    signing_probability: float | None = None
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Caption:
         latency (`dict[str, float]`): seconds spent per stage on the window that confirmed it: `decode` (reading the
             frames new since the previous window), `frame_encoder` (those frames), `temporal_encoder` (heads and
             temporal encoder on the window), `decoder` (mBART generation), and `total`.
+        signing_probability (`float`, *optional*): the signing gate's probability that the confirming window holds
+            signing; `None` for a model without a gate.
     """
 
     start: float
@@ -51,6 +54,7 @@ class Caption:
     text: str
     confidence: float
     latency: dict = field(default_factory=dict)
+    signing_probability: float | None = None
 
 
 class CaptionMerger:
@@ -94,7 +98,7 @@ class CaptionMerger:
         if text == self.last_text:
             return None
         self.last_text = text
-        return Caption(first.start, last.end, text, last.confidence, dict(last.latency))
+        return Caption(first.start, last.end, text, last.confidence, dict(last.latency), last.signing_probability)
 
 
 def window_encoder_states(sign_encoder, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
