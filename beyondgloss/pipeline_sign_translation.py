@@ -9,7 +9,8 @@ inputs' videos) and `sign_translation_outputs.py` (sequence ends, scores, the re
 
 import functools
 import inspect
-from collections.abc import Sized
+from collections.abc import Iterator, Sized
+from types import SimpleNamespace
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -29,10 +30,12 @@ from .sign_translation_inputs import (
     describe_input,
     input_error,
     is_hf_dataset,
+    streamed_frames,
     video_of,
 )
-from .sign_translation_outputs import kept_positions, sequence_scores, translation_records
+from .sign_translation_outputs import caption_records, kept_positions, sequence_scores, translation_records
 from .processing_beyondgloss import language_code_id
+from .streaming import StreamingTranslator
 from .video_io import is_single_video
 
 __all__ = [
@@ -115,7 +118,9 @@ class SignTranslationPipeline(Pipeline):
       `{"translation_text": None, "error": "<why>"}` for that one;
     - `progress` (`bool`, *optional*): a progress bar (tqdm, on stderr). By default there is one for a list or
       dataset of several inputs and for a long video (at least 128 frames after sampling); `False` turns it off, as
-      does transformers' `transformers.utils.logging.disable_progress_bar()`. Also accepted by the constructor.
+      does transformers' `transformers.utils.logging.disable_progress_bar()`. Also accepted by the constructor;
+    - `streaming=True`: live captions of one stream of frames or one video, as [`~SignTranslationPipeline.stream`]
+      (which takes the other arguments).
 
     Returns:
         As transformers' text2text (translation) pipelines:
@@ -179,8 +184,11 @@ class SignTranslationPipeline(Pipeline):
         self._given_video_processor = self.video_processor
         self.video_processor = _sized_video_processor(self.video_processor, self.model)
 
-    def __call__(self, inputs, progress: bool | None = None, **kwargs):
-        """Translates one input or each of a list of inputs (see the class docstring for forms and arguments)."""
+    def __call__(self, inputs, progress: bool | None = None, streaming: bool = False, **kwargs):
+        """Translates one input or each of a list of inputs (see the class docstring for forms and arguments);
+        `streaming=True`: [`stream`]."""
+        if streaming:
+            return self.stream(inputs, **kwargs)
         progress = self.progress if progress is None else progress
         if isinstance(inputs, (list, tuple)) and not is_single_video(inputs):
             if not inputs:
@@ -200,6 +208,57 @@ class SignTranslationPipeline(Pipeline):
             return super().__call__(NumberedInput(None, inputs), **kwargs)
         finally:
             self._single_progress = None
+
+    def stream(self, frames, window_seconds: float = 4.0, stride_seconds: float = 1.0, fps: float | None = None,
+               agreement: int = 2, target_language: str | None = None, generate_kwargs: dict | None = None,
+               **kwargs) -> Iterator[dict]:
+        r"""Live captions: translates a stream of frames on a sliding window and yields each caption as soon as
+        `agreement` consecutive windows confirm it (`streaming.StreamingTranslator`, docs/streaming.md).
+
+        Args:
+            frames: an iterable (a generator) of frames as they arrive, uint8 RGB `(3, H, W)` tensors or `(H, W, 3)`
+                arrays, or `(timestamp_seconds, frame)` pairs; or one video to stream: a file path, a frame folder, a
+                URL FFmpeg reads (http(s), rtsp, ...) or a torchcodec `VideoDecoder`, decoded a few frames at a time
+                and sampled to the video processor's `fps`.
+            window_seconds (`float`, defaults to 4.0), stride_seconds (`float`, defaults to 1.0): the span translated
+                at once and how often a window is translated.
+            fps (`float`, *optional*): frame rate of frames without timestamps (25 by default); a video's own rate
+                is used for a video.
+            agreement (`int`, defaults to 2): consecutive windows that must agree on a text.
+            target_language, generate_kwargs, generation settings: as for a call of the pipeline.
+
+        Returns:
+            A generator of dicts, one per caption: `start`, `end` (seconds of the stream), `text`, `confidence` (mean
+            log-probability of its tokens, at most 0), `signing_probability` (the signing gate's, `None` for a model
+            without one) and `latency` (seconds per stage: `decode`, `frame_encoder`, `temporal_encoder`, `decoder`,
+            `total`).
+
+        Raises:
+            [`SignTranslationInputError`]: a video that cannot be opened (at the call) or a frame that cannot be
+                decoded (when the generator reaches it); `ValueError` / `TypeError`: a bad setting, at the call.
+
+        Example:
+
+        ```python
+        >>> for caption in translator.stream("signing.mp4", window_seconds=4, stride_seconds=1):
+        ...     print(caption["start"], caption["end"], caption["text"], caption["confidence"])
+        ```
+        """
+        unknown = sorted(set(kwargs) - _GENERATE_ARGUMENTS)
+        if unknown:
+            raise TypeError(f"SignTranslationPipeline.stream got unknown arguments {unknown}: it takes window_seconds, "
+                            "stride_seconds, fps, agreement, target_language, generate_kwargs and generation settings "
+                            "(GenerationConfig fields such as num_beams, max_new_tokens)")
+        settings = self._sanitize_parameters(target_language=target_language, generate_kwargs=generate_kwargs,
+                                             **kwargs)[1]
+        if "generation_config" in settings or "return_scores" in settings:
+            raise TypeError("SignTranslationPipeline.stream takes generation settings one by one (num_beams=..., "
+                            "max_new_tokens=...), not a generation_config")
+        label = describe_input(frames)
+        frames, fps = streamed_frames(frames, fps, self.video_processor.fps)
+        parts = SimpleNamespace(video_processor=self.video_processor, tokenizer=self.tokenizer)
+        translator = StreamingTranslator(self.model, parts, window_seconds, stride_seconds, fps, agreement, settings)
+        return caption_records(translator(frames), label)
 
     def _with_progress(self, outputs, total: int | None, progress: bool | None):
         if progress is False or (progress is None and total is not None and total < 2):

@@ -2,25 +2,32 @@
 """The "sign-translation" pipeline's inputs (see `pipeline_sign_translation.py`): each input named by its position,
 its video found (a dataset row's entry, the bytes of an http(s) URL, or the input itself), and a batch's videos read
 and padded by the video processor, one group per frame size, with one error naming each input that cannot be read.
+For streaming ([`open_stream`], [`stream_frames`]): a video opened to be read as it goes, a few frames at a time.
 
 Travels with checkpoints beside the pipeline: imports only torch, transformers and siblings (relatively).
 """
 
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from torch.utils.data import Dataset
 
-from .video_io import ROW_VIDEO_KEYS, open_video, row_video
+from .video_io import ROW_VIDEO_KEYS, VideoReadError, VideoSource, is_single_video, open_video, row_video
+from .video_transforms import select_frame_indices
 
 __all__ = ["ERROR_MODES", "NumberedInput", "NumberedInputs", "SignTranslationInputError", "collate_videos",
-           "describe_input", "input_error", "is_hf_dataset", "video_of"]
+           "describe_input", "input_error", "is_hf_dataset", "open_stream", "stream_frames", "streamed_frames", "video_of"]
 
 ERROR_MODES = ("raise", "skip")
 URL_SCHEMES = ("http://", "https://")
 # Seconds a video URL may take to answer (and between two reads): a stalled server then fails that input only.
 URL_TIMEOUT_SECONDS = 60
+# Frame rate of streamed frames that come without timestamps, unless the caller gives one (as StreamingTranslator's).
+DEFAULT_STREAM_FPS = 25.0
+# Frames decoded at a time when a video is streamed: the decoder's batch, and all of the video that is held at once.
+STREAM_READ_FRAMES = 8
 
 
 class SignTranslationInputError(ValueError):
@@ -162,3 +169,64 @@ def input_error(item: dict, error: Exception) -> str:
             f"{message}. Fix or remove it, or pass errors='skip' to translate the other inputs"
         ) from error
     return message
+
+
+def open_stream(video):
+    """A video opened to be read progressively ([`stream_frames`]): a URL of any scheme FFmpeg reads (http(s), rtsp,
+    ...) through torchcodec's decoder, which fetches as it decodes; anything else as `open_video` opens it.
+
+    Raises:
+        `VideoReadError`: the video cannot be opened; the message names it.
+    """
+    if isinstance(video, str) and re.match(r"^[a-z][a-z0-9+.-]*://", video):
+        from torchcodec.decoders import VideoDecoder
+
+        try:
+            return open_video(VideoDecoder(video))
+        except (RuntimeError, ValueError) as error:
+            raise VideoReadError(f"cannot read the video at {video}: {error}; check the URL") from error
+    return open_video(video)
+
+
+def stream_frames(source, fps: float, target_fps: float | None):
+    """`(timestamp_seconds, frame)` pairs of an opened video (`VideoSource`), decoded `STREAM_READ_FRAMES` at a time
+    and subsampled from `fps` to `target_fps` as the video processor would (`select_frame_indices`)."""
+    indices = select_frame_indices(source.num_frames, source.num_frames, fps=fps, target_fps=target_fps)
+    for begin in range(0, len(indices), STREAM_READ_FRAMES):
+        group = indices[begin:begin + STREAM_READ_FRAMES]
+        for index, frame in zip(group, source.read(group)):
+            yield index / fps, frame
+
+
+def _is_video(value) -> bool:
+    """Whether a streaming input is one video to decode (a path, a URL, bytes, a dict, a decoder, a list of image
+    paths) rather than an iterable of frames."""
+    if isinstance(value, (str, bytes, bytearray, dict, VideoSource)) or hasattr(value, "__fspath__"):
+        return True
+    if isinstance(value, (list, tuple)):
+        return bool(value) and is_single_video(value)
+    return type(value).__module__.startswith("torchcodec")
+
+
+def streamed_frames(value, fps: float | None, target_fps: float | None):
+    """What the pipeline's streaming mode translates, and at what frame rate: a video opened and read as it goes
+    (its own rate, sampled down to `target_fps`), or the frames as given (at `fps`, by default `DEFAULT_STREAM_FPS`).
+
+    Returns:
+        `(frames, fps)`: an iterable of frames or `(timestamp_seconds, frame)` pairs, and their rate.
+
+    Raises:
+        [`SignTranslationInputError`]: a video that cannot be opened, named.
+    """
+    if not _is_video(value):
+        if not hasattr(value, "__iter__"):
+            raise SignTranslationInputError(f"cannot stream {describe_input(value)}: pass an iterable of frames "
+                                            "or a video (a path, a frame folder, a URL)")
+        return value, fps or DEFAULT_STREAM_FPS
+    try:
+        source = open_stream(value)
+    except (VideoReadError, OSError) as error:
+        raise SignTranslationInputError(f"{describe_input(value)} cannot be streamed: {error}") from error
+    rate = source.fps or fps or DEFAULT_STREAM_FPS
+    frames = stream_frames(source, rate, target_fps)
+    return frames, min(rate, target_fps) if target_fps else rate

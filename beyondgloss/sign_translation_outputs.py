@@ -1,13 +1,18 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
 """The "sign-translation" pipeline's outputs (see `pipeline_sign_translation.py`): where each generated sequence ends,
-its score, and the records the pipeline returns (text, token ids, score).
+its score, and the records the pipeline returns (text, token ids, score; a caption's record in streaming mode).
 
 Travels with checkpoints beside the pipeline: imports only torch, transformers and siblings (relatively).
 """
 
+from collections.abc import Iterable, Iterator
+
 import torch
 
-__all__ = ["kept_positions", "sequence_scores", "translation_records"]
+from .sign_translation_inputs import SignTranslationInputError
+from .video_io import VideoReadError
+
+__all__ = ["caption_record", "caption_records", "kept_positions", "sequence_scores", "translation_records"]
 
 
 def kept_positions(sequences: torch.Tensor, eos_token_id) -> torch.Tensor:
@@ -63,3 +68,21 @@ def translation_records(result: dict, tokenizer, return_text: bool, return_tenso
         for record, score in zip(records, result["scores"].tolist()):
             record["score"] = score
     return records
+
+
+def caption_record(caption) -> dict:
+    """A streamed caption (`streaming.Caption`) as the pipeline gives it: `start` and `end` (seconds of the stream),
+    `text`, `confidence` (mean log-probability of its tokens, at most 0), `signing_probability` (the signing gate's,
+    or `None` for a model without one) and `latency` (seconds per stage, and `total`)."""
+    return {"start": caption.start, "end": caption.end, "text": caption.text, "confidence": caption.confidence,
+            "signing_probability": caption.signing_probability, "latency": dict(caption.latency)}
+
+
+def caption_records(captions: Iterable, label: str) -> Iterator[dict]:
+    """The [`caption_record`] of each caption of a stream (`label` names it); a frame that does not decode midway
+    raises [`SignTranslationInputError`] after the captions before it were given."""
+    try:
+        for caption in captions:
+            yield caption_record(caption)
+    except VideoReadError as error:
+        raise SignTranslationInputError(f"{label} cannot be streamed further: {error}") from error

@@ -10,10 +10,10 @@ than the previous one ends (the windows overlap; players show overlapping cues s
 """
 
 import os
-import re
 from pathlib import Path
 
 from ._common import CommandError, accept_dashed_spellings, command_parser, run_command
+from ..sign_translation_inputs import open_stream, stream_frames
 from ._loading import load_translation_folder
 
 __all__ = ["caption", "srt_time", "vtt_time"]
@@ -23,7 +23,6 @@ _DESCRIPTION = (
     "print each caption with its times as soon as consecutive windows agree on it, and write SRT / WebVTT files. "
     "The video is read progressively (a video file, a frame folder or an http(s) URL that FFmpeg reads)."
 )
-_READ_FRAMES = 8  # frames decoded at a time
 
 
 def caption(argv: list) -> int:
@@ -109,32 +108,13 @@ class _CaptionFiles:
 
 
 def _open_source(video: str):
-    """The opened video: a URL through torchcodec, anything else as `open_video` reads it."""
-    from ..video_io import VideoReadError, open_video
+    """The opened video, read as it goes (`open_stream`: a URL through torchcodec)."""
+    from ..video_io import VideoReadError
 
     try:
-        if re.match(r"^[a-z][a-z0-9+.-]*://", video):
-            from torchcodec.decoders import VideoDecoder
-
-            try:
-                return open_video(VideoDecoder(video))
-            except (RuntimeError, ValueError) as error:
-                raise CommandError(f"cannot read the video at {video}: {error}; check the URL") from error
-        return open_video(video)
+        return open_stream(video)
     except VideoReadError as error:
         raise CommandError(str(error)) from error
-
-
-def stream_frames(source, fps: float, target_fps: float | None):
-    """`(timestamp, frame)` pairs of an opened video, decoded `_READ_FRAMES` at a time, subsampled to the
-    processor's frame rate as the processor would (`select_frame_indices`)."""
-    from ..video_transforms import select_frame_indices
-
-    indices = select_frame_indices(source.num_frames, source.num_frames, fps=fps, target_fps=target_fps)
-    for begin in range(0, len(indices), _READ_FRAMES):
-        group = indices[begin:begin + _READ_FRAMES]
-        for index, frame in zip(group, source.read(group)):
-            yield index / fps, frame
 
 
 def _load(args):
