@@ -11,6 +11,7 @@ For a translation checkpoint (`BeyondGlossForSignTranslation`) the page shows th
 alternatives with their scores, the frames the processor kept (after sampling and cropping, un-normalised back to
 pixels) and the time each stage took (decode, encode, generate). For a pre-training checkpoint
 (`BeyondGlossForContrastivePretraining`) it ranks sentences the user types by their similarity to the video.
+A translation checkpoint's page has a second tab, live captions of the webcam (`beyondgloss.app_live`).
 
 The work is done by [`SignVideoAnalyser`], which needs no web framework (tests and scripts call it directly);
 [`build_app`] puts it in a page; `beyondgloss serve` (`beyondgloss.cli.serve`) is the command. Gradio is the optional
@@ -28,6 +29,7 @@ from typing import Callable
 
 import torch
 
+from .app_live import live_tab
 from .app_limits import ServeArguments, UploadLedger, check_candidates, image_html, one_line, public_model_name, \
     start
 
@@ -370,21 +372,26 @@ def build_app(analyser: SignVideoAnalyser, max_duration_seconds: float | None = 
         gr.Markdown(f"# {title}\nModel: `{public_model_name(analyser.model_id)}`. Upload a video, record one with the "
                     f"webcam, or pick an example (videos up to {analyser.max_upload_mb:g} MB and "
                     f"{max_duration_seconds:g} s; the server deletes each upload once it is analysed).")
-        with gr.Row():
-            with gr.Column():
-                video = gr.Video(label="Sign video", sources=["upload", "webcam"], elem_id="video", height=320,
-                                 webcam_options=gr.WebcamOptions(mirror=False))
-                inputs = [video]
-                if retrieval:
-                    sentences = gr.Textbox(label=f"Sentences to compare (one per line, up to "
-                                           f"{analyser.max_candidates:,})", lines=5, elem_id="sentences")
-                    inputs.append(sentences)
-                button = gr.Button("Analyse" if retrieval else "Translate", variant="primary")
-                if analyser.examples:
-                    gr.Examples([[str(path)] for path in analyser.examples], inputs=[video], label="Example clips")
-            with gr.Column():
-                status = gr.Markdown(elem_id=STATUS_ID)
-                outputs = _output_components(gr, retrieval)
+        with gr.Tabs():
+            with gr.Tab("Translate a video", elem_id="video-tab"):
+                with gr.Row():
+                    with gr.Column():
+                        video = gr.Video(label="Sign video", sources=["upload", "webcam"], elem_id="video", height=320,
+                                         webcam_options=gr.WebcamOptions(mirror=False))
+                        inputs = [video]
+                        if retrieval:
+                            sentences = gr.Textbox(label=f"Sentences to compare (one per line, up to "
+                                                   f"{analyser.max_candidates:,})", lines=5, elem_id="sentences")
+                            inputs.append(sentences)
+                        button = gr.Button("Analyse" if retrieval else "Translate", variant="primary")
+                        if analyser.examples:
+                            gr.Examples([[str(path)] for path in analyser.examples], inputs=[video],
+                                        label="Example clips")
+                    with gr.Column():
+                        status = gr.Markdown(elem_id=STATUS_ID)
+                        outputs = _output_components(gr, retrieval)
+            if not retrieval:
+                live_tab(gr, app, analyser)
         # An upload, a finished recording and an example click all change the video and translate it. Retrieval
         # waits for the button: the upload is deleted after its one request, which needs the sentences.
         for trigger in ([button.click] if retrieval else [video.change, button.click]):

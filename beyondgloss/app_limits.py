@@ -28,6 +28,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .app_live import LiveSessions, LiveSettings, is_frame_path, live_routes
+
 __all__ = [
     "LimitsMiddleware",
     "ServeArguments",
@@ -83,17 +85,31 @@ class ServeArguments:
     max_requests_per_minute: int = field(default=60, metadata={
         "help": "Uploads and requests one client address may send in any minute (0: no limit)."})
     device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu or cuda:0."})
+    live_fps: float = field(default=10.0, metadata={
+        "help": "Live tab: frames a second the page sends (at most; the processor's fps when that is lower)."})
+    live_window_seconds: float = field(default=4.0, metadata={"help": "Live tab: span translated at once."})
+    live_stride_seconds: float = field(default=1.0, metadata={"help": "Live tab: how often a window is translated."})
+    live_agreement: int = field(default=2, metadata={
+        "help": "Live tab: consecutive windows that must agree on a caption before it is shown."})
+    caption_confidence_threshold: float = field(default=-1.0, metadata={
+        "help": "Live tab: captions whose confidence (mean log-probability per token) is below this are greyed "
+                "(-1.0: a geometric-mean token probability of 0.37)."})
+    max_live_sessions: int = field(default=2, metadata={
+        "help": "Live tab: streams translated at once; more are turned away."})
+    max_live_seconds: float = field(default=600.0, metadata={"help": "Live tab: the longest one stream may last."})
     inference_precision: str = field(default="auto", metadata={
         "help": "fp32, bf16, int8 (mBART's GEMMs; CPU), or auto: what this machine runs fastest while the quality "
                 "guard holds (model.set_inference_precision).", "choices": ["fp32", "bf16", "int8", "auto"]})
 
     def __post_init__(self):
         for name in ("num_alternatives", "concurrency_limit", "max_queue_size", "num_beams", "max_new_tokens",
-                     "max_candidates", "max_candidate_chars", "max_concurrent_uploads"):
+                     "max_candidates", "max_candidate_chars", "max_concurrent_uploads", "live_agreement",
+                     "max_live_sessions"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} {value}: must be a positive integer (1 or more)")
-        for name in ("max_upload_mb", "max_duration_seconds"):
+        for name in ("max_upload_mb", "max_duration_seconds", "live_fps", "live_window_seconds", "live_stride_seconds",
+                     "max_live_seconds"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name} {getattr(self, name)}: must be a positive number")
         if not self.max_upload_disk_mb >= self.max_upload_mb:
@@ -102,6 +118,10 @@ class ServeArguments:
         if self.max_requests_per_minute < 0:
             raise ValueError(f"--max_requests_per_minute {self.max_requests_per_minute}: must be 0 (no limit) or "
                              "more")
+        if self.live_stride_seconds > self.live_window_seconds:
+            raise ValueError(f"--live_stride_seconds {self.live_stride_seconds:g}: must be at most "
+                             f"--live_window_seconds ({self.live_window_seconds:g}), or frames between windows "
+                             "would never be translated")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"--port {self.port}: must be between 0 (a free port) and 65535")
 
@@ -281,7 +301,8 @@ class LimitsMiddleware:
         return await self.app(scope, receive, send)
 
     def _rate_refusal(self, scope):
-        if not self.max_requests_per_minute:
+        # A live session's frames come several a second; the session bounds them (docs/serve_limits.md).
+        if not self.max_requests_per_minute or is_frame_path(scope["path"]):
             return None
         now = time.monotonic()
         if len(self._recent) > 10_000:  # forget addresses idle for a minute (the table stays bounded)
@@ -393,11 +414,24 @@ def start(app, arguments: ServeArguments, block: bool = True):
     # System fonts: the default theme fetches Google fonts, which an offline machine cannot reach.
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])
+    routes = []
+    if getattr(app, "live_analyser", None) is not None:  # the live tab of a translation checkpoint
+        app.live_sessions = LiveSessions(app.live_analyser, _live_settings(app.live_analyser, arguments))
+        routes = live_routes(app.live_sessions)
     app.launch(server_name=arguments.host, server_port=arguments.port or _free_port(arguments.host),
                max_file_size=int(arguments.max_upload_mb * 2**20), prevent_thread_lock=not block, show_error=False,
                quiet=not block, ssr_mode=False, theme=theme, footer_links=[],
-               app_kwargs={"middleware": [limits]})
+               app_kwargs={"middleware": [limits], "routes": routes})
     return app
+
+
+def _live_settings(analyser, arguments: ServeArguments) -> LiveSettings:
+    """The live tab's settings: the flags, with frames no faster than the processor keeps (its `fps`)."""
+    settings = LiveSettings.from_arguments(arguments)
+    kept = getattr(analyser.video_processor, "fps", None)
+    if kept:
+        settings.fps = min(settings.fps, kept)
+    return settings
 
 
 def _free_port(host: str) -> int:

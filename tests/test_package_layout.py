@@ -25,6 +25,7 @@ LAYERS = {
     "beyondgloss.hub": 2,
     "beyondgloss.app": 2,
     "beyondgloss.app_limits": 2,
+    "beyondgloss.app_live": 2,
     "beyondgloss.benchmark": 2,
     "beyondgloss.cli": 3,
 }

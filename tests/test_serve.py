@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,20 +19,23 @@ from transformers import pipeline
 from beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
 import beyondgloss.app
 from beyondgloss.app import AppInputError, ServeArguments, SignVideoAnalyser, build_app, frame_strip, launch
+from beyondgloss.app_live import LiveSession, LiveSettings
 from beyondgloss.app_limits import LimitsMiddleware, UploadLedger, one_line, public_model_name
 from beyondgloss.cli import main as cli_main
 from beyondgloss.data.synthsign import SYNTHSIGN_LEXICON, render_clip
 from beyondgloss.pipeline_sign_translation import TASK
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.testing import tiny_config
-from beyondgloss.testing.videos import write_mp4
+from beyondgloss.testing.videos import make_frames, write_mp4
 from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 
 SENTENCES = ["morgen regnet es im norden", "heute sonne im süden", "am abend wind an der küste"]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1280,1000"]
+                  "--window-size=1280,1000",
+                  # The live tab's camera: Chromium's synthetic one, allowed without asking.
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 def _save_checkpoint(folder, model_class, seed: int = 0):
@@ -266,9 +270,14 @@ def browser(tmp_path_factory):
     session.quit()
 
 
+# The live tab translates 0.5 s windows (5 frames at 10 frames/s) every 0.2 s, and shows each new text at once: the
+# first caption comes about half a second after the camera starts.
+LIVE = {"live_window_seconds": 0.5, "live_stride_seconds": 0.2, "live_agreement": 1, "live_fps": 10}
+
+
 @pytest.fixture(scope="module")
 def server(translation_model):
-    app = launch(str(translation_model), port=0, block=False, max_duration_seconds=5, max_upload_mb=1)
+    app = launch(str(translation_model), port=0, block=False, max_duration_seconds=5, max_upload_mb=1, **LIVE)
     yield app
     app.close()
 
@@ -497,3 +506,106 @@ def test_space_app_runs_serve_for_the_named_checkpoint(monkeypatch):
     assert exit_.value.code == 0
     assert calls == [["serve", "--model", "your-name/phoenix14t-beyondgloss", "--host", "0.0.0.0", "--port", "7860"]]
     assert os.environ["FORWARDED_ALLOW_IPS"] == "*"  # uvicorn: the visitor's address from the Space's proxy
+
+
+def _image(frame: torch.Tensor, kind: str = "JPEG") -> bytes:
+    from PIL import Image
+
+    data = io.BytesIO()
+    Image.fromarray(frame.permute(1, 2, 0).numpy()).save(data, format=kind)
+    return data.getvalue()
+
+
+def test_live_session_drops_frames_when_behind_and_ends_when_idle(monkeypatch):
+    """A session whose translator is busy: frames beyond its queue are dropped and counted, not held; a frame that
+    does not decode is skipped; with no frame for `idle_seconds` the session ends by itself."""
+    import beyondgloss.app_live
+
+    monkeypatch.setattr(beyondgloss.app_live, "LIVE_QUEUE_SECONDS", 0.001)  # a queue of one frame at 1000 frames/s
+    release, seen = threading.Event(), []
+
+    def translator(frames):  # busy until released, then takes every frame as StreamingTranslator does
+        release.wait(10)
+        seen.extend((timestamp, frame.shape) for timestamp, frame in frames)
+        yield from ()
+
+    session = LiveSession(translator, LiveSettings(fps=1000, idle_seconds=0.5))
+    jpeg = _image(make_frames(1, height=32, width=32)[0])
+    for index in range(4):
+        session.push(index / 1000, jpeg)
+        time.sleep(0.002)
+    assert (session.received, session.queued, session.dropped) == (4, 1, 3)
+    release.set()
+    _wait_for(lambda: seen, "the queued frame translated")
+    session.push(1.0, jpeg[: len(jpeg) // 2])  # a truncated JPEG: its header passes, its pixels do not decode
+    _wait_for(session.done.is_set, "the idle session's end", timeout=5)
+    assert seen == [(0.0, (32, 32, 3))] and session.bad == 1 and session.error is None
+    # Frames sooner than half an interval after the previous one are dropped too (a page sending too fast).
+    steady = LiveSession(translator, LiveSettings(fps=1, idle_seconds=0.2))
+    steady.push(0.0, jpeg)
+    steady.push(0.01, jpeg)
+    assert (steady.queued, steady.dropped) == (1, 1)
+
+
+def test_live_routes_check_every_frame_and_cap_the_sessions(server):
+    import httpx
+
+    url = server.local_url.rstrip("/")
+    first = httpx.post(url + "/live/start", timeout=30).json()
+    assert first["fps"] == 10 and first["confidence_threshold"] == -1.0
+    frame = f"{url}/live/{first['session']}/frame"
+    jpeg = _image(make_frames(1, height=32, width=32)[0])
+    # Frames do not count against the per-address request rate (60 a minute): the session bounds them.
+    answers = [httpx.post(f"{frame}?t={index / 10}", content=jpeg, timeout=30) for index in range(65)]
+    assert {answer.status_code for answer in answers} == {200} and answers[-1].json()["received"] == 65
+    for query, content, status, message in [
+        ("t=1", jpeg, 400, "a number that never decreases; got t='1'"), ("t=x", jpeg, 400, "got t='x'"),
+        ("t=9", b"not an image", 415, "This frame is not an image; send JPEG, PNG or WebP frames."),
+        ("t=9", _image(make_frames(1, height=32, width=32)[0], "GIF"), 415, "This frame is a GIF image"),
+        ("t=9", _image(torch.zeros(3, 1200, 1800, dtype=torch.uint8), "PNG"), 415,
+         "This frame is 1800 x 1200 pixels; the live tab takes frames up to 2,073,600 pixels."),
+        ("t=9", b"\0" * (2**20 + 1), 413, "A live frame is at most 1024 kB"),
+    ]:
+        answer = httpx.post(f"{frame}?{query}", content=content, timeout=30)
+        assert (answer.status_code, message in answer.text) == (status, True), answer.text
+    second = httpx.post(url + "/live/start", timeout=30)
+    refused = httpx.post(url + "/live/start", timeout=30)
+    assert second.status_code == 200 and refused.status_code == 503
+    assert refused.text == "The server runs 2 live sessions already, its most at once. Try again later."
+    for key in (first["session"], second.json()["session"]):
+        assert httpx.post(f"{url}/live/{key}/stop", timeout=60).json()["ended"]
+    assert not server.live_sessions.sessions
+    ended = httpx.post(f"{frame}?t=99", content=jpeg, timeout=30)
+    assert ended.status_code == 404 and ended.text.startswith("This live session has ended")
+
+
+def test_live_tab_captions_the_camera(browser, server, tmp_path):
+    """Chromium's synthetic camera in the live tab: frames reach the server and captions appear under the picture."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.local_url)
+    tab = _wait_for(lambda: [b for b in browser.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+                             if b.text == "Live captions"], "the live tab")
+    tab[0].click()
+    _wait_for(lambda: browser.find_elements(By.ID, "live-start"), "the start button")[0].click()
+    started = time.perf_counter()
+    item = _wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#live-captions li"), "a caption")[0]
+    first_caption = time.perf_counter() - started
+    (session,) = server.live_sessions.sessions.values()
+    caption = session.captions[0]
+    assert session.received >= 5 and caption["text"]  # a window's worth of frames, translated into words
+    clock = [f"{int(seconds // 60)}:{seconds % 60:04.1f}" for seconds in (caption["start"], caption["end"])]
+    assert item.text.startswith(f"[{clock[0]} → {clock[1]}] {caption['text']} (confidence "
+                                f"{caption['confidence']:.2f} · ")  # then the latency of its window
+    assert caption["signing_probability"] is None and "signing" not in item.text  # the tiny model has no gate
+    greyed = "live-low" in item.get_attribute("class")
+    assert greyed == (caption["confidence"] < ServeArguments(model="m").caption_confidence_threshold)
+    status = browser.find_element(By.ID, "live-status").text
+    assert re.match(r"frames sent \d+, received by the server \d+, dropped \d+; captions \d+", status), status
+    browser.save_screenshot(str(tmp_path / "live.png"))
+    assert (tmp_path / "live.png").stat().st_size > 0
+    browser.find_element(By.ID, "live-stop").click()
+    _wait_for(lambda: not server.live_sessions.sessions and session.done.is_set(), "the session's end")
+    _wait_for(lambda: browser.find_element(By.ID, "live-start").is_enabled(), "the start button again")
+    print(f"\ncamera start -> first caption visible: {first_caption * 1000:.0f} ms; frames received "
+          f"{session.received}, dropped {session.dropped}")
