@@ -3,6 +3,10 @@ frames or a video in, a generator of caption dicts out, the same captions as `St
 inputs get one clear error."""
 
 import inspect
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,7 +17,19 @@ from beyondgloss.sign_translation_inputs import open_stream, stream_frames
 from beyondgloss.streaming import StreamingTranslator
 from beyondgloss.testing.videos import make_frames, write_frame_folder, write_mp4
 
+from .conftest import BLOCK_BEYONDGLOSS
 from .test_pipeline import make_translator, words_only
+
+# Streams a frame folder with a saved pipeline in a process where beyondgloss cannot be imported.
+CHILD = BLOCK_BEYONDGLOSS + """
+import json, sys
+from transformers import pipeline
+folder, frames, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+translator = pipeline("sign-translation", model=folder, trust_remote_code=True)
+records = list(translator(frames, streaming=True, fps=10, window_seconds=0.4, stride_seconds=0.2, agreement=1,
+                          **settings))
+print(json.dumps({"records": records, "beyondgloss_loaded": any(n.startswith("beyondgloss") for n in sys.modules)}))
+"""
 
 KEYS = {"start", "end", "text", "confidence", "signing_probability", "latency"}
 STAGES = {"decode", "frame_encoder", "temporal_encoder", "decoder", "total"}
@@ -117,3 +133,17 @@ def test_bad_settings_and_inputs_get_one_clear_error(translator, frames, tmp_pat
     stream = translator.stream(iter([torch.zeros(3, 8, 8, dtype=torch.float32)]))
     with pytest.raises(ValueError, match=r"a frame must be uint8 RGB of shape \(3, H, W\)"):
         next(stream)
+
+
+def test_a_saved_pipeline_streams_without_beyondgloss(translator, settings, frames, tmp_path):
+    translator.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "streaming.py").is_file()  # copied with the pipeline, which imports it
+    folder = write_frame_folder(tmp_path / "frames", frames)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "saved"), str(folder), json.dumps(settings)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    child = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not child["beyondgloss_loaded"]
+    assert [tuple(r[k] for k in ("start", "end", "text")) for r in child["records"]] == [
+        record[:3] for record in _direct(translator, frames, 10, settings)]
