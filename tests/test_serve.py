@@ -221,12 +221,17 @@ def test_cli_documents_and_checks_the_caps(capsys):
     flags = {part.split()[0]: part for part in capsys.readouterr().out.split("\n  --")[1:]}
     for flag, default in [("max_candidates", "20000"), ("max_candidate_chars", "2000000"), ("max_upload_mb", "50.0"),
                           ("max_upload_disk_mb", "500.0"), ("max_concurrent_uploads", "4"),
-                          ("max_requests_per_minute", "60"), ("concurrency_limit", "1"), ("max_queue_size", "16")]:
+                          ("max_requests_per_minute", "60"), ("concurrency_limit", "1"), ("max_queue_size", "16"),
+                          ("max_live_sessions", "2"), ("max_live_seconds", "600.0"), ("live_fps", "10.0"),
+                          ("caption_confidence_threshold", "-1.0")]:
         assert f"(default: {default})" in " ".join(flags[flag].split()), flag
     for argv, message in [(["--max_upload_disk_mb", "10"], "--max_upload_disk_mb 10: must be at least "
                            "--max_upload_mb (50)"),
                           (["--max_requests_per_minute", "-1"], "--max_requests_per_minute -1: must be 0 (no limit)"),
-                          (["--max_candidates", "0"], "--max_candidates 0: must be a positive integer")]:
+                          (["--max_candidates", "0"], "--max_candidates 0: must be a positive integer"),
+                          (["--live_stride_seconds", "5"], "--live_stride_seconds 5: must be at most "
+                           "--live_window_seconds (4)"),
+                          (["--max_live_sessions", "0"], "--max_live_sessions 0: must be a positive integer")]:
         assert cli_main(["serve", "--model", "x", *argv]) == 2
         assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"beyondgloss serve: error: {message}")
 
