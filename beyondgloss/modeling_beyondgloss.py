@@ -148,8 +148,10 @@ class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
         self.mbart = MBartForConditionalGeneration(config.text_config)
         add_lora_to_mbart(self.mbart.model.encoder, config)
         self.text_encoder = MBartEncoder(config.text_config)
-        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
-        self.logit_scale_description = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        # Shape (1,), not 0-d: FSDP2 shards no 0-d parameter. Earlier checkpoints (and the authors') hold 0-d
+        # temperatures; checkpointing.loading_kwargs reshapes them on load.
+        self.logit_scale = nn.Parameter(torch.full((1,), config.logit_scale_init_value))
+        self.logit_scale_description = nn.Parameter(torch.full((1,), config.logit_scale_init_value))
         self.set_trainable()
         self.post_init()
 
