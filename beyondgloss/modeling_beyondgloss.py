@@ -182,6 +182,10 @@ class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
         return F.normalize(self._pool(states.to(encoder_output.last_hidden_state.dtype), encoder_output.attention_mask),
                            dim=-1)
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The embedding of `input_ids`: the text-side encoder's (accelerate's FSDP2 gives it a unit of its own)."""
+        return self.text_encoder.embed_tokens
+
     def encode_text(self, input_ids, attention_mask=None) -> torch.Tensor:
         """Pooled, L2-normalised sentence embedding `(B, d_model)` from the frozen text-side encoder."""
         states = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -321,6 +325,16 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
     def set_trainable(self) -> None:
         self.sign_encoder.set_trainable()
         set_text_trainable(self.mbart, self.config.text_tuning)
+
+    def get_input_embeddings(self) -> None:
+        """None, and so `get_output_embeddings`: mBART's one token embedding is tied across four modules (`shared`,
+        the encoder's and decoder's `embed_tokens`, `lm_head`), and a caller that gives the embeddings an FSDP unit of
+        their own (accelerate's FSDP2 does, for these two) would split the tie across units, which torch refuses.
+        mBART's own: `model.mbart.get_input_embeddings()`."""
+        return None
+
+    def get_output_embeddings(self) -> None:
+        return None
 
     def _with_special_tokens(self, generation_config: GenerationConfig) -> GenerationConfig:
         # This model's tokens: from its generation config, else from its config.

@@ -22,6 +22,7 @@ from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .callbacks import write_atomically
+from .cpu_fsdp import shard_on_cpu
 from .loss_parts import LOSS_PARTS, LossPartsTracker, RetrievalMetrics
 
 __all__ = [
@@ -99,6 +100,12 @@ class _BeyondGlossTrainerMixin:
         # across gradient-accumulation steps and devices; they return per-batch means, so Trainer must divide by
         # the accumulation steps itself (and must not multiply by the number of processes).
         self.model_accepts_loss_kwargs = False
+
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        # accelerate drops an FSDP request on CPU processes and the Trainer would run DDP (cpu_fsdp.py).
+        if shard_on_cpu(self.accelerator, self.args.fsdp_plugin_args):
+            self.is_fsdp_enabled = True
 
     def _with_eval_collator(self, make_dataloader, dataset):
         if self.eval_data_collator is None:
