@@ -1,24 +1,25 @@
-"""FSDP (fully sharded data parallel) through accelerate for both trainers, 2 CPU processes over gloo.
+"""FSDP and DeepSpeed ZeRO-2 (sharded data parallel) through accelerate for both trainers, 2 CPU processes over gloo.
 
-The shipped `recipes/accelerate/fsdp.yaml` is run as a user runs it (`accelerate launch --config_file
-recipes/accelerate/fsdp.yaml --num_processes 2`; the training arguments' `use_cpu=True` keeps the processes on the
-CPU, where beyondgloss's trainers turn on the FSDP that accelerate drops there, `beyondgloss/training/cpu_fsdp.py`;
-`accelerate launch --cpu` would start one process, its CPU launcher needing mpirun for more), and `Trainer.train()`
-takes one optimizer step of two
-gradient-accumulation micro-batches, each process holding one sample of each micro-batch. The parameters must equal
-those of the single-process run whose micro-batches are the two processes' samples joined: sharding the parameters,
-gradients and optimizer state changes where numbers live, not the update. The pre-training step gathers its
-contrastive negatives across the processes, so the comparison also proves that the gathered negatives stay exact under
-FSDP and gradient accumulation (each process scores its video against the sentences of its micro-batch on every
-process, as the single process does with the joined micro-batch).
+The shipped `recipes/accelerate/fsdp.yaml` and `deepspeed_zero2.yaml` are run as a user runs them (`accelerate launch
+--config_file recipes/accelerate/fsdp.yaml --num_processes 2`; for DeepSpeed also `--mixed_precision no` and
+`--gradient_accumulation_steps 2`, as the file is for fp16 GPUs; the training arguments' `use_cpu=True` keeps the
+processes on the CPU, where beyondgloss's trainers turn on the FSDP or DeepSpeed that accelerate drops there,
+`beyondgloss/training/cpu_distributed.py`; `accelerate launch --cpu` would start one process, its CPU launcher needing
+mpirun for more). `Trainer.train()` takes one optimizer step of two gradient-accumulation micro-batches, each process
+holding one sample of each micro-batch. The parameters must equal those of the single-process run whose micro-batches
+are the two processes' samples joined: sharding the parameters, gradients and optimizer state changes where numbers
+live, not the update. The pre-training step gathers its contrastive negatives across the processes, so the comparison
+also proves that the gathered negatives stay exact under sharding and gradient accumulation (each process scores its
+video against the sentences of its micro-batch on every process, as the single process does with the joined
+micro-batch). DeepSpeed is not a dependency: its runs are skipped where it is not installed.
 
 What makes the two computations the same math, so that only round-off separates them:
 
 - float64 throughout (model and inputs), and every dropout and BatchNorm kept in eval mode while training (dropout
   draws differ per process, and BatchNorm's batch statistics are per process unless synchronised, which is not what
-  FSDP is about);
+  sharding is about);
 - every sample of the same length (frames, tokens), so that the per-process loss means, averaged over processes as
-  FSDP's reduce-scatter does, equal the joined micro-batch's mean;
+  the gradient reduction does, equal the joined micro-batch's mean;
 - samples in order (a sequential sampler): accelerate deals micro-batch k's samples to processes 0 and 1, which is
   the single process's micro-batch k of two;
 - the presets' AdamW and gradient clipping (the clipping norm is computed over the shards), a constant learning rate.
@@ -31,7 +32,7 @@ single float32 rounding of a gradient (6e-8 relative) already gives up to 6e-3, 
 backward changed gradients by 0.34 (tests/test_training_distributed.py).
 
 Run as a script (by the tests): `python tests/test_fsdp.py <stage> <output.safetensors> <run_dir>`, under `accelerate
-launch` for the FSDP run or alone for the reference.
+launch` for the sharded run or alone for the reference.
 """
 
 import json
@@ -132,7 +133,7 @@ def worker(stage: str, output: str, run_dir: str) -> None:
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     trainer = build_trainer(stage, run_dir, processes)
     trainer.train()
-    model = trainer.model_wrapped
+    model = trainer.model  # under DeepSpeed, the module inside its engine
     parameters = full_parameters(model)
     if trainer.args.process_index == 0:
         kinds = {name: type(p).__name__ for name, p in model.named_parameters()}
@@ -152,25 +153,36 @@ def run(command: list, tmp_path: Path):
     assert completed.returncode == 0, completed.stderr[-4000:]
 
 
+LAUNCHES = {
+    "fsdp": ["--config_file", str(ROOT / "recipes" / "accelerate" / "fsdp.yaml")],
+    # The file is for fp16 on GPUs, with one accumulation step: the comparison needs float64 and two.
+    "deepspeed_zero2": ["--config_file", str(ROOT / "recipes" / "accelerate" / "deepspeed_zero2.yaml"),
+                        "--mixed_precision", "no", "--gradient_accumulation_steps", str(ACCUMULATION)],
+}
+
+
+@pytest.mark.parametrize("launch", list(LAUNCHES))
 @pytest.mark.parametrize("stage", ["pretrain", "finetune"])
-def test_fsdp_step_equals_the_single_process_step_on_the_joined_batch(stage, tmp_path):
+def test_sharded_step_equals_the_single_process_step_on_the_joined_batch(stage, launch, tmp_path):
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    if launch.startswith("deepspeed"):
+        pytest.importorskip("deepspeed", reason="DeepSpeed is not a dependency of beyondgloss")
     script = str(Path(__file__).resolve())
     run([sys.executable, script, stage, str(tmp_path / "single.safetensors"), str(tmp_path / "single")], tmp_path)
-    run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-         str(ROOT / "recipes" / "accelerate" / "fsdp.yaml"), "--num_processes", str(WORLD),
-         "--main_process_port", "0", script, stage, str(tmp_path / "fsdp.safetensors"), str(tmp_path / "fsdp")],
+    run([sys.executable, "-m", "accelerate.commands.launch", *LAUNCHES[launch], "--num_processes", str(WORLD),
+         "--main_process_port", "0", script, stage, str(tmp_path / "sharded.safetensors"), str(tmp_path / "sharded")],
         tmp_path)
-    with safe_open(str(tmp_path / "fsdp.safetensors"), "pt") as handle:
+    with safe_open(str(tmp_path / "sharded.safetensors"), "pt") as handle:
         metadata = handle.metadata()
     assert (metadata["world_size"], metadata["distributed_type"], metadata["global_step"]) == (
-        str(WORLD), "FSDP", "1"), metadata
+        str(WORLD), "FSDP" if launch == "fsdp" else "DEEPSPEED", "1"), metadata
     kinds = json.loads(metadata["parameter_types"])
-    # Every parameter really was sharded (the temperatures too: shape (1,), as FSDP2 needs).
-    assert set(kinds.values()) == {"DTensor"}, kinds
-    single, sharded = load_file(str(tmp_path / "single.safetensors")), load_file(str(tmp_path / "fsdp.safetensors"))
+    # Under FSDP every parameter really was sharded (the temperatures too: shape (1,), as FSDP2 needs); ZeRO-2 shards
+    # gradients and optimizer state, not parameters.
+    assert set(kinds.values()) == ({"DTensor"} if launch == "fsdp" else {"Parameter"}), kinds
+    single, sharded = load_file(str(tmp_path / "single.safetensors")), load_file(str(tmp_path / "sharded.safetensors"))
     assert single.keys() == sharded.keys()
     moved = max((single[name] - before).abs().max().item()
                 for name, before in full_parameters(build_trainer(stage, str(tmp_path / "x"), 1).model).items())

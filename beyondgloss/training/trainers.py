@@ -22,7 +22,7 @@ from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .callbacks import write_atomically
-from .cpu_fsdp import shard_on_cpu
+from .cpu_distributed import enable_cpu_sharding
 from .loss_parts import LOSS_PARTS, LossPartsTracker, RetrievalMetrics
 
 __all__ = [
@@ -103,9 +103,15 @@ class _BeyondGlossTrainerMixin:
 
     def create_accelerator_and_postprocess(self) -> None:
         super().create_accelerator_and_postprocess()
-        # accelerate drops an FSDP request on CPU processes and the Trainer would run DDP (cpu_fsdp.py).
-        if shard_on_cpu(self.accelerator, self.args.fsdp_plugin_args):
-            self.is_fsdp_enabled = True
+        # accelerate drops an FSDP or DeepSpeed request on CPU processes, and the Trainer would run DDP.
+        enabled = enable_cpu_sharding(self.accelerator, self.args)
+        self.is_fsdp_enabled = self.is_fsdp_enabled or enabled == "fsdp"
+        if enabled == "deepspeed":
+            from transformers.integrations.deepspeed import propagate_args_to_deepspeed
+
+            self.is_deepspeed_enabled = True
+            if getattr(self.args, "hf_deepspeed_config", None) is None:
+                propagate_args_to_deepspeed(self.accelerator, self.args)
 
     def _with_eval_collator(self, make_dataloader, dataset):
         if self.eval_data_collator is None:
