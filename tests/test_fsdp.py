@@ -191,5 +191,28 @@ def test_sharded_step_equals_the_single_process_step_on_the_joined_batch(stage, 
     assert worst[0] <= TOLERANCE, worst
 
 
+def test_cpu_sharding_turns_on_only_what_was_asked_and_refuses_fsdp1(monkeypatch):
+    """The part of `enable_cpu_sharding` the launches above cannot reach: nothing asked for, or a run accelerate did
+    not leave on MULTI_CPU, is left alone; FSDP1, which torch runs only on accelerators, is refused with the fix."""
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from beyondgloss.training.cpu_distributed import enable_cpu_sharding
+
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+
+    def accelerator(kind):
+        return SimpleNamespace(state=SimpleNamespace(distributed_type=kind), mixed_precision="no")
+
+    def arguments(fsdp=None):
+        return SimpleNamespace(deepspeed_plugin=None, fsdp_plugin_args=fsdp)
+
+    assert enable_cpu_sharding(accelerator(DistributedType.MULTI_CPU), arguments()) is None
+    assert enable_cpu_sharding(accelerator(DistributedType.NO), arguments({"fsdp_version": 2})) is None
+    with pytest.raises(ValueError, match="FSDP version 1 was asked for on CPU processes.*fsdp_version: 2"):
+        enable_cpu_sharding(accelerator(DistributedType.MULTI_CPU), arguments({"fsdp_version": 1}))
+
+
 if __name__ == "__main__":
     worker(*sys.argv[1:4])

@@ -21,8 +21,8 @@ Layout of `<output_dir>` (docs/preprocess.md has the details):
 
 Rows keep the corpus's columns (`id`, `text`, `gloss`, `signer`, `language`, the feature columns) and hold
 `video`: uint8 `(T, 3, H, W)` (`datasets.Array4D`), the frames the processor keeps, at its output size, before
-cropping, normalisation and augmentation; `hand_features` / `hand_mask` are taken at those
-same frames;
+cropping, normalisation and augmentation; `hand_features` / `hand_mask` are taken at those same frames
+(`hand_features` as lists of fixed-size lists, hand_dim each, rather than the corpus's `Array2D`: read back faster);
 `frame_indices` are the kept frames' positions in the source video.
 """
 
