@@ -97,6 +97,28 @@ def test_old_zero_dimensional_temperatures_load_into_one_element_parameters(tmp_
     assert torch.equal(before, after)
 
 
+def test_optimizer_state_of_zero_dimensional_temperatures_resumes():
+    """A pre-training run checkpointed before the temperatures became (1,) resumes: its AdamW moments take the
+    parameter's shape (trainers.fit_state_to_parameters), and the step is the one the 0-d run would have taken."""
+    from beyondgloss.training.trainers import fit_state_to_parameters
+
+    def step(parameter, optimizer):
+        parameter.grad = torch.full_like(parameter, 0.5)
+        optimizer.step()
+
+    old = torch.nn.Parameter(torch.tensor(2.0))
+    old_optimizer = torch.optim.AdamW([old], lr=0.1)
+    step(old, old_optimizer)
+    new = torch.nn.Parameter(old.detach().reshape(1).clone())
+    new_optimizer = torch.optim.AdamW([new], lr=0.1)
+    new_optimizer.load_state_dict(old_optimizer.state_dict())
+    fit_state_to_parameters(new_optimizer)
+    assert new_optimizer.state[new]["exp_avg"].shape == (1,)
+    step(old, old_optimizer)
+    step(new, new_optimizer)
+    assert torch.equal(new.detach(), old.detach().reshape(1))
+
+
 CHILD = BLOCK_BEYONDGLOSS + """
 import json, sys, torch
 from safetensors.torch import load_file

@@ -72,6 +72,19 @@ def optimizer_state_problem(checkpoint: str) -> str | None:
     return None
 
 
+def fit_state_to_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Optimizer state saved while a parameter had another shape of the same elements takes the parameter's shape, as
+    its weights do on load: the contrastive temperatures were 0-d before they became (1,) for FSDP2, and a run resumed
+    from such a checkpoint would otherwise fail in its first AdamW step."""
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter, {})
+            for key, value in state.items():
+                if (key != "step" and torch.is_tensor(value) and value.shape != parameter.shape
+                        and value.numel() == parameter.numel()):
+                    state[key] = value.reshape(parameter.shape)
+
+
 def _move_files(source: str, target: str) -> None:
     """Renames every file under `source` to the same place under `target`, each after its data reached the disk;
     `config.json` goes last, so that a folder whose `config.json` is new holds every new file."""
@@ -159,7 +172,9 @@ class _BeyondGlossTrainerMixin:
             return super()._load_optimizer_and_scheduler(checkpoint)
         problem = optimizer_state_problem(checkpoint)
         if problem is None:
-            return super()._load_optimizer_and_scheduler(checkpoint)
+            super()._load_optimizer_and_scheduler(checkpoint)
+            fit_state_to_parameters(self.optimizer)
+            return
         if not self.reset_optimizer:
             raise ValueError(f"{checkpoint} has no usable optimizer state ({problem}); pass reset_optimizer=True "
                              "(--reset_optimizer) to resume its weights with a fresh optimizer, or resume from an "
