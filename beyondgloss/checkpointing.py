@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import torch
 from transformers import Dinov2Model, MBartForConditionalGeneration, PretrainedConfig
 from transformers.conversion_mapping import register_checkpoint_conversion_mapping
 from transformers.core_model_loading import ConversionOps, WeightConverter
@@ -18,8 +19,8 @@ from .adapters_beyondgloss import adapter_base
 from .text_lora import is_text_lora, text_lora_key_mapping
 
 __all__ = ["FRAME_ENCODER_KEY_MAPPING", "SAVE_HOOKS", "SIGN_TRANSLATION_PIPELINE", "SIGN_TRANSLATION_TASK",
-           "finish_loading", "from_backbones", "load_backbone_weights", "loading_kwargs", "pipeline_files_of",
-           "save_checkpoint"]
+           "TEMPERATURES", "finish_loading", "fit_state_to_parameters", "from_backbones", "load_backbone_weights",
+           "loading_kwargs", "pipeline_files_of", "save_checkpoint"]
 
 logger = logging.get_logger(__name__)
 
@@ -64,6 +65,19 @@ class _ToParameterShape(ConversionOps):
     @property
     def reverse_op(self):
         return self  # a save writes the parameter's own shape
+
+
+def fit_state_to_parameters(optimizer) -> None:
+    """Optimizer state saved while a parameter had another shape of the same elements takes the parameter's shape, as
+    its weights do on load: the contrastive temperatures were 0-d before they became (1,) for FSDP2, and a run resumed
+    from such a checkpoint would otherwise fail in its first AdamW step."""
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter, {})
+            for key, value in state.items():
+                if (key != "step" and torch.is_tensor(value) and value.shape != parameter.shape
+                        and value.numel() == parameter.numel()):
+                    state[key] = value.reshape(parameter.shape)
 
 
 def loading_kwargs(cls, pretrained_model_name_or_path, kwargs: dict) -> dict:

@@ -202,16 +202,17 @@ def test_cpu_sharding_turns_on_only_what_was_asked_and_refuses_fsdp1(monkeypatch
 
     monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
 
-    def accelerator(kind):
-        return SimpleNamespace(state=SimpleNamespace(distributed_type=kind), mixed_precision="no")
+    def trainer(kind, fsdp=None):
+        return SimpleNamespace(accelerator=SimpleNamespace(state=SimpleNamespace(distributed_type=kind),
+                                                           mixed_precision="no"),
+                               args=SimpleNamespace(deepspeed_plugin=None, fsdp_plugin_args=fsdp),
+                               is_fsdp_enabled=False)
 
-    def arguments(fsdp=None):
-        return SimpleNamespace(deepspeed_plugin=None, fsdp_plugin_args=fsdp)
-
-    assert enable_cpu_sharding(accelerator(DistributedType.MULTI_CPU), arguments()) is None
-    assert enable_cpu_sharding(accelerator(DistributedType.NO), arguments({"fsdp_version": 2})) is None
+    unasked, not_cpu = trainer(DistributedType.MULTI_CPU), trainer(DistributedType.NO, {"fsdp_version": 2})
+    assert enable_cpu_sharding(unasked) is None and enable_cpu_sharding(not_cpu) is None
+    assert not unasked.is_fsdp_enabled and not not_cpu.is_fsdp_enabled
     with pytest.raises(ValueError, match="FSDP version 1 was asked for on CPU processes.*fsdp_version: 2"):
-        enable_cpu_sharding(accelerator(DistributedType.MULTI_CPU), arguments({"fsdp_version": 1}))
+        enable_cpu_sharding(trainer(DistributedType.MULTI_CPU, {"fsdp_version": 1}))
 
 
 if __name__ == "__main__":

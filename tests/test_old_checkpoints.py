@@ -99,8 +99,8 @@ def test_old_zero_dimensional_temperatures_load_into_one_element_parameters(tmp_
 
 def test_optimizer_state_of_zero_dimensional_temperatures_resumes():
     """A pre-training run checkpointed before the temperatures became (1,) resumes: its AdamW moments take the
-    parameter's shape (trainers.fit_state_to_parameters), and the step is the one the 0-d run would have taken."""
-    from beyondgloss.training.trainers import fit_state_to_parameters
+    parameter's shape (checkpointing.fit_state_to_parameters), and the step is the one the 0-d run would have taken."""
+    from beyondgloss.checkpointing import fit_state_to_parameters
 
     def step(parameter, optimizer):
         parameter.grad = torch.full_like(parameter, 0.5)

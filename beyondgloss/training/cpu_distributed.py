@@ -41,11 +41,25 @@ def _set_type(state, distributed_type: DistributedType) -> None:
     PartialState._shared_state["distributed_type"] = distributed_type
 
 
-def enable_cpu_sharding(accelerator, args) -> str | None:
-    """Turns FSDP2 or DeepSpeed on for an `Accelerator` of several CPU processes when `args` (the Trainer's
-    `TrainingArguments`) or `accelerate launch` asked for it and accelerate dropped it.
+def enable_cpu_sharding(trainer) -> str | None:
+    """Turns FSDP2 or DeepSpeed on for a Trainer's `Accelerator` of several CPU processes when its arguments or
+    `accelerate launch` asked for it and accelerate dropped it, and sets the Trainer's flags as
+    `Trainer.create_accelerator_and_postprocess` does.
 
     Returns "fsdp" or "deepspeed" when it did (the model, prepared after this, is then sharded), else None."""
+    enabled = _enable(trainer.accelerator, trainer.args)
+    if enabled == "fsdp":
+        trainer.is_fsdp_enabled = True
+    if enabled == "deepspeed":
+        from transformers.integrations.deepspeed import propagate_args_to_deepspeed
+
+        trainer.is_deepspeed_enabled = True
+        if getattr(trainer.args, "hf_deepspeed_config", None) is None:
+            propagate_args_to_deepspeed(trainer.accelerator, trainer.args)
+    return enabled
+
+
+def _enable(accelerator, args) -> str | None:
     state = accelerator.state
     if state.distributed_type != DistributedType.MULTI_CPU:
         return None

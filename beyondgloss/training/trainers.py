@@ -21,6 +21,7 @@ from transformers import Seq2SeqTrainer, Trainer
 from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
+from ..checkpointing import fit_state_to_parameters
 from .callbacks import write_atomically
 from .cpu_distributed import enable_cpu_sharding
 from .loss_parts import LOSS_PARTS, LossPartsTracker, RetrievalMetrics
@@ -72,19 +73,6 @@ def optimizer_state_problem(checkpoint: str) -> str | None:
     return None
 
 
-def fit_state_to_parameters(optimizer: torch.optim.Optimizer) -> None:
-    """Optimizer state saved while a parameter had another shape of the same elements takes the parameter's shape, as
-    its weights do on load: the contrastive temperatures were 0-d before they became (1,) for FSDP2, and a run resumed
-    from such a checkpoint would otherwise fail in its first AdamW step."""
-    for group in optimizer.param_groups:
-        for parameter in group["params"]:
-            state = optimizer.state.get(parameter, {})
-            for key, value in state.items():
-                if (key != "step" and torch.is_tensor(value) and value.shape != parameter.shape
-                        and value.numel() == parameter.numel()):
-                    state[key] = value.reshape(parameter.shape)
-
-
 def _move_files(source: str, target: str) -> None:
     """Renames every file under `source` to the same place under `target`, each after its data reached the disk;
     `config.json` goes last, so that a folder whose `config.json` is new holds every new file."""
@@ -116,15 +104,7 @@ class _BeyondGlossTrainerMixin:
 
     def create_accelerator_and_postprocess(self) -> None:
         super().create_accelerator_and_postprocess()
-        # accelerate drops an FSDP or DeepSpeed request on CPU processes, and the Trainer would run DDP.
-        enabled = enable_cpu_sharding(self.accelerator, self.args)
-        self.is_fsdp_enabled = self.is_fsdp_enabled or enabled == "fsdp"
-        if enabled == "deepspeed":
-            from transformers.integrations.deepspeed import propagate_args_to_deepspeed
-
-            self.is_deepspeed_enabled = True
-            if getattr(self.args, "hf_deepspeed_config", None) is None:
-                propagate_args_to_deepspeed(self.accelerator, self.args)
+        enable_cpu_sharding(self)  # accelerate drops FSDP and DeepSpeed on CPU processes: the Trainer would run DDP
 
     def _with_eval_collator(self, make_dataloader, dataset):
         if self.eval_data_collator is None:
