@@ -8,7 +8,10 @@ import shutil
 import sys
 from pathlib import Path
 
+import torch
 from transformers import Dinov2Model, MBartForConditionalGeneration, PretrainedConfig
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import ConversionOps, WeightConverter
 from transformers.utils import logging
 
 from .configuration_beyondgloss import BeyondGlossConfig
@@ -16,8 +19,8 @@ from .adapters_beyondgloss import adapter_base
 from .text_lora import is_text_lora, text_lora_key_mapping
 
 __all__ = ["FRAME_ENCODER_KEY_MAPPING", "SAVE_HOOKS", "SIGN_TRANSLATION_PIPELINE", "SIGN_TRANSLATION_TASK",
-           "finish_loading", "from_backbones", "load_backbone_weights", "loading_kwargs", "pipeline_files_of",
-           "save_checkpoint"]
+           "TEMPERATURES", "finish_loading", "fit_state_to_parameters", "from_backbones", "load_backbone_weights",
+           "loading_kwargs", "pipeline_files_of", "save_checkpoint"]
 
 logger = logging.get_logger(__name__)
 
@@ -44,9 +47,46 @@ FRAME_ENCODER_KEY_MAPPING = {
 SAVE_HOOKS: list = []
 
 
+# The contrastive temperatures: 0-d tensors in earlier checkpoints and the authors', shape (1,) since FSDP2 needed it
+# (it shards no 0-d parameter).
+TEMPERATURES = ("logit_scale", "logit_scale_description")
+
+
+class _ToParameterShape(ConversionOps):
+    """Reshapes a loaded tensor to the shape of the parameter it loads into when only the shape differs (the same
+    elements: a 0-d temperature into a (1,) one); any other difference is left for transformers to report."""
+
+    def convert(self, input_dict, source_patterns, target_patterns, **kwargs):
+        (tensors,) = input_dict.values()
+        tensor = tensors[0] if isinstance(tensors, list) else tensors
+        shape = kwargs["model"].get_parameter(kwargs["full_layer_name"]).shape
+        return {target_patterns[0]: tensor.reshape(shape) if tensor.numel() == shape.numel() else tensor}
+
+    @property
+    def reverse_op(self):
+        return self  # a save writes the parameter's own shape
+
+
+def fit_state_to_parameters(optimizer) -> None:
+    """Optimizer state saved while a parameter had another shape of the same elements takes the parameter's shape, as
+    its weights do on load: the contrastive temperatures were 0-d before they became (1,) for FSDP2, and a run resumed
+    from such a checkpoint would otherwise fail in its first AdamW step."""
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter, {})
+            for key, value in state.items():
+                if (key != "step" and torch.is_tensor(value) and value.shape != parameter.shape
+                        and value.numel() == parameter.numel()):
+                    state[key] = value.reshape(parameter.shape)
+
+
 def loading_kwargs(cls, pretrained_model_name_or_path, kwargs: dict) -> dict:
     """`from_pretrained`'s keyword arguments with the renamings of earlier checkpoints' tensor names (the frame encoder's,
-    and for models with an mBART LoRA, its names in beyondgloss < 0.2 and in pre-training checkpoints)."""
+    and for models with an mBART LoRA, its names in beyondgloss < 0.2 and in pre-training checkpoints), and the
+    reshaping of their 0-d temperatures (registered for `cls`, by name, as transformers looks conversions up)."""
+    if cls.__name__ == "BeyondGlossForContrastivePretraining":
+        register_checkpoint_conversion_mapping(cls.__name__, [
+            WeightConverter(name, name, operations=[_ToParameterShape()]) for name in TEMPERATURES], overwrite=True)
     if kwargs.get("key_mapping") is None:
         kwargs = kwargs | {"key_mapping": FRAME_ENCODER_KEY_MAPPING | _text_lora_key_mapping(
             cls, pretrained_model_name_or_path, kwargs)}
@@ -56,7 +96,8 @@ def loading_kwargs(cls, pretrained_model_name_or_path, kwargs: dict) -> dict:
 def finish_loading(model) -> None:
     """After `from_pretrained`: the old names are only read, never written (transformers reverses load-time renamings
     when saving), and loading replaced parameters, which resets requires_grad: the frozen parts are frozen again."""
-    old_names = set(FRAME_ENCODER_KEY_MAPPING) | set(text_lora_key_mapping("lora", model._text_lora_scope or ""))
+    old_names = (set(FRAME_ENCODER_KEY_MAPPING) | set(text_lora_key_mapping("lora", model._text_lora_scope or ""))
+                 | set(TEMPERATURES))
     if getattr(model, "_weight_conversions", None):
         model._weight_conversions = [
             c for c in model._weight_conversions

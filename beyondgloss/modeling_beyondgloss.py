@@ -148,8 +148,10 @@ class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
         self.mbart = MBartForConditionalGeneration(config.text_config)
         add_lora_to_mbart(self.mbart.model.encoder, config)
         self.text_encoder = MBartEncoder(config.text_config)
-        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
-        self.logit_scale_description = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        # Shape (1,), not 0-d: FSDP2 shards no 0-d parameter. Earlier checkpoints (and the authors') hold 0-d
+        # temperatures; checkpointing.loading_kwargs reshapes them on load.
+        self.logit_scale = nn.Parameter(torch.full((1,), config.logit_scale_init_value))
+        self.logit_scale_description = nn.Parameter(torch.full((1,), config.logit_scale_init_value))
         self.set_trainable()
         self.post_init()
 
@@ -179,6 +181,10 @@ class BeyondGlossForContrastivePretraining(BeyondGlossPreTrainedModel):
             ).last_hidden_state
         return F.normalize(self._pool(states.to(encoder_output.last_hidden_state.dtype), encoder_output.attention_mask),
                            dim=-1)
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The embedding of `input_ids`: the text-side encoder's (accelerate's FSDP2 gives it a unit of its own)."""
+        return self.text_encoder.embed_tokens
 
     def encode_text(self, input_ids, attention_mask=None) -> torch.Tensor:
         """Pooled, L2-normalised sentence embedding `(B, d_model)` from the frozen text-side encoder."""
@@ -319,6 +325,16 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
     def set_trainable(self) -> None:
         self.sign_encoder.set_trainable()
         set_text_trainable(self.mbart, self.config.text_tuning)
+
+    def get_input_embeddings(self) -> None:
+        """None, and so `get_output_embeddings`: mBART's one token embedding is tied across four modules (`shared`,
+        the encoder's and decoder's `embed_tokens`, `lm_head`), and a caller that gives the embeddings an FSDP unit of
+        their own (accelerate's FSDP2 does, for these two) would split the tie across units, which torch refuses.
+        mBART's own: `model.mbart.get_input_embeddings()`."""
+        return None
+
+    def get_output_embeddings(self) -> None:
+        return None
 
     def _with_special_tokens(self, generation_config: GenerationConfig) -> GenerationConfig:
         # This model's tokens: from its generation config, else from its config.

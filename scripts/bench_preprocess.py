@@ -50,7 +50,8 @@ def run_preprocess(args, size: int) -> dict:
     if process.returncode != 0:
         sys.exit(f"preprocess failed ({process.returncode}):\n{process.stderr[-3000:]}")
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", process.stderr).group(1))
-    folder = next(p for p in output.iterdir() if (p / "dataset_dict.json").is_file())
+    # The folder this run wrote or found, as the command prints it (the output folder may hold older preprocessings).
+    folder = Path(re.search(r"^  dataset  (.+)$", process.stdout, re.MULTILINE).group(1))
     stored = sum(f.stat().st_size for f in folder.rglob("*.arrow"))
     return {"figure": "preprocess", "resize_size": size, "wall_s": round(wall, 1), "peak_rss_gb": round(peak_kb / 2**20, 3),
             "stored_gb": round(stored / 2**30, 3), "folder": str(folder)}
@@ -106,8 +107,9 @@ def main():
     parser.add_argument("--resize_sizes", type=int, nargs="+", default=[32])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--epochs_only", action="store_true",
-                        help="only the epoch comparison, on the 32 px folder an earlier run of this script prepared")
+    parser.add_argument("--epochs_only", metavar="KEY",
+                        help="only the epoch comparison, on the 32 px folder KEY (prepared-32/KEY) that an earlier run "
+                             "of this script prepared")
     args = parser.parse_args()
     sys.path.insert(0, str(REPOSITORY))
     from beyondgloss.data import generate_synthsign
@@ -115,7 +117,7 @@ def main():
     options = corpus_options(args)
     generate_synthsign(str(Path(args.work_dir) / "synthsign"), **options)
     if args.epochs_only:
-        folder = str(Path(args.work_dir) / "prepared-32")
+        folder = str(Path(args.work_dir) / "prepared-32" / args.epochs_only)
     else:
         results = [run_preprocess(args, size) for size in args.resize_sizes]
         for result in results:

@@ -340,6 +340,7 @@ OVERRIDDEN = {
     "_load_from_checkpoint": "(self, resume_from_checkpoint: str, model: torch.nn.modules.module.Module | None = None) "
                              "-> None",
     "_load_best_model": "(self) -> None",
+    "create_accelerator_and_postprocess": "(self) -> None",
     "_get_output_dir": "(self, trial: 'optuna.Trial | dict[str, Any] | None') -> str",
     "_save_checkpoint": "(self, model: torch.nn.modules.module.Module, trial: 'optuna.Trial | dict[str, Any] | None') "
                         "-> None",

@@ -66,6 +66,59 @@ def test_old_checkpoints_load_with_todays_classes(expected):
     assert isinstance(AutoModel.from_pretrained(FIXTURE / "translation"), torch.nn.Module)
 
 
+def test_old_zero_dimensional_temperatures_load_into_one_element_parameters(tmp_path):
+    """Earlier pre-training checkpoints hold the temperatures as 0-d tensors; today's are shape (1,) (FSDP2 shards no
+    0-d parameter). They load with their values, not re-initialised, and the model computes what it computed."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from beyondgloss import BeyondGlossForContrastivePretraining
+
+    folder = tmp_path / "old"
+    shutil.copytree(FIXTURE / "pretraining", folder)
+    state = load_file(str(folder / "model.safetensors"))
+    assert state["logit_scale"].shape == state["logit_scale_description"].shape == ()
+    # Values far from the initial ln(1/0.07), so that a re-initialised temperature cannot pass.
+    state["logit_scale"], state["logit_scale_description"] = torch.tensor(0.5), torch.tensor(-1.25)
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    model, info = BeyondGlossForContrastivePretraining.from_pretrained(folder, output_loading_info=True)
+    assert not info["mismatched_keys"] and not info["missing_keys"], info
+    assert model.logit_scale.shape == model.logit_scale_description.shape == (1,)
+    assert model.logit_scale.item() == 0.5 and model.logit_scale_description.item() == -1.25
+    model.save_pretrained(tmp_path / "new")
+    assert load_file(str(tmp_path / "new" / "model.safetensors"))["logit_scale"].shape == (1,)
+    generator = torch.Generator().manual_seed(0)
+    inputs = {"pixel_values_videos": torch.randn(2, 4, 3, 28, 28, generator=generator),
+              "input_ids": torch.tensor([[5, 6, 2], [7, 2, 1]]), "attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]])}
+    with torch.no_grad():
+        before = model.eval()(**inputs).logits_per_video
+        after = BeyondGlossForContrastivePretraining.from_pretrained(tmp_path / "new").eval()(**inputs).logits_per_video
+    assert torch.equal(before, after)
+
+
+def test_optimizer_state_of_zero_dimensional_temperatures_resumes():
+    """A pre-training run checkpointed before the temperatures became (1,) resumes: its AdamW moments take the
+    parameter's shape (checkpointing.fit_state_to_parameters), and the step is the one the 0-d run would have taken."""
+    from beyondgloss.checkpointing import fit_state_to_parameters
+
+    def step(parameter, optimizer):
+        parameter.grad = torch.full_like(parameter, 0.5)
+        optimizer.step()
+
+    old = torch.nn.Parameter(torch.tensor(2.0))
+    old_optimizer = torch.optim.AdamW([old], lr=0.1)
+    step(old, old_optimizer)
+    new = torch.nn.Parameter(old.detach().reshape(1).clone())
+    new_optimizer = torch.optim.AdamW([new], lr=0.1)
+    new_optimizer.load_state_dict(old_optimizer.state_dict())
+    fit_state_to_parameters(new_optimizer)
+    assert new_optimizer.state[new]["exp_avg"].shape == (1,)
+    step(old, old_optimizer)
+    step(new, new_optimizer)
+    assert torch.equal(new.detach(), old.detach().reshape(1))
+
+
 CHILD = BLOCK_BEYONDGLOSS + """
 import json, sys, torch
 from safetensors.torch import load_file

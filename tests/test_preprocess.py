@@ -79,6 +79,14 @@ def test_batches_from_preprocessed_frames_equal_decoded_batches(corpus, tmp_path
         for key in decoded:  # the same bytes decoded and resized the same way: exact equality
             assert torch.equal(decoded[key], read[key]), (split, key)
     assert json.loads((folder / "dataset_dict.json").read_text())["splits"] == list(source)
+    # Hand features are stored as lists of fixed-size lists (faster to read back than Array2D): the width a new
+    # model's hand head takes is still in the schema.
+    from beyondgloss.cli._loading import _feature_width
+
+    assert isinstance(source["train"].features["hand_features"], datasets.Array2D)
+    assert isinstance(prepared["train"].features["hand_features"], datasets.List)
+    assert _feature_width(prepared["train"], "hand_features") == _feature_width(source["train"], "hand_features") == 18
+    assert _feature_width(prepared["train"], "description_embedding") == 8
 
 
 def test_folder_is_keyed_by_decoding_settings(corpus, tmp_path):

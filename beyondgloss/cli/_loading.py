@@ -56,12 +56,17 @@ def load_dataset_splits(data: DataArguments, args: TrainingArguments, splits: li
 
 
 def _feature_width(dataset, column: str) -> int | None:
+    """The width D of a feature column: an `Array2D` (T, D) or a list of fixed-size lists of D (per frame, as
+    `beyondgloss preprocess` stores them), or a fixed-size list of D (per sample); None when the schema has none."""
     feature = dataset.features.get(column) if dataset is not None else None
     if feature is None:
         return None
     shape = getattr(feature, "shape", None)
     if shape is not None:
         return int(shape[-1])
+    inner = getattr(feature, "feature", None)
+    if hasattr(inner, "length"):  # a list of lists: the width is the inner list's
+        feature = inner
     length = getattr(feature, "length", -1)
     return int(length) if length and length > 0 else None
 

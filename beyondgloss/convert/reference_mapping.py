@@ -112,8 +112,9 @@ def map_reference_state_dict(
     mapped = {"sign_encoder." + key: value
               for key, value in _map_sign_encoder(state, SIGN_PREFIX[stage], config).items()}
     if stage == "pretraining":
-        mapped["logit_scale"] = state["model.logit_scale"]
-        mapped["logit_scale_description"] = state["model.logit_scale_desc"]
+        # 0-d in the reference, (1,) in beyondgloss (FSDP2 shards no 0-d parameter).
+        mapped["logit_scale"] = state["model.logit_scale"].reshape(1)
+        mapped["logit_scale_description"] = state["model.logit_scale_desc"].reshape(1)
         mapped.update(_map_peft(state, TEXT_ENCODER, "text_encoder."))
         mapped.update(_map_peft(state, IMAGE_ENCODER, "mbart.model.encoder."))
         shared = mapped["mbart.model.encoder.embed_tokens.weight"]

@@ -75,8 +75,16 @@ def _corpus_identity(name: str, data_dir, source: datasets.DatasetDict, options:
 
 
 def _stored_features(source_features: datasets.Features, frame_size: tuple) -> datasets.Features:
-    """The preprocessed columns: the corpus's, with `video` as uint8 frames and the kept frames' source positions."""
+    """The preprocessed columns: the corpus's, with `video` as uint8 frames and the kept frames' source positions.
+
+    Per-frame feature matrices (`Array2D` (T, D) in the builders) are stored as lists of fixed-size lists of D:
+    the same values, and D stays in the schema (`beyondgloss.cli._loading` reads a new model's hand width there),
+    but datasets reads them back without building an extension array per row, about twice as fast; the read-back
+    epoch depends on it (docs/preprocess.md, "Measured")."""
     features = {name: feature for name, feature in source_features.items() if name not in _MEDIA_COLUMNS}
+    for name, feature in features.items():
+        if isinstance(feature, datasets.Array2D):
+            features[name] = datasets.List(datasets.List(datasets.Value(feature.dtype), length=feature.shape[1]))
     features["video"] = datasets.Array4D(shape=(None, 3, *frame_size), dtype="uint8")
     features["frame_indices"] = datasets.List(datasets.Value("int32"))
     return datasets.Features(features)

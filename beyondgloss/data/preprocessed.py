@@ -21,8 +21,8 @@ Layout of `<output_dir>` (docs/preprocess.md has the details):
 
 Rows keep the corpus's columns (`id`, `text`, `gloss`, `signer`, `language`, the feature columns) and hold
 `video`: uint8 `(T, 3, H, W)` (`datasets.Array4D`), the frames the processor keeps, at its output size, before
-cropping, normalisation and augmentation; `hand_features` / `hand_mask` are taken at those
-same frames;
+cropping, normalisation and augmentation; `hand_features` / `hand_mask` are taken at those same frames
+(`hand_features` as lists of fixed-size lists, hand_dim each, rather than the corpus's `Array2D`: read back faster);
 `frame_indices` are the kept frames' positions in the source video.
 """
 
@@ -37,7 +37,7 @@ __all__ = ["DECODING_SETTINGS", "PREPROCESS_VERSION", "PreprocessedSignDataset",
            "load_preprocessed", "preprocess_key"]
 
 # Bumped when the stored layout or the decoding path changes: a new version never reuses an older folder.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2  # 2: per-frame feature matrices as lists of fixed-size lists (1: Array2D)
 # The video processor's settings that decide the stored frames. Cropping, normalisation and augmentation happen at
 # training time on the stored frames, so changing them does not need a new preprocessing.
 DECODING_SETTINGS = ("do_resize", "size", "do_sample_frames", "num_frames", "max_frames", "fps", "frame_sampling")

@@ -21,7 +21,9 @@ from transformers import Seq2SeqTrainer, Trainer
 from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
+from ..checkpointing import fit_state_to_parameters
 from .callbacks import write_atomically
+from .cpu_distributed import enable_cpu_sharding
 from .loss_parts import LOSS_PARTS, LossPartsTracker, RetrievalMetrics
 
 __all__ = [
@@ -100,6 +102,10 @@ class _BeyondGlossTrainerMixin:
         # the accumulation steps itself (and must not multiply by the number of processes).
         self.model_accepts_loss_kwargs = False
 
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        enable_cpu_sharding(self)  # accelerate drops FSDP and DeepSpeed on CPU processes: the Trainer would run DDP
+
     def _with_eval_collator(self, make_dataloader, dataset):
         if self.eval_data_collator is None:
             return make_dataloader(dataset)
@@ -146,7 +152,9 @@ class _BeyondGlossTrainerMixin:
             return super()._load_optimizer_and_scheduler(checkpoint)
         problem = optimizer_state_problem(checkpoint)
         if problem is None:
-            return super()._load_optimizer_and_scheduler(checkpoint)
+            super()._load_optimizer_and_scheduler(checkpoint)
+            fit_state_to_parameters(self.optimizer)
+            return
         if not self.reset_optimizer:
             raise ValueError(f"{checkpoint} has no usable optimizer state ({problem}); pass reset_optimizer=True "
                              "(--reset_optimizer) to resume its weights with a fresh optimizer, or resume from an "
