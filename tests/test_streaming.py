@@ -211,8 +211,8 @@ def test_caption_command_prints_and_writes_srt_and_vtt(saved_model, tmp_path, ca
 
     video = write_mp4(tmp_path / "v.mp4", make_frames(12, height=32, width=32, seed=5), fps=25)
     srt, vtt = tmp_path / "c.srt", tmp_path / "c.vtt"
-    flags = ["--window_seconds", "0.24", "--stride_seconds", "0.08", "--agreement", "1",
-             "--output_srt", str(srt), "--output_vtt", str(vtt)]
+    flags = ["--window_seconds", "0.24", "--stride_seconds", "0.08", "--agreement", "1", "--inference_precision",
+             "int8", "--output_srt", str(srt), "--output_vtt", str(vtt)]
     assert run_caption(saved_model, video, *flags) == 0
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
     cues = srt.read_text().strip().split("\n\n") if srt.read_text().strip() else []
@@ -233,6 +233,7 @@ def test_caption_command_bad_input(saved_model, tmp_path, capsys):
     assert run_caption(saved_model, video, "--window_seconds", "10") == 1
     assert "max_frames=16" in capsys.readouterr().err
     assert run_caption(saved_model, video, "--window_seconds", "-1") == 2
+    assert run_caption(saved_model, video, "--inference_precision", "half") == 2
     assert run_caption(tmp_path, video) == 1
     assert "processor_config.json" in capsys.readouterr().err
 
@@ -354,8 +355,8 @@ def test_inference_precision_is_set_on_the_model(model_and_processor):
     model, processor = model_and_processor
     try:
         StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.25, fps=16,
-                            inference_precision="int8")
-        assert model.inference_precision == "int8"
+                            inference_precision="bf16")
+        assert model.inference_precision == "bf16"
         with pytest.raises(ValueError, match="precision='half'"):
             StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.25, fps=16,
                                 inference_precision="half")
