@@ -161,6 +161,8 @@ class StreamingStats:
         windows (`int`): windows translated.
         seconds (`dict[str, float]`): seconds per stage over the run (`decode`, `frame_encoder`, `temporal_encoder`,
             `decoder`); in real-time mode `decode` is spent on the reader thread, beside the rest.
+        window_times (`list[tuple[float, float, float]]`): per window translated, the timestamp of its last frame, the
+            `time.perf_counter()` at which that frame arrived and the one at which the translation ended.
     """
 
     frames_received: int = 0
@@ -170,6 +172,7 @@ class StreamingStats:
     encoder_batches: int = 0
     windows: int = 0
     seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    window_times: list = field(default_factory=list)
 
 
 class _FrameSampler:
@@ -415,7 +418,9 @@ class StreamingTranslator:
         decoded = self.stats.seconds["decode"]  # the reader's decode seconds since the last window
         spent["decode"], self._decoded = decoded - self._decoded, decoded
         window = self._window(features, times, spent)
-        window.latency["since_last_frame"] = time.perf_counter() - last_arrival
+        finished = time.perf_counter()
+        window.latency["since_last_frame"] = finished - last_arrival
+        self.stats.window_times.append((times[-1], last_arrival, finished))
         self.stats.windows += 1
         for stage in ("temporal_encoder", "decoder"):
             self.stats.seconds[stage] += window.latency.get(stage, 0.0)
