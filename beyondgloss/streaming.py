@@ -160,7 +160,8 @@ class StreamingStats:
         encoder_batches (`int`): frame-encoder calls (frames waiting together are encoded in one call).
         windows (`int`): windows translated.
         seconds (`dict[str, float]`): seconds per stage over the run (`decode`, `frame_encoder`, `temporal_encoder`,
-            `decoder`); in real-time mode `decode` is spent on the reader thread, beside the rest.
+            `decoder`); in real-time mode `decode` is the reader thread's time in the source, beside the rest, waiting
+            for a live source's next frame included.
         window_times (`list[tuple[float, float, float]]`): per window translated, the timestamp of its last frame, the
             `time.perf_counter()` at which that frame arrived and the one at which the translation ended.
     """
@@ -177,7 +178,7 @@ class StreamingStats:
 
 class _FrameSampler:
     """Keeps the frames of a stream that fall on a grid of `rate` frames per second: the first frame of each
-    `1 / rate` slot (every frame when the stream is not faster). `timestamp(index, item)`: an item's time."""
+    `1 / rate` slot (every frame when the stream is not faster). A frame without a timestamp is at index / `fps`."""
 
     def __init__(self, fps: float, rate: float):
         self.fps, self.rate, self.last_slot, self.index = fps, rate, None, 0
