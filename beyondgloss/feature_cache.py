@@ -6,7 +6,14 @@ from collections import OrderedDict
 
 import torch
 
-__all__ = ["FrozenFeatureCache"]
+__all__ = ["FrozenFeatureCache", "weights_stamp"]
+
+
+def weights_stamp(module: torch.nn.Module) -> tuple:
+    """What identifies the current values of `module`'s parameters: each one's object, storage, in-place version
+    counter (bumped by loading, an optimizer step, any in-place edit), type and device. Equal stamps, same weights,
+    provided the stamped parameters are kept alive (an address can be reused once its tensor is freed)."""
+    return tuple((id(p), p.data_ptr(), p._version, p.dtype, str(p.device)) for p in module.parameters())
 
 
 class FrozenFeatureCache:
@@ -50,8 +57,7 @@ class FrozenFeatureCache:
     @staticmethod
     def _stamp(frame_encoder) -> tuple:
         # bfloat16 inference encodes other features: the compute type is part of the stamp.
-        return (frame_encoder.compute_dtype,
-                *((p.data_ptr(), p._version, p.dtype, str(p.device)) for p in frame_encoder.parameters()))
+        return (frame_encoder.compute_dtype, *weights_stamp(frame_encoder))
 
     @staticmethod
     def _key(video: torch.Tensor) -> tuple:

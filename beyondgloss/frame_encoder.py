@@ -24,7 +24,7 @@ from .dinov2_fast_path import (
     dinov2_layer_parts,
     vision_block,
 )
-from .feature_cache import FrozenFeatureCache
+from .feature_cache import FrozenFeatureCache, weights_stamp
 
 __all__ = ["BeyondGlossFrameEncoder"]
 
@@ -42,6 +42,12 @@ class BeyondGlossFrameEncoder(nn.Module):
     Two settings change how it runs, never what it computes beyond round-off: `compute_dtype` (bfloat16 GEMMs in
     inference, set by [`~BeyondGlossPreTrainedModel.set_inference_precision`]) and `feature_cache` (a
     [`FrozenFeatureCache`], see [`enable_feature_cache`]).
+
+    In eval mode without autograd the blocks' fused operands (`block_operands`) are prepared once and kept, for as
+    long as every parameter of the frame encoder is the same tensor, unchanged (`weights_stamp`: loading, an optimizer
+    step or any in-place edit makes them again) and the compute type is the same: a frame-by-frame caller (live
+    captions) then pays only for the frames. They hold one fused copy of the blocks' weights (about 88 MB for ViT-S in
+    float32); `train()` drops them.
     """
 
     def __init__(self, config: BeyondGlossConfig):
@@ -60,6 +66,11 @@ class BeyondGlossFrameEncoder(nn.Module):
         self.gradient_checkpointing = False
         self.compute_dtype: torch.dtype | None = None  # None: the weights' own type
         self.feature_cache: FrozenFeatureCache | None = None
+        self._operands = None  # (stamp, parameters kept alive for the stamp, operands of every block); not state
+
+    def train(self, mode: bool = True):
+        self._operands = None
+        return super().train(mode)
 
     def set_trainable(self) -> None:
         """DINOv2 trains whole only with `vision_tuning="full"` (the LoRA, when present, trains)."""
@@ -107,6 +118,15 @@ class BeyondGlossFrameEncoder(nn.Module):
             operands.append((parts, block_weights(parts, lora, dtype)))
         return operands
 
+    def _inference_operands(self) -> list[tuple[Dinov2LayerParts, dict]]:
+        """Every block's operands in the compute type, made again only when a weight or the type changed."""
+        stamp = (self.compute_dtype, *weights_stamp(self))
+        if self._operands is None or self._operands[0] != stamp:
+            self._operands = None  # frees the stale copy before the new one is made
+            operands = self.block_operands(range(self.config.vision_config.num_hidden_layers), self.compute_dtype)
+            self._operands = (stamp, list(self.parameters()), operands)
+        return self._operands[2]
+
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Packed frames -> CLS features through the fast path, without the cache."""
         depth = self.config.vision_config.num_hidden_layers
@@ -114,10 +134,14 @@ class BeyondGlossFrameEncoder(nn.Module):
         split = min(first_trainable, depth - 1)
         prefix_grad = torch.is_grad_enabled() and first_trainable == 0
         # Reduced precision applies to inference only: with autograd, the model's own type.
-        reduced = None if torch.is_grad_enabled() else self.compute_dtype
-        with torch.set_grad_enabled(prefix_grad):
-            prefix = self.block_operands(range(split), reduced)
-        top = self.block_operands(range(split, depth), reduced)
+        if not (self.training or torch.is_grad_enabled()):
+            operands = self._inference_operands()
+            prefix, top = operands[:split], operands[split:]
+        else:
+            reduced = None if torch.is_grad_enabled() else self.compute_dtype
+            with torch.set_grad_enabled(prefix_grad):
+                prefix = self.block_operands(range(split), reduced)
+            top = self.block_operands(range(split, depth), reduced)
         inplace_gelu = self.config.vision_config.hidden_act == "gelu"
         workspace = {}
 

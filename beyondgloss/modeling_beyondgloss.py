@@ -455,6 +455,28 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         Returns:
             `torch.LongTensor` of shape `(batch_size, tokens)`: generated ids, starting with the target language code.
         """
+        for key in ("input_ids", "attention_mask", "labels"):  # peft passes text inputs; the input is the video
+            kwargs.pop(key, None)
+        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)  # validates the videos
+        return self.generate_from_encoder_states(encoder_output.last_hidden_state, encoder_output.attention_mask,
+                                                 generation_config, **kwargs)
+
+    @torch.inference_mode()
+    def generate_from_encoder_states(self, inputs_embeds, attention_mask=None, generation_config=None, **kwargs):
+        r"""
+        [`generate`] from the sign video encoder's output instead of videos (a caller that computed it itself, as live
+        captions do from kept frame features): mBART's generation in the model's inference precision.
+
+        Args:
+            inputs_embeds (`torch.FloatTensor` of shape `(batch_size, steps, hidden_size)`): the sign encoder's
+                `last_hidden_state`.
+            attention_mask (`torch.LongTensor` of shape `(batch_size, steps)`, *optional*): its step mask.
+            generation_config, kwargs: as for [`generate`] (`return_dict_in_generate=True, output_scores=True` give
+                mBART's `generate` output with its scores).
+
+        Returns:
+            What mBART's `generate` returns: the ids `(batch_size, tokens)`, or its output object when asked.
+        """
         generation_config = self._with_special_tokens(copy.deepcopy(generation_config or self.generation_config))
         kwargs = generation_config.update(**kwargs)  # returns the arguments that are not generation settings
         if generation_config.decoder_start_token_id is None:
@@ -462,13 +484,6 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
                 "No decoder start token: set model.generation_config.decoder_start_token_id to the target language "
                 "code id, e.g. tokenizer.convert_tokens_to_ids('de_DE')."
             )
-        for key in ("input_ids", "attention_mask", "labels"):
-            kwargs.pop(key, None)
-        encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask)  # validates the videos
         with self.mbart_precision():
-            return self.mbart.generate(
-                inputs_embeds=encoder_output.last_hidden_state,
-                attention_mask=encoder_output.attention_mask,
-                generation_config=generation_config,
-                **kwargs,
-            )
+            return self.mbart.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                       generation_config=generation_config, **kwargs)

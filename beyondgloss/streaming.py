@@ -5,9 +5,14 @@ Each frame goes through the processor's per-frame transform and the frame encode
 (the frame projection and BatchNorm output: per frame in eval mode) is kept in a ring buffer of one window. Every
 `stride_seconds` the rest of the model (hand head and fusion, temporal encoder, description head, mBART) runs on the
 window, and [`CaptionMerger`] turns the overlapping windows' translations into captions, each sentence emitted once.
+With `realtime=True` a thread of its own reads the frames as they arrive into a bounded buffer (a live camera is never
+held up), and the frames waiting there are encoded together; when translation falls behind, the oldest waiting frames
+are dropped and counted ([`StreamingStats`]).
 """
 
 import copy
+import math
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -15,7 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Caption", "CaptionMerger", "StreamingTranslator", "WindowTranslation", "window_encoder_states"]
+__all__ = ["Caption", "CaptionMerger", "StreamingStats", "StreamingTranslator", "WindowTranslation",
+           "window_encoder_states"]
 
 STAGES = ("decode", "frame_encoder", "temporal_encoder", "decoder")
 
@@ -117,6 +123,17 @@ def window_encoder_states(sign_encoder, features: torch.Tensor) -> tuple[torch.T
     return output.last_hidden_state, output.attention_mask
 
 
+def _as_frame(frame) -> torch.Tensor:
+    """A uint8 RGB frame as a `(3, H, W)` tensor, from a `(3, H, W)` tensor or an `(H, W, 3)` array."""
+    frame = torch.as_tensor(frame)
+    if frame.dim() == 3 and frame.shape[0] != 3 and frame.shape[-1] == 3:
+        frame = frame.permute(2, 0, 1)
+    if frame.dim() != 3 or frame.shape[0] != 3 or frame.dtype != torch.uint8:
+        raise ValueError(f"a frame must be uint8 RGB of shape (3, H, W) or (H, W, 3); got {frame.dtype} "
+                         f"{tuple(frame.shape)}")
+    return frame
+
+
 def _mean_log_probability(output, eos_token_id) -> float:
     """Mean log-probability of the generated tokens through the first end-of-sentence token."""
     sequences, steps = output.sequences[0], output.scores
@@ -127,6 +144,109 @@ def _mean_log_probability(output, eos_token_id) -> float:
         if token in eos_token_id:
             break
     return sum(values) / len(values) if values else float("-inf")
+
+
+@dataclass
+class StreamingStats:
+    r"""What one run of a [`StreamingTranslator`] did with its frames (`translator.stats`, updated as it runs).
+
+    Attributes:
+        frames_received (`int`): frames the source delivered.
+        frames_subsampled (`int`): frames skipped to sample the stream at the processor's `fps` setting (the rate the
+            model was trained on); not dropped, by design.
+        frames_dropped (`int`): frames lost because translation fell behind a live source (`realtime=True`: the
+            buffer was full and its oldest frame gave way); never silent.
+        frames_encoded (`int`): frames through the frame encoder.
+        encoder_batches (`int`): frame-encoder calls (frames waiting together are encoded in one call).
+        windows (`int`): windows translated.
+        seconds (`dict[str, float]`): seconds per stage over the run (`decode`, `frame_encoder`, `temporal_encoder`,
+            `decoder`); in real-time mode `decode` is the reader thread's time in the source, beside the rest, waiting
+            for a live source's next frame included.
+        window_times (`list[tuple[float, float, float]]`): per window translated, the timestamp of its last frame, the
+            `time.perf_counter()` at which that frame arrived and the one at which the translation ended.
+    """
+
+    frames_received: int = 0
+    frames_subsampled: int = 0
+    frames_dropped: int = 0
+    frames_encoded: int = 0
+    encoder_batches: int = 0
+    windows: int = 0
+    seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    window_times: list = field(default_factory=list)
+
+
+class _FrameSampler:
+    """Keeps the frames of a stream that fall on a grid of `rate` frames per second: the first frame of each
+    `1 / rate` slot (every frame when the stream is not faster). A frame without a timestamp is at index / `fps`."""
+
+    def __init__(self, fps: float, rate: float):
+        self.fps, self.rate, self.last_slot, self.index = fps, rate, None, 0
+
+    def __call__(self, item) -> tuple[float, object, bool]:
+        """`(timestamp, frame, kept)` of the next item of the stream."""
+        timestamp, frame = item if isinstance(item, tuple) else (self.index / self.fps, item)
+        self.index += 1
+        slot = math.floor(float(timestamp) * self.rate + 1e-6)  # the tolerance absorbs the timestamps' round-off
+        kept = self.last_slot is None or slot > self.last_slot
+        if kept:
+            self.last_slot = slot
+        return float(timestamp), frame, kept
+
+
+class _LiveBuffer:
+    r"""A live source read by a thread of its own into a buffer of at most `capacity` frames: the source is never
+    held up; when the buffer is full the oldest waiting frame is dropped and counted in `stats.frames_dropped`. Each
+    frame is stored with its arrival time (`time.perf_counter()`)."""
+
+    def __init__(self, frames: Iterable, capacity: int, sampler: _FrameSampler, stats: StreamingStats):
+        self.waiting: deque = deque()
+        self.capacity, self.sampler, self.stats = capacity, sampler, stats
+        self.condition = threading.Condition()
+        self.done, self.stopped, self.error = False, False, None
+        self.thread = threading.Thread(target=self._read, args=(iter(frames),), name="beyondgloss-frames", daemon=True)
+        self.thread.start()
+
+    def _read(self, source: Iterator) -> None:
+        try:
+            while not self.stopped:
+                began = time.perf_counter()
+                item = next(source, None)
+                arrived = time.perf_counter()
+                if item is None:
+                    break
+                timestamp, frame, kept = self.sampler(item)
+                with self.condition:
+                    self.stats.seconds["decode"] += arrived - began
+                    self.stats.frames_received += 1
+                    if not kept:
+                        self.stats.frames_subsampled += 1
+                        continue
+                    if len(self.waiting) == self.capacity:
+                        self.waiting.popleft()
+                        self.stats.frames_dropped += 1
+                    self.waiting.append((timestamp, frame, arrived))
+                    self.condition.notify()
+        except BaseException as error:  # noqa: BLE001 (handed to the translating thread, which raises it)
+            self.error = error
+        finally:
+            with self.condition:
+                self.done = True
+                self.condition.notify()
+
+    def take(self, limit: int) -> list:
+        """The oldest frames waiting, at least one and at most `limit`, or `[]` at the end of the stream; a source's
+        error once the frames before it are taken."""
+        with self.condition:
+            self.condition.wait_for(lambda: self.waiting or self.done)
+            taken = [self.waiting.popleft() for _ in range(min(max(1, limit), len(self.waiting)))]
+        if not taken and self.error is not None:
+            raise self.error
+        return taken
+
+    def stop(self) -> None:
+        """The reader stops after its current frame (a source blocked in its read is left to finish it)."""
+        self.stopped = True
 
 
 class StreamingTranslator:
@@ -144,45 +264,69 @@ class StreamingTranslator:
             the window's length in frames.
         agreement (`int`, defaults to 2): consecutive windows that must agree on a text ([`CaptionMerger`]).
         generate_kwargs (`dict`, *optional*): generation settings (`num_beams`, `max_new_tokens`, ...).
+        realtime (`bool`, defaults to `False`): a live source. A thread of its own reads the frames as they arrive
+            into a buffer of `buffer_seconds`, so the source is never held up; the frames waiting are encoded
+            together; when translation falls behind, the oldest waiting frames are dropped and counted
+            (`stats.frames_dropped`). Without it (files) every frame is processed, read as fast as it is translated.
+        buffer_seconds (`float`, defaults to 2.0): the real-time buffer, in seconds of frames.
+        inference_precision (`str`, *optional*): "fp32", "bf16", "int8" or "auto", set on the model with its
+            `set_inference_precision` (bfloat16 frame encoder, int8 mBART: see that method); by default the model runs
+            in the precision it has.
 
-    Frames are uint8 RGB `(3, H, W)` tensors or `(H, W, 3)` arrays, or `(timestamp_seconds, frame)` pairs. The first
-    window is translated once it is full, then every `stride` frames; at the end of the stream, frames not yet in a
-    translated window are translated with the window ending at the last frame.
+    Frames are uint8 RGB `(3, H, W)` tensors or `(H, W, 3)` arrays, or `(timestamp_seconds, frame)` pairs. A stream
+    faster than the processor's `fps` setting (the rate the model was trained on) is sampled at that rate, and the
+    window's length in frames is counted at it (`stats.frames_subsampled`; not dropped). The first window is
+    translated once it is full, then every `stride` frames; at the end of the stream, frames not yet in a translated
+    window are translated with the window ending at the last frame. Each window's `latency` also holds
+    `since_last_frame`: seconds from the arrival of its last frame to the end of its translation.
     """
 
     def __init__(self, model, processor, window_seconds: float = 4.0, stride_seconds: float = 1.0, fps: float = 25.0,
-                 agreement: int = 2, generate_kwargs: dict | None = None):
+                 agreement: int = 2, generate_kwargs: dict | None = None, *, realtime: bool = False,
+                 buffer_seconds: float = 2.0, inference_precision: str | None = None):
         if model.training:
             raise ValueError("StreamingTranslator needs the model in eval mode (model.eval()): in training mode the "
                              "frame BatchNorm mixes the frames of a window")
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
-        self.window = max(1, round(window_seconds * fps))
-        self.stride = max(1, round(stride_seconds * fps))
+        if not buffer_seconds > 0:
+            raise ValueError(f"buffer_seconds must be positive, got {buffer_seconds}")
+        target = getattr(processor.video_processor, "fps", None)
+        self.rate = min(fps, target) if target else fps  # frames per second the translator uses
+        self.window = max(1, round(window_seconds * self.rate))
+        self.stride = max(1, round(stride_seconds * self.rate))
         max_frames = model.config.max_frames
         if self.window > max_frames:
-            raise ValueError(f"window_seconds={window_seconds} at {fps} frames/s is {self.window} frames, more than "
-                             f"the model's max_frames={max_frames}: shorten the window")
+            raise ValueError(f"window_seconds={window_seconds} at {self.rate:g} frames/s is {self.window} frames, more "
+                             f"than the model's max_frames={max_frames}: shorten the window")
         if self.stride > self.window:
             raise ValueError(f"stride_seconds={stride_seconds} is longer than window_seconds={window_seconds}: "
                              "frames between windows would never be translated")
+        if inference_precision is not None:
+            model.set_inference_precision(inference_precision)
         self.model, self.processor, self.fps = model, processor, fps
         self.agreement = agreement
         self.generate_kwargs = dict(generate_kwargs or {})
+        self.realtime, self.buffer_frames = realtime, max(1, round(buffer_seconds * self.rate))
+        self.stats = StreamingStats()
 
     def encode_frame(self, frame) -> torch.Tensor:
         """One frame's normalised feature `(frame_dim,)`: per-frame transform, frame encoder, projection, BatchNorm."""
-        frame = torch.as_tensor(frame)
-        if frame.dim() == 3 and frame.shape[0] != 3 and frame.shape[-1] == 3:
-            frame = frame.permute(2, 0, 1)
-        if frame.dim() != 3 or frame.shape[0] != 3 or frame.dtype != torch.uint8:
-            raise ValueError(f"a frame must be uint8 RGB of shape (3, H, W) or (H, W, 3); got {frame.dtype} "
-                             f"{tuple(frame.shape)}")
-        pixels = self.processor.video_processor.process_frames(frame[None])
+        return self.encode_frames([frame])[0]
+
+    def encode_frames(self, frames: list) -> torch.Tensor:
+        """The features `(len(frames), frame_dim)` of frames encoded together (one frame-encoder call; the same
+        features as one at a time, up to the round-off of a batched GEMM)."""
+        tensors = [_as_frame(frame) for frame in frames]
+        process = self.processor.video_processor.process_frames
+        if len({tuple(tensor.shape) for tensor in tensors}) == 1:
+            pixels = process(torch.stack(tensors))
+        else:  # frames of several sizes (a source that changed resolution): each resized on its own
+            pixels = torch.cat([process(tensor[None]) for tensor in tensors])
         encoder = self.model.sign_encoder
         pixels = pixels.to(device=self.model.device, dtype=encoder.frame_proj.weight.dtype)
         with torch.inference_mode():
-            return encoder.frame_features(pixels)[0]
+            return encoder.frame_features(pixels)
 
     def translate_window(self, features: torch.Tensor) -> tuple[str, float, float, float]:
         """Text, confidence and the seconds of the temporal-encoder and decoder stages for stacked features."""
@@ -193,9 +337,7 @@ class StreamingTranslator:
             encoded = time.perf_counter()
             generation_config = copy.deepcopy(model.generation_config)
             extra = generation_config.update(**self.generate_kwargs, output_scores=True, return_dict_in_generate=True)
-            with model.mbart_precision():
-                output = model.mbart.generate(inputs_embeds=states, attention_mask=step_mask,
-                                              generation_config=generation_config, **extra)
+            output = model.generate_from_encoder_states(states, step_mask, generation_config, **extra)
         eos = generation_config.eos_token_id
         eos = set() if eos is None else {eos} if isinstance(eos, int) else set(eos)
         text = self.processor.tokenizer.decode(output.sequences[0], skip_special_tokens=True)
@@ -203,35 +345,87 @@ class StreamingTranslator:
         return text.strip(), confidence, encoded - began, time.perf_counter() - encoded
 
     def __call__(self, frames: Iterable) -> Iterator[Caption]:
-        """Yields each caption as soon as the window that confirms it has been translated."""
+        """Yields each caption as soon as the window that confirms it has been translated. `self.stats` counts what
+        this run does with the frames."""
+        self.stats = stats = StreamingStats()
+        self._decoded = 0.0
+        sampler = _FrameSampler(self.fps, self.rate)
+        buffer = _LiveBuffer(frames, self.buffer_frames, sampler, stats) if self.realtime else None
+        batches = buffer.take if buffer is not None else self._file_batches(iter(frames), sampler, stats)
         features, times = deque(maxlen=self.window), deque(maxlen=self.window)
         merger = CaptionMerger(self.agreement)
-        spent = dict.fromkeys(("decode", "frame_encoder"), 0.0)
-        new, index, source = 0, 0, iter(frames)
-        while True:
-            began = time.perf_counter()
-            item = next(source, None)
-            if item is None:
-                break
-            spent["decode"] += time.perf_counter() - began
-            timestamp, frame = item if isinstance(item, tuple) else (index / self.fps, item)
-            began = time.perf_counter()
-            features.append(self.encode_frame(frame))
-            spent["frame_encoder"] += time.perf_counter() - began
-            times.append(float(timestamp))
-            index, new = index + 1, new + 1
-            if len(features) == self.window and (new >= self.stride or index == self.window):
-                caption = merger.push(self._window(features, times, spent))
-                spent, new = dict.fromkeys(spent, 0.0), 0
+        spent = dict.fromkeys(("decode", "frame_encoder"), 0.0)  # since the last window
+        new, filled, last_arrival, dropped = 0, False, 0.0, 0
+        try:
+            # At most the frames up to the next window, so that a window is translated as soon as its last frame is in.
+            while batch := batches(self.stride - new if filled else self.window - len(features)):
+                began = time.perf_counter()
+                encoded = self.encode_frames([frame for _, frame, _ in batch])
+                seconds = time.perf_counter() - began
+                spent["frame_encoder"] += seconds
+                stats.seconds["frame_encoder"] += seconds
+                stats.frames_encoded += len(batch)
+                stats.encoder_batches += 1
+                # Frames dropped since the last batch still count towards the stride: windows follow the stream's time.
+                new, dropped = new + stats.frames_dropped - dropped, stats.frames_dropped
+                for (timestamp, _, arrival), feature in zip(batch, encoded):
+                    features.append(feature)
+                    times.append(timestamp)
+                    new, last_arrival = new + 1, arrival
+                    if len(features) == self.window and (new >= self.stride or not filled):
+                        filled, new = True, 0
+                        caption = self._translate(merger, features, times, spent, last_arrival)
+                        spent = dict.fromkeys(spent, 0.0)
+                        if caption is not None:
+                            yield caption
+            if new:  # frames not yet in a translated window (or a stream shorter than one window)
+                caption = self._translate(merger, features, times, spent, last_arrival)
                 if caption is not None:
                     yield caption
-        if new:  # frames not yet in a translated window (or a stream shorter than one window)
-            caption = merger.push(self._window(features, times, spent))
-            if caption is not None:
-                yield caption
+        finally:
+            if buffer is not None:
+                buffer.stop()
         caption = merger.flush()
         if caption is not None:
             yield caption
+
+    def _file_batches(self, source: Iterator, sampler: _FrameSampler, stats: StreamingStats):
+        """The batches of a file (not real time): `take(limit)` reads the next kept frames, at most `limit` and the
+        frame encoder's chunk (at least one), each `(timestamp, frame, arrival)`; `[]` at the end."""
+        chunk = self.model.config.frame_chunk_size
+
+        def take(limit: int) -> list:
+            batch = []
+            while len(batch) < max(1, min(chunk, limit)):
+                began = time.perf_counter()
+                item = next(source, None)
+                arrived = time.perf_counter()
+                if item is None:
+                    break
+                stats.seconds["decode"] += arrived - began
+                stats.frames_received += 1
+                timestamp, frame, kept = sampler(item)
+                if kept:
+                    batch.append((timestamp, frame, arrived))
+                else:
+                    stats.frames_subsampled += 1
+            return batch
+
+        return take
+
+    def _translate(self, merger: CaptionMerger, features: deque, times: deque, spent: dict,
+                   last_arrival: float) -> Caption | None:
+        """Translates the window, records its stages and its time since its last frame arrived, and merges it."""
+        decoded = self.stats.seconds["decode"]  # the reader's decode seconds since the last window
+        spent["decode"], self._decoded = decoded - self._decoded, decoded
+        window = self._window(features, times, spent)
+        finished = time.perf_counter()
+        window.latency["since_last_frame"] = finished - last_arrival
+        self.stats.window_times.append((times[-1], last_arrival, finished))
+        self.stats.windows += 1
+        for stage in ("temporal_encoder", "decoder"):
+            self.stats.seconds[stage] += window.latency.get(stage, 0.0)
+        return merger.push(window)
 
     def _window(self, features: deque, times: deque, spent: dict) -> WindowTranslation:
         text, confidence, encoder_seconds, decoder_seconds = self.translate_window(torch.stack(list(features)))

@@ -49,6 +49,7 @@ def test_quick_benchmark_prints_every_measurement(tmp_path):
         assert results["derived"][name]["encoder_cosine_to_fp32"] == {"bf16": cosine}
         assert results["derived"][name]["speedup_vs_fp32"]["bf16"] > 0
     assert results["long_video"]["fp32"]["frames"] == 12 and results["long_video"]["fp32"]["steps"] == 6
+    assert set(results["streaming"]) == {"fp32", "bf16"}
     pretrain = results["derived"]["pretrain_step"]
     assert pretrain["speedup_vs_reference_impl"]["fp32"] > 0 and pretrain["peak_rss_ratio_vs_reference_impl"]["fp32"] > 0
     assert pretrain["reference_impl_vs_authors"] == REFERENCE_IMPL_VS_AUTHORS == 1.17
@@ -238,3 +239,20 @@ def test_a_failed_measurement_is_reported_and_fails_the_run(capsys, monkeypatch)
     assert "speedup_vs_fp32" not in results["derived"].get("translation", {})
     assert "encoder_inference" not in results["derived"]  # not measured: no empty sections
     assert "translation (bf16)" in captured.err
+
+
+def test_streaming_measurement_on_the_tiny_model(capsys):
+    """Runs end to end and its counts add up; the speed figures are printed, not asserted on (docs/streaming.md)."""
+    assert main(["--quick", "--threads", "1", "--only", "streaming", "--precision", "fp32", "--streaming_seconds",
+                 "1", "--new_tokens", "4"]) == 0
+    result = json.loads(capsys.readouterr().out)["streaming"]["fp32"]
+    assert result["model"] == "tiny" and result["precision"] == "fp32" and result["video_seconds"] == 1.0
+    assert all(0 < stage["best"] <= stage["median"] for stage in result["stages_ms"].values())
+    assert result["real_time_factor_from_stages"] > 0
+    assert result["file_mode"]["frames_encoded"] == 25 and result["file_mode"]["real_time_factor"] > 0
+    live = result["realtime"]
+    assert live["frames_received"] == 25 and live["frames_encoded"] + live["frames_dropped"] == 25
+    assert live["windows"] >= 1 and live["window_latency"]["count"] == live["windows"]
+    assert live["caption_latency"]["count"] > 0 and live["caption_latency"]["median_s"] > 0
+    assert set(result["targets"]) == {"real_time_factor_at_most_1_no_frames_dropped",
+                                      "caption_latency_median_at_most_2_s"}

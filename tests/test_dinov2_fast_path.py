@@ -107,3 +107,71 @@ def test_a_wrapped_block_layer_is_refused_in_every_model():
     with pytest.raises(ValueError, match=r"vision\.encoder\.layer\.1\.mlp\.fc1 carries a PEFT LoRA layer or another "
                                          r"wrapper \(Sequential\)"):
         model(torch.randn(1, 3, 3, 28, 28))
+
+
+def _kept_operand_model(vision_lora: bool = True):
+    """A tiny float64 frame encoder in eval mode with nonzero LoRA B (so that folding the LoRA changes the weights)."""
+    config = tiny_config(vision_tuning="lora" if vision_lora else "frozen")
+    model = BeyondGlossModel(config).double().eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for lora in model.sign_encoder.frame_encoder.lora.values():
+            for name in ("q_B", "k_B", "v_B", "out_B", "fc1_B", "fc2_B"):
+                getattr(lora, name).normal_(0, 0.1)
+    encoder = model.sign_encoder.frame_encoder
+    assert len(encoder.lora) == (1 if vision_lora else 0)
+    return encoder
+
+
+def _fresh_operand_output(encoder, frames):
+    """The output with the operands made again for this call (what every call did before they were kept)."""
+    encoder._operands = None
+    output = encoder(frames)
+    encoder._operands = None
+    return output
+
+
+@pytest.mark.parametrize("vision_lora", [True, False])
+def test_kept_block_operands_give_the_same_output_and_follow_weight_changes(vision_lora):
+    encoder = _kept_operand_model(vision_lora)
+    frames = torch.randn(3, 3, 28, 28, dtype=torch.float64)
+    with torch.inference_mode():
+        expected = _fresh_operand_output(encoder, frames)
+        first = encoder(frames)
+        kept = encoder._operands
+        second = encoder(frames)
+        assert kept is not None and encoder._operands is kept  # made once, reused by the second call
+    assert torch.equal(first, expected) and torch.equal(second, expected)
+    # An in-place edit (as an optimizer step or load_state_dict makes), in a block and in the LoRA when present.
+    edits = [encoder.vision.encoder.layer[-1].mlp.fc1.weight]
+    edits += [lora.fc2_B for lora in encoder.lora.values()]
+    for parameter in edits:
+        with torch.no_grad():
+            parameter.add_(0.05)
+        with torch.inference_mode():
+            after = encoder(frames)
+            assert encoder._operands is not kept
+            assert torch.equal(after, _fresh_operand_output(encoder, frames)) and not torch.equal(after, expected)
+        kept = encoder._operands
+
+
+def test_kept_block_operands_follow_loading_dtype_and_training_mode():
+    encoder = _kept_operand_model()
+    frames = torch.randn(2, 3, 28, 28, dtype=torch.float64)
+    other = _kept_operand_model()
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.mul_(0.9)
+    with torch.inference_mode():
+        encoder(frames)
+        encoder.load_state_dict(other.state_dict())
+        assert torch.equal(encoder(frames), _fresh_operand_output(other, frames))
+        encoder.compute_dtype = torch.float32  # another compute type: operands made in it
+        reduced = encoder(frames)
+        assert encoder._operands[2][0][1]["qkv"][0].dtype == torch.float32
+        assert torch.equal(reduced, _fresh_operand_output(encoder, frames))
+    encoder.train()
+    assert encoder._operands is None  # training never reuses them (gradients, dropout): dropped
+    with torch.inference_mode():
+        encoder(frames)
+    assert encoder._operands is None

@@ -1,6 +1,8 @@
 """Live captions (beyondgloss.streaming): the window's encoder output from cached per-frame features, the caption
 merge rule, the window schedule, and bad settings."""
 
+import time
+
 import pytest
 import torch
 from transformers import GenerationConfig
@@ -8,7 +10,13 @@ from transformers import GenerationConfig
 from beyondgloss import BeyondGlossForSignTranslation
 from beyondgloss.data.tokenizer_training import train_sign_tokenizer
 from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
-from beyondgloss.streaming import Caption, CaptionMerger, StreamingTranslator, WindowTranslation, window_encoder_states
+from beyondgloss.streaming import (
+    Caption,
+    CaptionMerger,
+    StreamingTranslator,
+    WindowTranslation,
+    window_encoder_states,
+)
 from beyondgloss.testing import tiny_config
 from beyondgloss.testing.numerics import assert_same_math
 from beyondgloss.testing.videos import make_frames, write_frame_folder, write_mp4
@@ -144,7 +152,8 @@ def test_real_model_captions(model_and_processor):
     assert captions
     for caption in captions:
         assert isinstance(caption, Caption) and caption.text
-        assert set(caption.latency) == {"decode", "frame_encoder", "temporal_encoder", "decoder", "total"}
+        assert set(caption.latency) == {"decode", "frame_encoder", "temporal_encoder", "decoder", "total",
+                                        "since_last_frame"}
         assert 0.0 <= caption.start < caption.end <= 20 / 16
     # The confidence is the mean of the generated tokens' log-probabilities, as transformers computes them.
     features = torch.stack([translator.encode_frame(frame) for frame in video[-8:]])
@@ -202,8 +211,8 @@ def test_caption_command_prints_and_writes_srt_and_vtt(saved_model, tmp_path, ca
 
     video = write_mp4(tmp_path / "v.mp4", make_frames(12, height=32, width=32, seed=5), fps=25)
     srt, vtt = tmp_path / "c.srt", tmp_path / "c.vtt"
-    flags = ["--window_seconds", "0.24", "--stride_seconds", "0.08", "--agreement", "1",
-             "--output_srt", str(srt), "--output_vtt", str(vtt)]
+    flags = ["--window_seconds", "0.24", "--stride_seconds", "0.08", "--agreement", "1", "--inference_precision",
+             "int8", "--output_srt", str(srt), "--output_vtt", str(vtt)]
     assert run_caption(saved_model, video, *flags) == 0
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
     cues = srt.read_text().strip().split("\n\n") if srt.read_text().strip() else []
@@ -224,6 +233,7 @@ def test_caption_command_bad_input(saved_model, tmp_path, capsys):
     assert run_caption(saved_model, video, "--window_seconds", "10") == 1
     assert "max_frames=16" in capsys.readouterr().err
     assert run_caption(saved_model, video, "--window_seconds", "-1") == 2
+    assert run_caption(saved_model, video, "--inference_precision", "half") == 2
     assert run_caption(tmp_path, video) == 1
     assert "processor_config.json" in capsys.readouterr().err
 
@@ -235,3 +245,120 @@ def test_caption_command_reads_a_frame_folder_at_its_fps(saved_model, tmp_path, 
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
     # 6 frames at 10 frames/s: windows end at 0.4, 0.6 s; the first caption starts at 0.
     assert printed and printed[0].startswith("[00:00:00.000 --> 00:00:00.400]")
+
+
+def scripted_windows(translator, texts):
+    """`scripted`, recording each window's frames (their features) too."""
+    seen, script = [], iter(texts)
+
+    def translate_window(features):
+        seen.append(features.clone())
+        return next(script), -1.0, 0.0, 0.0
+
+    translator.translate_window = translate_window
+    return seen
+
+
+def test_frames_encoded_together_match_one_at_a_time():
+    # Float64, as the window test: the batched GEMMs sum in another order, so the features agree to round-off.
+    model, processor = make_model_and_processor(seed=2)
+    model.double()
+    translator = StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.25, fps=16)
+    video = make_frames(6, height=30, width=34, seed=7)
+    together = translator.encode_frames(list(video))
+    assert_same_math(together, torch.stack([translator.encode_frame(frame) for frame in video]), msg="batch")
+    mixed = [video[0], make_frames(1, height=40, width=40, seed=8)[0]]  # frames of two sizes, each resized alone
+    assert_same_math(translator.encode_frames(mixed), torch.stack([translator.encode_frame(f) for f in mixed]),
+                     msg="two sizes")
+
+
+@pytest.mark.parametrize("frames", [9, 16])
+def test_realtime_mode_without_pressure_translates_the_windows_of_file_mode(frames):
+    model, processor = make_model_and_processor(seed=3)
+    model.double()  # the two modes batch frames differently: compared to float64 round-off
+    video = make_frames(frames, seed=2)
+    runs = []
+    for realtime in (False, True):
+        translator = StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.25, fps=8,
+                                         realtime=realtime, buffer_seconds=10)
+        seen = scripted_windows(translator, [str(i) for i in range(20)])
+        captions = list(translator(video))
+        runs.append((seen, [(c.text, c.start, c.end) for c in captions], translator.stats))
+    (file_seen, file_captions, file_stats), (live_seen, live_captions, live_stats) = runs
+    assert live_captions == file_captions and len(live_seen) == len(file_seen)
+    for file_window, live_window in zip(file_seen, live_seen):
+        assert_same_math(live_window, file_window, msg="window features")  # batched differently: round-off only
+    for stats in (file_stats, live_stats):
+        assert stats.frames_received == stats.frames_encoded == frames
+        assert stats.frames_dropped == stats.frames_subsampled == 0 and stats.windows == len(file_seen)
+
+
+def test_realtime_mode_drops_and_counts_frames_when_translation_falls_behind(model_and_processor):
+    model, processor = model_and_processor
+    translator = StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.25, fps=16,
+                                     realtime=True, buffer_seconds=0.25)
+    delivered = []
+
+    def camera(count=32):  # 16 frames/s, never held up by the translator
+        start = time.perf_counter()
+        for index, frame in enumerate(make_frames(count, seed=3)):
+            time.sleep(max(0.0, start + index / 16 - time.perf_counter()))
+            delivered.append(time.perf_counter() - start - index / 16)
+            yield frame
+
+    def slow(features):  # a window takes 0.4 s: longer than the stride of 0.25 s
+        time.sleep(0.4)
+        return "x", -1.0, 0.0, 0.4
+
+    translator.translate_window = slow
+    captions = list(translator(camera()))
+    stats = translator.stats
+    assert stats.frames_received == 32 and stats.frames_dropped > 0
+    assert stats.frames_encoded + stats.frames_dropped == 32
+    assert stats.encoder_batches < stats.frames_encoded  # frames that waited were encoded together
+    assert max(delivered) < 0.2  # the camera kept its pace (the translator alone would hold it up by 0.4 s a window)
+    assert [c.text for c in captions] == ["x"] and captions[0].latency["since_last_frame"] >= 0.4
+
+
+def test_a_stream_faster_than_the_processor_fps_is_sampled_at_it(model_and_processor):
+    model, processor = model_and_processor
+    processor.video_processor.fps = 8.0
+    try:
+        translator = StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.25, fps=16)
+        assert (translator.window, translator.stride) == (4, 2)  # counted at 8 frames/s
+        seen = scripted(translator, ["x"] * 10)
+        list(translator((i / 16, frame) for i, frame in enumerate(make_frames(16, seed=2))))
+    finally:
+        processor.video_processor.fps = None
+    assert translator.stats.frames_subsampled == 8 and translator.stats.frames_encoded == 8
+    assert translator.stats.frames_dropped == 0 and seen == [4, 4, 4]
+
+
+def test_a_source_error_in_realtime_mode_comes_after_the_frames_before_it(model_and_processor):
+    model, processor = model_and_processor
+    translator = StreamingTranslator(model, processor, window_seconds=0.25, stride_seconds=0.25, fps=16,
+                                     agreement=1, realtime=True, buffer_seconds=5)
+    scripted(translator, ["a", "b", "c"])
+
+    def broken():
+        yield from make_frames(8, seed=2)
+        raise OSError("frame 8 does not decode")
+
+    captions = []
+    with pytest.raises(OSError, match="frame 8"):
+        for caption in translator(broken()):
+            captions.append(caption.text)
+    assert captions == ["a", "b"] and translator.stats.frames_encoded == 8
+
+
+def test_inference_precision_is_set_on_the_model(model_and_processor):
+    model, processor = model_and_processor
+    try:
+        StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.25, fps=16,
+                            inference_precision="bf16")
+        assert model.inference_precision == "bf16"
+        with pytest.raises(ValueError, match="precision='half'"):
+            StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.25, fps=16,
+                                inference_precision="half")
+    finally:
+        model.set_inference_precision("fp32")

@@ -24,7 +24,7 @@ __all__ = ["MEASUREMENTS", "build_config", "encoder_rates", "run_child"]
 
 
 MEASUREMENTS = ("matmul_peak", "pretrain_step", "reference_pretrain_step", "translation", "encoder_inference",
-                "long_video")
+                "long_video", "streaming")
 
 
 def build_config(args):
@@ -239,4 +239,8 @@ def run_child(args) -> dict:
         return _translation(args, device, precision)
     if args.child == "encoder_inference":
         return _encoder_inference(args, device, precision)
+    if args.child == "streaming":
+        from .streaming import streaming
+
+        return streaming(args, device, precision)
     return _long_video(args, device)

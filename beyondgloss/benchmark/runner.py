@@ -16,7 +16,9 @@ Each measurement runs in its own subprocess, so that its peak resident memory (`
   the whole sign video encoder, per `--precision`, next to the matmul peak of that precision measured in the same
   process;
 - `long_video`: the sign video encoder on one `--long_frames`-frame video, fp32 inference (bounded by frame
-  chunking).
+  chunking);
+- `streaming`: live captions, per `--precision`: per-stage milliseconds, the real-time factor of a file and of a
+  real-time replay at 25 frames/s, frames dropped, window and caption latency (`beyondgloss.benchmark.streaming`).
 
 The parent prints one JSON object: every result under its measurement and precision, and the derived ratios
 (`derived`), each computed from two figures of the same run. `--quick` uses tiny random configs so that the benchmark
@@ -30,6 +32,7 @@ beyondgloss benchmark --quick           # tiny, seconds
 beyondgloss benchmark --threads 2 --rounds 2 --only translation encoder_inference matmul_peak
 beyondgloss benchmark --dtype fp32 bf16 # the pre-training step also under bf16 autocast, beside fp32
 beyondgloss benchmark --device cuda --dtype bf16
+beyondgloss benchmark --threads 2 --only streaming --precision fp32 bf16 int8   # live captions, full size
 ```
 """
 
@@ -48,6 +51,7 @@ from ..inference_precision import PRECISIONS
 from .derived import PAIRED, PER_PRECISION, REFERENCE_IMPL_VS_AUTHORS, derived_ratios
 from .instruments import DTYPES, count_frame_encoder_flops, measure_matmul_peak, significant
 from .measurements import MEASUREMENTS, build_config, encoder_rates, run_child
+from .streaming import add_streaming_arguments
 
 __all__ = ["MEASUREMENTS", "REFERENCE_IMPL_VS_AUTHORS", "build_config", "build_parser", "count_frame_encoder_flops",
            "main", "measure_matmul_peak"]
@@ -98,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add(parser, "--skip_reference", action="store_true", help="do not run the reference pre-training step")
     _add(parser, "--only", nargs="+", choices=MEASUREMENTS, help="run only these measurements")
     _add(parser, "--output", help="also write the JSON to this file")
+    add_streaming_arguments(lambda flag, **kwargs: _add(parser, flag, **kwargs))
     parser.add_argument("--child", choices=MEASUREMENTS, help=argparse.SUPPRESS)
     parser.add_argument("--child_precision", choices=sorted({*DTYPES, *PRECISIONS}), help=argparse.SUPPRESS)
     return parser
@@ -111,6 +116,8 @@ def _quick_sizes(args) -> None:
     args.batch, args.frames = min(args.batch, 2), min(args.frames, 4)
     args.translation_frames, args.long_frames = min(args.translation_frames, 8), min(args.long_frames, 12)
     args.steps, args.warmup = min(args.steps, 2), min(args.warmup, 1)
+    args.streaming_seconds, args.streaming_window = min(args.streaming_seconds, 2.0), min(args.streaming_window, 0.64)
+    args.streaming_stride = min(args.streaming_stride, 0.32)
 
 
 def _spawn(name: str, precision: str, argv: list[str]) -> dict:
@@ -152,7 +159,7 @@ def _jobs(args, selected: list[str]) -> list[tuple[str, str]]:
     for name in selected:
         if name in PAIRED:
             jobs += [(name, dtype) for dtype in dict.fromkeys(args.dtype)]
-        elif name in PER_PRECISION:
+        elif name in PER_PRECISION or name == "streaming":
             jobs += [(name, precision) for precision in dict.fromkeys(args.precision)]
         elif name == "matmul_peak":
             # 'auto' and 'int8' choose the frame encoder's fp32 or bf16, so both peaks are wanted to read their figures.

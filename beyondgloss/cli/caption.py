@@ -12,6 +12,7 @@ than the previous one ends (the windows overlap; players show overlapping cues s
 import os
 from pathlib import Path
 
+from ..inference_precision import PRECISIONS
 from ._common import CommandError, accept_dashed_spellings, command_parser, run_command
 from ..sign_translation_inputs import open_stream, stream_frames
 from ._loading import load_translation_folder
@@ -52,6 +53,10 @@ def _parser():
     parser.add_argument("--output_srt", help="write the captions to this SubRip (.srt) file")
     parser.add_argument("--output_vtt", help="write the captions to this WebVTT (.vtt) file")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
+    parser.add_argument("--inference_precision", choices=PRECISIONS, default="auto",
+                        help="fp32, bf16 (bfloat16 frame encoder and mBART), int8 (int8 mBART on the CPU, the frame "
+                             "encoder in bfloat16 where faster) or auto (measured here, kept only where faster and "
+                             "within the quality guard); see docs/streaming.md (default auto)")
     parser.add_argument("--num_beams", type=int, choices=range(1, 65), metavar="{1..64}", help="beam width")
     parser.add_argument("--max_new_tokens", type=int, choices=range(1, 1025), metavar="{1..1024}",
                         help="most tokens per caption")
@@ -123,6 +128,10 @@ def _load(args):
         model = model.to(args.device).eval()
     except (RuntimeError, ValueError) as error:
         raise CommandError(f"--device {args.device}: {error}") from error
+    try:
+        model.set_inference_precision(args.inference_precision)
+    except ValueError as error:
+        raise CommandError(f"--inference_precision {args.inference_precision}: {error}") from error
     return model, processor
 
 

@@ -1,0 +1,217 @@
+# Copyright 2026 The beyondgloss authors. MIT license.
+r"""`beyondgloss benchmark --only streaming`: live captions ([`StreamingTranslator`]) measured, once per `--precision`.
+
+The model: `--streaming_model full` (`BeyondGlossConfig()` with random weights: DINOv2 ViT-S/14 at 224 px from 260 x
+340 frames, mBART-large with the benchmark's `--vocab_size`), `demo` (the demo's model, `demo_config`, 32 px) or, with
+`--quick`, the tests' tiny model (28 px). Random weights cost what trained ones do, except that the length of a
+caption is the decoder's choice: every window here generates exactly `--new_tokens` tokens (`min_new_tokens` =
+`max_new_tokens`), greedy unless `--streaming_beams`, so that every precision and run decodes the same work.
+
+Three measurements of one random video of `--streaming_seconds` at 25 frames/s, `--streaming_window` s windows every
+`--streaming_stride` s, agreement 2 (docs/streaming.md defines each figure):
+
+1. stages, each alone (median and best): the frame encoder on one frame with its operands made again for every
+   call (as before they were kept), on one frame with them kept, and on `BATCH` frames at a time (per frame), in turn;
+   the temporal encoder and heads, and the decoder, on one full window (twice). `real_time_factor_from_stages`: the
+   best batched frame time x 25 plus the best window time / stride, per second of video.
+2. file mode: every frame, as fast as the translator takes them. Real-time factor = wall seconds / video seconds.
+3. real-time replay (`realtime=True`, a buffer of `--streaming_buffer` s): frame k arrives at k / 25 s. Frames
+   dropped; real-time factor = seconds the translator was busy (frame encoder, temporal encoder, decoder) / video
+   seconds; window latency = from the arrival of a window's last frame to the end of its translation; caption latency
+   = from the arrival of the last frame of a sentence to the end of the translation of the second window (agreement
+   2) whose last frame is at or after it, taking every frame of the replay in turn as a sentence's last frame. That is
+   what a trained model whose translation of a window is stable once the window holds the whole sentence shows; a
+   random model has no sentences, so this is computed from the measured window times (`StreamingStats.window_times`)
+   and the frames' arrival times.
+"""
+
+import statistics
+import time
+
+import torch
+
+__all__ = ["BATCH", "STREAMING_MODELS", "add_streaming_arguments", "streaming"]
+
+STREAMING_MODELS = ("full", "demo")
+BATCH = 8  # frames per call of the batched frame-encoder stage
+FPS = 25.0
+SENTENCES = ["morgen regnet es im norden", "heute sonne im süden", "am abend wind an der küste"]
+
+
+def add_streaming_arguments(add) -> None:
+    """The streaming measurement's flags (`add` is the runner's `_add`)."""
+    add("--streaming_model", choices=STREAMING_MODELS, default="full",
+        help="streaming: the full-size model or the demo's, random weights (--quick: the tiny test model)")
+    add("--streaming_seconds", type=float, default=10.0, help="streaming: seconds of video at 25 frames/s")
+    add("--streaming_window", type=float, default=4.0, help="streaming: window seconds (default 4)")
+    add("--streaming_stride", type=float, default=1.0, help="streaming: stride seconds (default 1)")
+    add("--streaming_buffer", type=float, default=2.0, help="streaming: real-time buffer seconds (default 2)")
+    add("--streaming_beams", type=int, default=1, help="streaming: beams per window (default 1, greedy)")
+
+
+def _build(args, device):
+    """The model and processor measured: `(model, processor, frames of the video)`."""
+    from ..configuration_beyondgloss import BeyondGlossConfig
+    from ..data.tokenizer_training import train_sign_tokenizer
+    from ..modeling_beyondgloss import BeyondGlossForSignTranslation
+    from ..processing_beyondgloss import BeyondGlossProcessor
+    from ..testing import tiny_config
+    from ..training.demo import demo_config
+    from ..video_processing_beyondgloss import BeyondGlossVideoProcessor
+
+    # A small tokenizer: decoding skips the ids it does not know, which costs nothing measurable.
+    tokenizer = train_sign_tokenizer(SENTENCES, language="de_DE")
+    start = tokenizer.convert_tokens_to_ids("de_DE")
+    frames = max(1, round(args.streaming_window * FPS))
+    if args.quick:
+        video_processor = BeyondGlossVideoProcessor(size=28, crop_size=28)
+        config = tiny_config(vocab_size=len(tokenizer), max_frames=max(frames, 16), decoder_start_token_id=start)
+    elif args.streaming_model == "demo":
+        video_processor = BeyondGlossVideoProcessor(size={"shortest_edge": 32}, crop_size=32, augment=False)
+        config = demo_config(args.vocab_size, start, 6, 64, 32, max_frames=max(frames, 300))
+    else:
+        video_processor = BeyondGlossVideoProcessor()
+        config = BeyondGlossConfig(decoder_start_token_id=start)
+        config.text_config.vocab_size = args.vocab_size
+    processor = BeyondGlossProcessor(video_processor, tokenizer, target_language="de_DE")
+    torch.manual_seed(0)
+    model = BeyondGlossForSignTranslation(config).to(device).eval()
+    generator = torch.Generator().manual_seed(0)
+    count = max(1, round(args.streaming_seconds * FPS))
+    video = torch.randint(0, 256, (count, 3, 260, 340), dtype=torch.uint8, generator=generator)
+    return model, processor, video
+
+
+def _timed(function, device) -> float:
+    """Seconds of one call, synchronising a CUDA device."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    began = time.perf_counter()
+    function()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - began
+
+
+def _stages(translator, video, device, repeats: int) -> dict:
+    """Milliseconds of each stage, measured alone: the frame encoder's three ways in turn, `repeats` rounds after one
+    untimed (so that a change of the machine's load falls on all three alike), and the window's two stages twice each.
+    Each as `{"median": ..., "best": ...}`."""
+    encoder = translator.model.sign_encoder.frame_encoder
+    frames = list(video[:BATCH])
+
+    def rebuilt():  # the operands made again for the call, as every call did before they were kept
+        encoder._operands = None
+        translator.encode_frames(frames[:1])
+
+    ways = {"frame_encoder_per_frame_operands_rebuilt": (rebuilt, 1),
+            "frame_encoder_per_frame": (lambda: translator.encode_frames(frames[:1]), 1),
+            f"frame_encoder_per_frame_batch_{len(frames)}": (lambda: translator.encode_frames(frames), len(frames))}
+    times = {name: [] for name in ways}
+    for index in range(repeats + 1):
+        for name, (function, count) in ways.items():
+            seconds = _timed(function, device) / count
+            if index:
+                times[name].append(seconds)
+    window = translator.encode_frames(list(video[:translator.window]))
+    runs = [translator.translate_window(window)[2:] for _ in range(2)]
+    times["temporal_encoder_per_window"] = [run[0] for run in runs]
+    times["decoder_per_window"] = [run[1] for run in runs]
+    return {name: {"median": round(statistics.median(values) * 1000, 2), "best": round(min(values) * 1000, 2)}
+            for name, values in times.items()}
+
+
+def _paced(video, fps: float):
+    """The frames as a camera delivers them: frame k at k / fps seconds after the first is asked for."""
+    start = time.perf_counter()
+    for index, frame in enumerate(video):
+        wait = start + index / fps - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        yield frame
+
+
+def _caption_latencies(stats, fps: float, arrival_start: float, frames: int, agreement: int) -> list[float]:
+    """For every frame t taken as the last frame of a sentence: the end of the translation of the `agreement`-th
+    window whose last frame is at or after t, less t's arrival (see the module docstring)."""
+    windows = sorted(stats.window_times)
+    latencies = []
+    for index in range(frames):
+        later = [finished for timestamp, _, finished in windows if timestamp >= index / fps - 1e-9]
+        if len(later) >= agreement:
+            latencies.append(later[agreement - 1] - (arrival_start + index / fps))
+    return latencies
+
+
+def _summary(values: list[float]) -> dict:
+    if not values:
+        return {"median_s": None, "max_s": None, "count": 0}
+    return {"median_s": round(statistics.median(values), 3), "max_s": round(max(values), 3), "count": len(values)}
+
+
+def _run(translator, source) -> float:
+    began = time.perf_counter()
+    for _ in translator(source):
+        pass
+    return time.perf_counter() - began
+
+
+def _file_mode(translator, video) -> dict:
+    wall = _run(translator, iter(video))
+    stats = translator.stats
+    seconds = len(video) / FPS
+    return {"wall_s": round(wall, 2), "real_time_factor": round(wall / seconds, 3), "windows": stats.windows,
+            "frames_encoded": stats.frames_encoded, "encoder_batches": stats.encoder_batches,
+            "stage_seconds": {name: round(value, 3) for name, value in stats.seconds.items()}}
+
+
+def _realtime(translator, video, agreement: int) -> dict:
+    arrival_start = time.perf_counter()
+    wall = _run(translator, _paced(video, FPS))
+    stats = translator.stats
+    seconds = len(video) / FPS
+    busy = sum(value for name, value in stats.seconds.items() if name != "decode")
+    windows = [finished - arrival for _, arrival, finished in stats.window_times]
+    captions = _caption_latencies(stats, FPS, arrival_start, len(video), agreement)
+    return {"wall_s": round(wall, 2), "real_time_factor": round(busy / seconds, 3),
+            "frames_received": stats.frames_received, "frames_dropped": stats.frames_dropped,
+            "frames_subsampled": stats.frames_subsampled, "frames_encoded": stats.frames_encoded,
+            "encoder_batches": stats.encoder_batches, "windows": stats.windows,
+            "window_latency": _summary(windows), "caption_latency": _summary(captions),
+            "stage_seconds": {name: round(value, 3) for name, value in stats.seconds.items()}}
+
+
+def streaming(args, device, precision: str) -> dict:
+    """The streaming measurement of one inference precision (see the module docstring)."""
+    from ..streaming import StreamingTranslator
+
+    model, processor, video = _build(args, device)
+    generation = {"num_beams": args.streaming_beams, "min_new_tokens": args.new_tokens,
+                  "max_new_tokens": args.new_tokens}
+    agreement = 2
+    translator = StreamingTranslator(model, processor, args.streaming_window, args.streaming_stride, FPS, agreement,
+                                     generation, inference_precision=precision)
+    stages = _stages(translator, video, device, repeats=max(3, args.steps))
+    # Per second of video: 25 frames through the frame encoder (batched, as both modes run it) and 1 / stride windows.
+    batched = stages[f"frame_encoder_per_frame_batch_{BATCH}"]["best"]
+    window = stages["temporal_encoder_per_window"]["best"] + stages["decoder_per_window"]["best"]
+    from_stages = batched * FPS + window / args.streaming_stride
+    file_mode = _file_mode(translator, video)
+    translator.realtime = True
+    translator.buffer_frames = max(1, round(args.streaming_buffer * translator.rate))
+    live = _realtime(translator, video, agreement)
+    return {
+        "precision": model.inference_precision, "requested_precision": precision,
+        "inference_precision_report": model.inference_precision_report,
+        "model": "tiny" if args.quick else args.streaming_model, "video_seconds": len(video) / FPS,
+        "frames_per_second": FPS, "window_seconds": args.streaming_window, "stride_seconds": args.streaming_stride,
+        "buffer_seconds": args.streaming_buffer, "agreement": agreement, "beams": args.streaming_beams,
+        "new_tokens": args.new_tokens, "stages_ms": stages,
+        "real_time_factor_from_stages": round(from_stages / 1000, 3), "file_mode": file_mode, "realtime": live,
+        "targets": {
+            "real_time_factor_at_most_1_no_frames_dropped": live["real_time_factor"] <= 1.0
+            and live["frames_dropped"] == 0,
+            "caption_latency_median_at_most_2_s": live["caption_latency"]["median_s"] is not None
+            and live["caption_latency"]["median_s"] <= 2.0,
+        },
+    }
