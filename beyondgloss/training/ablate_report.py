@@ -1,0 +1,147 @@
+"""The report of `beyondgloss ablate` (`beyondgloss.training.ablate`): per row the mean and standard deviation over
+seeds of BLEU-4 and ROUGE-L, Welch's t-test of each ablated row against the full model, a markdown table, a plot and
+`ablation.json`.
+
+Welch's test (unequal variances) compares the seed means of two rows. With 3 seeds a row it has about 2 to 4
+degrees of freedom: only large, consistent differences reach p < 0.05, so "not significant" means "these seeds
+cannot tell", not "no difference". The test is two-sided and uncorrected for the four comparisons.
+"""
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+__all__ = ["mean_std", "welch_test", "write_report"]
+
+METRICS = (("bleu4", "BLEU-4"), ("rouge_l", "ROUGE-L"))
+ALPHA = 0.05
+
+
+def mean_std(values: list) -> tuple:
+    """`(mean, sample standard deviation)`; the deviation is 0.0 for one value."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1))
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b), by its continued fraction (Numerical Recipes, `betacf`)."""
+    if x <= 0.0 or x >= 1.0:
+        return 0.0 if x <= 0.0 else 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > 1e-300 else 1e-300)
+    result = d
+    for m in range(1, 300):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > 1e-300 else 1e-300)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > 1e-300 else 1e-300
+            result *= c * d
+        if abs(c * d - 1.0) < 1e-12:
+            break
+    return front * result
+
+
+def welch_test(first: list, second: list) -> dict:
+    """Welch's two-sided t-test of `mean(first) - mean(second)`: `{difference, t, df, p}`.
+
+    `p` is None when it is undefined: fewer than 2 values on a side, or no spread on either side (then the
+    difference is either exactly 0 or cannot be weighed against any noise).
+    """
+    (mean_a, std_a), (mean_b, std_b) = mean_std(first), mean_std(second)
+    result = {"difference": mean_a - mean_b, "t": None, "df": None, "p": None}
+    if len(first) < 2 or len(second) < 2:
+        return result
+    var_a, var_b = std_a ** 2 / len(first), std_b ** 2 / len(second)
+    if var_a + var_b == 0.0:
+        return result
+    t = (mean_a - mean_b) / math.sqrt(var_a + var_b)
+    df = (var_a + var_b) ** 2 / (var_a ** 2 / (len(first) - 1) + var_b ** 2 / (len(second) - 1))
+    result.update(t=t, df=df, p=_betainc(df / 2, 0.5, df / (df + t * t)))
+    return result
+
+
+def _summaries(runs: list, labels: dict) -> dict:
+    """Per row: n, mean and std of each metric, and (ablated rows) the test against `full` and what it says."""
+    values = {row: {key: [run[key] for run in runs if run["row"] == row] for key, _ in METRICS} for row in labels}
+    summary = {}
+    for row, label in labels.items():
+        entry = {"label": label, "n": len(values[row]["bleu4"])}
+        for key, _ in METRICS:
+            entry[key] = dict(zip(("mean", "std"), mean_std(values[row][key])))
+            if row != "full" and "full" in values:
+                test = welch_test(values["full"][key], values[row][key])
+                test["verdict"] = _verdict(test)
+                entry[key]["versus_full"] = test
+        summary[row] = entry
+    return summary
+
+
+def _verdict(test: dict) -> str:
+    if test["p"] is None:
+        return "no test (a row with < 2 seeds, or no spread)"
+    if test["p"] >= ALPHA:
+        return f"not significant (p = {test['p']:.2f})"
+    side = "higher" if test["difference"] > 0 else "lower"
+    return f"full model {side}, p = {test['p']:.3f}"
+
+
+def _table(summary: dict, timing: dict, args) -> str:
+    lines = ["| row | n | BLEU-4 | ROUGE-L | BLEU-4 vs full | ROUGE-L vs full |", "|---|---|---|---|---|---|"]
+    for entry in summary.values():
+        cells = [f"{entry[key]['mean']:.2f} +/- {entry[key]['std']:.2f}" for key, _ in METRICS]
+        tests = [entry[key]["versus_full"]["verdict"] if "versus_full" in entry[key] else "" for key, _ in METRICS]
+        lines.append(f"| {entry['label']} | {entry['n']} | " + " | ".join(cells + tests) + " |")
+    lines += ["", f"Mean +/- sample standard deviation over seeds {', '.join(map(str, args.seeds))} (test split, beam "
+              f"{args.num_beams}); Welch's two-sided t-test against the full model, alpha {ALPHA}, uncorrected. "
+              f"Dataset: {args.dataset}" + (f" ({args.lexicon} lexicon)" if args.dataset.lower() == "synthsign" else "")
+              + f". This invocation: {timing['total_seconds'] / 60:.1f} min wall, {timing['cpu_seconds'] / 60:.1f} min of "
+              f"CPU (all threads of the main process); load average "
+              f"{timing['load_average_before'][0]:.2f} before, {timing['load_average_after'][0]:.2f} after, on "
+              f"{timing['cpu_count']} CPUs."]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(runs: list, summary: dict, path: Path) -> None:
+    from ..utils import require
+
+    matplotlib = require("matplotlib", "The ablation plot")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(METRICS), figsize=(5.5 * len(METRICS), 4))
+    for axis, (key, name) in zip(axes, METRICS):
+        rows = list(summary)
+        means = [summary[row][key]["mean"] for row in rows]
+        stds = [summary[row][key]["std"] for row in rows]
+        axis.bar(range(len(rows)), means, yerr=stds, capsize=4, color="#8fb3d9")
+        for index, row in enumerate(rows):
+            points = [run[key] for run in runs if run["row"] == row]
+            axis.plot([index] * len(points), points, "k.", alpha=0.7)
+        axis.set_xticks(range(len(rows)), [summary[row]["label"].replace("without", "w/o") for row in rows],
+                        rotation=25, ha="right", fontsize=8)
+        axis.set(title=f"{name} (mean +/- std; dots: seeds)", ylabel=name)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_report(out: Path, args, runs: list, labels: dict, timing: dict) -> dict:
+    """Writes `ablation.json`, `ablation.md` and `ablation.png` into `out`; returns what the json holds."""
+    summary = _summaries(runs, labels)
+    table = _table(summary, timing, args)
+    result = {"rows": summary, "runs": runs, "timing": timing, "settings": asdict(args),
+              "run_seconds_total": round(sum(run["seconds"] for run in runs), 1),
+              "run_cpu_seconds_total": round(sum(run.get("cpu_seconds", 0.0) for run in runs), 1)}
+    (out / "ablation.json").write_text(json.dumps(result, indent=2))
+    (out / "ablation.md").write_text(table)
+    _plot(runs, summary, out / "ablation.png")
+    print(table, flush=True)
+    return result
