@@ -12,7 +12,7 @@ from beyondgloss.cli import main as cli_main
 from beyondgloss.data import generate_synthsign
 from beyondgloss.data.synthsign_language import LEXICONS, SIGNS_BY_GLOSS, describe_clip
 from beyondgloss.data.synthsign_rendering import render_clip
-from beyondgloss.training.ablate_report import welch_test
+from beyondgloss.training.ablate_report import hand_shape_reading, welch_test
 
 HANDSHAPE = LEXICONS["handshape"]
 SIZES = dict(num_train=10, num_validation=2, num_test=3, description_dim=16)
@@ -88,6 +88,18 @@ def test_welch_test_at_the_tabled_critical_value():
     test = welch_test([1.0, 2.0, 3.0], [2.7764451 * math.sqrt(2 / 3) + v for v in (1, 2, 3)])
     assert test["df"] == pytest.approx(4.0) and test["p"] == pytest.approx(0.05, abs=1e-6)
     assert welch_test([1.0, 1.0], [1.0, 1.0])["p"] is None and welch_test([1.0], [2.0, 3.0])["p"] is None
+
+
+def test_hand_shape_reading_counts_group_mates_as_confusions():
+    # Each content word here is in a group of four signs that share one motion (girl/boy/man/woman, want/find/
+    # paint/buy, big/small/old/red, tree/boat/apple/letter, ...): a group-mate in its place is a confusion.
+    pairs = [("the girl does not want the big boat", "the boy does not want the small boat"),  # girl, big confused
+             ("the man sees the ball", "the man sees the ball"),  # man, sees, ball right
+             ("the dog helps the tree", "the cat")]  # no group named: nothing counted
+    reading = hand_shape_reading(pairs)
+    assert (reading["correct"], reading["confused"]) == (5, 2)
+    assert reading["accuracy"] == pytest.approx(100 * 5 / 7) and reading["chance"] == pytest.approx(25.0)
+    assert hand_shape_reading([("the man sees the ball", "")])["accuracy"] is None
 
 
 TINY = ["--num_train", "16", "--num_test", "4", "--pretraining_steps", "1", "--translation_steps", "1",

@@ -12,9 +12,10 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-__all__ = ["mean_std", "welch_test", "write_report"]
+__all__ = ["hand_shape_reading", "mean_std", "welch_test", "write_report"]
 
 METRICS = (("bleu4", "BLEU-4"), ("rouge_l", "ROUGE-L"))
+SHAPE_METRIC = ("shape_accuracy", "hand-shape words")
 ALPHA = 0.05
 
 
@@ -68,13 +69,65 @@ def welch_test(first: list, second: list) -> dict:
     return result
 
 
+def _shape_groups() -> list:
+    """The spoken forms of each group of two or more signs of SynthSign's handshape lexicon that share their motion
+    (and differ in hand shape alone): `[[forms of one sign, ...], ...]`."""
+    from ..data.synthsign_language import LEXICONS
+
+    groups = {}
+    for sign in LEXICONS["handshape"].values():
+        key = (sign.trajectory, sign.height, sign.right_colour, sign.two_handed)
+        groups.setdefault(key, []).append([form for form in sign.forms if isinstance(form, str)])
+    return [members for members in groups.values() if len(members) > 1]
+
+
+def hand_shape_reading(pairs: list) -> dict:
+    """How often a translation names the right sign among signs that only hand shape tells apart (handshape lexicon).
+
+    For each reference word whose sign shares its motion with others, and whose group the prediction names: correct
+    when the prediction has that word, confused when it has a group-mate instead. A model that reads the motion but
+    not the hand shape is at `chance` (the mean of 1 / group size over the words counted). Returns `{accuracy,
+    chance, correct, confused}` (`accuracy` and `chance` None when no word was counted).
+    """
+    correct = confused = 0
+    chance = []
+    for reference, prediction in pairs:
+        reference, prediction = f" {reference} ", f" {prediction} "
+        for members in _shape_groups():
+            said = [i for i, forms in enumerate(members) if any(f" {form} " in reference for form in forms)]
+            named = [i for i, forms in enumerate(members) if any(f" {form} " in prediction for form in forms)]
+            if len(said) != 1 or not named:
+                continue
+            correct, confused = correct + (said[0] in named), confused + (said[0] not in named)
+            chance.append(1 / len(members))
+    counted = correct + confused
+    return {"accuracy": 100 * correct / counted if counted else None,
+            "chance": 100 * sum(chance) / counted if counted else None, "correct": correct, "confused": confused}
+
+
+def _add_shape_reading(out: Path, runs: list) -> None:
+    """Adds `shape_accuracy` (and its counts) to each run, from the run's test predictions."""
+    for run in runs:
+        path = out / "runs" / run["row"] / f"seed{run['seed']}" / "translation" / "test_predictions.jsonl"
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        reading = hand_shape_reading([(row["reference"], row["prediction"]) for row in rows])
+        run["shape_accuracy"] = reading.pop("accuracy")
+        run["shape_reading"] = reading
+
+
+def _metrics(runs: list) -> tuple:
+    has_shape = all(run.get("shape_accuracy") is not None for run in runs)
+    return METRICS + ((SHAPE_METRIC,) if has_shape else ())
+
+
 def _summaries(runs: list, labels: dict) -> dict:
     """Per row: n, mean and std of each metric, and (ablated rows) the test against `full` and what it says."""
-    values = {row: {key: [run[key] for run in runs if run["row"] == row] for key, _ in METRICS} for row in labels}
+    metrics = _metrics(runs)
+    values = {row: {key: [run[key] for run in runs if run["row"] == row] for key, _ in metrics} for row in labels}
     summary = {}
     for row, label in labels.items():
         entry = {"label": label, "n": len(values[row]["bleu4"])}
-        for key, _ in METRICS:
+        for key, _ in metrics:
             entry[key] = dict(zip(("mean", "std"), mean_std(values[row][key])))
             if row != "full" and "full" in values:
                 test = welch_test(values["full"][key], values[row][key])
@@ -93,12 +146,18 @@ def _verdict(test: dict) -> str:
     return f"full model {side}, p = {test['p']:.3f}"
 
 
-def _table(summary: dict, timing: dict, args) -> str:
-    lines = ["| row | n | BLEU-4 | ROUGE-L | BLEU-4 vs full | ROUGE-L vs full |", "|---|---|---|---|---|---|"]
+def _table(summary: dict, metrics: tuple, timing: dict, args, chance: float | None) -> str:
+    names = [name for _, name in metrics]
+    lines = ["| row | n | " + " | ".join(names + [f"{name} vs full" for name in names]) + " |",
+             "|---|---|" + "---|" * (2 * len(names))]
     for entry in summary.values():
-        cells = [f"{entry[key]['mean']:.2f} +/- {entry[key]['std']:.2f}" for key, _ in METRICS]
-        tests = [entry[key]["versus_full"]["verdict"] if "versus_full" in entry[key] else "" for key, _ in METRICS]
+        cells = [f"{entry[key]['mean']:.2f} +/- {entry[key]['std']:.2f}" for key, _ in metrics]
+        tests = [entry[key]["versus_full"]["verdict"] if "versus_full" in entry[key] else "" for key, _ in metrics]
         lines.append(f"| {entry['label']} | {entry['n']} | " + " | ".join(cells + tests) + " |")
+    if chance is not None:
+        lines += ["", "Hand-shape words: of the test words whose sign shares its motion with other signs, and whose "
+                  "group the translation names, the percentage it names right (chance, for a model blind to hand "
+                  "shape: {:.1f}).".format(chance)]
     lines += ["", f"Mean +/- sample standard deviation over seeds {', '.join(map(str, args.seeds))} (test split, beam "
               f"{args.num_beams}); Welch's two-sided t-test against the full model, alpha {ALPHA}, uncorrected. "
               f"Dataset: {args.dataset}" + (f" ({args.lexicon} lexicon)" if args.dataset.lower() == "synthsign" else "")
@@ -109,15 +168,15 @@ def _table(summary: dict, timing: dict, args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(runs: list, summary: dict, path: Path) -> None:
+def _plot(runs: list, summary: dict, metrics: tuple, path: Path) -> None:
     from ..utils import require
 
     matplotlib = require("matplotlib", "The ablation plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(METRICS), figsize=(5.5 * len(METRICS), 4))
-    for axis, (key, name) in zip(axes, METRICS):
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4))
+    for axis, (key, name) in zip(axes, metrics):
         rows = list(summary)
         means = [summary[row][key]["mean"] for row in rows]
         stds = [summary[row][key]["std"] for row in rows]
@@ -135,13 +194,17 @@ def _plot(runs: list, summary: dict, path: Path) -> None:
 
 def write_report(out: Path, args, runs: list, labels: dict, timing: dict) -> dict:
     """Writes `ablation.json`, `ablation.md` and `ablation.png` into `out`; returns what the json holds."""
+    if args.dataset.lower() == "synthsign" and args.lexicon == "handshape":
+        _add_shape_reading(out, runs)
+    metrics = _metrics(runs)
+    chances = [run["shape_reading"]["chance"] for run in runs if run.get("shape_accuracy") is not None]
     summary = _summaries(runs, labels)
-    table = _table(summary, timing, args)
+    table = _table(summary, metrics, timing, args, sum(chances) / len(chances) if chances else None)
     result = {"rows": summary, "runs": runs, "timing": timing, "settings": asdict(args),
               "run_seconds_total": round(sum(run["seconds"] for run in runs), 1),
               "run_cpu_seconds_total": round(sum(run.get("cpu_seconds", 0.0) for run in runs), 1)}
     (out / "ablation.json").write_text(json.dumps(result, indent=2))
     (out / "ablation.md").write_text(table)
-    _plot(runs, summary, out / "ablation.png")
+    _plot(runs, summary, metrics, out / "ablation.png")
     print(table, flush=True)
     return result
