@@ -236,7 +236,8 @@ def _start_worker(args: AblateArguments, data, frames: dict, processor, base_set
 
 
 def _worker_run(row: str, seed: int, run_dir: Path) -> dict:
-    print(f"[ablate] {row} ({ABLATION_ROWS[row][0]}), seed {seed}: started", flush=True)
+    if not (run_dir / "metrics.json").is_file():
+        print(f"[ablate] {row} ({ABLATION_ROWS[row][0]}), seed {seed}: started", flush=True)
     data, frames, processor, base_settings = _WORKER["context"]
     return _run_one(_WORKER["args"], row, seed, data, frames, processor, base_settings, run_dir)
 

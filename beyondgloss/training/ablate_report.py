@@ -143,10 +143,10 @@ def _verdict(test: dict) -> str:
     if test["p"] >= ALPHA:
         return f"not significant (p = {test['p']:.2f})"
     side = "higher" if test["difference"] > 0 else "lower"
-    return f"full model {side}, p = {test['p']:.3f}"
+    return f"full model {side}, p " + ("< 0.001" if test["p"] < 0.001 else f"= {test['p']:.3f}")
 
 
-def _table(summary: dict, metrics: tuple, timing: dict, args, chance: float | None) -> str:
+def _table(summary: dict, metrics: tuple, timing: dict, args, chance: float | None, run_cpu: float) -> str:
     names = [name for _, name in metrics]
     lines = ["| row | n | " + " | ".join(names + [f"{name} vs full" for name in names]) + " |",
              "|---|---|" + "---|" * (2 * len(names))]
@@ -161,8 +161,8 @@ def _table(summary: dict, metrics: tuple, timing: dict, args, chance: float | No
     lines += ["", f"Mean +/- sample standard deviation over seeds {', '.join(map(str, args.seeds))} (test split, beam "
               f"{args.num_beams}); Welch's two-sided t-test against the full model, alpha {ALPHA}, uncorrected. "
               f"Dataset: {args.dataset}" + (f" ({args.lexicon} lexicon)" if args.dataset.lower() == "synthsign" else "")
-              + f". This invocation: {timing['total_seconds'] / 60:.1f} min wall, {timing['cpu_seconds'] / 60:.1f} min of "
-              f"CPU (all threads of the main process); load average "
+              + f". This invocation: {timing['total_seconds'] / 60:.1f} min wall; the runs' CPU time (all threads of "
+              f"each run, of this invocation or an earlier one): {run_cpu / 60:.1f} min; load average "
               f"{timing['load_average_before'][0]:.2f} before, {timing['load_average_after'][0]:.2f} after, on "
               f"{timing['cpu_count']} CPUs."]
     return "\n".join(lines) + "\n"
@@ -199,10 +199,10 @@ def write_report(out: Path, args, runs: list, labels: dict, timing: dict) -> dic
     metrics = _metrics(runs)
     chances = [run["shape_reading"]["chance"] for run in runs if run.get("shape_accuracy") is not None]
     summary = _summaries(runs, labels)
-    table = _table(summary, metrics, timing, args, sum(chances) / len(chances) if chances else None)
+    run_cpu = round(sum(run.get("cpu_seconds", 0.0) for run in runs), 1)
+    table = _table(summary, metrics, timing, args, sum(chances) / len(chances) if chances else None, run_cpu)
     result = {"rows": summary, "runs": runs, "timing": timing, "settings": asdict(args),
-              "run_seconds_total": round(sum(run["seconds"] for run in runs), 1),
-              "run_cpu_seconds_total": round(sum(run.get("cpu_seconds", 0.0) for run in runs), 1)}
+              "run_seconds_total": round(sum(run["seconds"] for run in runs), 1), "run_cpu_seconds_total": run_cpu}
     (out / "ablation.json").write_text(json.dumps(result, indent=2))
     (out / "ablation.md").write_text(table)
     _plot(runs, summary, metrics, out / "ablation.png")
