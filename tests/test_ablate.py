@@ -153,7 +153,9 @@ def test_ablate_refuses_folders_it_did_not_write(ablation, tmp_path, capsys):
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
     assert cli_main(["ablate", "--output_dir", str(foreign), *TINY]) == 1
-    assert "not a beyondgloss ablation" in capsys.readouterr().err
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"beyondgloss ablate: error: {foreign} holds files that are not a beyondgloss ablation's")
+    assert sorted(path.name for path in foreign.iterdir()) == ["notes.txt"]
     changed = [*TINY[:-2], "--threads", "1", "--learning_rate", "0.01"]
     assert cli_main(["ablate", "--output_dir", str(ablation), *changed]) == 1
     assert "--overwrite_output_dir" in capsys.readouterr().err
