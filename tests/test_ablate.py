@@ -168,6 +168,12 @@ def test_ablate_refuses_folders_it_did_not_write(ablation, tmp_path, capsys):
         (ablation / "notes.txt").unlink()
 
 
+def test_ablate_names_a_dataset_it_cannot_load(tmp_path, capsys):
+    assert cli_main(["ablate", "--output_dir", str(tmp_path / "out"), "--dataset", str(tmp_path / "absent")]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"beyondgloss ablate: error: --dataset {tmp_path / 'absent'}: unknown sign dataset")
+
+
 def test_ablate_rejects_bad_rows_and_seeds(tmp_path, capsys):
     assert cli_main(["ablate", "--output_dir", str(tmp_path / "x"), "--rows", "full", "no_legs"]) == 2
     assert "no_legs" in capsys.readouterr().err

@@ -22,7 +22,7 @@ def ablate(argv: list) -> int:
 def _ablate(argv: list) -> int:
     import torch
 
-    from ..training.ablate import AblateArguments, AblateOutputDirError, run_ablation
+    from ..training.ablate import AblateArguments, AblateError, run_ablation
 
     (args,) = parse_arguments(argv, (AblateArguments,), command="ablate", description=AblateArguments.__doc__)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -31,6 +31,6 @@ def _ablate(argv: list) -> int:
     torch.set_num_threads(args.threads)
     try:
         run_ablation(args)
-    except AblateOutputDirError as error:
+    except AblateError as error:
         raise CommandError(str(error)) from error
     return 0

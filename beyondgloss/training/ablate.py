@@ -30,7 +30,7 @@ from pathlib import Path
 from .ablate_report import write_report
 from .arguments import check_values
 
-__all__ = ["ABLATION_ROWS", "AblateArguments", "AblateOutputDirError", "run_ablation"]
+__all__ = ["ABLATION_ROWS", "AblateArguments", "AblateError", "AblateOutputDirError", "run_ablation"]
 
 # row -> (what it means, what it changes). Keys: "hand" (hand distillation in both stages), "description"
 # (description term in stage 1), "vision_tuning", "pretraining" (stage 1 at all).
@@ -45,7 +45,11 @@ ABLATION_ROWS = {
 _NOT_TRAINING = ("output_dir", "overwrite_output_dir", "workers", "threads", "seeds", "rows")
 
 
-class AblateOutputDirError(ValueError):
+class AblateError(ValueError):
+    """An input or a state the user can fix (the dataset, the output folder); the message names it and what to do."""
+
+
+class AblateOutputDirError(AblateError):
     """The output folder holds files `ablate` may not replace; the message names them and what to do."""
 
 
@@ -168,16 +172,19 @@ def _load_data(args: AblateArguments, out: Path):
                                  hand_features=root / "hand_features", descriptions=root / "descriptions",
                                  language="en")
     else:
-        data = load_sign_dataset(args.dataset, data_dir=args.data_dir, cache_dir=str(out / ".cache"),
-                                 hand_features=args.hand_features, descriptions=args.descriptions)
+        try:
+            data = load_sign_dataset(args.dataset, data_dir=args.data_dir, cache_dir=str(out / ".cache"),
+                                     hand_features=args.hand_features, descriptions=args.descriptions)
+        except (OSError, ValueError) as error:
+            raise AblateError(f"--dataset {args.dataset}: {error}") from error
     missing = [split for split in ("train", "test") if split not in data]
     if missing:
-        raise ValueError(f"dataset {args.dataset!r} has no {' and no '.join(missing)} split; ablate trains on train "
+        raise AblateError(f"dataset {args.dataset!r} has no {' and no '.join(missing)} split; ablate trains on train "
                          "and scores on test")
     needs = {"hand_features": "no_hand", "description_embedding": "no_description"}
     absent = [column for column, row in needs.items() if column not in data["train"].column_names]
     if absent:
-        raise ValueError(f"dataset {args.dataset!r} has no {', '.join(absent)} column: the full model and its hand and "
+        raise AblateError(f"dataset {args.dataset!r} has no {', '.join(absent)} column: the full model and its hand and "
                          "description rows need them (pass --hand_features / --descriptions)")
     return data, dataset_language_code(data)
 
