@@ -42,6 +42,7 @@ COMMANDS = {
     "caption": ("beyondgloss.cli.caption", "caption", "live captions of a video on a sliding window (SRT, WebVTT)"),
     "preprocess": ("beyondgloss.cli.preprocess", "preprocess", "decode a corpus once into a dataset of frames"),
     "demo": ("beyondgloss.cli.demo", "demo", "the whole method on the built-in SynthSign corpus"),
+    "ablate": ("beyondgloss.cli.ablate", "ablate", "the paper's ablation rows over several seeds: table and plot"),
     "describe": ("beyondgloss.cli.descriptor", "describe", "write hand-motion descriptions of videos"),
     "encode-descriptions": ("beyondgloss.cli.descriptor", "encode_descriptions",
                             "encode descriptions into the description feature store"),

@@ -57,6 +57,7 @@ import numpy as np
 
 from .feature_store import FeatureStore, feature_file_name
 from .synthsign_language import (
+    LEXICONS,
     SYNTHSIGN_LANGUAGE,
     SYNTHSIGN_LANGUAGE_CODE,
     SYNTHSIGN_LEXICON,
@@ -97,7 +98,7 @@ def _write_clips(output_dir: str, jobs: list, image_size: int, description_dim: 
     done = []
     for job in jobs:
         frames, params = render_clip(job["glosses"], job["frames_per_sign"], job["signer"], image_size,
-                                     np.asarray(job["jitter"]))
+                                     np.asarray(job["jitter"]), job["lexicon"])
         encode_video(frames, root / job["file_name"])
         hands.write(job["id"], torch.from_numpy(params), mask=torch.ones(len(params)))
         descriptions.write(job["id"], torch.from_numpy(description_embedding(job["description"], description_dim)))
@@ -105,8 +106,11 @@ def _write_clips(output_dir: str, jobs: list, image_size: int, description_dim: 
     return done
 
 
-def _settings(num_train, num_validation, num_test, seed, image_size, description_dim, frames_per_sign) -> dict:
-    return {
+def _settings(num_train, num_validation, num_test, seed, image_size, description_dim, frames_per_sign,
+              lexicon="standard") -> dict:
+    if lexicon not in LEXICONS:
+        raise ValueError(f"lexicon={lexicon!r}: choose one of {sorted(LEXICONS)}")
+    settings = {
         "generator": "synthsign",
         "version": GENERATOR_VERSION,
         "num_train": int(num_train),
@@ -118,12 +122,15 @@ def _settings(num_train, num_validation, num_test, seed, image_size, description
         "frames_per_sign": [int(frames_per_sign[0]), int(frames_per_sign[1])],
         "frame_rate": FRAME_RATE,
     }
+    if lexicon != "standard":  # only the variants name their lexicon: standard corpora keep their settings files
+        settings["lexicon"] = lexicon
+    return settings
 
 
 def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 300, num_test: int = 300,
                        seed: int = 0, image_size: int = 32, description_dim: int = 1024,
                        frames_per_sign: tuple = (6, 10), num_workers: int | None = None,
-                       overwrite: bool = False) -> Path:
+                       overwrite: bool = False, lexicon: str = "standard") -> Path:
     """Generates a SynthSign corpus into `data_dir`, or reuses the one there if its settings match.
 
     Args:
@@ -138,6 +145,9 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
         overwrite (`bool`): replace a SynthSign corpus with other settings (or with files missing) instead of
             refusing. Only the files the generator wrote are deleted, and only from a folder holding nothing else;
             a folder that is not a SynthSign corpus is never touched (see "Ownership" in the module docstring).
+        lexicon (`str`): "standard" (SynthSign), or "handshape": the same sentences (for a seed) drawn in a lexicon
+            whose signs of one role share body motion in groups of four and differ only in hand shape
+            (`synthsign_language._build_handshape_lexicon`), so that only a model reading hand shape tells them apart.
 
     Returns:
         `Path` of the corpus.
@@ -153,7 +163,7 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
     low, high = frames_per_sign
     if not 1 <= low <= high:
         raise ValueError(f"frames_per_sign={frames_per_sign}: give (low, high) with 1 <= low <= high")
-    settings = _settings(num_train, num_validation, num_test, seed, image_size, description_dim, frames_per_sign)
+    settings = _settings(num_train, num_validation, num_test, seed, image_size, description_dim, (low, high), lexicon)
     replacing = None
     if root.exists():
         state = _folder_state(root, settings)
@@ -186,7 +196,7 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
                 "frames_per_sign": [int(c) for c in frame_counts],
                 "signer": int(rng.integers(len(SIGNERS))),
                 "jitter": rng.uniform(-0.03, 0.03, size=(len(glosses), 2)).round(4).tolist(),
-                "description": describe_clip(glosses),
+                "description": describe_clip(glosses, lexicon), "lexicon": lexicon,
             })
             index += 1
 
@@ -260,7 +270,8 @@ def _write_marker(folder: Path, settings: dict) -> None:
 
 
 def _valid_settings(settings) -> bool:
-    if not isinstance(settings, dict) or set(settings) != _SETTINGS_KEYS or settings.get("generator") != "synthsign":
+    if not isinstance(settings, dict) or set(settings) - {"lexicon"} != _SETTINGS_KEYS or settings.get(
+            "generator") != "synthsign" or settings.get("lexicon", "handshape") not in set(LEXICONS) - {"standard"}:
         return False
     counts = [settings[key] for key in ("num_train", "num_validation", "num_test")]
     return all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) and sum(counts) <= _MAX_CLIPS

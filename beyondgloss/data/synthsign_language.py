@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["COLOURS", "HEIGHTS", "HEIGHT_NAMES", "SHAPES", "SIGNS_BY_GLOSS", "SYNTHSIGN_LANGUAGE",
+__all__ = ["COLOURS", "HEIGHTS", "HEIGHT_NAMES", "LEXICONS", "SHAPES", "SIGNS_BY_GLOSS", "SYNTHSIGN_LANGUAGE",
            "SYNTHSIGN_LANGUAGE_CODE", "SYNTHSIGN_LEXICON", "SynthSignSign", "describe_clip", "description_embedding",
            "sample_sentences"]
 
@@ -97,6 +97,37 @@ def _build_lexicon() -> tuple:
     return tuple(lexicon)
 SYNTHSIGN_LEXICON = _build_lexicon()
 SIGNS_BY_GLOSS = {sign.gloss: sign for sign in SYNTHSIGN_LEXICON}
+# Shapes told apart most easily at 32 px (a filled disc, an open ring, a cross, a triangle).
+_HANDSHAPE_SHAPES = (0, 3, 4, 5)
+
+
+def _build_handshape_lexicon() -> tuple:
+    """The "handshape" variant: the same words and grammar, but the signs of one role come in groups of up to four
+    that share trajectory, height, colours and handedness and differ only in hand shape (MAN, WOMAN, BOY, GIRL
+    move alike). Body motion then names a group, not a sign; only the hand shapes (which the hand features'
+    one-hot gives) tell the signs of a group apart."""
+    groups = [(role, start) for role, words in _WORDS.items() for start in range(0, len(words), 4)]
+    motions = list(itertools.product(range(len(COLOURS)), range(len(TRAJECTORIES)), range(len(HEIGHTS))))
+    np.random.default_rng(2026).shuffle(motions)
+    chosen = []
+    for motion in motions:  # every two groups differ in at least two of (colour, trajectory, height)
+        if all(sum(a != b for a, b in zip(motion, other)) >= 2 for other in chosen):
+            chosen.append(motion)
+    motion_of = {group: (*motion, number % 2 == 0) for number, (group, motion) in enumerate(zip(groups, chosen))}
+    lexicon = []
+    for role, words in _WORDS.items():
+        for index, (gloss, forms) in enumerate(words):
+            colour, trajectory, height, two_handed = motion_of[(role, index - index % 4)]
+            shape = _HANDSHAPE_SHAPES[index % 4]
+            lexicon.append(SynthSignSign(
+                gloss=gloss, role=role, forms=forms, right_shape=shape, right_colour=colour,
+                left_shape=(shape + 3) % len(SHAPES), left_colour=(colour + 4) % len(COLOURS),
+                trajectory=trajectory, height=height, two_handed=two_handed,
+            ))
+    return tuple(lexicon)
+# The lexicons a corpus can be drawn in ("standard" is SynthSign's own; see `_build_handshape_lexicon`).
+LEXICONS = {"standard": SIGNS_BY_GLOSS,
+            "handshape": {sign.gloss: sign for sign in _build_handshape_lexicon()}}
 _BY_ROLE = {role: [sign for sign in SYNTHSIGN_LEXICON if sign.role == role] for role in _WORDS}
 
 
@@ -149,11 +180,11 @@ def sample_sentences(count: int, rng: np.random.Generator) -> list:
     return sentences
 
 
-def describe_clip(glosses: list) -> str:
+def describe_clip(glosses: list, lexicon: str = "standard") -> str:
     """A templated description of the hand motion of a clip (hands only; nothing about meaning)."""
     parts = []
     for position, gloss in enumerate(glosses):
-        sign = SIGNS_BY_GLOSS[gloss]
+        sign = LEXICONS[lexicon][gloss]
         right = f"the {COLOUR_NAMES[sign.right_colour]} {SHAPES[sign.right_shape]} right hand"
         motion = f"{TRAJECTORIES[sign.trajectory]} {HEIGHT_NAMES[sign.height]}"
         left = f"the {COLOUR_NAMES[sign.left_colour]} {SHAPES[sign.left_shape]} left hand"

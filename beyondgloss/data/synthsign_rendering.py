@@ -4,7 +4,7 @@ four signers, with the per-frame hand parameters that the hand-distillation head
 
 import numpy as np
 
-from .synthsign_language import COLOURS, HEIGHT_NAMES, HEIGHTS, SHAPES, SIGNS_BY_GLOSS
+from .synthsign_language import COLOURS, HEIGHT_NAMES, HEIGHTS, LEXICONS, SHAPES
 
 __all__ = ["FRAME_RATE", "SIGNERS", "SYNTHSIGN_HAND_DIM", "encode_video", "render_clip"]
 
@@ -59,7 +59,7 @@ SIGNERS = (
 
 
 def render_clip(glosses: list, frames_per_sign: list, signer: int = 0, image_size: int = 32,
-                jitter: np.ndarray | None = None) -> tuple:
+                jitter: np.ndarray | None = None, lexicon: str = "standard") -> tuple:
     """Renders one clip.
 
     Args:
@@ -69,13 +69,14 @@ def render_clip(glosses: list, frames_per_sign: list, signer: int = 0, image_siz
         image_size (`int`): side S of the square frames.
         jitter (`np.ndarray` of shape (num_signs, 2), *optional*): per-sign offset of the sign's centre in
             image fractions (natural variation between repetitions).
+        lexicon (`str`): how the signs look, a key of `LEXICONS` ("standard", or "handshape").
 
     Returns:
         `(frames, hand_params)`: uint8 array (T, 3, S, S) and float32 array (T, SYNTHSIGN_HAND_DIM).
     """
     style = SIGNERS[signer]
     size = image_size
-    signs = [SIGNS_BY_GLOSS[gloss] for gloss in glosses]
+    signs = [LEXICONS[lexicon][gloss] for gloss in glosses]
     jitter = np.zeros((len(signs), 2)) if jitter is None else jitter
     # Per-frame parameters for (right, left) hands: centre x, y (fractions), radius, shape, colour.
     xs, ys, shapes, colours = [], [], [], []
