@@ -120,12 +120,30 @@ class BeyondGlossFrameEncoder(nn.Module):
 
     def _inference_operands(self) -> list[tuple[Dinov2LayerParts, dict]]:
         """Every block's operands in the compute type, made again only when a weight or the type changed."""
-        stamp = (self.compute_dtype, *weights_stamp(self))
+        read = self._operand_tensors()
+        stamp = (self.compute_dtype, *weights_stamp(self), *read[1])
         if self._operands is None or self._operands[0] != stamp:
             self._operands = None  # frees the stale copy before the new one is made
             operands = self.block_operands(range(self.config.vision_config.num_hidden_layers), self.compute_dtype)
-            self._operands = (stamp, list(self.parameters()), operands)
+            self._operands = (stamp, [*self.parameters(), *read[0]], operands)
         return self._operands[2]
+
+    def _operand_tensors(self) -> tuple[list, tuple]:
+        """The tensors `block_operands` reads, as it resolves them (a PEFT wrapper around a LoRA entry answers with its
+        active adapter's), and what identifies them and the LoRA scalings: switching adapters changes no parameter of
+        this module, only which tensors are read."""
+        tensors, settings = [], []
+        for index in range(self.config.vision_config.num_hidden_layers):
+            parts = dinov2_layer_parts(self.vision.encoder.layer[index], f"vision.encoder.layer.{index}")
+            for name in ("q", "k", "v", "out", "fc1", "fc2"):
+                tensors += [getattr(parts, name).weight, getattr(parts, name).bias]
+            if str(index) in self.lora:
+                lora = self.lora[str(index)]
+                tensors += [getattr(lora, f"{name}_B") for name in ("q", "k", "v", "out", "fc1", "fc2")]
+                tensors += [getattr(lora, f"{name}_A") for name in ("qkv", "out", "fc1", "fc2")]
+                settings.append((lora.scaling, lora.dropout.training, lora.dropout.p))
+        tensors = [t for t in tensors if t is not None]
+        return tensors, (*((id(t), t.data_ptr(), t._version) for t in tensors), *settings)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Packed frames -> CLS features through the fast path, without the cache."""
