@@ -118,8 +118,7 @@ def _write_clips(output_dir: str, jobs: list, image_size: int, description_dim: 
 
 def _settings(num_train, num_validation, num_test, seed, image_size, description_dim, frames_per_sign,
               idle_fraction=0.0) -> dict:
-    # `idle_fraction` is written only when set, so corpora without idle clips keep the settings they always had.
-    return {**({"idle_fraction": float(idle_fraction)} if idle_fraction else {}),
+    settings = {
         "generator": "synthsign",
         "version": GENERATOR_VERSION,
         "num_train": int(num_train),
@@ -131,6 +130,38 @@ def _settings(num_train, num_validation, num_test, seed, image_size, description
         "frames_per_sign": [int(frames_per_sign[0]), int(frames_per_sign[1])],
         "frame_rate": FRAME_RATE,
     }
+    if idle_fraction:  # written only when set: corpora without idle clips keep the settings they always had
+        settings["idle_fraction"] = float(idle_fraction)
+    return settings
+
+
+def _jobs(counts: dict, settings: dict, frames_per_sign: tuple) -> list:
+    """Every clip of the corpus to render: each split's sentences, then its idle clips (if any)."""
+    low, high = frames_per_sign
+    rng = np.random.default_rng(settings["seed"])
+    sentences = iter(sample_sentences(sum(counts.values()), rng))
+    jobs, index = [], 0
+    for split, count in counts.items():
+        for number in range(count):
+            glosses, text = next(sentences)
+            frame_counts = rng.integers(low, high + 1, size=len(glosses))
+            jobs.append({
+                "index": index,
+                "id": f"{split}/{number:06d}",
+                "file_name": f"{split}/{number:06d}.mp4",
+                "split": split,
+                "glosses": glosses,
+                "text": text,
+                "frames_per_sign": [int(c) for c in frame_counts],
+                "signer": int(rng.integers(len(SIGNERS))),
+                "jitter": rng.uniform(-0.03, 0.03, size=(len(glosses), 2)).round(4).tolist(),
+                "description": describe_clip(glosses),
+            })
+            index += 1
+        for job in idle_jobs(settings, split, count, frames_per_sign):
+            jobs.append({**job, "index": index})
+            index += 1
+    return jobs
 
 
 def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 300, num_test: int = 300,
@@ -187,30 +218,8 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
                 )
             replacing = _corpus_settings(root)
 
-    rng = np.random.default_rng(seed)
     counts = {"train": num_train, "validation": num_validation, "test": num_test}
-    sentences = iter(sample_sentences(sum(counts.values()), rng))
-    jobs, index = [], 0
-    for split, count in counts.items():
-        for number in range(count):
-            glosses, text = next(sentences)
-            frame_counts = rng.integers(low, high + 1, size=len(glosses))
-            jobs.append({
-                "index": index,
-                "id": f"{split}/{number:06d}",
-                "file_name": f"{split}/{number:06d}.mp4",
-                "split": split,
-                "glosses": glosses,
-                "text": text,
-                "frames_per_sign": [int(c) for c in frame_counts],
-                "signer": int(rng.integers(len(SIGNERS))),
-                "jitter": rng.uniform(-0.03, 0.03, size=(len(glosses), 2)).round(4).tolist(),
-                "description": describe_clip(glosses),
-            })
-            index += 1
-        for job in idle_jobs(settings, split, count, frames_per_sign):
-            jobs.append({**job, "index": index})
-            index += 1
+    jobs = _jobs(counts, settings, (low, high))
 
     # Build next to the target and rename at the end: an interrupted run never looks like a finished corpus.
     # The staging folder is always a new one (mkdtemp), so nothing that was there before is ever deleted.
