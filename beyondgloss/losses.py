@@ -14,6 +14,7 @@ __all__ = [
     "symmetric_contrastive_loss",
     "masked_l2_loss",
     "signing_gate_loss",
+    "without_idle_clips",
     "masked_mean",
     "gather_with_grad",
 ]
@@ -143,6 +144,15 @@ def signing_gate_loss(logits: torch.Tensor, signing: torch.Tensor) -> torch.Tens
                          f"{tuple(signing.shape)}.")
     dtype = torch.promote_types(logits.dtype, torch.float32)
     return F.binary_cross_entropy_with_logits(logits.to(dtype), signing.to(dtype))
+
+
+def without_idle_clips(labels: torch.Tensor, signing: torch.Tensor) -> torch.Tensor:
+    r"""`labels` `(B, L)` with every row of an idle clip (`signing` `(B,)` is 0) set to -100, the ignored index: an idle
+    clip has no sentence, so its translation term is left out rather than trained toward an empty one."""
+    if tuple(signing.shape) != (labels.shape[0],):
+        raise ValueError(f"signing must have shape (batch,) = ({labels.shape[0]},), one label per video; got "
+                         f"{tuple(signing.shape)}.")
+    return labels.masked_fill(~signing.bool()[:, None], -100)
 
 
 def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -23,7 +23,8 @@ from transformers.models.mbart.modeling_mbart import MBartEncoder, shift_tokens_
 from .adapters_beyondgloss import refuse_text_inputs
 from .configuration_beyondgloss import BeyondGlossConfig
 from .generation_beyondgloss import generation_config_from, saved_generation_config, with_special_tokens
-from .losses import gather_with_grad, hand_distillation_loss, masked_mean, signing_gate_loss, symmetric_contrastive_loss
+from .losses import (gather_with_grad, hand_distillation_loss, masked_mean, signing_gate_loss,
+                     symmetric_contrastive_loss, without_idle_clips)
 from .pretrained_beyondgloss import BeyondGlossPreTrainedModel
 from .outputs_beyondgloss import (
     BeyondGlossModelOutput,
@@ -320,6 +321,16 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         self.sign_encoder.set_trainable()
         set_text_trainable(self.mbart, self.config.text_tuning)
 
+    def initialize_weights(self):
+        super().initialize_weights()
+        # A gate missing from the checkpoint (`from_pretrained(<pre-training checkpoint>, signing_gate=True)`) starts
+        # from its own init: the sign encoder counts as initialised once built, so transformers' pass would skip it.
+        gate = self.sign_encoder.signing_gate
+        for layer in () if gate is None else (gate.proj, gate.out):
+            if not getattr(layer.weight, "_is_hf_initialized", False):
+                layer.reset_parameters()
+                layer.weight._is_hf_initialized = layer.bias._is_hf_initialized = True
+
     def _with_special_tokens(self, generation_config: GenerationConfig) -> GenerationConfig:
         # This model's tokens: from its generation config, else from its config.
         return with_special_tokens(generation_config, getattr(self, "generation_config", None),
@@ -423,16 +434,11 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         """`loss` and its parts (`translation_loss`, `hand_loss`, `signing_loss`), each None where not computed."""
         config = self.config
         translation_loss = hand_loss = signing_loss = None
-        if signing is not None:
-            batch = encoder_output.video_attention_mask.shape[0]
-            if tuple(signing.shape) != (batch,):
-                raise ValueError(f"signing must have shape (batch,) = ({batch},), one label per video; got "
-                                 f"{tuple(signing.shape)}.")
-            if encoder_output.signing_logits is not None:
-                signing_loss = signing_gate_loss(encoder_output.signing_logits, signing)
+        if signing is not None and encoder_output.signing_logits is not None:
+            signing_loss = signing_gate_loss(encoder_output.signing_logits, signing)
         if labels is not None:
-            if signing is not None:  # an idle clip has no sentence: nothing to translate, no target to learn
-                labels = labels.masked_fill(~signing.bool()[:, None], -100)
+            if signing is not None:
+                labels = without_idle_clips(labels, signing)
             flat = logits.flatten(0, 1)  # at least float32 for the loss; float64 stays float64
             if signing is not None and not bool((labels != -100).any()):
                 translation_loss = flat.sum() * 0.0  # a batch of idle clips only (keeps the graph whole)
@@ -448,15 +454,12 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         if hand_loss is not None:
             loss = loss + config.translation_hand_loss_weight * hand_loss
         if signing_loss is not None:
-            weighted = config.signing_loss_weight * signing_loss
-            loss = weighted if loss is None else loss + weighted
-        return {"loss": loss, "translation_loss": translation_loss, "hand_loss": hand_loss,
-                "signing_loss": signing_loss}
+            loss = config.signing_loss_weight * signing_loss + (0.0 if loss is None else loss)
+        return {"loss": loss, "translation_loss": translation_loss, "hand_loss": hand_loss, "signing_loss": signing_loss}
 
     @torch.inference_mode()
     def signing_probability(self, pixel_values_videos=None, video_attention_mask=None) -> torch.Tensor:
-        r"""The signing gate's probability that each video holds signing, `(batch_size,)` float (needs
-        `config.signing_gate`)."""
+        r"""The signing gate's probability that each video holds signing, `(batch_size,)` (`config.signing_gate`)."""
         if self.sign_encoder.signing_gate is None:
             raise ValueError("This model has no signing gate (config.signing_gate is False); train one with "
                              "signing_gate=True and `signing` labels.")
