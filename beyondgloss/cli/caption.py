@@ -5,9 +5,8 @@ few frames at a time (torchcodec for files and URLs), each frame is encoded once
 is translated every `--stride_seconds`. Each caption is printed as soon as it is confirmed,
 `[start --> end] text  (confidence, latency)` (with a signing gate, its probability after the confidence), and with
 `--output_srt` / `--output_vtt` appended to those files and flushed, so that they hold every caption so far whenever
-the command stops. In the files a caption starts no earlier
-than the previous one ends (the windows overlap; players show overlapping cues stacked). Exit codes:
-`beyondgloss.cli`.
+the command stops. In the files a caption starts no earlier than the previous one ends (the windows overlap; players
+show overlapping cues stacked). Exit codes: `beyondgloss.cli`.
 """
 
 import os
