@@ -223,3 +223,13 @@ def test_collators_pass_the_label_and_pretraining_refuses_idle_rows():
     with pytest.raises(ValueError, match="idle clips"):
         PretrainingCollator(processor, training=False)(rows)
     assert "signing" not in PretrainingCollator(processor, training=False)(rows[:1])
+
+
+def test_caption_command_line_shows_the_gate_probability():
+    from beyondgloss.cli.caption import _caption_line
+    from beyondgloss.streaming import Caption
+
+    latency = {"total": 0.5, "frame_encoder": 0.2, "temporal_encoder": 0.1, "decoder": 0.2}
+    gated = _caption_line(Caption(1.0, 2.0, "the man sees the ball", -0.25, latency, 0.973))
+    assert "(confidence -0.25, signing 0.97, latency 0.50 s" in gated
+    assert "signing" not in _caption_line(Caption(1.0, 2.0, "the man sees the ball", -0.25, latency))
