@@ -93,6 +93,13 @@ class BeyondGlossConfig(PreTrainedConfig):
         translation_hand_loss_weight (`float`, defaults to 0.0): weight of the hand-distillation term during
             translation training, when hand features are given. The reference has none in stage 2 (0.0); a per-frame
             signal there helps a decoder trained from scratch to read the video (the SynthSign demo uses it).
+        signing_gate (`bool`, defaults to `False`): add the signing gate, a small head on the sign encoder's output
+            (mean and max over the valid steps -> one logit) that says whether a video holds signing; live captions
+            (docs/streaming.md) do not translate a window it calls idle. Not in the paper (issue 27); off, a model has
+            no gate weights and computes exactly what it computed before the gate existed.
+        signing_threshold (`float`, defaults to 0.5): gate probability below which a window counts as idle.
+        signing_loss_weight (`float`, defaults to 1.0): weight of the gate's binary cross-entropy in the translation
+            loss, when the batch carries `signing` labels.
         soft_target_scale (`float`, defaults to 10.0): contrastive targets are `softmax(scale * I)`.
         logit_scale_init_value (`float`, defaults to ln(1/0.07)): initial log temperature (CLIP).
         gather_distributed_negatives (`bool`, defaults to `False`): all-gather the contrastive embeddings of every
@@ -153,6 +160,9 @@ class BeyondGlossConfig(PreTrainedConfig):
     description_loss_weight: float | int = 0.5
     hand_loss_weight: float | int = 0.3
     translation_hand_loss_weight: float | int = 0.0
+    signing_gate: bool = False
+    signing_threshold: float | int = 0.5
+    signing_loss_weight: float | int = 1.0
     soft_target_scale: float | int = 10.0
     logit_scale_init_value: float | int = math.log(1 / 0.07)
     gather_distributed_negatives: bool = False
@@ -233,7 +243,10 @@ class BeyondGlossConfig(PreTrainedConfig):
                      "text_lora_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 fail(f"{name}={getattr(self, name)} must lie in [0, 1).")
-        for name in ("description_loss_weight", "hand_loss_weight", "translation_hand_loss_weight"):
+        if not 0.0 < self.signing_threshold < 1.0:
+            fail(f"signing_threshold={self.signing_threshold} must lie in (0, 1): it is a probability (0.5 by default).")
+        for name in ("description_loss_weight", "hand_loss_weight", "translation_hand_loss_weight",
+                     "signing_loss_weight"):
             if getattr(self, name) < 0:
                 fail(f"{name}={getattr(self, name)} must be >= 0 (0 switches the term off).")
 

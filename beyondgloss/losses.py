@@ -13,6 +13,8 @@ __all__ = [
     "soft_target_contrastive_loss",
     "symmetric_contrastive_loss",
     "masked_l2_loss",
+    "signing_gate_loss",
+    "without_idle_clips",
     "masked_mean",
     "gather_with_grad",
 ]
@@ -124,6 +126,33 @@ def hand_distillation_loss(predictions: torch.Tensor, hand_features: torch.Tenso
     if hand_mask is not None and not reference_compat:
         frame_mask = frame_mask * hand_mask.to(frame_mask.dtype)
     return masked_l2_loss(predictions, hand_features.to(predictions.dtype), frame_mask)
+
+
+def signing_gate_loss(logits: torch.Tensor, signing: torch.Tensor) -> torch.Tensor:
+    r"""The signing gate's binary cross-entropy, mean over the batch:
+    `-(1/B) sum_b [y_b log sigmoid(z_b) + (1 - y_b) log(1 - sigmoid(z_b))]`, in at least float32.
+
+    Args:
+        logits (`torch.Tensor` of shape `(B,)`): the gate's logits `z`.
+        signing (`torch.Tensor` of shape `(B,)`): the labels `y`, 1 for a clip that holds signing, 0 for an idle one.
+
+    Returns:
+        `torch.Tensor`: scalar loss.
+    """
+    if tuple(signing.shape) != tuple(logits.shape):
+        raise ValueError(f"signing must have shape (batch,) = {tuple(logits.shape)}, one label per video; got "
+                         f"{tuple(signing.shape)}.")
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    return F.binary_cross_entropy_with_logits(logits.to(dtype), signing.to(dtype))
+
+
+def without_idle_clips(labels: torch.Tensor, signing: torch.Tensor) -> torch.Tensor:
+    r"""`labels` `(B, L)` with every row of an idle clip (`signing` `(B,)` is 0) set to -100, the ignored index: an idle
+    clip has no sentence, so its translation term is left out rather than trained toward an empty one."""
+    if tuple(signing.shape) != (labels.shape[0],):
+        raise ValueError(f"signing must have shape (batch,) = ({labels.shape[0]},), one label per video; got "
+                         f"{tuple(signing.shape)}.")
+    return labels.masked_fill(~signing.bool()[:, None], -100)
 
 
 def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -23,7 +23,8 @@ from transformers.models.mbart.modeling_mbart import MBartEncoder, shift_tokens_
 from .adapters_beyondgloss import refuse_text_inputs
 from .configuration_beyondgloss import BeyondGlossConfig
 from .generation_beyondgloss import generation_config_from, saved_generation_config, with_special_tokens
-from .losses import gather_with_grad, hand_distillation_loss, masked_mean, symmetric_contrastive_loss
+from .losses import (gather_with_grad, hand_distillation_loss, masked_mean, signing_gate_loss,
+                     symmetric_contrastive_loss, without_idle_clips)
 from .pretrained_beyondgloss import BeyondGlossPreTrainedModel
 from .outputs_beyondgloss import (
     BeyondGlossModelOutput,
@@ -336,6 +337,16 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
     def get_output_embeddings(self) -> None:
         return None
 
+    def initialize_weights(self):
+        super().initialize_weights()
+        # A gate missing from the checkpoint (`from_pretrained(<pre-training checkpoint>, signing_gate=True)`) starts
+        # from its own init: the sign encoder counts as initialised once built, so transformers' pass would skip it.
+        gate = self.sign_encoder.signing_gate
+        for layer in () if gate is None else (gate.proj, gate.out):
+            if not getattr(layer.weight, "_is_hf_initialized", False):
+                layer.reset_parameters()
+                layer.weight._is_hf_initialized = layer.bias._is_hf_initialized = True
+
     def _with_special_tokens(self, generation_config: GenerationConfig) -> GenerationConfig:
         # This model's tokens: from its generation config, else from its config.
         return with_special_tokens(generation_config, getattr(self, "generation_config", None),
@@ -370,6 +381,7 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         decoder_attention_mask: torch.LongTensor | None = None,
         hand_features: torch.FloatTensor | None = None,
         hand_mask: torch.LongTensor | None = None,
+        signing: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -389,6 +401,9 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
             decoder_input_ids (`torch.LongTensor` of shape `(batch_size, tokens)`, *optional*): instead of labels.
             hand_features (`torch.FloatTensor` of shape `(batch_size, frames, hand_dim)`, *optional*), hand_mask:
                 hand targets; used only when `config.translation_hand_loss_weight > 0` (not in the reference).
+            signing (`torch.LongTensor` of shape `(batch_size,)`, *optional*): 1 for a clip that holds signing, 0 for
+                an idle one (no sentence: its row of `labels` is left out of the translation loss). With a signing gate
+                (`config.signing_gate`) the gate's binary cross-entropy against them joins the loss.
             output_hidden_states, output_attentions (`bool`, *optional*): mBART's hidden states and attentions (as
                 transformers returns them; attentions need `attn_implementation="eager"`), and the sign video encoder's
                 in `sign_encoder_output` (default: the config's).
@@ -398,7 +413,8 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
 
         Returns:
             [`BeyondGlossSignTranslationOutput`]: the label-smoothed loss when labels are given, plus the weighted hand
-            term when it is switched on, and each part.
+            term when it is switched on and the weighted gate term when `signing` is given to a gated model, and each
+            part; the gate's logits with a gate.
         """
         self._refuse_unknown_inputs(kwargs)
         refuse_text_inputs(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
@@ -407,7 +423,6 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
             raise ValueError("Give labels (training) or decoder_input_ids; to translate, call generate().")
         hidden, attentions = self._extra_outputs(output_hidden_states, output_attentions)
         encoder_output = self.sign_encoder(pixel_values_videos, video_attention_mask, hidden, attentions)
-        video_attention_mask = encoder_output.video_attention_mask
         if labels is not None and labels.shape[0] != pixel_values_videos.shape[0]:
             raise ValueError(f"labels has {labels.shape[0]} rows but there are {pixel_values_videos.shape[0]} videos.")
         if decoder_input_ids is None:
@@ -422,23 +437,49 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
                 output_attentions=attentions,
                 return_dict=True,
             )
-        loss = translation_loss = hand_loss = None
-        if labels is not None:
-            logits = outputs.logits.flatten(0, 1)  # at least float32 for the loss; float64 stays float64
-            loss = translation_loss = F.cross_entropy(
-                logits.to(torch.promote_types(logits.dtype, torch.float32)), labels.flatten(), ignore_index=-100,
-                label_smoothing=self.config.label_smoothing)
-            if hand_features is not None and self.config.translation_hand_loss_weight > 0:
-                hand_loss = hand_distillation_loss(encoder_output.hand_predictions, hand_features,
-                                                   video_attention_mask, hand_mask, self.config.reference_compat)
-                loss = loss + self.config.translation_hand_loss_weight * hand_loss
+        parts = self._losses(outputs.logits, encoder_output, labels, signing, hand_features, hand_mask)
         output = BeyondGlossSignTranslationOutput(
-            loss=loss, logits=outputs.logits, encoder_last_hidden_state=encoder_output.last_hidden_state,
+            logits=outputs.logits, encoder_last_hidden_state=encoder_output.last_hidden_state,
             decoder_hidden_states=outputs.decoder_hidden_states, decoder_attentions=outputs.decoder_attentions,
             cross_attentions=outputs.cross_attentions, encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=outputs.encoder_attentions, translation_loss=translation_loss, hand_loss=hand_loss,
+            encoder_attentions=outputs.encoder_attentions, **parts, signing_logits=encoder_output.signing_logits,
             sign_encoder_output=encoder_output if hidden or attentions else None)
         return output if self._return_dict(return_dict) else output.to_tuple()
+
+    def _losses(self, logits, encoder_output, labels, signing, hand_features, hand_mask) -> dict:
+        """`loss` and its parts (`translation_loss`, `hand_loss`, `signing_loss`), each None where not computed."""
+        config = self.config
+        translation_loss = hand_loss = signing_loss = None
+        if signing is not None and encoder_output.signing_logits is not None:
+            signing_loss = signing_gate_loss(encoder_output.signing_logits, signing)
+        if labels is not None:
+            if signing is not None:
+                labels = without_idle_clips(labels, signing)
+            flat = logits.flatten(0, 1)  # at least float32 for the loss; float64 stays float64
+            if signing is not None and not bool((labels != -100).any()):
+                translation_loss = flat.sum() * 0.0  # a batch of idle clips only (keeps the graph whole)
+            else:
+                translation_loss = F.cross_entropy(
+                    flat.to(torch.promote_types(flat.dtype, torch.float32)), labels.flatten(), ignore_index=-100,
+                    label_smoothing=config.label_smoothing)
+            if hand_features is not None and config.translation_hand_loss_weight > 0:
+                hand_loss = hand_distillation_loss(encoder_output.hand_predictions, hand_features,
+                                                   encoder_output.video_attention_mask, hand_mask,
+                                                   config.reference_compat)
+        loss = translation_loss
+        if hand_loss is not None:
+            loss = loss + config.translation_hand_loss_weight * hand_loss
+        if signing_loss is not None:
+            loss = config.signing_loss_weight * signing_loss + (0.0 if loss is None else loss)
+        return {"loss": loss, "translation_loss": translation_loss, "hand_loss": hand_loss, "signing_loss": signing_loss}
+
+    @torch.inference_mode()
+    def signing_probability(self, pixel_values_videos=None, video_attention_mask=None) -> torch.Tensor:
+        r"""The signing gate's probability that each video holds signing, `(batch_size,)` (`config.signing_gate`)."""
+        if self.sign_encoder.signing_gate is None:
+            raise ValueError("This model has no signing gate (config.signing_gate is False); train one with "
+                             "signing_gate=True and `signing` labels.")
+        return torch.sigmoid(self.sign_encoder(pixel_values_videos, video_attention_mask).signing_logits.float())
 
     # ---- peft (PeftModelForSeq2SeqLM; see adapters_beyondgloss.py) ----------------------------------------------
     def prepare_inputs_for_generation(self, *args, **kwargs):

@@ -20,6 +20,8 @@ class BeyondGlossModelOutput(ModelOutput):
             the video sequence at half the frame rate (temporal features concatenated with the description
             branch); the `inputs_embeds` of the mBART encoder.
         attention_mask (`torch.LongTensor` of shape `(batch_size, steps)`): 1 for real steps.
+        signing_logits (`torch.FloatTensor` of shape `(batch_size,)`, *optional*): the signing gate's logit per video
+            (`sigmoid` gives the probability that it holds signing); `None` for a model without a gate.
         hand_predictions (`torch.FloatTensor` of shape `(batch_size, frames, hand_dim)`): predicted per-frame
             hand features (zero on padded frames; under `reference_compat` the head's output on a zero feature, as
             in the reference).
@@ -44,6 +46,7 @@ class BeyondGlossModelOutput(ModelOutput):
     video_attention_mask: torch.LongTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
+    signing_logits: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -94,12 +97,18 @@ class BeyondGlossSignTranslationOutput(Seq2SeqLMOutput):
         hand_loss (`torch.FloatTensor` of shape `()`, *optional*): the hand distillation term, unweighted (computed when
             hand features are given and `config.translation_hand_loss_weight > 0`); `loss = translation_loss +
             translation_hand_loss_weight * hand_loss`.
+        signing_logits (`torch.FloatTensor` of shape `(batch_size,)`, *optional*): the signing gate's logit per video
+            (with `config.signing_gate`); `sigmoid` gives the probability that the video holds signing.
+        signing_loss (`torch.FloatTensor` of shape `()`, *optional*): the gate's binary cross-entropy against the
+            `signing` labels, unweighted (when they are given); `loss` adds `signing_loss_weight` times it.
         sign_encoder_output ([`BeyondGlossModelOutput`], *optional*): the sign video encoder's output, with its
             hidden states and attentions when asked for.
     """
 
     translation_loss: torch.FloatTensor | None = None
     hand_loss: torch.FloatTensor | None = None
+    signing_logits: torch.FloatTensor | None = None
+    signing_loss: torch.FloatTensor | None = None
     sign_encoder_output: BeyondGlossModelOutput | None = None
 
     def to_tuple(self):

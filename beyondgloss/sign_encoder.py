@@ -1,6 +1,7 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
 """The sign video encoder of BeyondGloss: the frame encoder, the frame projection, the hand head and its fusion, the
-temporal encoder and the description head, from padded videos to the sequence the mBART encoder reads.
+temporal encoder and the description head, from padded videos to the sequence the mBART encoder reads; and, when the
+config asks for it, the signing gate on that sequence.
 
 Shipped in checkpoints beside `modeling_beyondgloss.py` (imports only torch, transformers and siblings).
 """
@@ -11,10 +12,11 @@ from torch import nn
 
 from .configuration_beyondgloss import BeyondGlossConfig
 from .frame_encoder import BeyondGlossFrameEncoder
+from .losses import masked_mean
 from .outputs_beyondgloss import BeyondGlossModelOutput
 from .temporal_encoder import BeyondGlossTemporalEncoder
 
-__all__ = ["BeyondGlossSignEncoder", "check_video_inputs"]
+__all__ = ["BeyondGlossSignEncoder", "BeyondGlossSigningGate", "check_video_inputs"]
 
 
 def check_video_inputs(pixel_values_videos, video_attention_mask, config: BeyondGlossConfig) -> torch.LongTensor:
@@ -51,11 +53,35 @@ def check_video_inputs(pixel_values_videos, video_attention_mask, config: Beyond
     return video_attention_mask.long()
 
 
+class BeyondGlossSigningGate(nn.Module):
+    r"""
+    The signing gate (issue 27; not in the paper): whether a video holds signing, from the sign encoder's output.
+
+    The mean and the maximum of `last_hidden_state` over the valid steps (the maximum sees a sign that fills only part
+    of a window, the mean how much of it is signing) -> `Linear(4 * frame_dim, frame_dim)` -> GELU ->
+    `Linear(frame_dim, 1)`: one logit per video, `sigmoid(logit)` the probability of signing.
+    """
+
+    def __init__(self, config: BeyondGlossConfig):
+        super().__init__()
+        width = 2 * config.frame_dim
+        self.proj = nn.Linear(2 * width, config.frame_dim)
+        self.out = nn.Linear(config.frame_dim, 1)
+
+    def forward(self, states: torch.Tensor, step_mask: torch.Tensor) -> torch.Tensor:
+        r"""`states` `(B, steps, 2 * frame_dim)` and their `step_mask` `(B, steps)` (ones then zeros) -> logits `(B,)`."""
+        valid = step_mask.bool()[..., None]
+        peak = states.masked_fill(~valid, torch.finfo(states.dtype).min).amax(dim=1)
+        pooled = torch.cat([masked_mean(states, step_mask), peak], dim=-1)
+        return self.out(F.gelu(self.proj(pooled))).squeeze(-1)
+
+
 class BeyondGlossSignEncoder(nn.Module):
     r"""
     The BeyondGloss sign video encoder: frames -> frame encoder (DINOv2 with LoRA in its top blocks) -> CLS ->
     Linear + BatchNorm over the real frames -> hand head and fusion -> local-attention temporal encoder (x2
-    downsampling) -> description head and fusion -> a `(B, ceil(T/2), 2 * frame_dim)` sequence for the mBART encoder.
+    downsampling) -> description head and fusion -> a `(B, ceil(T/2), 2 * frame_dim)` sequence for the mBART encoder;
+    with `config.signing_gate`, the [`BeyondGlossSigningGate`]'s logit on that sequence.
 
     Padding costs no compute: the real frames of the batch are packed before DINOv2 and encoded in chunks of
     `config.frame_chunk_size`. Architecture only: the losses are the task models'.
@@ -75,6 +101,8 @@ class BeyondGlossSignEncoder(nn.Module):
         self.description_proj = nn.Linear(config.frame_dim, config.description_dim)
         self.description_down = nn.Linear(config.description_dim, config.frame_dim)
         self.head_dropout = nn.Dropout(config.head_dropout)
+        # Built last and only when asked for: without it the module holds the same weights, drawn in the same order.
+        self.signing_gate = BeyondGlossSigningGate(config) if config.signing_gate else None
 
     def set_trainable(self) -> None:
         """The frame encoder's rule (see [`BeyondGlossFrameEncoder.set_trainable`]); everything else trains."""
@@ -144,9 +172,11 @@ class BeyondGlossSignEncoder(nn.Module):
                                                                        output_attentions)
         description_states = F.gelu(self.description_proj(temporal))
         description_back = self.head_dropout(self.description_down(description_states))
+        last_hidden_state = torch.cat([temporal, description_back], dim=-1)
         return BeyondGlossModelOutput(
-            last_hidden_state=torch.cat([temporal, description_back], dim=-1),
+            last_hidden_state=last_hidden_state,
             attention_mask=step_mask,
+            signing_logits=None if self.signing_gate is None else self.signing_gate(last_hidden_state, step_mask),
             hand_predictions=hand_predictions,
             description_states=description_states,
             frame_features=features,

@@ -8,6 +8,8 @@ window, and [`CaptionMerger`] turns the overlapping windows' translations into c
 With `realtime=True` a thread of its own reads the frames as they arrive into a bounded buffer (a live camera is never
 held up), and the frames waiting there are encoded together; when translation falls behind, the oldest waiting frames
 are dropped and counted ([`StreamingStats`]).
+A model with a signing gate (`config.signing_gate`) first asks it whether the window holds signing: a window below
+`config.signing_threshold` is not decoded and counts as an empty translation.
 """
 
 import copy
@@ -28,7 +30,9 @@ STAGES = ("decode", "frame_encoder", "temporal_encoder", "decoder")
 
 @dataclass
 class WindowTranslation:
-    """The translation of one window: its time span in seconds, text, confidence and per-stage latency."""
+    """The translation of one window: its time span in seconds, text, confidence and per-stage latency, and the
+    signing gate's probability that it holds signing (`None` without a gate; an idle window's text is empty and its
+    confidence `-inf`: it was not decoded)."""
 
     start: float
     end: float
@@ -47,7 +51,7 @@ class Caption:
             window that confirmed it, plus one frame).
         text (`str`): the translation.
         confidence (`float`): mean log-probability of its generated tokens (at most 0; higher is surer), of the
-            window that confirmed it.
+            window that confirmed it (with `signing_probability`, the caption's confidence).
         latency (`dict[str, float]`): seconds spent per stage on the window that confirmed it: `decode` (reading the
             frames new since the previous window), `frame_encoder` (those frames), `temporal_encoder` (heads and
             temporal encoder on the window), `decoder` (mBART generation), and `total`.
@@ -328,12 +332,29 @@ class StreamingTranslator:
         with torch.inference_mode():
             return encoder.frame_features(pixels)
 
+    def _encoder_states(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The window's `window_encoder_states`, computed once: the gate and the translation of a window share them."""
+        kept = getattr(self, "_kept_states", None)
+        if kept is None or kept[0] is not features:
+            with torch.inference_mode():
+                kept = self._kept_states = (features, *window_encoder_states(self.model.sign_encoder, features))
+        return kept[1], kept[2]
+
+    def signing_probability(self, features: torch.Tensor) -> float | None:
+        """The signing gate's probability that the window of stacked features holds signing (None without a gate)."""
+        gate = self.model.sign_encoder.signing_gate
+        if gate is None:
+            return None
+        states, step_mask = self._encoder_states(features)
+        with torch.inference_mode():
+            return torch.sigmoid(gate(states, step_mask).float()).item()
+
     def translate_window(self, features: torch.Tensor) -> tuple[str, float, float, float]:
         """Text, confidence and the seconds of the temporal-encoder and decoder stages for stacked features."""
         model = self.model
         began = time.perf_counter()
         with torch.inference_mode():
-            states, step_mask = window_encoder_states(model.sign_encoder, features)
+            states, step_mask = self._encoder_states(features)
             encoded = time.perf_counter()
             generation_config = copy.deepcopy(model.generation_config)
             extra = generation_config.update(**self.generate_kwargs, output_scores=True, return_dict_in_generate=True)
@@ -428,7 +449,15 @@ class StreamingTranslator:
         return merger.push(window)
 
     def _window(self, features: deque, times: deque, spent: dict) -> WindowTranslation:
-        text, confidence, encoder_seconds, decoder_seconds = self.translate_window(torch.stack(list(features)))
-        latency = {**spent, "temporal_encoder": encoder_seconds, "decoder": decoder_seconds}
+        stacked = torch.stack(list(features))
+        began = time.perf_counter()
+        probability = self.signing_probability(stacked)
+        gate_seconds = time.perf_counter() - began
+        if probability is not None and probability < self.model.config.signing_threshold:
+            text, confidence, encoder_seconds, decoder_seconds = "", float("-inf"), 0.0, 0.0  # idle: no decoding
+        else:
+            text, confidence, encoder_seconds, decoder_seconds = self.translate_window(stacked)
+        self._kept_states = None
+        latency = {**spent, "temporal_encoder": gate_seconds + encoder_seconds, "decoder": decoder_seconds}
         latency["total"] = sum(latency.values())
-        return WindowTranslation(times[0], times[-1] + 1.0 / self.fps, text, confidence, latency)
+        return WindowTranslation(times[0], times[-1] + 1.0 / self.fps, text, confidence, latency, probability)

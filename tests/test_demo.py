@@ -17,7 +17,7 @@ def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
     code = main(["--output_dir", str(out), "--num_train", "48", "--num_validation", "8", "--num_test", "12",
                  "--pretraining_steps", "3", "--translation_steps", "3", "--batch_size", "8",
-                 "--pipeline_examples", "2", "--num_beams", "2"])
+                 "--pipeline_examples", "2", "--num_beams", "2", "--stream_sentences", "2"])
     assert code == 0
     return out
 
@@ -36,6 +36,23 @@ def test_demo_leaves_everything_in_one_folder(demo_dir):
     assert len(predictions) == 12 and {"id", "reference", "prediction"} <= set(predictions[0])
     examples = json.loads((demo_dir / "pipeline_examples.json").read_text())
     assert len(examples) == 2 and all(isinstance(e["translation"], str) for e in examples)
+
+
+def test_demo_trains_the_gate_and_captions_a_long_video(demo_dir):
+    for name in ("captions.srt", "gate_probability.png", "long_test_video.mp4"):
+        assert (demo_dir / name).is_file(), name
+    captions = json.loads((demo_dir / "metrics.json").read_text())["live_captions"]
+    gate = captions["gate"]
+    # 8 validation and 12 test sentences, and round(0.15 * 8) + round(0.15 * 12) = 1 + 2 idle clips.
+    assert (gate["signing_clips"], gate["idle_clips"]) == (20, 3)
+    video = captions["long_video"]
+    assert video["sentences"] == 2 and len(video["captions_per_sentence"]) == 2
+    assert video["captions"] == sum(video["captions_per_sentence"]) + video["captions_in_idle_stretches"]
+    assert video["windows"] > 0 and 0 <= video["windows_decoded"] <= video["windows"]
+    srt = (demo_dir / "captions.srt").read_text()
+    assert srt.count(" --> ") == video["captions"]
+    model = AutoModelForSeq2SeqLM.from_pretrained(demo_dir / "model")
+    assert model.config.signing_gate and model.sign_encoder.signing_gate is not None
 
 
 def test_demo_model_loads_with_from_pretrained(demo_dir):

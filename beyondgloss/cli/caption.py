@@ -3,10 +3,10 @@
 Live captions of one video ([`beyondgloss.streaming.StreamingTranslator`], docs/streaming.md): the video is decoded a
 few frames at a time (torchcodec for files and URLs), each frame is encoded once as it is read, and a sliding window
 is translated every `--stride_seconds`. Each caption is printed as soon as it is confirmed,
-`[start --> end] text  (confidence, latency)`, and with `--output_srt` / `--output_vtt` appended to those files and
-flushed, so that they hold every caption so far whenever the command stops. In the files a caption starts no earlier
-than the previous one ends (the windows overlap; players show overlapping cues stacked). Exit codes:
-`beyondgloss.cli`.
+`[start --> end] text  (confidence, latency)` (with a signing gate, its probability after the confidence), and with
+`--output_srt` / `--output_vtt` appended to those files and flushed, so that they hold every caption so far whenever
+the command stops. In the files a caption starts no earlier than the previous one ends (the windows overlap; players
+show overlapping cues stacked). Exit codes: `beyondgloss.cli`.
 """
 
 import os
@@ -166,6 +166,7 @@ def _caption(argv: list) -> int:
 
 def _caption_line(item) -> str:
     latency = item.latency
-    return (f"[{vtt_time(item.start)} --> {vtt_time(item.end)}] {item.text}  (confidence {item.confidence:.2f}, "
+    gate = "" if item.signing_probability is None else f", signing {item.signing_probability:.2f}"
+    return (f"[{vtt_time(item.start)} --> {vtt_time(item.end)}] {item.text}  (confidence {item.confidence:.2f}{gate}, "
             f"latency {latency['total']:.2f} s: frame encoder {latency['frame_encoder']:.2f}, temporal "
             f"{latency['temporal_encoder']:.2f}, decoder {latency['decoder']:.2f})")

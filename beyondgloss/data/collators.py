@@ -15,6 +15,9 @@ The batch holds only model inputs (the names of `BeyondGlossModel`'s forward):
   videos keep frames and hand targets aligned; `hand_mask` is the row's hand-presence mask (ones if it
   has none) at those frames, zero on padding;
 - `description_embeds` (B, description_dim) float, when rows carry description embeddings.
+- translation: `signing` (B,) long, 1 for a clip that holds signing and 0 for an idle one, when rows carry a
+  `signing` column (SynthSign with idle clips); the model leaves idle clips out of the translation loss and trains
+  its signing gate on the labels. Contrastive pre-training needs a sentence per clip and refuses idle rows.
 
 Sample ids and raw sentences are not model inputs. With `return_metadata=True` the batch also holds
 `ids` and `texts` (lists of str), for evaluation loops that score against the raw text; whoever passes
@@ -82,6 +85,9 @@ class SignCollator:
                  "video_attention_mask": video["video_attention_mask"].long()}
         texts = [row["text"] for row in rows]
         batch.update(self._tokenize(texts))
+        signing = self._signing(rows, ids)
+        if signing is not None:
+            batch["signing"] = signing
         if any(row.get("hand_features") is not None for row in rows):
             batch.update(self._hand_inputs(rows, ids, video["frame_indices"], batch["video_attention_mask"]))
         # Stage 2 has no description term: the translation model takes no description embeddings.
@@ -96,6 +102,20 @@ class SignCollator:
             batch["ids"] = ids
             batch["texts"] = texts
         return batch
+
+    def _signing(self, rows: list, ids: list) -> torch.Tensor | None:
+        """The rows' `signing` labels (B,) long (a missing value counts as signing), or None without the column."""
+        if all(row.get("signing") is None for row in rows):
+            return None
+        labels = torch.tensor([0 if row.get("signing") is False else 1 for row in rows], dtype=torch.long)
+        if self.stage == "pretraining":
+            if not labels.all():
+                idle = [i for i, label in zip(ids, labels.tolist()) if not label]
+                raise ValueError(f"samples {idle[:10]} are idle clips (signing false, no sentence); contrastive "
+                                 "pre-training aligns each clip with its sentence: leave them out of its dataset, e.g. "
+                                 "dataset.filter(lambda row: row['signing'])")
+            return None
+        return labels
 
     def _tokenize(self, texts: list) -> dict:
         options = dict(padding=True, truncation=True, max_length=self.max_target_length, return_tensors="pt")

@@ -19,7 +19,8 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
 
     Columns: `file_name` (a video file or a frame folder, relative to the folder) and `text`, required;
     `split` (default "train"; "dev"/"val" become "validation"), `id` (default: file_name without its
-    extension), `gloss`, `signer`, `language`, `description`, optional. All entries are videos, or all
+    extension), `gloss`, `signer`, `language`, `description`, `signing` (true/false: false for an idle clip, whose
+    `text` is empty; default true), optional. All entries are videos, or all
     are frame folders. This is the route for new sign datasets.
     """
 
@@ -86,7 +87,8 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
 
     def _extra_columns(self) -> dict:
         _, rows = self._metadata()
-        return {"description": datasets.Value("string")} if any("description" in row for row in rows) else {}
+        columns = {"description": datasets.Value("string")} if any("description" in row for row in rows) else {}
+        return {**columns, "signing": datasets.Value("bool")} if any("signing" in row for row in rows) else columns
 
     def _read_samples(self) -> dict:
         path, rows = self._metadata()
@@ -103,7 +105,8 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
             split = SPLIT_NAMES.get(split_value.lower(), split_value)
             # Raw values: the validation layer (_check_samples) checks their types.
             fields = {"text": row["text"], "gloss": row.get("gloss"), "signer": row.get("signer"),
-                      "language": row.get("language") or self.config.language, "description": row.get("description")}
+                      "language": row.get("language") or self.config.language, "description": row.get("description"),
+                      "signing": _signing_value(row.get("signing", True), where)}
             if media == "frames":
                 sample = self._frame_sample(sample_id, root, row["file_name"], where, **fields)
             else:
@@ -112,12 +115,21 @@ class SignVideoFolderBuilder(SignDatasetBuilder):
         return samples
 
 
+def _signing_value(value, where: str) -> bool:
+    """A `signing` metadata value: true/false (also 1/0, and "true"/"false"/"1"/"0" from a CSV file)."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    if isinstance(value, (bool, int)) and value in (0, 1):
+        return bool(value)
+    raise RowError(f"{where}: signing must be true or false, got {describe_value(value)}")
+
+
 class SynthSignBuilder(SignVideoFolderBuilder):
     """The SynthSign corpus (`beyondgloss.data.synthsign`): generated into `data_dir` on first use (reused
     when its settings match), then read as a video folder with its hand features and descriptions joined.
 
     Generation arguments (`num_train`, `num_validation`, `num_test`, `seed`, `image_size`, `description_dim`,
-    `frames_per_sign`, `num_workers`, `overwrite`) go to `generate_synthsign`. Pass `hand_features=None` or
+    `frames_per_sign`, `num_workers`, `overwrite`, `idle_fraction`) go to `generate_synthsign`. Pass `hand_features=None` or
     `descriptions=None` to leave those columns out. Language "en" (mBART code en_XX).
     """
 
@@ -125,12 +137,13 @@ class SynthSignBuilder(SignVideoFolderBuilder):
 
     def __init__(self, *args, data_dir=None, num_train: int = 3000, num_validation: int = 300, num_test: int = 300,
                  seed: int = 0, image_size: int = 32, description_dim: int = 1024, frames_per_sign=(6, 10),
-                 num_workers: int | None = None, overwrite: bool = False, **kwargs):
+                 num_workers: int | None = None, overwrite: bool = False, idle_fraction: float = 0.0, **kwargs):
         if data_dir is None:
             raise ValueError("SynthSignBuilder needs data_dir, the folder to generate the corpus into (or reuse)")
         root = generate_synthsign(data_dir, num_train=num_train, num_validation=num_validation, num_test=num_test,
                                   seed=seed, image_size=image_size, description_dim=description_dim,
-                                  frames_per_sign=frames_per_sign, num_workers=num_workers, overwrite=overwrite)
+                                  frames_per_sign=frames_per_sign, num_workers=num_workers, overwrite=overwrite,
+                                  idle_fraction=idle_fraction)
         kwargs.setdefault("hand_features", str(root / "hand_features"))
         kwargs.setdefault("descriptions", str(root / "descriptions"))
         kwargs.setdefault("language", SYNTHSIGN_LANGUAGE)

@@ -24,9 +24,10 @@ data_dir/
   beyondgloss_synthsign.json  ownership marker: names the generator and holds its settings
   settings.json           generation settings (a corpus is reused only when they match)
   metadata.jsonl          file_name, id, split, text, gloss, signer, language, description, num_frames
+                          (and signing, false for an idle clip, when the corpus has idle clips)
   train/000000.mp4 ...    h264 mp4 (yuv444p, so the small coloured hands keep their colours), 25 fps
   validation/...  test/...
-  hand_features/          FeatureStore: id -> (T, SYNTHSIGN_HAND_DIM) float32, mask (T,) of ones
+  hand_features/          FeatureStore: id -> (T, SYNTHSIGN_HAND_DIM) float32, mask (T,): 1 where hands are visible
   descriptions/           FeatureStore: id -> (description_dim,) float32
 ```
 
@@ -40,8 +41,13 @@ corpus is never written into or deleted from, whatever `overwrite` says: generat
 Validation and test sentences are sign sequences that never occur in the training split (nor in each
 other), so test scores measure generalisation to new combinations of known signs.
 
+With `idle_fraction` > 0 each split also holds idle clips (hands at rest, hands drifting without signing, a signer
+with no hands in view, an empty scene; `synthsign_idle.py`), `round(idle_fraction * num_<split>)` of them numbered
+after the split's sentences, with an empty `text` and `signing: false`: the negatives of the signing gate.
+
 The language (lexicon, grammar, descriptions) is in `synthsign_language.py`, the rendering of a clip in
-`synthsign_rendering.py`; this module writes corpora and keeps their ownership.
+`synthsign_rendering.py` (of an idle clip in `synthsign_idle.py`); this module writes corpora and keeps their
+ownership.
 """
 
 import concurrent.futures
@@ -66,6 +72,7 @@ from .synthsign_language import (
     description_embedding,
     sample_sentences,
 )
+from .synthsign_idle import idle_clip_count, idle_jobs, render_idle_clip
 from .synthsign_rendering import FRAME_RATE, SIGNERS, SYNTHSIGN_HAND_DIM, encode_video, render_clip
 
 __all__ = [
@@ -97,17 +104,21 @@ def _write_clips(output_dir: str, jobs: list, image_size: int, description_dim: 
     hands, descriptions = FeatureStore(root / "hand_features"), FeatureStore(root / "descriptions")
     done = []
     for job in jobs:
-        frames, params = render_clip(job["glosses"], job["frames_per_sign"], job["signer"], image_size,
-                                     np.asarray(job["jitter"]), job["lexicon"])
+        if job.get("idle"):
+            frames, params, visible = render_idle_clip(job, image_size)
+        else:
+            frames, params = render_clip(job["glosses"], job["frames_per_sign"], job["signer"], image_size,
+                                         np.asarray(job["jitter"]), job["lexicon"])
+            visible = np.ones(len(params), dtype=np.float32)
         encode_video(frames, root / job["file_name"])
-        hands.write(job["id"], torch.from_numpy(params), mask=torch.ones(len(params)))
+        hands.write(job["id"], torch.from_numpy(params), mask=torch.from_numpy(visible))
         descriptions.write(job["id"], torch.from_numpy(description_embedding(job["description"], description_dim)))
         done.append((job["index"], len(params)))
     return done
 
 
 def _settings(num_train, num_validation, num_test, seed, image_size, description_dim, frames_per_sign,
-              lexicon="standard") -> dict:
+              lexicon="standard", idle_fraction=0.0) -> dict:
     if lexicon not in LEXICONS:
         raise ValueError(f"lexicon={lexicon!r}: choose one of {sorted(LEXICONS)}")
     settings = {
@@ -124,13 +135,45 @@ def _settings(num_train, num_validation, num_test, seed, image_size, description
     }
     if lexicon != "standard":  # only the variants name their lexicon: standard corpora keep their settings files
         settings["lexicon"] = lexicon
+    if idle_fraction:  # written only when set: corpora without idle clips keep the settings they always had
+        settings["idle_fraction"] = float(idle_fraction)
     return settings
+
+
+def _jobs(counts: dict, settings: dict, frames_per_sign: tuple) -> list:
+    """Every clip of the corpus to render: each split's sentences, then its idle clips (if any)."""
+    low, high = frames_per_sign
+    lexicon = settings.get("lexicon", "standard")
+    rng = np.random.default_rng(settings["seed"])
+    sentences = iter(sample_sentences(sum(counts.values()), rng))
+    jobs, index = [], 0
+    for split, count in counts.items():
+        for number in range(count):
+            glosses, text = next(sentences)
+            frame_counts = rng.integers(low, high + 1, size=len(glosses))
+            jobs.append({
+                "index": index,
+                "id": f"{split}/{number:06d}",
+                "file_name": f"{split}/{number:06d}.mp4",
+                "split": split,
+                "glosses": glosses,
+                "text": text,
+                "frames_per_sign": [int(c) for c in frame_counts],
+                "signer": int(rng.integers(len(SIGNERS))),
+                "jitter": rng.uniform(-0.03, 0.03, size=(len(glosses), 2)).round(4).tolist(),
+                "description": describe_clip(glosses, lexicon), "lexicon": lexicon,
+            })
+            index += 1
+        for job in idle_jobs(settings, split, count, frames_per_sign):
+            jobs.append({**job, "index": index})
+            index += 1
+    return jobs
 
 
 def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 300, num_test: int = 300,
                        seed: int = 0, image_size: int = 32, description_dim: int = 1024,
                        frames_per_sign: tuple = (6, 10), num_workers: int | None = None,
-                       overwrite: bool = False, lexicon: str = "standard") -> Path:
+                       overwrite: bool = False, lexicon: str = "standard", idle_fraction: float = 0.0) -> Path:
     """Generates a SynthSign corpus into `data_dir`, or reuses the one there if its settings match.
 
     Args:
@@ -148,6 +191,8 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
         lexicon (`str`): "standard" (SynthSign), or "handshape": the same sentences (for a seed) drawn in a lexicon
             whose signs of one role share body motion in groups of four and differ only in hand shape
             (`synthsign_language._build_handshape_lexicon`), so that only a model reading hand shape tells them apart.
+        idle_fraction (`float`): idle clips per split, as a fraction of its sentences (0: none, the corpus as before;
+            see the module docstring).
 
     Returns:
         `Path` of the corpus.
@@ -163,7 +208,11 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
     low, high = frames_per_sign
     if not 1 <= low <= high:
         raise ValueError(f"frames_per_sign={frames_per_sign}: give (low, high) with 1 <= low <= high")
-    settings = _settings(num_train, num_validation, num_test, seed, image_size, description_dim, (low, high), lexicon)
+    if not 0.0 <= idle_fraction <= 1.0:
+        raise ValueError(f"idle_fraction={idle_fraction}: give a fraction of each split's clips in [0, 1] (0: no idle "
+                         "clips)")
+    settings = _settings(num_train, num_validation, num_test, seed, image_size, description_dim, (low, high),
+                         lexicon, idle_fraction)
     replacing = None
     if root.exists():
         state = _folder_state(root, settings)
@@ -178,27 +227,8 @@ def generate_synthsign(data_dir, num_train: int = 3000, num_validation: int = 30
                 )
             replacing = _corpus_settings(root)
 
-    rng = np.random.default_rng(seed)
     counts = {"train": num_train, "validation": num_validation, "test": num_test}
-    sentences = sample_sentences(sum(counts.values()), rng)
-    jobs, index = [], 0
-    for split, count in counts.items():
-        for number in range(count):
-            glosses, text = sentences[index]
-            frame_counts = rng.integers(low, high + 1, size=len(glosses))
-            jobs.append({
-                "index": index,
-                "id": f"{split}/{number:06d}",
-                "file_name": f"{split}/{number:06d}.mp4",
-                "split": split,
-                "glosses": glosses,
-                "text": text,
-                "frames_per_sign": [int(c) for c in frame_counts],
-                "signer": int(rng.integers(len(SIGNERS))),
-                "jitter": rng.uniform(-0.03, 0.03, size=(len(glosses), 2)).round(4).tolist(),
-                "description": describe_clip(glosses, lexicon), "lexicon": lexicon,
-            })
-            index += 1
+    jobs = _jobs(counts, settings, (low, high))
 
     # Build next to the target and rename at the end: an interrupted run never looks like a finished corpus.
     # The staging folder is always a new one (mkdtemp), so nothing that was there before is ever deleted.
@@ -241,6 +271,8 @@ def _generate_into(staging: Path, jobs: list, counts: dict, settings: dict, imag
             row = {key: job[key] for key in ("file_name", "id", "split", "text", "description")}
             row.update(gloss=" ".join(job["glosses"]), signer=f"signer{job['signer']}",
                        language=SYNTHSIGN_LANGUAGE, num_frames=frame_totals[job["index"]])
+            if "idle_fraction" in settings:
+                row["signing"] = not job.get("idle")
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     (staging / "settings.json").write_text(json.dumps(settings, indent=1))
     _write_marker(staging, settings)
@@ -270,8 +302,10 @@ def _write_marker(folder: Path, settings: dict) -> None:
 
 
 def _valid_settings(settings) -> bool:
-    if not isinstance(settings, dict) or set(settings) - {"lexicon"} != _SETTINGS_KEYS or settings.get(
+    if not isinstance(settings, dict) or set(settings) - {"lexicon", "idle_fraction"} != _SETTINGS_KEYS or settings.get(
             "generator") != "synthsign" or settings.get("lexicon", "handshape") not in set(LEXICONS) - {"standard"}:
+        return False
+    if not isinstance(settings.get("idle_fraction", 0.0), float) or not 0.0 <= settings.get("idle_fraction", 0.0) <= 1:
         return False
     counts = [settings[key] for key in ("num_train", "num_validation", "num_test")]
     return all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) and sum(counts) <= _MAX_CLIPS
@@ -310,7 +344,8 @@ def synthsign_files(settings: dict, marked: bool = True) -> tuple:
     The layout follows from the settings alone, so a corpus can be checked and replaced without a list of its
     files. `marked=False` leaves out the marker (corpora of the first version have none).
     """
-    counts = {"train": settings["num_train"], "validation": settings["num_validation"], "test": settings["num_test"]}
+    counts = {split: settings[f"num_{split}"] + idle_clip_count(settings, split)
+              for split in ("train", "validation", "test")}
     folders = {*counts, "hand_features", "descriptions"}
     files = {"metadata.jsonl", "settings.json"} | ({MARKER_FILE} if marked else set())
     for split, count in counts.items():

@@ -6,7 +6,7 @@ import numpy as np
 
 from .synthsign_language import COLOURS, HEIGHT_NAMES, HEIGHTS, LEXICONS, SHAPES
 
-__all__ = ["FRAME_RATE", "SIGNERS", "SYNTHSIGN_HAND_DIM", "encode_video", "render_clip"]
+__all__ = ["FRAME_RATE", "SIGNERS", "SYNTHSIGN_HAND_DIM", "encode_video", "render_clip", "signer_background"]
 
 FRAME_RATE = 25
 _HAND_FIELDS = 3 + len(SHAPES)
@@ -58,6 +58,16 @@ SIGNERS = (
 )
 
 
+def signer_background(style: dict, size: int) -> np.ndarray:
+    """The static picture of a signer without hands: head and torso on the dark background, uint8 (S, S, 3)."""
+    grid = np.arange(size, dtype=np.float32) + 0.5
+    background = np.full((size, size, 3), 25, dtype=np.uint8)
+    gy, gx = np.meshgrid(grid / size, grid / size, indexing="ij")
+    body = ((gx - 0.5) ** 2 + (gy - 0.18) ** 2 <= 0.1 ** 2) | ((np.abs(gx - 0.5) <= 0.24) & (gy >= 0.34))
+    background[body] = style["body"]
+    return background
+
+
 def render_clip(glosses: list, frames_per_sign: list, signer: int = 0, image_size: int = 32,
                 jitter: np.ndarray | None = None, lexicon: str = "standard") -> tuple:
     """Renders one clip.
@@ -98,11 +108,7 @@ def render_clip(glosses: list, frames_per_sign: list, signer: int = 0, image_siz
 
     grid = np.arange(size, dtype=np.float32) + 0.5
     # Body: head and torso, static, drawn once.
-    background = np.full((size, size, 3), 25, dtype=np.uint8)
-    gy, gx = np.meshgrid(grid / size, grid / size, indexing="ij")
-    body = ((gx - 0.5) ** 2 + (gy - 0.18) ** 2 <= 0.1 ** 2) | ((np.abs(gx - 0.5) <= 0.24) & (gy >= 0.34))
-    background[body] = style["body"]
-    frames = np.broadcast_to(background, (num_frames, size, size, 3)).copy()
+    frames = np.broadcast_to(signer_background(style, size), (num_frames, size, size, 3)).copy()
     radius = radius_fraction * size
     palette = np.array(list(COLOURS.values()), dtype=np.uint8)
     # Shape and colour are constant within a sign, so each sign's frames are painted in one vectorised step;

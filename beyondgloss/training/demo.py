@@ -6,9 +6,12 @@
 4. Stage 2: translation, initialised from stage 1.
 5. Score the unseen test sentences by beam search; translate a few test videos with
    `pipeline("sign-translation")`.
-6. Leave everything in one folder: the model with its processor and model card (loadable with
-   `from_pretrained`), `metrics.json`, the predictions, and plots of both stages' losses and of the video-text
-   similarity matrix of a test batch.
+6. Live captions (docs/streaming.md): SynthSign's idle clips train the signing gate with the translation stage;
+   after training, the gate is scored on held-out signing and idle clips, and a long test video (held-out sentences
+   with idle stretches between them) is captioned as a stream (`demo_captions.py`).
+7. Leave everything in one folder: the model with its processor and model card (loadable with
+   `from_pretrained`), `metrics.json`, the predictions, plots of both stages' losses, of the video-text
+   similarity matrix of a test batch and of the gate over the long video, and its captions (`captions.srt`).
 
 The command is `beyondgloss demo` (`beyondgloss.cli.demo`), which reads the [`DemoArguments`] flags. `--ablation`
 instead trains the variants of the paper's ablation on the same budget (translation alone, and
@@ -29,6 +32,8 @@ from pathlib import Path
 
 import torch
 from transformers import set_seed
+
+from .demo_captions import IdleMarginCollator, live_captions, print_live_captions, signing_only
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,15 @@ class DemoArguments:
     pipeline_examples: int = field(default=5, metadata={"help": "Test videos translated through the pipeline."})
     ablation: bool = field(default=False, metadata={"help": "Train the ablation variants instead; writes ablation.json."})
     threads: int = field(default=0, metadata={"help": "CPU threads for torch (0: one per core)."})
+    idle_fraction: float = field(default=0.15, metadata={
+        "help": "Idle SynthSign clips per split, as a fraction of its sentences; they train the signing gate in "
+                "stage 2 (0: no idle clips and no gate)."})
+    stream_sentences: int = field(default=8, metadata={
+        "help": "Held-out test sentences in the long video captioned as a stream (0 skips it)."})
+    window_seconds: float = field(default=3.2, metadata={
+        "help": "Live-caption window: 80 frames at 25 fps hold the longest SynthSign sentence (6 signs of 10 frames)."})
+    stride_seconds: float = field(default=0.2, metadata={"help": "Live-caption stride (5 frames)."})
+    agreement: int = field(default=3, metadata={"help": "Consecutive windows that must agree on a caption."})
     bar: float = field(default=50.0, metadata={
         "help": "Test BLEU-4 the default recipe is expected to reach; a run below it says so at the end."})
 
@@ -136,7 +150,8 @@ class DecodedVideoCollator:
 # Everything a demo run writes into its output folder; `--overwrite_output_dir` removes these and nothing else.
 DEMO_OUTPUTS = ("demo_settings.json", ".cache", "pretraining", "translation", "model", "ablation", "ablation.json",
                 "metrics.json", "test_predictions.jsonl", "pipeline_examples.json", "losses.png",
-                "similarity_matrix.png", "training_log.json")
+                "similarity_matrix.png", "training_log.json", "long_test_video.mp4", "captions.srt",
+                "gate_probability.png")
 # The corpus is kept across runs: SynthSign reuses it when its settings match and replaces it (its own files only)
 # when they differ.
 DEMO_CORPUS = "synthsign"
@@ -192,48 +207,63 @@ def _stage_arguments(preset, output_dir: Path, args: DemoArguments, steps: int, 
     )
 
 
+def _pretrain(args: DemoArguments, train, frames, processor, config, out: Path, steps: int, log: dict):
+    """Stage 1 on the clips that hold signing; saves it to `out / "pretraining"`."""
+    from ..data import PretrainingCollator
+    from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining
+    from .presets import pretraining_arguments
+    from .trainers import BeyondGlossPretrainingTrainer
+
+    model = BeyondGlossForContrastivePretraining(config)
+    # The reference's two text-side encoders are copies of one mBART; the demo's start from one random draw.
+    model.text_encoder.load_state_dict(model.mbart.model.encoder.state_dict(), strict=False)
+    trainer = BeyondGlossPretrainingTrainer(
+        model=model,
+        args=_stage_arguments(pretraining_arguments, out / "pretraining", args, steps),
+        train_dataset=train,
+        data_collator=DecodedVideoCollator(PretrainingCollator(processor, training=True), frames),
+    )
+    trainer.train()
+    log["pretraining"] = trainer.state.log_history
+    model.save_pretrained(out / "pretraining")
+    processor.save_pretrained(out / "pretraining")
+
+
 def _train_variant(args: DemoArguments, data, frames, processor, config, out: Path, pretraining_steps: int,
                    use_hand: bool, use_description: bool, evaluate_split: str, log: dict):
-    """Trains stage 1 (if `pretraining_steps`) then stage 2; returns `(model, translation trainer, test metrics)`."""
-    from ..data import PretrainingCollator, TranslationCollator
+    """Trains stage 1 (if `pretraining_steps`) then stage 2 (with the signing gate when the corpus has idle clips);
+    returns `(model, translation trainer, test metrics)`."""
+    from ..data import TranslationCollator
     from ..metrics import make_compute_metrics
-    from ..modeling_beyondgloss import BeyondGlossForContrastivePretraining, BeyondGlossForSignTranslation
-    from .presets import pretraining_arguments, translation_arguments
-    from .trainers import BeyondGlossPretrainingTrainer, BeyondGlossTranslationTrainer
+    from ..modeling_beyondgloss import BeyondGlossForSignTranslation
+    from .presets import translation_arguments
+    from .trainers import BeyondGlossTranslationTrainer
 
     set_seed(args.seed)
     drop = [name for name, keep in (("hand_features", use_hand), ("hand_mask", use_hand),
                                     ("description_embedding", use_description)) if not keep]
-    train = data["train"].remove_columns([c for c in drop if c in data["train"].column_names])
+    train = signing_only(data["train"])
+    train = train.remove_columns([c for c in drop if c in train.column_names])
+    gate = {"signing_gate": True} if "signing" in data["train"].column_names else {}
     started = time.time()
     if pretraining_steps > 0:
-        model = BeyondGlossForContrastivePretraining(config)
-        # The reference's two text-side encoders are copies of one mBART; the demo's start from one random draw.
-        model.text_encoder.load_state_dict(model.mbart.model.encoder.state_dict(), strict=False)
-        trainer = BeyondGlossPretrainingTrainer(
-            model=model,
-            args=_stage_arguments(pretraining_arguments, out / "pretraining", args, pretraining_steps),
-            train_dataset=train,
-            data_collator=DecodedVideoCollator(PretrainingCollator(processor, training=True), frames),
-        )
-        trainer.train()
-        log["pretraining"] = trainer.state.log_history
-        model.save_pretrained(out / "pretraining")
-        processor.save_pretrained(out / "pretraining")
-        model = BeyondGlossForSignTranslation.from_pretrained(out / "pretraining")
+        _pretrain(args, train, frames, processor, config, out, pretraining_steps, log)
+        model = BeyondGlossForSignTranslation.from_pretrained(out / "pretraining", **gate)
     else:
-        model = BeyondGlossForSignTranslation(config)
+        model = BeyondGlossForSignTranslation(type(config).from_dict({**config.to_dict(), **gate}))
     pretraining_seconds = time.time() - started
 
     started = time.time()
     compute_metrics = make_compute_metrics(processor.tokenizer, language="en", convention="plain")
+    collator = TranslationCollator(processor, training=True)
     trainer = BeyondGlossTranslationTrainer(
         model=model,
         args=_stage_arguments(translation_arguments, out / "translation", args, args.translation_steps,
                               generation_num_beams=args.num_beams),
         encoder_learning_rate_scale=args.encoder_lr_scale if pretraining_steps > 0 else 1.0,
         train_dataset=data["train"],
-        data_collator=DecodedVideoCollator(TranslationCollator(processor, training=True), frames),
+        data_collator=IdleMarginCollator(collator, frames, config.vision_config.image_size, seed=args.seed) if gate
+        else DecodedVideoCollator(collator, frames),
         eval_data_collator=DecodedVideoCollator(TranslationCollator(processor, training=False), frames),
         compute_metrics=compute_metrics,
         processing_class=processor,
@@ -242,7 +272,7 @@ def _train_variant(args: DemoArguments, data, frames, processor, config, out: Pa
     log["translation"] = trainer.state.log_history
     translation_seconds = time.time() - started
     started = time.time()
-    metrics = trainer.evaluate(data[evaluate_split], metric_key_prefix=evaluate_split)
+    metrics = trainer.evaluate(signing_only(data[evaluate_split]), metric_key_prefix=evaluate_split)
     metrics.update({
         "pretraining_seconds": round(pretraining_seconds, 1),
         "translation_seconds": round(translation_seconds, 1),
@@ -282,7 +312,8 @@ def _plot_similarity(pretraining_dir: Path, data, frames, processor, path: Path,
     import matplotlib.pyplot as plt
 
     model = BeyondGlossForContrastivePretraining.from_pretrained(pretraining_dir).eval()
-    rows = list(data["test"].select(range(min(count, len(data["test"])))))
+    test = signing_only(data["test"])
+    rows = list(test.select(range(min(count, len(test)))))
     batch = DecodedVideoCollator(PretrainingCollator(processor, training=False), frames)(rows)
     with torch.no_grad():
         output = model(pixel_values_videos=batch["pixel_values_videos"],
@@ -319,11 +350,12 @@ def run_demo(args: DemoArguments) -> dict:
     print(f"[demo] SynthSign: {args.num_train} / {args.num_validation} / {args.num_test} clips", flush=True)
     data = load_sign_dataset("synthsign", data_dir=str(out / "synthsign"), cache_dir=str(out / ".cache"),
                              num_train=args.num_train, num_validation=args.num_validation, num_test=args.num_test,
-                             seed=args.seed, image_size=image_size, description_dim=description_dim)
+                             seed=args.seed, image_size=image_size, description_dim=description_dim,
+                             idle_fraction=args.idle_fraction)
     frames = decode_videos(data)
     print(f"[demo] corpus ready and decoded in {time.time() - started:.0f} s", flush=True)
 
-    tokenizer = train_sign_tokenizer(data["train"]["text"], language=SYNTHSIGN_LANGUAGE_CODE)
+    tokenizer = train_sign_tokenizer(signing_only(data["train"])["text"], language=SYNTHSIGN_LANGUAGE_CODE)
     # SynthSign clips are already image_size square (resizing them is the identity); other videos given to the saved
     # model are resized and centre-cropped to what it was trained on.
     video_processor = BeyondGlossVideoProcessor(size={"shortest_edge": image_size}, crop_size=image_size, augment=False)
@@ -365,6 +397,8 @@ def _run_ablation(args, data, frames, processor, config, out: Path, started: flo
 
 def _finish(args, data, frames, processor, model, trainer, metrics, log, out: Path, started: float) -> dict:
     """Saves the model with its card and examples, the plots and `metrics.json`, and prints where they are."""
+    from ..data import TranslationCollator
+
     last = getattr(trainer.compute_metrics, "last_result", None) or {}
     model_dir = out / "model"
     pipeline_examples = _save_model(args, data, processor, model, trainer, metrics, last, out, model_dir)
@@ -372,6 +406,8 @@ def _finish(args, data, frames, processor, model, trainer, metrics, log, out: Pa
     if args.pretraining_steps > 0:
         _plot_similarity(out / "pretraining", data, frames, processor, out / "similarity_matrix.png")
     (out / "training_log.json").write_text(json.dumps(log, indent=2))
+    captions = live_captions(args, data, processor, model, DecodedVideoCollator(
+        TranslationCollator(processor, training=False), frames), frames, out)
 
     pretraining_log = [entry for entry in log.get("pretraining", []) if "alignment_loss" in entry]
     summary = {
@@ -383,6 +419,7 @@ def _finish(args, data, frames, processor, model, trainer, metrics, log, out: Pa
         if pretraining_log else None,
         "seconds": {"total": round(time.time() - started, 1), "pretraining": metrics["pretraining_seconds"],
                     "translation": metrics["translation_seconds"], "evaluation": metrics["evaluation_seconds"]},
+        "live_captions": captions,
         "settings": asdict(args),
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
@@ -412,7 +449,8 @@ def _save_model(args, data, processor, model, trainer, metrics, last: dict, out:
     shutil.copy(Path(trainer.args.output_dir) / "test_predictions.jsonl", out / "test_predictions.jsonl")
 
     translator = pipeline("sign-translation", model=str(model_dir))
-    examples = data["test"].select(range(min(args.pipeline_examples, len(data["test"]))))
+    test = signing_only(data["test"])
+    examples = test.select(range(min(args.pipeline_examples, len(test))))
     paths = video_paths(examples)
     outputs = translator(paths, num_beams=args.num_beams)
     pipeline_examples = [{"video": path, "reference": text, "translation": output["translation_text"]}
@@ -438,6 +476,7 @@ def _print_summary(args, metrics, summary, pretraining_log, pipeline_examples, o
         print(f"[demo] BLEU-4 {metrics['test_bleu4']:.2f} is below this demo's bar of {args.bar:g}: the decoder has not "
               "yet learnt to read the video within the budget. Try more steps (--translation_steps), another --seed, "
               "or, if you changed it, the default --encoder_lr_scale; the README's demo section lists measured runs.")
+    print_live_captions(summary.get("live_captions"), out)
     print(f"[demo] model (from_pretrained / pipeline): {model_dir}")
     print(f"[demo] try it in the browser: beyondgloss serve --model {model_dir}")
     print(f"[demo] metrics: {out / 'metrics.json'}; predictions: {out / 'test_predictions.jsonl'}; plots: "
