@@ -14,6 +14,7 @@ __all__ = [
     "symmetric_contrastive_loss",
     "masked_l2_loss",
     "signing_gate_loss",
+    "translation_losses",
     "without_idle_clips",
     "masked_mean",
     "gather_with_grad",
@@ -153,6 +154,35 @@ def without_idle_clips(labels: torch.Tensor, signing: torch.Tensor) -> torch.Ten
         raise ValueError(f"signing must have shape (batch,) = ({labels.shape[0]},), one label per video; got "
                          f"{tuple(signing.shape)}.")
     return labels.masked_fill(~signing.bool()[:, None], -100)
+
+
+def translation_losses(logits, encoder_output, labels, signing, hand_features, hand_mask, config) -> dict:
+    """The translation model's `loss` and its parts (`translation_loss`, `hand_loss`, `signing_loss`), each None where
+    not computed: label-smoothed cross-entropy over the clips that hold signing, plus the weighted hand term when
+    `config.translation_hand_loss_weight > 0`, plus the weighted gate term when `signing` labels reach a gated model."""
+    translation_loss = hand_loss = signing_loss = None
+    if signing is not None and encoder_output.signing_logits is not None:
+        signing_loss = signing_gate_loss(encoder_output.signing_logits, signing)
+    if labels is not None:
+        if signing is not None:
+            labels = without_idle_clips(labels, signing)
+        flat = logits.flatten(0, 1)  # at least float32 for the loss; float64 stays float64
+        if signing is not None and not bool((labels != -100).any()):
+            translation_loss = flat.sum() * 0.0  # a batch of idle clips only (keeps the graph whole)
+        else:
+            translation_loss = F.cross_entropy(
+                flat.to(torch.promote_types(flat.dtype, torch.float32)), labels.flatten(), ignore_index=-100,
+                label_smoothing=config.label_smoothing)
+        if hand_features is not None and config.translation_hand_loss_weight > 0:
+            hand_loss = hand_distillation_loss(encoder_output.hand_predictions, hand_features,
+                                               encoder_output.video_attention_mask, hand_mask,
+                                               config.reference_compat)
+    loss = translation_loss
+    if hand_loss is not None:
+        loss = loss + config.translation_hand_loss_weight * hand_loss
+    if signing_loss is not None:
+        loss = config.signing_loss_weight * signing_loss + (0.0 if loss is None else loss)
+    return {"loss": loss, "translation_loss": translation_loss, "hand_loss": hand_loss, "signing_loss": signing_loss}
 
 
 def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -23,8 +23,8 @@ from transformers.models.mbart.modeling_mbart import MBartEncoder, shift_tokens_
 from .adapters_beyondgloss import refuse_text_inputs
 from .configuration_beyondgloss import BeyondGlossConfig
 from .generation_beyondgloss import generation_config_from, saved_generation_config, with_special_tokens
-from .losses import (gather_with_grad, hand_distillation_loss, masked_mean, signing_gate_loss,
-                     symmetric_contrastive_loss, without_idle_clips)
+from .losses import (gather_with_grad, hand_distillation_loss, masked_mean, symmetric_contrastive_loss,
+                     translation_losses)
 from .pretrained_beyondgloss import BeyondGlossPreTrainedModel
 from .outputs_beyondgloss import (
     BeyondGlossModelOutput,
@@ -328,14 +328,11 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
         set_text_trainable(self.mbart, self.config.text_tuning)
 
     def get_input_embeddings(self) -> None:
-        """None, and so `get_output_embeddings`: mBART's one token embedding is tied across four modules (`shared`,
-        the encoder's and decoder's `embed_tokens`, `lm_head`), and a caller that gives the embeddings an FSDP unit of
-        their own (accelerate's FSDP2 does, for these two) would split the tie across units, which torch refuses.
-        mBART's own: `model.mbart.get_input_embeddings()`."""
+        """None, as `get_output_embeddings`: mBART's one embedding is tied across four modules, and accelerate's FSDP2
+        gives these two units of their own, a split tie torch refuses. mBART's: `model.mbart.get_input_embeddings()`."""
         return None
 
-    def get_output_embeddings(self) -> None:
-        return None
+    get_output_embeddings = get_input_embeddings
 
     def initialize_weights(self):
         super().initialize_weights()
@@ -437,7 +434,7 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
                 output_attentions=attentions,
                 return_dict=True,
             )
-        parts = self._losses(outputs.logits, encoder_output, labels, signing, hand_features, hand_mask)
+        parts = translation_losses(outputs.logits, encoder_output, labels, signing, hand_features, hand_mask, self.config)
         output = BeyondGlossSignTranslationOutput(
             logits=outputs.logits, encoder_last_hidden_state=encoder_output.last_hidden_state,
             decoder_hidden_states=outputs.decoder_hidden_states, decoder_attentions=outputs.decoder_attentions,
@@ -445,33 +442,6 @@ class BeyondGlossForSignTranslation(BeyondGlossPreTrainedModel):
             encoder_attentions=outputs.encoder_attentions, **parts, signing_logits=encoder_output.signing_logits,
             sign_encoder_output=encoder_output if hidden or attentions else None)
         return output if self._return_dict(return_dict) else output.to_tuple()
-
-    def _losses(self, logits, encoder_output, labels, signing, hand_features, hand_mask) -> dict:
-        """`loss` and its parts (`translation_loss`, `hand_loss`, `signing_loss`), each None where not computed."""
-        config = self.config
-        translation_loss = hand_loss = signing_loss = None
-        if signing is not None and encoder_output.signing_logits is not None:
-            signing_loss = signing_gate_loss(encoder_output.signing_logits, signing)
-        if labels is not None:
-            if signing is not None:
-                labels = without_idle_clips(labels, signing)
-            flat = logits.flatten(0, 1)  # at least float32 for the loss; float64 stays float64
-            if signing is not None and not bool((labels != -100).any()):
-                translation_loss = flat.sum() * 0.0  # a batch of idle clips only (keeps the graph whole)
-            else:
-                translation_loss = F.cross_entropy(
-                    flat.to(torch.promote_types(flat.dtype, torch.float32)), labels.flatten(), ignore_index=-100,
-                    label_smoothing=config.label_smoothing)
-            if hand_features is not None and config.translation_hand_loss_weight > 0:
-                hand_loss = hand_distillation_loss(encoder_output.hand_predictions, hand_features,
-                                                   encoder_output.video_attention_mask, hand_mask,
-                                                   config.reference_compat)
-        loss = translation_loss
-        if hand_loss is not None:
-            loss = loss + config.translation_hand_loss_weight * hand_loss
-        if signing_loss is not None:
-            loss = config.signing_loss_weight * signing_loss + (0.0 if loss is None else loss)
-        return {"loss": loss, "translation_loss": translation_loss, "hand_loss": hand_loss, "signing_loss": signing_loss}
 
     @torch.inference_mode()
     def signing_probability(self, pixel_values_videos=None, video_attention_mask=None) -> torch.Tensor:
