@@ -240,14 +240,17 @@ def apply_adapter_settings(model: nn.Module, peft_model_id, **download) -> None:
 
 
 def load_adapter(model: nn.Module, peft_model_id: str | os.PathLike, load_config=None,
-                 adapter_kwargs: dict | None = None, **kwargs) -> None:
+                 adapter_kwargs: dict | None = None, **kwargs):
     r"""
     Loads an adapter written by [`save_adapter`] (a folder or a hub repo) into `model`'s own trained weights (its
     built-in mBART LoRA, adapter `"default"`, and trained modules), then its config changes and generation settings.
     `model` must have the architecture of its base checkpoint. `from_pretrained(<adapter folder>)` calls it after
-    loading the base checkpoint named in `adapter_config.json`.
+    loading the base checkpoint named in `adapter_config.json`. Returns transformers' `LoadStateDictInfo`, as its
+    `load_adapter` does (what `from_pretrained(..., output_loading_info=True)` reports): every key empty, since an
+    adapter that lacks a tensor or holds one that does not fit is refused.
     """
     from transformers.utils import cached_file
+    from transformers.utils.loading_report import LoadStateDictInfo
 
     download = dict(getattr(load_config, "download_kwargs", None) or {})
     download.update({k: v for k, v in (adapter_kwargs or {}).items() if k in _HUB_KWARGS})
@@ -260,6 +263,8 @@ def load_adapter(model: nn.Module, peft_model_id: str | os.PathLike, load_config
         for name, tensor in state.items():
             current[name].copy_(tensor)
     apply_adapter_settings(model, peft_model_id, **download)
+    return LoadStateDictInfo(missing_keys=set(), unexpected_keys=set(), mismatched_keys=set(), error_msgs=[],
+                             conversion_errors={}, skipped_pp_keys=set())
 
 
 def refuse_text_inputs(**inputs) -> None:

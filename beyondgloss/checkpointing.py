@@ -93,6 +93,31 @@ def loading_kwargs(cls, pretrained_model_name_or_path, kwargs: dict) -> dict:
     return kwargs
 
 
+def initialize_missing(model, missing_keys) -> None:
+    """Tensors of the sign encoder that a checkpoint lacks (loaded with `--allow_missing_weights` or
+    `from_pretrained`): transformers' init pass skips the sign encoder, which counts as initialised once built, so each
+    missing tensor gets the init of its kind here (a bias 0, a norm's weight 1, a layer scale its configured value,
+    any other weight N(0, initializer_range)) instead of whatever memory it was built in."""
+    config = model.config
+    with torch.no_grad():
+        for key in missing_keys:
+            if not key.startswith("sign_encoder."):
+                continue
+            owner, _, name = key.rpartition(".")
+            module = model.get_submodule(owner)
+            tensor = getattr(module, name)
+            if getattr(tensor, "_is_hf_initialized", False):
+                continue  # given its init by the model's own pass (a signing gate added to an ungated checkpoint)
+            if name == "bias" or isinstance(module, torch.nn.BatchNorm1d) and name != "weight":
+                tensor.zero_()
+            elif name == "weight" and isinstance(module, (torch.nn.LayerNorm, torch.nn.BatchNorm1d)):
+                tensor.fill_(1.0)
+            elif name == "layer_scale":
+                tensor.fill_(config.layer_scale_init)
+            else:
+                tensor.normal_(std=config.initializer_range)
+
+
 def finish_loading(model) -> None:
     """After `from_pretrained`: the old names are only read, never written (transformers reverses load-time renamings
     when saving), and loading replaced parameters, which resets requires_grad: the frozen parts are frozen again."""

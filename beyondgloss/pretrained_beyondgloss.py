@@ -15,7 +15,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 
-from .checkpointing import finish_loading, from_backbones, loading_kwargs, save_checkpoint
+from .checkpointing import finish_loading, from_backbones, initialize_missing, loading_kwargs, save_checkpoint
 from .configuration_beyondgloss import BeyondGlossConfig
 from .dinov2_fast_path import BeyondGlossVisionLoRA
 from .inference_precision import InferencePrecision, choose_inference_precision
@@ -133,9 +133,12 @@ class BeyondGlossPreTrainedModel(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         kwargs = loading_kwargs(cls, pretrained_model_name_or_path, kwargs)
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        finish_loading(loaded[0] if kwargs.get("output_loading_info") else loaded)  # (model, loading info) when asked
-        return loaded
+        asked = kwargs.get("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, **{**kwargs,
+                                                                                      "output_loading_info": True})
+        initialize_missing(model, info["missing_keys"])
+        finish_loading(model)
+        return (model, info) if asked else model
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         return save_checkpoint(self, super().save_pretrained, save_directory, *args, **kwargs)

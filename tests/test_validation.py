@@ -244,6 +244,34 @@ def test_missing_weights_are_refused_unless_allowed(folders, tmp_path, capsys):
     assert main([*argv, "--allow_missing_weights"]) == 0
 
 
+def test_missing_sign_encoder_tensors_get_their_init(folders, tmp_path):
+    """Loaded with missing tensors, each gets the init of its kind, never the memory it was built in (transformers'
+    init pass skips the sign encoder, which counts as initialised once built): a bias 0, a norm's weight 1, any other
+    weight drawn with std `initializer_range`."""
+    from beyondgloss import BeyondGlossForSignTranslation
+
+    model = _copy(folders[0], tmp_path / "model")
+    weights = load_file(model / "model.safetensors")
+    temporal = sorted(name for name in weights if name.startswith("sign_encoder.temporal."))
+    names = {kind: next(name for name in temporal if pick(name)) for kind, pick in (
+        ("bias", lambda name: name.endswith(".bias")),
+        ("norm", lambda name: "norm" in name and name.endswith(".weight")),
+        ("weight", lambda name: "norm" not in name and name.endswith(".weight") and weights[name].numel() >= 64))}
+    for name in names.values():
+        del weights[name]
+    save_file(weights, model / "model.safetensors", metadata={"format": "pt"})
+    for _ in range(3):  # memory reused from freed tensors is what made the uninitialised case fail now and then
+        loaded = BeyondGlossForSignTranslation.from_pretrained(model)
+        state = loaded.state_dict()
+        assert torch.equal(state[names["bias"]], torch.zeros_like(state[names["bias"]]))
+        assert torch.equal(state[names["norm"]], torch.ones_like(state[names["norm"]]))
+        drawn = state[names["weight"]]
+        std = loaded.config.initializer_range
+        # n draws of N(0, std): the sample std is within 6 standard errors (std / sqrt(2n)) of std
+        assert abs(drawn.std().item() - std) < 6 * std / math.sqrt(2 * drawn.numel())
+        assert torch.isfinite(drawn).all() and drawn.abs().max() < 10 * std
+
+
 def test_a_truncated_weights_file_is_named(folders, tmp_path, capsys):
     model = _copy(folders[0], tmp_path / "model")
     with open(model / "model.safetensors", "r+b") as handle:
