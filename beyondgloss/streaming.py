@@ -1,15 +1,21 @@
 # Copyright 2026 The beyondgloss authors. MIT license.
-"""Live captions: translation of a stream of frames on a sliding window (docs/streaming.md).
+"""Live captions: translation of a stream of frames as it arrives (docs/streaming.md).
 
 Each frame goes through the processor's per-frame transform and the frame encoder once, as it arrives; its feature
 (the frame projection and BatchNorm output: per frame in eval mode) is kept in a ring buffer of one window. Every
-`stride_seconds` the rest of the model (hand head and fusion, temporal encoder, description head, mBART) runs on the
-window, and [`CaptionMerger`] turns the overlapping windows' translations into captions, each sentence emitted once.
+`stride_seconds` the translator decides, in one of two ways (`segmentation`):
+
+- `"gate"` (a model with a signing gate, `config.signing_gate`): the gate looks at the last `gate_seconds` of frames;
+  [`SigningSegmenter`] joins the consecutive tails it calls signing into one stretch, and when a tail is idle again
+  the rest of the model (hand head and fusion, temporal encoder, description head, mBART) translates the stretch once:
+  one caption per stretch of signing, nothing decoded while nobody signs.
+- `"agreement"` (any model): the rest of the model translates the whole window, and [`CaptionMerger`] turns the
+  overlapping windows' translations into captions by local agreement. With a gate, a window below
+  `config.signing_threshold` is not decoded and counts as an empty translation.
+
 With `realtime=True` a thread of its own reads the frames as they arrive into a bounded buffer (a live camera is never
 held up), and the frames waiting there are encoded together; when translation falls behind, the oldest waiting frames
 are dropped and counted ([`StreamingStats`]).
-A model with a signing gate (`config.signing_gate`) first asks it whether the window holds signing: a window below
-`config.signing_threshold` is not decoded and counts as an empty translation.
 """
 
 import copy
@@ -22,93 +28,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Caption", "CaptionMerger", "StreamingStats", "StreamingTranslator", "WindowTranslation",
-           "window_encoder_states"]
+from .caption_merging import Caption, CaptionMerger, SigningSegmenter, WindowTranslation
+
+__all__ = ["Caption", "CaptionMerger", "SigningSegmenter", "StreamingStats", "StreamingTranslator",
+           "WindowTranslation", "window_encoder_states"]
+
+SEGMENTATIONS = ("auto", "gate", "agreement")
 
 STAGES = ("decode", "frame_encoder", "temporal_encoder", "decoder")
-
-
-@dataclass
-class WindowTranslation:
-    """The translation of one window: its time span in seconds, text, confidence and per-stage latency, and the
-    signing gate's probability that it holds signing (`None` without a gate; an idle window's text is empty and its
-    confidence `-inf`: it was not decoded)."""
-
-    start: float
-    end: float
-    text: str
-    confidence: float
-    latency: dict = field(default_factory=dict)
-    signing_probability: float | None = None
-
-
-@dataclass
-class Caption:
-    r"""One caption.
-
-    Attributes:
-        start, end (`float`): seconds of the stream it covers (first frame of its first window, last frame of the
-            window that confirmed it, plus one frame).
-        text (`str`): the translation.
-        confidence (`float`): mean log-probability of its generated tokens (at most 0; higher is surer), of the
-            window that confirmed it (with `signing_probability`, the caption's confidence).
-        latency (`dict[str, float]`): seconds spent per stage on the window that confirmed it: `decode` (reading the
-            frames new since the previous window), `frame_encoder` (those frames), `temporal_encoder` (heads and
-            temporal encoder on the window), `decoder` (mBART generation), and `total`.
-        signing_probability (`float`, *optional*): the signing gate's probability that the confirming window holds
-            signing; `None` for a model without a gate.
-    """
-
-    start: float
-    end: float
-    text: str
-    confidence: float
-    latency: dict = field(default_factory=dict)
-    signing_probability: float | None = None
-
-
-class CaptionMerger:
-    r"""Turns the translations of overlapping windows into captions, each sentence once.
-
-    The rule (local agreement): a text is emitted when `agreement` consecutive windows produce it (after stripping
-    and collapsing spaces), unless it is the text emitted last. The caption starts where the first of those windows
-    starts and ends where the confirming one ends. An empty text is never emitted and breaks a run. A text produced by
-    fewer consecutive windows is dropped as a flicker, except at the end of the stream: [`flush`] emits the last
-    window's text when it is new, as no later window can confirm it. `agreement=1` emits every change of text.
-    """
-
-    def __init__(self, agreement: int = 2):
-        if agreement < 1:
-            raise ValueError(f"agreement must be at least 1 window, got {agreement}")
-        self.agreement = agreement
-        self.run: list[WindowTranslation] = []
-        self.last_text: str | None = None
-
-    def push(self, window: WindowTranslation) -> Caption | None:
-        """Adds the next window's translation; returns the caption it confirms, if any."""
-        text = " ".join(window.text.split())
-        if not text:
-            self.run = []
-            return None
-        if self.run and " ".join(self.run[-1].text.split()) != text:
-            self.run = []
-        self.run.append(window)
-        if len(self.run) == self.agreement:
-            return self._emit(text)
-        return None
-
-    def flush(self) -> Caption | None:
-        """The end of the stream: the last window's text as a caption when it is new and was not emitted."""
-        if self.run and len(self.run) < self.agreement:
-            return self._emit(" ".join(self.run[-1].text.split()))
-        return None
-
-    def _emit(self, text: str) -> Caption | None:
-        first, last = self.run[0], self.run[-1]
-        if text == self.last_text:
-            return None
-        self.last_text = text
-        return Caption(first.start, last.end, text, last.confidence, dict(last.latency), last.signing_probability)
 
 
 def window_encoder_states(sign_encoder, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,12 +89,15 @@ class StreamingStats:
             buffer was full and its oldest frame gave way); never silent.
         frames_encoded (`int`): frames through the frame encoder.
         encoder_batches (`int`): frame-encoder calls (frames waiting together are encoded in one call).
-        windows (`int`): windows translated.
+        windows (`int`): windows (`"agreement"`) or stretches of signing (`"gate"`) translated.
         seconds (`dict[str, float]`): seconds per stage over the run (`decode`, `frame_encoder`, `temporal_encoder`,
             `decoder`); in real-time mode `decode` is the reader thread's time in the source, beside the rest, waiting
             for a live source's next frame included.
         window_times (`list[tuple[float, float, float]]`): per window translated, the timestamp of its last frame, the
-            `time.perf_counter()` at which that frame arrived and the one at which the translation ended.
+            `time.perf_counter()` at which that frame arrived and the one at which the translation ended (`"gate"`:
+            per stretch, its last frame being the last of the idle tail that closed it).
+        gate_checks (`list[tuple[float, float, float]]`): `"gate"` segmentation: per decision, the first and last
+            frame's timestamps of the tail the gate looked at and its probability of signing.
     """
 
     frames_received: int = 0
@@ -178,6 +108,7 @@ class StreamingStats:
     windows: int = 0
     seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     window_times: list = field(default_factory=list)
+    gate_checks: list = field(default_factory=list)
 
 
 class _FrameSampler:
@@ -266,7 +197,8 @@ class StreamingTranslator:
         stride_seconds (`float`, defaults to 1.0): how often a window is translated; at most `window_seconds`.
         fps (`float`, defaults to 25.0): frame rate of the stream, for frames given without timestamps and for
             the window's length in frames.
-        agreement (`int`, defaults to 2): consecutive windows that must agree on a text ([`CaptionMerger`]).
+        agreement (`int`, defaults to 2): consecutive windows that must agree on a text ([`CaptionMerger`];
+            `"agreement"` segmentation).
         generate_kwargs (`dict`, *optional*): generation settings (`num_beams`, `max_new_tokens`, ...).
         realtime (`bool`, defaults to `False`): a live source. A thread of its own reads the frames as they arrive
             into a buffer of `buffer_seconds`, so the source is never held up; the frames waiting are encoded
@@ -276,6 +208,13 @@ class StreamingTranslator:
         inference_precision (`str`, *optional*): "fp32", "bf16", "int8" or "auto", set on the model with its
             `set_inference_precision` (bfloat16 frame encoder, int8 mBART: see that method); by default the model runs
             in the precision it has.
+        segmentation (`str`, defaults to `"auto"`): `"gate"` (one caption per stretch of signing the signing gate
+            finds; needs a model with a gate), `"agreement"` (every window translated, merged by local agreement) or
+            `"auto"` (`"gate"` for a model with a gate, else `"agreement"`). With `"gate"` the window is the longest
+            stretch translated at once: a stretch of signing longer than it is translated in pieces.
+        gate_seconds (`float`, *optional*): `"gate"` segmentation: the tail of the stream the gate looks at every
+            stride; by default 0.8 s, or the window less one stride when that is shorter. A stretch is known to have ended once a whole tail is idle, so a caption comes about
+            `gate_seconds` plus up to a stride after the end of its sentence, plus the translation.
 
     Frames are uint8 RGB `(3, H, W)` tensors or `(H, W, 3)` arrays, or `(timestamp_seconds, frame)` pairs. A stream
     faster than the processor's `fps` setting (the rate the model was trained on) is sampled at that rate, and the
@@ -287,7 +226,8 @@ class StreamingTranslator:
 
     def __init__(self, model, processor, window_seconds: float = 4.0, stride_seconds: float = 1.0, fps: float = 25.0,
                  agreement: int = 2, generate_kwargs: dict | None = None, *, realtime: bool = False,
-                 buffer_seconds: float = 2.0, inference_precision: str | None = None):
+                 buffer_seconds: float = 2.0, inference_precision: str | None = None, segmentation: str = "auto",
+                 gate_seconds: float | None = None):
         if model.training:
             raise ValueError("StreamingTranslator needs the model in eval mode (model.eval()): in training mode the "
                              "frame BatchNorm mixes the frames of a window")
@@ -306,6 +246,13 @@ class StreamingTranslator:
         if self.stride > self.window:
             raise ValueError(f"stride_seconds={stride_seconds} is longer than window_seconds={window_seconds}: "
                              "frames between windows would never be translated")
+        self.segmentation = self._segmentation(model, segmentation)
+        self.tail = max(1, round((gate_seconds or 0.8) * self.rate))
+        if gate_seconds is None:
+            self.tail = max(1, min(self.tail, self.window - self.stride))
+        elif self.segmentation == "gate" and self.tail + self.stride > self.window:
+            raise ValueError(f"gate_seconds={gate_seconds} plus stride_seconds={stride_seconds} is longer than "
+                             f"window_seconds={window_seconds}: lengthen the window")
         if inference_precision is not None:
             model.set_inference_precision(inference_precision)
         self.model, self.processor, self.fps = model, processor, fps
@@ -313,6 +260,22 @@ class StreamingTranslator:
         self.generate_kwargs = dict(generate_kwargs or {})
         self.realtime, self.buffer_frames = realtime, max(1, round(buffer_seconds * self.rate))
         self.stats = StreamingStats()
+
+    @staticmethod
+    def _segmentation(model, segmentation: str) -> str:
+        if segmentation not in SEGMENTATIONS:
+            raise ValueError(f"segmentation must be one of {SEGMENTATIONS}, got {segmentation!r}")
+        gated = model.sign_encoder.signing_gate is not None
+        if segmentation == "gate" and not gated:
+            raise ValueError("segmentation='gate' needs a model with a signing gate (config.signing_gate, trained "
+                             "with idle clips); use segmentation='agreement'")
+        return "gate" if segmentation == "auto" and gated else "agreement" if segmentation == "auto" else segmentation
+
+    def is_signing(self, probability: float, start: float, end: float) -> bool:
+        """`"gate"` segmentation: whether the tail from `start` to `end` (seconds of the stream) holds signing, from
+        the gate's `probability`: at least `config.signing_threshold`. A subclass may decide otherwise (the streaming
+        benchmark follows a script of sentences, as a random model's gate knows none)."""
+        return probability >= self.model.config.signing_threshold
 
     def encode_frame(self, frame) -> torch.Tensor:
         """One frame's normalised feature `(frame_dim,)`: per-frame transform, frame encoder, projection, BatchNorm."""
@@ -366,20 +329,21 @@ class StreamingTranslator:
         return text.strip(), confidence, encoded - began, time.perf_counter() - encoded
 
     def __call__(self, frames: Iterable) -> Iterator[Caption]:
-        """Yields each caption as soon as the window that confirms it has been translated. `self.stats` counts what
-        this run does with the frames."""
+        """Yields each caption as soon as it is decided (a window confirms it, or its stretch of signing ends).
+        `self.stats` counts what this run does with the frames."""
         self.stats = stats = StreamingStats()
         self._decoded = 0.0
         sampler = _FrameSampler(self.fps, self.rate)
         buffer = _LiveBuffer(frames, self.buffer_frames, sampler, stats) if self.realtime else None
         batches = buffer.take if buffer is not None else self._file_batches(iter(frames), sampler, stats)
         features, times = deque(maxlen=self.window), deque(maxlen=self.window)
-        merger = CaptionMerger(self.agreement)
-        spent = dict.fromkeys(("decode", "frame_encoder"), 0.0)  # since the last window
-        new, filled, last_arrival, dropped = 0, False, 0.0, 0
+        decide, finish = self._gate_rule() if self.segmentation == "gate" else self._agreement_rule()
+        first = self.tail if self.segmentation == "gate" else self.window  # frames before the first decision
+        spent = dict.fromkeys(STAGES, 0.0)  # since the last decision
+        new, filled, last_arrival, dropped, position = 0, False, 0.0, 0, 0
         try:
-            # At most the frames up to the next window, so that a window is translated as soon as its last frame is in.
-            while batch := batches(self.stride - new if filled else self.window - len(features)):
+            # At most the frames up to the next decision, so that it is taken as soon as its last frame is in.
+            while batch := batches(self.stride - new if filled else first - len(features)):
                 began = time.perf_counter()
                 encoded = self.encode_frames([frame for _, frame, _ in batch])
                 seconds = time.perf_counter() - began
@@ -392,23 +356,77 @@ class StreamingTranslator:
                 for (timestamp, _, arrival), feature in zip(batch, encoded):
                     features.append(feature)
                     times.append(timestamp)
-                    new, last_arrival = new + 1, arrival
-                    if len(features) == self.window and (new >= self.stride or not filled):
+                    new, last_arrival, position = new + 1, arrival, position + 1
+                    if len(features) >= first and (new >= self.stride or not filled):
                         filled, new = True, 0
-                        caption = self._translate(merger, features, times, spent, last_arrival)
-                        spent = dict.fromkeys(spent, 0.0)
+                        caption = self._decision(decide, features, times, spent, last_arrival, position)
                         if caption is not None:
                             yield caption
-            if new:  # frames not yet in a translated window (or a stream shorter than one window)
-                caption = self._translate(merger, features, times, spent, last_arrival)
+            if new:  # frames after the last decision (or a stream shorter than the first one)
+                caption = self._decision(decide, features, times, spent, last_arrival, position)
                 if caption is not None:
                     yield caption
         finally:
             if buffer is not None:
                 buffer.stop()
-        caption = merger.flush()
+        caption = self._decision(finish, features, times, spent, last_arrival, position)
         if caption is not None:
             yield caption
+
+    def _decision(self, rule, features: deque, times: deque, spent: dict, last_arrival: float,
+                  position: int) -> Caption | None:
+        """Runs one decision of the segmentation rule; its stages' seconds go to the stats, and `spent` starts over."""
+        decoded = self.stats.seconds["decode"]  # the reader's decode seconds since the last decision
+        spent["decode"], self._decoded = decoded - self._decoded, decoded
+        caption = rule(features, times, spent, last_arrival, position)
+        for stage in ("temporal_encoder", "decoder"):
+            self.stats.seconds[stage] += spent[stage]
+        spent.update(dict.fromkeys(spent, 0.0))
+        return caption
+
+    def _agreement_rule(self):
+        """`"agreement"`: every decision translates the window; [`CaptionMerger`] confirms the captions."""
+        merger = CaptionMerger(self.agreement)
+
+        def decide(features, times, spent, last_arrival, position):
+            return merger.push(self._record(self._window(features, times, spent), times, last_arrival))
+
+        return decide, lambda *_: merger.flush()
+
+    def _gate_rule(self):
+        """`"gate"`: every decision asks the gate about the tail; [`SigningSegmenter`] turns the answers into stretches
+        of signing, each translated once when it ends."""
+        segmenter = SigningSegmenter(self.tail, self.stride, self.window)
+
+        def decide(features, times, spent, last_arrival, position):
+            count = min(self.tail, len(features))
+            began = time.perf_counter()
+            probability = self.signing_probability(torch.stack(list(features)[-count:]))
+            self._kept_states = None
+            spent["temporal_encoder"] += time.perf_counter() - began
+            self.stats.gate_checks.append((times[-count], times[-1], probability))
+            stretch = segmenter.push(position, self.is_signing(probability, times[-count], times[-1]))
+            return self._stretch(stretch, features, times, spent, last_arrival, position)
+
+        def finish(features, times, spent, last_arrival, position):
+            return self._stretch(segmenter.flush(position), features, times, spent, last_arrival, position)
+
+        return decide, finish
+
+    def _stretch(self, stretch, features: deque, times: deque, spent: dict, last_arrival: float,
+                 position: int) -> Caption | None:
+        """Translates a stretch of signing `(first, end)` (frames of the stream, all still in the ring buffer) into
+        its caption; none when the gate, now looking at the whole stretch, calls it idle."""
+        if stretch is None:
+            return None
+        offset = position - len(features)  # the stream's frame number of the buffer's first frame
+        first, end = stretch[0] - offset, stretch[1] - offset
+        kept = list(times)[first:end]
+        window = self._record(self._window(list(features)[first:end], kept, spent), times, last_arrival)
+        if not window.text:
+            return None
+        return Caption(window.start, window.end, " ".join(window.text.split()), window.confidence,
+                       dict(window.latency), window.signing_probability)
 
     def _file_batches(self, source: Iterator, sampler: _FrameSampler, stats: StreamingStats):
         """The batches of a file (not real time): `take(limit)` reads the next kept frames, at most `limit` and the
@@ -434,21 +452,16 @@ class StreamingTranslator:
 
         return take
 
-    def _translate(self, merger: CaptionMerger, features: deque, times: deque, spent: dict,
-                   last_arrival: float) -> Caption | None:
-        """Translates the window, records its stages and its time since its last frame arrived, and merges it."""
-        decoded = self.stats.seconds["decode"]  # the reader's decode seconds since the last window
-        spent["decode"], self._decoded = decoded - self._decoded, decoded
-        window = self._window(features, times, spent)
+    def _record(self, window: WindowTranslation, times: deque, last_arrival: float) -> WindowTranslation:
+        """Counts a translated window and its time since the arrival of the decision's last frame."""
         finished = time.perf_counter()
         window.latency["since_last_frame"] = finished - last_arrival
         self.stats.window_times.append((times[-1], last_arrival, finished))
         self.stats.windows += 1
-        for stage in ("temporal_encoder", "decoder"):
-            self.stats.seconds[stage] += window.latency.get(stage, 0.0)
-        return merger.push(window)
+        return window
 
-    def _window(self, features: deque, times: deque, spent: dict) -> WindowTranslation:
+    def _window(self, features, times, spent: dict) -> WindowTranslation:
+        """Translates the stacked `features` (a deque or list) unless the gate calls them idle."""
         stacked = torch.stack(list(features))
         began = time.perf_counter()
         probability = self.signing_probability(stacked)
@@ -458,6 +471,7 @@ class StreamingTranslator:
         else:
             text, confidence, encoder_seconds, decoder_seconds = self.translate_window(stacked)
         self._kept_states = None
-        latency = {**spent, "temporal_encoder": gate_seconds + encoder_seconds, "decoder": decoder_seconds}
-        latency["total"] = sum(latency.values())
+        spent["temporal_encoder"] += gate_seconds + encoder_seconds
+        spent["decoder"] += decoder_seconds
+        latency = {**spent, "total": sum(spent.values())}
         return WindowTranslation(times[0], times[-1] + 1.0 / self.fps, text, confidence, latency, probability)

@@ -96,7 +96,7 @@ def test_folder_holds_everything(folder):
     assert {"config.json", "model.safetensors", "README.md", "processor_config.json", "tokenizer.json",
             "generation_config.json",
             "configuration_beyondgloss.py", "modeling_beyondgloss.py", "pipeline_sign_translation.py",
-            "sign_translation_inputs.py", "sign_translation_outputs.py",
+            "sign_translation_inputs.py", "sign_translation_outputs.py", "streaming.py", "caption_merging.py",
             "processing_beyondgloss.py", "video_processing_beyondgloss.py", "video_io.py"} <= names
     assert not [name for name in names if name.endswith((".bin", ".pt", ".pth", ".pkl"))]
     config = json.loads((folder / "config.json").read_text())

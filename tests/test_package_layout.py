@@ -34,7 +34,8 @@ SHIPPED = {"configuration_beyondgloss", "modeling_beyondgloss", "processing_beyo
            "video_transforms", "video_processor_settings", "losses", "dinov2_fast_path", "text_lora",
            "checkpointing", "temporal_encoder", "feature_cache", "inference_precision", "frame_encoder",
            "pretrained_beyondgloss", "outputs_beyondgloss", "generation_beyondgloss", "sign_encoder",
-           "sign_translation_inputs", "sign_translation_outputs", "adapters_beyondgloss", "streaming"}
+           "sign_translation_inputs", "sign_translation_outputs", "adapters_beyondgloss", "streaming",
+           "caption_merging"}
 MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 60
 LONG_FUNCTIONS = {}  # "module:function" -> why it is longer (none today)

@@ -138,7 +138,7 @@ def test_idle_clips_leave_the_translation_loss():
         model(pixels, mask, labels=labels, signing=torch.ones(3, dtype=torch.long))
 
 
-def streamed(bias: float):
+def streamed(bias: float, segmentation: str = "agreement"):
     model, processor = make_model_and_processor(seed=2, signing_gate=True)
     with torch.no_grad():
         model.sign_encoder.signing_gate.out.bias.fill_(bias)
@@ -146,25 +146,87 @@ def streamed(bias: float):
     generate = model.mbart.generate
     model.mbart.generate = lambda *args, **kwargs: calls.append(1) or generate(*args, **kwargs)
     translator = StreamingTranslator(model, processor, window_seconds=0.5, stride_seconds=0.25, fps=16, agreement=1,
-                                     generate_kwargs=words_only(processor.tokenizer, 2))
+                                     generate_kwargs=words_only(processor.tokenizer, 2), segmentation=segmentation)
     windows = []
     record = translator._window
     translator._window = lambda *args: windows.append(record(*args)) or windows[-1]
     captions = list(translator(make_frames(20, height=30, width=30, seed=4)))
-    return captions, windows, calls
+    return captions, windows, calls, translator.stats
 
 
 def test_streaming_skips_windows_the_gate_calls_idle():
-    captions, windows, calls = streamed(-50.0)
+    captions, windows, calls, _ = streamed(-50.0)
     assert windows and not captions and not calls  # no caption, and mBART never ran
     assert all(w.text == "" and w.signing_probability < 0.5 for w in windows)
 
 
 def test_streaming_fills_the_gate_probability():
-    captions, windows, calls = streamed(50.0)
+    captions, windows, calls, _ = streamed(50.0)
     assert len(calls) == len(windows) and captions
     assert all(w.signing_probability > 0.99 for w in windows)
     assert all(c.signing_probability > 0.99 for c in captions)
+
+
+def test_gate_segmentation_translates_nothing_while_idle_and_each_frame_once_while_signing():
+    captions, windows, calls, stats = streamed(-50.0, "gate")
+    assert not captions and not windows and not calls
+    # 20 frames, a tail of 4 (the window of 8 less one stride), a decision every 4 frames and one at the end.
+    assert len(stats.gate_checks) == 5 and all(probability < 0.5 for _, _, probability in stats.gate_checks)
+    captions, windows, calls, stats = streamed(50.0, "gate")
+    # Signing throughout: stretches cut at the window (8 frames) before they outgrow it, the rest at the end.
+    assert [round(c.start * 16) for c in captions] == [0, 8, 16] and [round(c.end * 16) for c in captions] == [8, 16, 20]
+    assert len(calls) == len(windows) == stats.windows == 3
+    assert all(c.signing_probability > 0.99 for c in captions)
+
+
+def test_auto_segmentation_follows_the_gate():
+    gated, processor = make_model_and_processor(seed=2, signing_gate=True)
+    plain, _ = make_model_and_processor(seed=2)
+    assert StreamingTranslator(gated, processor, window_seconds=0.5, stride_seconds=0.25, fps=16).segmentation == "gate"
+    assert StreamingTranslator(plain, processor, window_seconds=0.5, stride_seconds=0.25, fps=16).segmentation \
+        == "agreement"
+    with pytest.raises(ValueError, match="needs a model with a signing gate"):
+        StreamingTranslator(plain, processor, window_seconds=0.5, stride_seconds=0.25, fps=16, segmentation="gate")
+    with pytest.raises(ValueError, match="segmentation must be one of"):
+        StreamingTranslator(gated, processor, window_seconds=0.5, stride_seconds=0.25, fps=16, segmentation="vad")
+    with pytest.raises(ValueError, match="lengthen the window"):
+        StreamingTranslator(gated, processor, window_seconds=0.5, stride_seconds=0.25, fps=16, gate_seconds=0.4)
+
+
+class ScriptedGate(StreamingTranslator):
+    """Calls a tail signing when it holds a frame of `self.signing` (seconds), whatever the random gate says."""
+
+    def is_signing(self, probability, start, end):
+        return start < self.signing[1] and end >= self.signing[0]
+
+
+def test_a_stretch_of_signing_is_translated_once_from_exactly_its_frames():
+    model, processor = make_model_and_processor(seed=2, signing_gate=True)
+    with torch.no_grad():
+        model.sign_encoder.signing_gate.out.bias.fill_(50.0)  # the stretch's own check passes
+    fps, stride, tail = 10, 0.2, 0.4
+    translator = ScriptedGate(model, processor, window_seconds=1.6, stride_seconds=stride, fps=fps,
+                              generate_kwargs=words_only(processor.tokenizer, 2), gate_seconds=tail)
+    translator.signing = (1.0, 1.6)  # frames 10 to 15 of 30
+    seen = []
+    record = translator._window
+    translator._window = lambda features, *args: seen.append(torch.stack(list(features))) or record(features, *args)
+    video = make_frames(30, height=28, width=28, seed=5)
+    captions = list(translator(video))
+    assert len(captions) == 1 and len(seen) == 1
+    caption = captions[0]
+    # The union of the signing tails: from the first one's first frame (at most one tail before the sentence) to the
+    # last one's end (at most a tail after it, less a stride).
+    assert 1.0 - tail - 1e-9 <= caption.start <= 1.0 and 1.6 <= caption.end <= 1.6 + tail - stride + 1e-9
+    first, end = round(caption.start * fps), round(caption.end * fps)
+    assert seen[0].shape[0] == end - first
+    with torch.no_grad():
+        pixels = processor.video_processor.process_frames(video[first:end])
+        expected = model.sign_encoder.frame_features(pixels)
+    torch.testing.assert_close(seen[0], expected)  # one frame-encoder batch against another: float32 round-off
+    # The caption comes once its stretch has ended: the first idle tail has its first frame after the sentence.
+    closing = next(end for start, end, _ in translator.stats.gate_checks if start >= 1.6 and end > caption.end)
+    assert translator.stats.window_times[0][0] == pytest.approx(closing)
 
 
 def test_streaming_without_a_gate_has_no_probability():

@@ -13,6 +13,7 @@ from beyondgloss.processing_beyondgloss import BeyondGlossProcessor
 from beyondgloss.streaming import (
     Caption,
     CaptionMerger,
+    SigningSegmenter,
     StreamingTranslator,
     WindowTranslation,
     window_encoder_states,
@@ -89,6 +90,28 @@ def test_merge_drops_flicker_and_empty_texts_and_repeats():
     assert [c.text for c in merged(["a", "a", "a", "", "", "a", "a"])] == ["a"]
     # The same sentence again after another confirmed one is a new caption.
     assert [c.text for c in merged(["a", "a", "b", "b", "a", "a"])] == ["a", "b", "a"]
+
+
+def test_segmenter_joins_the_signing_tails_into_one_stretch():
+    segmenter = SigningSegmenter(tail=4, stride=2, max_frames=20)
+    decisions = {6: False, 8: False, 10: True, 12: True, 14: True, 16: False, 18: False}
+    stretches = {position: segmenter.push(position, signing) for position, signing in decisions.items()}
+    # From the first signing tail's first frame (10 - 4) to the last signing tail's end (14), told at the idle tail.
+    assert stretches == {6: None, 8: None, 10: None, 12: None, 14: None, 16: (6, 14), 18: None}
+    # The next stretch starts no earlier than the last one ended, and the stream's end closes an open one.
+    assert segmenter.push(20, True) is None and segmenter.flush(23) == (16, 23)
+    assert segmenter.flush(25) is None
+
+
+def test_segmenter_cuts_continuous_signing_before_it_outgrows_the_window():
+    segmenter = SigningSegmenter(tail=4, stride=2, max_frames=10)
+    stretches = [segmenter.push(position, True) for position in range(4, 24, 2)]
+    cuts = [stretch for stretch in stretches if stretch is not None]
+    final = segmenter.flush(24)
+    # Every frame once, in stretches of at most 10 frames, cut where the next decision would not fit.
+    assert cuts == [(0, 10), (10, 20)] and final == (20, 24)
+    with pytest.raises(ValueError, match="at most the window"):
+        SigningSegmenter(tail=12, stride=2, max_frames=10)
 
 
 def test_merge_flush_emits_the_unconfirmed_last_text():

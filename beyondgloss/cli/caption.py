@@ -1,8 +1,10 @@
 """`beyondgloss caption <video|frames folder|url> --model_name_or_path M [--output_srt F] [--output_vtt F]`.
 
 Live captions of one video ([`beyondgloss.streaming.StreamingTranslator`], docs/streaming.md): the video is decoded a
-few frames at a time (torchcodec for files and URLs), each frame is encoded once as it is read, and a sliding window
-is translated every `--stride_seconds`. Each caption is printed as soon as it is confirmed,
+few frames at a time (torchcodec for files and URLs) and each frame is encoded once as it is read. Every
+`--stride_seconds` a model with a signing gate asks it about the last `--gate_seconds` and translates each stretch of
+signing once, when it ends; any model can instead translate the sliding window and keep what consecutive windows agree
+on (`--segmentation agreement`). Each caption is printed as soon as it is decided,
 `[start --> end] text  (confidence, latency)` (with a signing gate, its probability after the confidence), and with
 `--output_srt` / `--output_vtt` appended to those files and flushed, so that they hold every caption so far whenever
 the command stops. In the files a caption starts no earlier than the previous one ends (the windows overlap; players
@@ -20,8 +22,10 @@ from ._loading import load_translation_folder
 __all__ = ["caption", "srt_time", "vtt_time"]
 
 _DESCRIPTION = (
-    "Caption a sign video as it plays: translate a sliding window of --window_seconds every --stride_seconds, "
-    "print each caption with its times as soon as consecutive windows agree on it, and write SRT / WebVTT files. "
+    "Caption a sign video as it plays: every --stride_seconds, a model with a signing gate asks it whether the last "
+    "--gate_seconds hold signing and translates each stretch of signing once it ends; without a gate (or with "
+    "--segmentation agreement) a sliding window of --window_seconds is translated and a caption printed once "
+    "consecutive windows agree on it. Each caption is printed with its times and written to SRT / WebVTT files. "
     "The video is read progressively (a video file, a frame folder or an http(s) URL that FFmpeg reads)."
 )
 
@@ -43,11 +47,19 @@ def _parser():
     parser = command_parser("caption", _DESCRIPTION)
     parser.add_argument("video", help="a video file, a folder of frame images, or an http(s) URL")
     parser.add_argument("--model_name_or_path", required=True, help="a saved translation model folder")
-    parser.add_argument("--window_seconds", type=_positive, default=4.0, help="span translated at once (default 4)")
+    parser.add_argument("--window_seconds", type=_positive, default=4.0,
+                        help="span translated at once; with the gate, the longest stretch of signing translated at "
+                             "once (default 4)")
     parser.add_argument("--stride_seconds", type=_positive, default=1.0,
-                        help="how often a window is translated (default 1)")
+                        help="how often the translator decides: asks the gate, or translates the window (default 1)")
+    parser.add_argument("--segmentation", choices=("auto", "gate", "agreement"), default="auto",
+                        help="gate: one caption per stretch of signing the signing gate finds; agreement: every "
+                             "window translated, captions confirmed by --agreement windows; auto: gate for a model "
+                             "with a gate (default auto)")
+    parser.add_argument("--gate_seconds", type=_positive,
+                        help="the tail the gate looks at each stride (default 0.8, or the window less one stride)")
     parser.add_argument("--agreement", type=int, default=2, choices=range(1, 11), metavar="{1..10}",
-                        help="consecutive windows that must agree on a caption (default 2)")
+                        help="consecutive windows that must agree on a caption (agreement; default 2)")
     parser.add_argument("--fps", type=_positive, default=25.0,
                         help="frame rate of a frame folder (video files carry theirs; default 25)")
     parser.add_argument("--output_srt", help="write the captions to this SubRip (.srt) file")
@@ -149,9 +161,10 @@ def _caption(argv: list) -> int:
                                                  ("max_new_tokens", args.max_new_tokens)) if value is not None}
     try:
         translator = StreamingTranslator(model, processor, args.window_seconds, args.stride_seconds, rate,
-                                         args.agreement, generation)
+                                         args.agreement, generation, segmentation=args.segmentation,
+                                         gate_seconds=args.gate_seconds)
     except ValueError as error:
-        raise CommandError(f"--window_seconds / --stride_seconds: {error}") from error
+        raise CommandError(f"--window_seconds / --stride_seconds / --segmentation: {error}") from error
     files = _CaptionFiles(args.output_srt, args.output_vtt)
     try:
         for item in translator(stream_frames(source, fps, target_fps)):

@@ -74,10 +74,12 @@ class DemoArguments:
                 "stage 2 (0: no idle clips and no gate)."})
     stream_sentences: int = field(default=8, metadata={
         "help": "Held-out test sentences in the long video captioned as a stream (0 skips it)."})
-    window_seconds: float = field(default=3.2, metadata={
-        "help": "Live-caption window: 80 frames at 25 fps hold the longest SynthSign sentence (6 signs of 10 frames)."})
-    stride_seconds: float = field(default=0.2, metadata={"help": "Live-caption stride (5 frames)."})
-    agreement: int = field(default=3, metadata={"help": "Consecutive windows that must agree on a caption."})
+    window_seconds: float = field(default=4.8, metadata={
+        "help": "Live captions: the longest stretch of signing translated at once; 120 frames at 25 fps hold the "
+                "longest SynthSign sentence (6 signs of 10 frames) with a gate tail of idle frames on either side."})
+    stride_seconds: float = field(default=0.2, metadata={"help": "Live captions: the gate decides every 5 frames."})
+    gate_seconds: float = field(default=0.8, metadata={
+        "help": "Live captions: the tail the gate looks at (20 frames, within the idle margins of stage 2)."})
     bar: float = field(default=50.0, metadata={
         "help": "Test BLEU-4 the default recipe is expected to reach; a run below it says so at the end."})
 

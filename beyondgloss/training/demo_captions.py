@@ -6,7 +6,7 @@ training a long test video captioned as a stream.
   sentence between idle stretches; a decoder that never saw idle frames beside a sentence would read them as signs.
 - [`gate_scores`]: the gate's precision and recall on held-out SynthSign clips, signing against idle.
 - [`caption_long_video`]: several held-out test sentences with idle stretches between them, as one mp4, captioned by
-  [`StreamingTranslator`]; writes `captions.srt`, `long_test_video.mp4` and `gate_probability.png` and scores the
+  [`StreamingTranslator`] with the gate's segmentation (one caption per stretch of signing); writes `captions.srt`, `long_test_video.mp4` and `gate_probability.png` and scores the
   captions: how many per sentence, how many in idle stretches, and BLEU-4 against clip-level translation.
 """
 
@@ -147,21 +147,6 @@ def score_captions(captions: list, spans_seconds: list, references: list, clip_t
     }
 
 
-def _recording_translator(model, processor, **settings):
-    """A [`StreamingTranslator`] that also keeps every window's translation (for the gate's plot)."""
-    from ..streaming import StreamingTranslator
-
-    class Recording(StreamingTranslator):
-        def _window(self, *args):
-            window = super()._window(*args)
-            self.windows.append(window)
-            return window
-
-    translator = Recording(model, processor, **settings)
-    translator.windows = []
-    return translator
-
-
 def _write_srt(captions: list, path) -> None:
     def stamp(seconds: float) -> str:
         milliseconds = round(seconds * 1000)
@@ -172,14 +157,15 @@ def _write_srt(captions: list, path) -> None:
                             for number, c in enumerate(captions, start=1)), encoding="utf-8")
 
 
-def _plot_gate(windows: list, spans_seconds: list, captions: list, threshold: float, path) -> None:
+def _plot_gate(checks: list, spans_seconds: list, captions: list, threshold: float, path) -> None:
+    """`checks`: the translator's `stats.gate_checks`, `(first, last frame's time, probability)` per tail."""
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(12, 3.5))
     for number, (start, end) in enumerate(spans_seconds):
         axis.axvspan(start, end, color="tab:green", alpha=0.15, label="sentence" if number == 0 else None)
-    axis.plot([w.end for w in windows], [w.signing_probability for w in windows], ".-", color="tab:blue",
-              markersize=3, label="gate probability (window ending here)")
+    axis.plot([end for _, end, _ in checks], [probability for _, _, probability in checks], ".-", color="tab:blue",
+              markersize=3, label="gate probability (tail ending here)")
     axis.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label="threshold")
     for number, caption in enumerate(captions):
         axis.plot([caption.start, caption.end], [1.04, 1.04], color="black", linewidth=3,
@@ -193,32 +179,54 @@ def _plot_gate(windows: list, spans_seconds: list, captions: list, threshold: fl
 
 
 def caption_long_video(model, processor, rows: list, frames: dict, clip_translations: list, out, image_size: int,
-                       seed: int, window_seconds: float, stride_seconds: float, agreement: int, num_beams: int) -> dict:
-    """Builds the long test video from `rows` (test sentences), captions it as a stream, writes `long_test_video.mp4`,
-    `captions.srt` and `gate_probability.png` into `out`, and returns [`score_captions`]' figures with timings."""
+                       seed: int, window_seconds: float, stride_seconds: float, gate_seconds: float,
+                       num_beams: int) -> dict:
+    """Builds the long test video from `rows` (test sentences), captions it as a stream (the gate's segmentation),
+    writes `long_test_video.mp4`, `captions.srt` and `gate_probability.png` into `out`, and returns
+    [`score_captions`]' figures with timings."""
     import time
 
     from ..data.synthsign_rendering import FRAME_RATE, encode_video
+    from ..streaming import StreamingTranslator
     from ..video_io import read_video_frames
 
     video, spans = build_long_video(rows, frames, image_size, seed)
     encode_video(video.numpy(), out / "long_test_video.mp4")
     video = read_video_frames(str(out / "long_test_video.mp4"))  # the stream is the decoded file, as a caller's
-    translator = _recording_translator(model.eval(), processor, window_seconds=window_seconds,
-                                       stride_seconds=stride_seconds, fps=FRAME_RATE, agreement=agreement,
-                                       generate_kwargs={"num_beams": num_beams})
+    class Timed(StreamingTranslator):  # notes, per caption, the stream time of the decision that emitted it
+        def _stretch(self, *args):
+            caption = super()._stretch(*args)
+            if caption is not None:
+                told.append(self.stats.window_times[-1][0])
+            return caption
+
+    told = []
+    translator = Timed(model.eval(), processor, window_seconds=window_seconds, stride_seconds=stride_seconds,
+                       fps=FRAME_RATE, segmentation="gate", gate_seconds=gate_seconds,
+                       generate_kwargs={"num_beams": num_beams})
     started = time.perf_counter()
     captions = list(translator(video))
     seconds = time.perf_counter() - started
     spans_seconds = [(first / FRAME_RATE, end / FRAME_RATE) for first, end in spans]
     _write_srt(captions, out / "captions.srt")
-    _plot_gate(translator.windows, spans_seconds, captions, model.config.signing_threshold, out / "gate_probability.png")
+    checks = translator.stats.gate_checks
+    _plot_gate(checks, spans_seconds, captions, model.config.signing_threshold, out / "gate_probability.png")
     result = score_captions(captions, spans_seconds, [row["text"] for row in rows], clip_translations)
-    decoded = sum(1 for w in translator.windows if w.signing_probability >= model.config.signing_threshold)
-    result.update(video_seconds=round(len(video) / FRAME_RATE, 2), windows=len(translator.windows),
-                  windows_decoded=decoded, captioning_seconds=round(seconds, 2), window_seconds=window_seconds,
-                  stride_seconds=stride_seconds, agreement=agreement)
+    result.update(video_seconds=round(len(video) / FRAME_RATE, 2), gate_checks=len(checks),
+                  stretches_translated=translator.stats.windows, captioning_seconds=round(seconds, 2),
+                  window_seconds=window_seconds, stride_seconds=stride_seconds, gate_seconds=gate_seconds,
+                  caption_delay_seconds=_caption_delays(captions, told, spans_seconds))
     return result
+
+
+def _caption_delays(captions: list, told: list, spans_seconds: list) -> list:
+    """Per caption, the seconds of the stream from the end of the sentence it overlaps most to the last frame of the
+    decision that emitted it (`told`): what the gate's segmentation waits for, before any computation."""
+    delays = []
+    for caption, moment in zip(captions, told):
+        overlaps = [_overlap((caption.start, caption.end), span) for span in spans_seconds]
+        delays.append(round(moment - spans_seconds[int(np.argmax(overlaps))][1], 3))
+    return delays
 
 
 def live_captions(args, data, processor, model, collator, frames: dict, out) -> dict | None:
@@ -236,7 +244,7 @@ def live_captions(args, data, processor, model, collator, frames: dict, out) -> 
         clip_level = [json.loads(line)["prediction"] for line in lines[: len(rows)]]
         result["long_video"] = caption_long_video(
             model, processor, rows, frames, clip_level, out, model.config.vision_config.image_size, args.seed,
-            args.window_seconds, args.stride_seconds, args.agreement, args.num_beams)
+            args.window_seconds, args.stride_seconds, args.gate_seconds, args.num_beams)
     return result
 
 
