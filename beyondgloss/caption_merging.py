@@ -24,19 +24,20 @@ class WindowTranslation:
 
 @dataclass
 class Caption:
-    r"""One caption.
+    r"""One caption: of a stretch of signing (the gate's segmentation) or confirmed by agreeing windows.
 
     Attributes:
-        start, end (`float`): seconds of the stream it covers (first frame of its first window, last frame of the
-            window that confirmed it, plus one frame).
+        start, end (`float`): seconds of the stream it covers: the stretch's first frame, or the first frame of the
+            first agreeing window; the stretch's or the confirming window's last frame, plus one frame.
         text (`str`): the translation.
         confidence (`float`): mean log-probability of its generated tokens (at most 0; higher is surer), of the
-            window that confirmed it (with `signing_probability`, the caption's confidence).
-        latency (`dict[str, float]`): seconds spent per stage on the window that confirmed it: `decode` (reading the
-            frames new since the previous window), `frame_encoder` (those frames), `temporal_encoder` (heads and
-            temporal encoder on the window), `decoder` (mBART generation), and `total`.
-        signing_probability (`float`, *optional*): the signing gate's probability that the confirming window holds
-            signing; `None` for a model without a gate.
+            stretch or of the window that confirmed it (with `signing_probability`, the caption's confidence).
+        latency (`dict[str, float]`): seconds spent per stage on the decision that emitted it: `decode` (reading the
+            frames new since the previous decision), `frame_encoder` (those frames), `temporal_encoder` (the gate on
+            the tail, heads and temporal encoder on the stretch or window), `decoder` (mBART generation), `total`,
+            and `since_last_frame` (from the arrival of the decision's last frame to the end of its translation).
+        signing_probability (`float`, *optional*): the signing gate's probability that the stretch (the confirming
+            window) holds signing; `None` for a model without a gate.
     """
 
     start: float

@@ -241,11 +241,17 @@ def test_a_failed_measurement_is_reported_and_fails_the_run(capsys, monkeypatch)
     assert "translation (bf16)" in captured.err
 
 
-def test_streaming_measurement_on_the_tiny_model(capsys):
+@pytest.mark.parametrize("segmentation", ["gate", "agreement"])
+def test_streaming_measurement_on_the_tiny_model(capsys, segmentation):
     """Runs end to end and its counts add up; the speed figures are printed, not asserted on (docs/streaming.md)."""
     assert main(["--quick", "--threads", "1", "--only", "streaming", "--precision", "fp32", "--streaming_seconds",
-                 "1", "--new_tokens", "4"]) == 0
+                 "1", "--new_tokens", "4", "--streaming_segmentation", segmentation]) == 0
     result = json.loads(capsys.readouterr().out)["streaming"]["fp32"]
+    assert result["segmentation"] == segmentation
+    if segmentation == "gate":  # quick: sentences of 0.4 s after pauses of 0.4 s, one in 1 s; one stretch each
+        assert result["sentences"] == [pytest.approx([0.4, 0.8])] and result["file_mode"]["windows"] == 1
+        assert result["realtime"]["windows"] == 1 and result["realtime"]["caption_latency"]["count"] == 1
+        assert {"gate_per_tail", "decoder_per_stretch"} <= set(result["stages_ms"])
     assert result["model"] == "tiny" and result["precision"] == "fp32" and result["video_seconds"] == 1.0
     assert all(0 < stage["best"] <= stage["median"] for stage in result["stages_ms"].values())
     assert result["real_time_factor_from_stages"] > 0

@@ -118,6 +118,8 @@ def _quick_sizes(args) -> None:
     args.steps, args.warmup = min(args.steps, 2), min(args.warmup, 1)
     args.streaming_seconds, args.streaming_window = min(args.streaming_seconds, 2.0), min(args.streaming_window, 0.64)
     args.streaming_stride = min(args.streaming_stride, 0.32)
+    args.streaming_gate_seconds = min(args.streaming_gate_seconds, 0.16)
+    args.streaming_sentence, args.streaming_pause = min(args.streaming_sentence, 0.4), min(args.streaming_pause, 0.4)
 
 
 def _spawn(name: str, precision: str, argv: list[str]) -> dict:
