@@ -16,14 +16,15 @@ from beyondgloss.video_processing_beyondgloss import BeyondGlossVideoProcessor
 SENTENCES = ["morgen regnet es im norden", "heute sonne im süden", "am abend wind an der küste"]
 
 
-def make_translator(seed: int = 0, **video_settings) -> SignTranslationPipeline:
-    """A tiny random translation model (28 px frames) with its processor (by default 28 px frames, at most 8
-    frames; `video_settings` change that) in a pipeline."""
+def make_translator(seed: int = 0, config_overrides: dict | None = None, **video_settings) -> SignTranslationPipeline:
+    """A tiny random translation model (28 px frames; `config_overrides` change its config) with its processor (by
+    default 28 px frames, at most 8 frames; `video_settings` change that) in a pipeline."""
     tokenizer = train_sign_tokenizer(SENTENCES, language="de_DE")
     video_processor = BeyondGlossVideoProcessor(**{"size": 28, "crop_size": 28, "max_frames": 8, **video_settings})
     processor = BeyondGlossProcessor(video_processor, tokenizer, target_language="de_DE")
     torch.manual_seed(seed)
-    config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id, num_beams=1)
+    config = tiny_config(vocab_size=len(tokenizer), decoder_start_token_id=processor.language_code_id, num_beams=1,
+                         **(config_overrides or {}))
     model = BeyondGlossForSignTranslation(config).eval()
     return SignTranslationPipeline(model=model, processor=processor, task=TASK, device=torch.device("cpu"))
 

@@ -125,6 +125,8 @@ def test_bad_settings_and_inputs_get_one_clear_error(translator, frames, tmp_pat
         translator.stream(iter(frames), generation_config=GenerationConfig(num_beams=2))
     with pytest.raises(ValueError, match="stride_seconds=2 is longer than window_seconds=1"):
         translator.stream(iter(frames), window_seconds=1, stride_seconds=2)
+    with pytest.raises(ValueError, match="segmentation='gate' needs a model with a signing gate"):
+        translator.stream(iter(frames), segmentation="gate")
     missing = tmp_path / "missing.mp4"
     with pytest.raises(SignTranslationInputError, match=r"missing\.mp4 cannot be streamed: "):
         translator.stream(str(missing))
@@ -134,6 +136,26 @@ def test_bad_settings_and_inputs_get_one_clear_error(translator, frames, tmp_pat
     stream = translator.stream(iter([torch.zeros(3, 8, 8, dtype=torch.float32)]))
     with pytest.raises(ValueError, match=r"a frame must be uint8 RGB of shape \(3, H, W\)"):
         next(stream)
+
+
+def test_the_segmentation_reaches_the_translator(settings, frames):
+    """A gated model streams by stretches of signing unless asked for agreement, as `StreamingTranslator` does."""
+    gated = make_translator(config_overrides={"signing_gate": True})
+    with torch.no_grad():
+        gated.model.sign_encoder.signing_gate.out.bias.fill_(50.0)  # signing throughout
+    for segmentation, gate_seconds in (("auto", 0.2), ("agreement", None)):
+        records = list(gated.stream(iter(frames), fps=10, **WINDOW, **settings, segmentation=segmentation,
+                                    gate_seconds=gate_seconds))
+        expected = _direct(gated, frames, 10, settings, segmentation=segmentation, gate_seconds=gate_seconds)
+        assert _plain(records) == expected and records
+        assert all(record["signing_probability"] > 0.99 for record in records)
+    # Signing throughout, by stretches: the 12 frames in pieces of at most the 4-frame window, each frame once.
+    assert [(r["start"], r["end"]) for r in _plain_records(gated, frames, settings)] == [
+        (0.0, pytest.approx(0.4)), (pytest.approx(0.4), pytest.approx(0.8)), (pytest.approx(0.8), pytest.approx(1.2))]
+
+
+def _plain_records(translator, frames, settings):
+    return list(translator.stream(iter(frames), fps=10, **WINDOW, **settings, gate_seconds=0.2))
 
 
 def test_a_saved_pipeline_streams_without_beyondgloss(translator, settings, frames, tmp_path):
