@@ -211,7 +211,8 @@ class SignTranslationPipeline(Pipeline):
 
     def stream(self, frames, window_seconds: float = 4.0, stride_seconds: float = 1.0, fps: float | None = None,
                agreement: int = 2, target_language: str | None = None, generate_kwargs: dict | None = None,
-               segmentation: str = "auto", gate_seconds: float | None = None, **kwargs) -> Iterator[dict]:
+               segmentation: str = "auto", gate_seconds: float | None = None, gate_patience: int = 2,
+               **kwargs) -> Iterator[dict]:
         r"""Live captions: translates a stream of frames as it arrives and yields each caption as soon as it is
         decided: a model with a signing gate translates each stretch of signing once it ends; without one, a sliding
         window is translated every stride and a caption confirmed by `agreement` consecutive windows
@@ -229,7 +230,8 @@ class SignTranslationPipeline(Pipeline):
             agreement (`int`, defaults to 2): consecutive windows that must agree on a text (`"agreement"`).
             segmentation (`str`, defaults to `"auto"`): `"gate"`, `"agreement"` or `"auto"` (`"gate"` for a model
                 with a signing gate).
-            gate_seconds (`float`, *optional*): the tail the gate looks at every stride (`"gate"`).
+            gate_seconds (`float`, *optional*), gate_patience (`int`, defaults to 2): the tail the gate looks at
+                every stride, and the idle decisions in a row that end a stretch of signing (`"gate"`).
             target_language, generate_kwargs, generation settings: as for a call of the pipeline.
 
         Returns:
@@ -252,7 +254,8 @@ class SignTranslationPipeline(Pipeline):
         unknown = sorted(set(kwargs) - _GENERATE_ARGUMENTS)
         if unknown:
             raise TypeError(f"SignTranslationPipeline.stream got unknown arguments {unknown}: it takes window_seconds, "
-                            "stride_seconds, fps, agreement, segmentation, gate_seconds, target_language, "
+                            "stride_seconds, fps, agreement, segmentation, gate_seconds, gate_patience, "
+                            "target_language, "
                             "generate_kwargs and generation settings "
                             "(GenerationConfig fields such as num_beams, max_new_tokens)")
         settings = self._sanitize_parameters(target_language=target_language, generate_kwargs=generate_kwargs,
@@ -264,7 +267,8 @@ class SignTranslationPipeline(Pipeline):
         frames, fps = streamed_frames(frames, fps, self.video_processor.fps)
         parts = SimpleNamespace(video_processor=self.video_processor, tokenizer=self.tokenizer)
         translator = StreamingTranslator(self.model, parts, window_seconds, stride_seconds, fps, agreement, settings,
-                                         segmentation=segmentation, gate_seconds=gate_seconds)
+                                         segmentation=segmentation, gate_seconds=gate_seconds,
+                                         gate_patience=gate_patience)
         return caption_records(translator(frames), label)
 
     def _with_progress(self, outputs, total: int | None, progress: bool | None):

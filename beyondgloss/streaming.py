@@ -213,8 +213,11 @@ class StreamingTranslator:
             `"auto"` (`"gate"` for a model with a gate, else `"agreement"`). With `"gate"` the window is the longest
             stretch translated at once: a stretch of signing longer than it is translated in pieces.
         gate_seconds (`float`, *optional*): `"gate"` segmentation: the tail of the stream the gate looks at every
-            stride; by default 0.8 s, or the window less one stride when that is shorter. A stretch is known to have ended once a whole tail is idle, so a caption comes about
-            `gate_seconds` plus up to a stride after the end of its sentence, plus the translation.
+            stride; by default 0.8 s, or the window less one stride when that is shorter.
+        gate_patience (`int`, defaults to 2): `"gate"` segmentation: idle decisions in a row that end a stretch of
+            signing (a shorter dip of the gate inside a sentence does not cut it). A caption therefore comes
+            `gate_seconds` plus `gate_patience - 1` to `gate_patience` strides after the end of its sentence, plus
+            its translation.
 
     Frames are uint8 RGB `(3, H, W)` tensors or `(H, W, 3)` arrays, or `(timestamp_seconds, frame)` pairs. A stream
     faster than the processor's `fps` setting (the rate the model was trained on) is sampled at that rate, and the
@@ -227,7 +230,7 @@ class StreamingTranslator:
     def __init__(self, model, processor, window_seconds: float = 4.0, stride_seconds: float = 1.0, fps: float = 25.0,
                  agreement: int = 2, generate_kwargs: dict | None = None, *, realtime: bool = False,
                  buffer_seconds: float = 2.0, inference_precision: str | None = None, segmentation: str = "auto",
-                 gate_seconds: float | None = None):
+                 gate_seconds: float | None = None, gate_patience: int = 2):
         if model.training:
             raise ValueError("StreamingTranslator needs the model in eval mode (model.eval()): in training mode the "
                              "frame BatchNorm mixes the frames of a window")
@@ -253,6 +256,9 @@ class StreamingTranslator:
         elif self.segmentation == "gate" and self.tail + self.stride > self.window:
             raise ValueError(f"gate_seconds={gate_seconds} plus stride_seconds={stride_seconds} is longer than "
                              f"window_seconds={window_seconds}: lengthen the window")
+        if gate_patience < 1:
+            raise ValueError(f"gate_patience must be at least 1 decision, got {gate_patience}")
+        self.gate_patience = gate_patience
         if inference_precision is not None:
             model.set_inference_precision(inference_precision)
         self.model, self.processor, self.fps = model, processor, fps
@@ -396,7 +402,7 @@ class StreamingTranslator:
     def _gate_rule(self):
         """`"gate"`: every decision asks the gate about the tail; [`SigningSegmenter`] turns the answers into stretches
         of signing, each translated once when it ends."""
-        segmenter = SigningSegmenter(self.tail, self.stride, self.window)
+        segmenter = SigningSegmenter(self.tail, self.stride, self.window, self.gate_patience)
 
         def decide(features, times, spent, last_arrival, position):
             count = min(self.tail, len(features))

@@ -48,7 +48,9 @@ def test_demo_trains_the_gate_and_captions_a_long_video(demo_dir):
     video = captions["long_video"]
     assert video["sentences"] == 2 and len(video["captions_per_sentence"]) == 2
     assert video["captions"] == sum(video["captions_per_sentence"]) + video["captions_in_idle_stretches"]
-    assert video["windows"] > 0 and 0 <= video["windows_decoded"] <= video["windows"]
+    # The gate's segmentation: a decision every stride, each stretch of signing translated once.
+    assert video["gate_checks"] > 0 and video["captions"] <= video["stretches_translated"] <= video["gate_checks"]
+    assert len(video["caption_delay_seconds"]) == video["captions"]
     srt = (demo_dir / "captions.srt").read_text()
     assert srt.count(" --> ") == video["captions"]
     model = AutoModelForSeq2SeqLM.from_pretrained(demo_dir / "model")

@@ -215,18 +215,19 @@ def test_a_stretch_of_signing_is_translated_once_from_exactly_its_frames():
     captions = list(translator(video))
     assert len(captions) == 1 and len(seen) == 1
     caption = captions[0]
-    # The union of the signing tails: from the first one's first frame (at most one tail before the sentence) to the
-    # last one's end (at most a tail after it, less a stride).
-    assert 1.0 - tail - 1e-9 <= caption.start <= 1.0 and 1.6 <= caption.end <= 1.6 + tail - stride + 1e-9
+    # The union of the signing tails and the look-back: from half a tail before the first one's first frame (at most
+    # one tail and a half before the sentence) to the last one's end (at most a tail after it, less a stride).
+    assert 1.0 - 1.5 * tail - 1e-9 <= caption.start <= 1.0 and 1.6 <= caption.end <= 1.6 + tail - stride + 1e-9
     first, end = round(caption.start * fps), round(caption.end * fps)
     assert seen[0].shape[0] == end - first
     with torch.no_grad():
         pixels = processor.video_processor.process_frames(video[first:end])
         expected = model.sign_encoder.frame_features(pixels)
     torch.testing.assert_close(seen[0], expected)  # one frame-encoder batch against another: float32 round-off
-    # The caption comes once its stretch has ended: the first idle tail has its first frame after the sentence.
-    closing = next(end for start, end, _ in translator.stats.gate_checks if start >= 1.6 and end > caption.end)
-    assert translator.stats.window_times[0][0] == pytest.approx(closing)
+    # The caption comes once its stretch has ended: at the second idle tail in a row (gate_patience 2), the first
+    # idle one having its first frame after the sentence.
+    idle = [end for start, end, _ in translator.stats.gate_checks if start >= 1.6 and end > caption.end]
+    assert translator.stats.window_times[0][0] == pytest.approx(idle[1])
 
 
 def test_streaming_without_a_gate_has_no_probability():
@@ -285,6 +286,27 @@ def test_collators_pass_the_label_and_pretraining_refuses_idle_rows():
     with pytest.raises(ValueError, match="idle clips"):
         PretrainingCollator(processor, training=False)(rows)
     assert "signing" not in PretrainingCollator(processor, training=False)(rows[:1])
+
+
+def test_demo_collator_renders_fresh_idle_clips_and_adds_margins():
+    from beyondgloss.data.synthsign_rendering import SYNTHSIGN_HAND_DIM
+    from beyondgloss.training.demo_captions import IdleMarginCollator
+
+    seen = []
+    frames = {"a": torch.zeros(30, 3, 32, 32, dtype=torch.uint8), "b": torch.zeros(25, 3, 32, 32, dtype=torch.uint8)}
+    rows = [{"id": "a", "signing": False, "signer": "signer1", "hand_features": [[0.0] * SYNTHSIGN_HAND_DIM] * 30,
+             "hand_mask": [1.0] * 30},
+            {"id": "b", "signing": True, "signer": "signer2", "hand_features": [[0.0] * SYNTHSIGN_HAND_DIM] * 25,
+             "hand_mask": [1.0] * 25}]
+    collator = IdleMarginCollator(lambda batch: seen.append(batch) or batch, frames, 32, fresh_idle=1.0,
+                                  probability=1.0, idle_frames=(12, 20))
+    idle, signing = collator(rows)
+    # The idle clip is a new rendering of 12 to 20 frames, drawn (it is not the stored blank clip), with its hands.
+    assert 12 <= len(idle["video"]) <= 20 and idle["video"].float().std() > 0
+    assert len(idle["hand_features"]) == len(idle["hand_mask"]) == len(idle["video"])
+    # The signing clip keeps its frames, between idle margins of 0 to 20 frames, its hands extended alike.
+    assert 25 <= len(signing["video"]) <= 65 and len(signing["hand_features"]) == len(signing["video"])
+    assert signing["signing"] is True and idle["signing"] is False
 
 
 def test_caption_command_line_shows_the_gate_probability():

@@ -92,15 +92,36 @@ def test_merge_drops_flicker_and_empty_texts_and_repeats():
     assert [c.text for c in merged(["a", "a", "b", "b", "a", "a"])] == ["a", "b", "a"]
 
 
-def test_segmenter_joins_the_signing_tails_into_one_stretch():
-    segmenter = SigningSegmenter(tail=4, stride=2, max_frames=20)
-    decisions = {6: False, 8: False, 10: True, 12: True, 14: True, 16: False, 18: False}
+@pytest.mark.parametrize("patience", [1, 2])
+def test_segmenter_joins_the_signing_tails_into_one_stretch(patience):
+    segmenter = SigningSegmenter(tail=4, stride=2, max_frames=20, patience=patience)
+    decisions = {6: False, 8: False, 10: True, 12: True, 14: True, 16: False, 18: False, 20: False}
     stretches = {position: segmenter.push(position, signing) for position, signing in decisions.items()}
-    # From the first signing tail's first frame (10 - 4) to the last signing tail's end (14), told at the idle tail.
-    assert stretches == {6: None, 8: None, 10: None, 12: None, 14: None, 16: (6, 14), 18: None}
-    # The next stretch starts no earlier than the last one ended, and the stream's end closes an open one.
-    assert segmenter.push(20, True) is None and segmenter.flush(23) == (16, 23)
-    assert segmenter.flush(25) is None
+    # From half a tail before the first signing tail's first frame (10 - 4 - 2) to the last signing tail's end (14),
+    # told at the `patience`-th idle tail in a row.
+    told = 14 + 2 * patience
+    assert stretches == {position: (4, 14) if position == told else None for position in decisions}
+    # The next stretch starts no earlier than the last one ended (22 - 4 - 2 = 16 > 14 here), and the stream's end
+    # closes an open one.
+    assert segmenter.push(22, True) is None and segmenter.flush(25) == (16, 25)
+    assert segmenter.flush(27) is None
+
+
+def test_segmenter_patience_bridges_a_dip_of_the_gate():
+    segmenter = SigningSegmenter(tail=4, stride=2, max_frames=40, patience=2)
+    decisions = [(4, True), (6, True), (8, False), (10, True), (12, True), (14, False), (16, True)]
+    assert [segmenter.push(position, signing) for position, signing in decisions] == [None] * 7
+    # One idle decision inside the sentence: still one stretch. At the end, an idle decision since the last signing
+    # one leaves the frames after it out.
+    assert segmenter.push(18, False) is None and segmenter.flush(19) == (0, 16)
+    segmenter = SigningSegmenter(tail=4, stride=2, max_frames=40, lookback=0)
+    assert segmenter.push(10, True) is None and segmenter.push(12, False) is None and segmenter.push(14, False) == (6, 10)
+    segmenter = SigningSegmenter(tail=4, stride=2, max_frames=40)
+    assert segmenter.push(10, True) is None and segmenter.flush(12) == (4, 12)  # half a tail before (4 - 4 // 2)
+    segmenter.push(14, True)
+    assert segmenter.flush(16) == (12, 16)  # never before the last stretch ended (14 - 6 = 8 < 12)
+    with pytest.raises(ValueError, match="patience must be at least 1"):
+        SigningSegmenter(tail=4, stride=2, max_frames=40, patience=0)
 
 
 def test_segmenter_cuts_continuous_signing_before_it_outgrows_the_window():

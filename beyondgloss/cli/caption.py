@@ -58,6 +58,8 @@ def _parser():
                              "with a gate (default auto)")
     parser.add_argument("--gate_seconds", type=_positive,
                         help="the tail the gate looks at each stride (default 0.8, or the window less one stride)")
+    parser.add_argument("--gate_patience", type=int, default=2, choices=range(1, 11), metavar="{1..10}",
+                        help="idle decisions in a row that end a stretch of signing (default 2)")
     parser.add_argument("--agreement", type=int, default=2, choices=range(1, 11), metavar="{1..10}",
                         help="consecutive windows that must agree on a caption (agreement; default 2)")
     parser.add_argument("--fps", type=_positive, default=25.0,
@@ -162,7 +164,7 @@ def _caption(argv: list) -> int:
     try:
         translator = StreamingTranslator(model, processor, args.window_seconds, args.stride_seconds, rate,
                                          args.agreement, generation, segmentation=args.segmentation,
-                                         gate_seconds=args.gate_seconds)
+                                         gate_seconds=args.gate_seconds, gate_patience=args.gate_patience)
     except ValueError as error:
         raise CommandError(f"--window_seconds / --stride_seconds / --segmentation: {error}") from error
     files = _CaptionFiles(args.output_srt, args.output_vtt)
