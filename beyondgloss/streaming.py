@@ -346,10 +346,13 @@ class StreamingTranslator:
         decide, finish = self._gate_rule() if self.segmentation == "gate" else self._agreement_rule()
         first = self.tail if self.segmentation == "gate" else self.window  # frames before the first decision
         spent = dict.fromkeys(STAGES, 0.0)  # since the last decision
+        reach = self.model.config.frame_chunk_size if self.realtime else 0
         new, filled, last_arrival, dropped, position = 0, False, 0.0, 0, 0
         try:
-            # At most the frames up to the next decision, so that it is taken as soon as its last frame is in.
-            while batch := batches(self.stride - new if filled else first - len(features)):
+            # Reading a file, at most the frames up to the next decision, so that it is taken as soon as its last
+            # frame is in. Live, every frame waiting (up to the frame encoder's chunk): they have all arrived, and a
+            # translator that fell behind catches up faster in wider batches.
+            while batch := batches(max(self.stride - new if filled else first - len(features), reach)):
                 began = time.perf_counter()
                 encoded = self.encode_frames([frame for _, frame, _ in batch])
                 seconds = time.perf_counter() - began
