@@ -51,6 +51,8 @@ def test_demo_trains_the_gate_and_captions_a_long_video(demo_dir):
     # The gate's segmentation: a decision every stride, each stretch of signing translated once.
     assert video["gate_checks"] > 0 and video["captions"] <= video["stretches_translated"] <= video["gate_checks"]
     assert len(video["caption_delay_seconds"]) == video["captions"]
+    tails = video["gate_tails"]
+    assert 0 < tails["signing_tails"] + tails["idle_tails"] <= video["gate_checks"]
     srt = (demo_dir / "captions.srt").read_text()
     assert srt.count(" --> ") == video["captions"]
     model = AutoModelForSeq2SeqLM.from_pretrained(demo_dir / "model")

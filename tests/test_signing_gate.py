@@ -317,3 +317,15 @@ def test_caption_command_line_shows_the_gate_probability():
     gated = _caption_line(Caption(1.0, 2.0, "the man sees the ball", -0.25, latency, 0.973))
     assert "(confidence -0.25, signing 0.97, latency 0.50 s" in gated
     assert "signing" not in _caption_line(Caption(1.0, 2.0, "the man sees the ball", -0.25, latency))
+
+
+def test_tail_scores_leave_out_tails_across_a_sentence_edge():
+    from beyondgloss.training.demo_captions import tail_scores
+
+    spans = [(2.0, 3.0)]
+    checks = [(0.0, 0.5, 0.1), (1.8, 2.3, 0.9), (2.1, 2.6, 0.8), (2.2, 2.7, 0.3), (3.5, 4.0, 0.7)]
+    scores = tail_scores(checks, spans, 0.5)
+    # (1.8, 2.3) crosses the sentence's start: left out. Signing: 2 tails, 1 said; idle: 2 tails, 1 said idle.
+    assert (scores["signing_tails"], scores["idle_tails"]) == (2, 2)
+    assert scores["signing_recall"] == 0.5 and scores["signing_precision"] == 0.5
+    assert scores["idle_recall"] == 0.5 and scores["idle_precision"] == 0.5

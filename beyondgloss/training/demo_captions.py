@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 __all__ = ["IdleMarginCollator", "caption_long_video", "gate_scores", "live_captions", "one_signers_sentences",
-           "print_live_captions", "render_idle_frames", "signing_only"]
+           "print_live_captions", "render_idle_frames", "signing_only", "tail_scores"]
 
 
 def signing_only(split):
@@ -240,11 +240,36 @@ def caption_long_video(model, processor, rows: list, frames: dict, clip_translat
     checks = translator.stats.gate_checks
     _plot_gate(checks, spans_seconds, captions, model.config.signing_threshold, out / "gate_probability.png")
     result = score_captions(captions, spans_seconds, [row["text"] for row in rows], clip_translations)
+    result["gate_tails"] = tail_scores(checks, spans_seconds, model.config.signing_threshold)
     result.update(video_seconds=round(len(video) / FRAME_RATE, 2), gate_checks=len(checks),
                   stretches_translated=translator.stats.windows, captioning_seconds=round(seconds, 2),
                   window_seconds=window_seconds, stride_seconds=stride_seconds, gate_seconds=gate_seconds,
                   caption_delay_seconds=_caption_delays(captions, told, spans_seconds))
     return result
+
+
+def tail_scores(checks: list, spans_seconds: list, threshold: float) -> dict:
+    """The gate's precision and recall on the tails of a stream (`stats.gate_checks`): a tail wholly inside a sentence
+    is signing, one that touches none is idle, one across a sentence's edge is left out."""
+    said, truth = [], []
+    for start, end, probability in checks:
+        inside = any(first <= start and end < last for first, last in spans_seconds)
+        touches = any(start < last and end >= first for first, last in spans_seconds)
+        if inside or not touches:
+            said.append(probability >= threshold)
+            truth.append(inside)
+    said, truth = np.asarray(said, dtype=bool), np.asarray(truth, dtype=bool)
+
+    def ratio(hits, total):
+        return float(hits / total) if total else float("nan")
+
+    return {
+        "signing_precision": ratio((said & truth).sum(), said.sum()),
+        "signing_recall": ratio((said & truth).sum(), truth.sum()),
+        "idle_precision": ratio((~said & ~truth).sum(), (~said).sum()),
+        "idle_recall": ratio((~said & ~truth).sum(), (~truth).sum()),
+        "signing_tails": int(truth.sum()), "idle_tails": int((~truth).sum()),
+    }
 
 
 def _caption_delays(captions: list, told: list, spans_seconds: list) -> list:
@@ -290,3 +315,7 @@ def print_live_captions(captions: dict | None, out) -> None:
               f"{video['sentences_without_caption']} sentences uncaptioned, {video['captions_in_idle_stretches']} "
               f"captions in idle stretches; BLEU-4 streamed {video['streamed_bleu4']:.2f} vs clip-level "
               f"{video['clip_bleu4']:.2f}; captions: {out / 'captions.srt'}, gate: {out / 'gate_probability.png'}")
+        tails = video["gate_tails"]
+        print(f"[demo] the gate on the stream's {tails['signing_tails']} signing and {tails['idle_tails']} idle tails: "
+              f"precision {tails['signing_precision']:.3f}, recall {tails['signing_recall']:.3f} (idle: precision "
+              f"{tails['idle_precision']:.3f}, recall {tails['idle_recall']:.3f})")
