@@ -131,7 +131,8 @@ class SigningSegmenter:
         if self.start is None:
             if not signing:
                 return None
-            self.start = max(position - self.tail - self.lookback, self.end, 0)
+            # Never before the last stretch ended, nor before the oldest frame the window still holds.
+            self.start = max(position - self.tail - self.lookback, self.end, position - self.max_frames, 0)
         if signing:
             self.end, self.idle = position, 0
         else:

@@ -120,6 +120,9 @@ def test_segmenter_patience_bridges_a_dip_of_the_gate():
     assert segmenter.push(10, True) is None and segmenter.flush(12) == (4, 12)  # half a tail before (4 - 4 // 2)
     segmenter.push(14, True)
     assert segmenter.flush(16) == (12, 16)  # never before the last stretch ended (14 - 6 = 8 < 12)
+    # A look-back that would reach past the window starts at the window's oldest frame, and is cut at once.
+    segmenter = SigningSegmenter(tail=6, stride=2, max_frames=8, lookback=3)
+    assert segmenter.push(20, True) == (12, 20) and segmenter.flush(21) == (20, 21)
     with pytest.raises(ValueError, match="patience must be at least 1"):
         SigningSegmenter(tail=4, stride=2, max_frames=40, patience=0)
 
