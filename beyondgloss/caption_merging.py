@@ -101,19 +101,19 @@ class SigningSegmenter:
     inside a sentence shorter than `patience` decisions does not cut it. The look-back is there because a gate calls a
     tail signing only once most of it holds signing, so the first signing tail can start after the sentence does (on
     the demo, a tail with 16 of its 20 frames in a sentence's first signs scored 0.24, and the next one, wholly in the
-    sentence, 0.9). A stretch that would grow past `max_frames` by the next decision (continuous signing) is cut there and a new
-    one opens at the next frame. A new stretch never starts before the previous one ended. Frames are counted from
-    the start of the stream; a stretch is `(first, end)`, `end` excluded.
+    sentence, 0.9). A stretch that would grow past `max_frames` by the next decision (continuous signing) is cut
+    there and a new one opens at the next frame. A new stretch never starts before the previous one ended. Frames are
+    counted from the start of the stream; a stretch is `(first, end)`, `end` excluded.
 
     Args:
         tail (`int`): frames the gate looks at.
         stride (`int`): frames between decisions.
         max_frames (`int`): the longest stretch translated at once (the translator's window).
-        patience (`int`, defaults to 2): idle decisions in a row that end a stretch.
+        patience (`int`, defaults to 3): idle decisions in a row that end a stretch.
         lookback (`int`, *optional*): frames a stretch starts before its first signing tail; half a tail by default.
     """
 
-    def __init__(self, tail: int, stride: int, max_frames: int, patience: int = 2, lookback: int | None = None):
+    def __init__(self, tail: int, stride: int, max_frames: int, patience: int = 3, lookback: int | None = None):
         if not 0 < tail <= max_frames or not 0 < stride <= max_frames:
             raise ValueError(f"the gate's tail ({tail} frames) and stride ({stride}) must be positive and at most the "
                              f"window ({max_frames} frames)")

@@ -209,10 +209,10 @@ class SignTranslationPipeline(Pipeline):
         finally:
             self._single_progress = None
 
-    def stream(self, frames, window_seconds: float = 4.0, stride_seconds: float = 1.0, fps: float | None = None,
-               agreement: int = 2, target_language: str | None = None, generate_kwargs: dict | None = None,
-               segmentation: str = "auto", gate_seconds: float | None = None, gate_patience: int = 2,
-               **kwargs) -> Iterator[dict]:
+    def stream(self, frames, window_seconds: float = 4.0, stride_seconds: float | None = None,
+               fps: float | None = None, agreement: int = 2, target_language: str | None = None,
+               generate_kwargs: dict | None = None, segmentation: str = "auto", gate_seconds: float | None = None,
+               gate_patience: int = 3, **kwargs) -> Iterator[dict]:
         r"""Live captions: translates a stream of frames as it arrives and yields each caption as soon as it is
         decided: a model with a signing gate translates each stretch of signing once it ends; without one, a sliding
         window is translated every stride and a caption confirmed by `agreement` consecutive windows
@@ -223,14 +223,15 @@ class SignTranslationPipeline(Pipeline):
                 arrays, or `(timestamp_seconds, frame)` pairs; or one video to stream: a file path, a frame folder, a
                 URL FFmpeg reads (http(s), rtsp, ...) or a torchcodec `VideoDecoder`, decoded a few frames at a time
                 and sampled to the video processor's `fps`.
-            window_seconds (`float`, defaults to 4.0), stride_seconds (`float`, defaults to 1.0): the span translated
-                at once and how often a window is translated.
+            window_seconds (`float`, defaults to 4.0), stride_seconds (`float`, *optional*): the longest span
+                translated at once, and how often the translator decides (0.2 s with the gate, 1 s for agreement by
+                default).
             fps (`float`, *optional*): frame rate of frames without timestamps (25 by default); a video's own rate
                 is used for a video.
             agreement (`int`, defaults to 2): consecutive windows that must agree on a text (`"agreement"`).
             segmentation (`str`, defaults to `"auto"`): `"gate"`, `"agreement"` or `"auto"` (`"gate"` for a model
                 with a signing gate).
-            gate_seconds (`float`, *optional*), gate_patience (`int`, defaults to 2): the tail the gate looks at
+            gate_seconds (`float`, *optional*), gate_patience (`int`, defaults to 3): the tail the gate looks at
                 every stride, and the idle decisions in a row that end a stretch of signing (`"gate"`).
             target_language, generate_kwargs, generation settings: as for a call of the pipeline.
 

@@ -194,7 +194,9 @@ class StreamingTranslator:
         processor ([`BeyondGlossProcessor`]): its video processor's per-frame transform (resize, crop, normalise)
             and its tokenizer.
         window_seconds (`float`, defaults to 4.0): the span translated at once; at most `config.max_frames` frames.
-        stride_seconds (`float`, defaults to 1.0): how often a window is translated; at most `window_seconds`.
+        stride_seconds (`float`, *optional*): how often the translator decides (asks the gate, or translates the
+            window); at most `window_seconds`. By default 0.2 s with the gate (a check costs a few tens of frames
+            through the temporal encoder) and 1.0 s for the agreement rule (each decision is a whole translation).
         fps (`float`, defaults to 25.0): frame rate of the stream, for frames given without timestamps and for
             the window's length in frames.
         agreement (`int`, defaults to 2): consecutive windows that must agree on a text ([`CaptionMerger`];
@@ -214,7 +216,7 @@ class StreamingTranslator:
             stretch translated at once: a stretch of signing longer than it is translated in pieces.
         gate_seconds (`float`, *optional*): `"gate"` segmentation: the tail of the stream the gate looks at every
             stride; by default 0.8 s, or the window less one stride when that is shorter.
-        gate_patience (`int`, defaults to 2): `"gate"` segmentation: idle decisions in a row that end a stretch of
+        gate_patience (`int`, defaults to 3): `"gate"` segmentation: idle decisions in a row that end a stretch of
             signing (a shorter dip of the gate inside a sentence does not cut it). A caption therefore comes
             `gate_seconds` plus `gate_patience - 1` to `gate_patience` strides after the end of its sentence, plus
             its translation.
@@ -227,10 +229,10 @@ class StreamingTranslator:
     `since_last_frame`: seconds from the arrival of its last frame to the end of its translation.
     """
 
-    def __init__(self, model, processor, window_seconds: float = 4.0, stride_seconds: float = 1.0, fps: float = 25.0,
-                 agreement: int = 2, generate_kwargs: dict | None = None, *, realtime: bool = False,
+    def __init__(self, model, processor, window_seconds: float = 4.0, stride_seconds: float | None = None,
+                 fps: float = 25.0, agreement: int = 2, generate_kwargs: dict | None = None, *, realtime: bool = False,
                  buffer_seconds: float = 2.0, inference_precision: str | None = None, segmentation: str = "auto",
-                 gate_seconds: float | None = None, gate_patience: int = 2):
+                 gate_seconds: float | None = None, gate_patience: int = 3):
         if model.training:
             raise ValueError("StreamingTranslator needs the model in eval mode (model.eval()): in training mode the "
                              "frame BatchNorm mixes the frames of a window")
@@ -240,6 +242,9 @@ class StreamingTranslator:
             raise ValueError(f"buffer_seconds must be positive, got {buffer_seconds}")
         target = getattr(processor.video_processor, "fps", None)
         self.rate = min(fps, target) if target else fps  # frames per second the translator uses
+        self.segmentation = self._segmentation(model, segmentation)
+        if stride_seconds is None:
+            stride_seconds = 0.2 if self.segmentation == "gate" else 1.0
         self.window = max(1, round(window_seconds * self.rate))
         self.stride = max(1, round(stride_seconds * self.rate))
         max_frames = model.config.max_frames
@@ -249,7 +254,6 @@ class StreamingTranslator:
         if self.stride > self.window:
             raise ValueError(f"stride_seconds={stride_seconds} is longer than window_seconds={window_seconds}: "
                              "frames between windows would never be translated")
-        self.segmentation = self._segmentation(model, segmentation)
         self.tail = max(1, round((gate_seconds or 0.8) * self.rate))
         if gate_seconds is None:
             self.tail = max(1, min(self.tail, self.window - self.stride))

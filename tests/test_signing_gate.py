@@ -206,7 +206,7 @@ def test_a_stretch_of_signing_is_translated_once_from_exactly_its_frames():
         model.sign_encoder.signing_gate.out.bias.fill_(50.0)  # the stretch's own check passes
     fps, stride, tail = 10, 0.2, 0.4
     translator = ScriptedGate(model, processor, window_seconds=1.6, stride_seconds=stride, fps=fps,
-                              generate_kwargs=words_only(processor.tokenizer, 2), gate_seconds=tail)
+                              generate_kwargs=words_only(processor.tokenizer, 2), gate_seconds=tail, gate_patience=2)
     translator.signing = (1.0, 1.6)  # frames 10 to 15 of 30
     seen = []
     record = translator._window

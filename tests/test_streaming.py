@@ -114,12 +114,16 @@ def test_segmenter_patience_bridges_a_dip_of_the_gate():
     # One idle decision inside the sentence: still one stretch. At the end, an idle decision since the last signing
     # one leaves the frames after it out.
     assert segmenter.push(18, False) is None and segmenter.flush(19) == (0, 16)
-    segmenter = SigningSegmenter(tail=4, stride=2, max_frames=40, lookback=0)
+    segmenter = SigningSegmenter(tail=4, stride=2, max_frames=40, patience=2, lookback=0)
     assert segmenter.push(10, True) is None and segmenter.push(12, False) is None and segmenter.push(14, False) == (6, 10)
     segmenter = SigningSegmenter(tail=4, stride=2, max_frames=40)
     assert segmenter.push(10, True) is None and segmenter.flush(12) == (4, 12)  # half a tail before (4 - 4 // 2)
     segmenter.push(14, True)
     assert segmenter.flush(16) == (12, 16)  # never before the last stretch ended (14 - 6 = 8 < 12)
+    # Waiting out the patience, a stretch that the next decision would push out of the window closes at once.
+    segmenter = SigningSegmenter(tail=4, stride=2, max_frames=10, patience=3, lookback=0)
+    assert [segmenter.push(position, signing) for position, signing in ((4, True), (6, True), (8, False))] == [None] * 3
+    assert segmenter.push(10, False) == (0, 6)
     # A look-back that would reach past the window starts at the window's oldest frame, and is cut at once.
     segmenter = SigningSegmenter(tail=6, stride=2, max_frames=8, lookback=3)
     assert segmenter.push(20, True) == (12, 20) and segmenter.flush(21) == (20, 21)

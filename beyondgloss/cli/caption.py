@@ -50,16 +50,17 @@ def _parser():
     parser.add_argument("--window_seconds", type=_positive, default=4.0,
                         help="span translated at once; with the gate, the longest stretch of signing translated at "
                              "once (default 4)")
-    parser.add_argument("--stride_seconds", type=_positive, default=1.0,
-                        help="how often the translator decides: asks the gate, or translates the window (default 1)")
+    parser.add_argument("--stride_seconds", type=_positive,
+                        help="how often the translator decides: asks the gate (default 0.2), or translates the window "
+                             "(default 1)")
     parser.add_argument("--segmentation", choices=("auto", "gate", "agreement"), default="auto",
                         help="gate: one caption per stretch of signing the signing gate finds; agreement: every "
                              "window translated, captions confirmed by --agreement windows; auto: gate for a model "
                              "with a gate (default auto)")
     parser.add_argument("--gate_seconds", type=_positive,
                         help="the tail the gate looks at each stride (default 0.8, or the window less one stride)")
-    parser.add_argument("--gate_patience", type=int, default=2, choices=range(1, 11), metavar="{1..10}",
-                        help="idle decisions in a row that end a stretch of signing (default 2)")
+    parser.add_argument("--gate_patience", type=int, default=3, choices=range(1, 11), metavar="{1..10}",
+                        help="idle decisions in a row that end a stretch of signing (default 3)")
     parser.add_argument("--agreement", type=int, default=2, choices=range(1, 11), metavar="{1..10}",
                         help="consecutive windows that must agree on a caption (agreement; default 2)")
     parser.add_argument("--fps", type=_positive, default=25.0,

@@ -1,18 +1,20 @@
 """The live-captions part of `beyondgloss demo` (docs/streaming.md): the signing gate's training inputs, and after
 training a long test video captioned as a stream.
 
-- [`IdleMarginCollator`]: during translation training, a signing clip gets, with probability 1/2, 0 to 30 idle frames
+- [`IdleMarginCollator`]: during translation training, a signing clip gets, with probability 0.8, 0 to 30 idle frames
   (hands at rest or drifting, the clip's own signer) before and after it, with their hand parameters. A stretch of
-  signing cut from a live stream holds its sentence between up to a gate tail (20 frames) of idle frames on either
-  side; a decoder that never saw idle frames beside a sentence would read them as signs (with margins of at most 20
-  frames in training, 25 and 20 frames around a test sentence already cost 5 BLEU-4 points).
+  signing cut from a live stream holds its sentence between up to a tail and a half (30 frames) of idle frames; a
+  decoder that never saw idle frames beside a sentence reads them as signs (with margins of at most 20 frames on half
+  the clips, 25 and 20 frames around a test sentence cost 5 BLEU-4 points; with 30 frames on half the clips, a stretch
+  now and then still read idle frames before a sentence as a time sign).
   An idle clip is, with probability 1/2, replaced by a freshly rendered one (at rest or drifting, 12 to 60 frames, its
   own signer, a new random motion): the corpus's few hundred idle clips alone left the gate calling one drifting
   stretch in ten signing.
 - [`gate_scores`]: the gate's precision and recall on held-out SynthSign clips, signing against idle.
 - [`caption_long_video`]: several held-out test sentences with idle stretches between them, as one mp4, captioned by
-  [`StreamingTranslator`] with the gate's segmentation (one caption per stretch of signing); writes `captions.srt`, `long_test_video.mp4` and `gate_probability.png` and scores the
-  captions: how many per sentence, how many in idle stretches, and BLEU-4 against clip-level translation.
+  [`StreamingTranslator`] with the gate's segmentation (one caption per stretch of signing); writes `captions.srt`,
+  `long_test_video.mp4` and `gate_probability.png` and scores the captions: how many per sentence, how many in idle
+  stretches, and BLEU-4 against clip-level translation.
 """
 
 import json
@@ -50,7 +52,7 @@ class IdleMarginCollator:
     margins of 0 to `max_margin` frames on each side with `probability`, and idle rows are replaced by a fresh idle
     clip of `idle_frames` frames with `fresh_idle` (see the module docstring)."""
 
-    def __init__(self, collator, frames: dict, image_size: int, max_margin: int = 30, probability: float = 0.5,
+    def __init__(self, collator, frames: dict, image_size: int, max_margin: int = 30, probability: float = 0.8,
                  fresh_idle: float = 0.5, idle_frames: tuple = (12, 60), seed: int = 0):
         self.collator, self.frames, self.image_size = collator, frames, image_size
         self.max_margin, self.probability = max_margin, probability
