@@ -105,7 +105,12 @@ def gate_scores(model, collator, rows: list, batch_size: int = 50) -> dict:
         probabilities += model.signing_probability(batch["pixel_values_videos"], batch["video_attention_mask"]).tolist()
         labels += batch["signing"].tolist()
     said = np.asarray(probabilities) >= model.config.signing_threshold
-    truth = np.asarray(labels).astype(bool)
+    return {**_precision_recall(said, np.asarray(labels).astype(bool), "clips"),
+            "threshold": model.config.signing_threshold}
+
+
+def _precision_recall(said: np.ndarray, truth: np.ndarray, unit: str) -> dict:
+    """Precision and recall of boolean decisions `said` against `truth`, for signing and for idle, with the counts."""
 
     def ratio(hits, total):
         return float(hits / total) if total else float("nan")
@@ -115,8 +120,7 @@ def gate_scores(model, collator, rows: list, batch_size: int = 50) -> dict:
         "signing_recall": ratio((said & truth).sum(), truth.sum()),
         "idle_precision": ratio((~said & ~truth).sum(), (~said).sum()),
         "idle_recall": ratio((~said & ~truth).sum(), (~truth).sum()),
-        "signing_clips": int(truth.sum()), "idle_clips": int((~truth).sum()),
-        "threshold": model.config.signing_threshold,
+        f"signing_{unit}": int(truth.sum()), f"idle_{unit}": int((~truth).sum()),
     }
 
 
@@ -260,18 +264,7 @@ def tail_scores(checks: list, spans_seconds: list, threshold: float) -> dict:
         if inside or not touches:
             said.append(probability >= threshold)
             truth.append(inside)
-    said, truth = np.asarray(said, dtype=bool), np.asarray(truth, dtype=bool)
-
-    def ratio(hits, total):
-        return float(hits / total) if total else float("nan")
-
-    return {
-        "signing_precision": ratio((said & truth).sum(), said.sum()),
-        "signing_recall": ratio((said & truth).sum(), truth.sum()),
-        "idle_precision": ratio((~said & ~truth).sum(), (~said).sum()),
-        "idle_recall": ratio((~said & ~truth).sum(), (~truth).sum()),
-        "signing_tails": int(truth.sum()), "idle_tails": int((~truth).sum()),
-    }
+    return _precision_recall(np.asarray(said, dtype=bool), np.asarray(truth, dtype=bool), "tails")
 
 
 def _caption_delays(captions: list, told: list, spans_seconds: list) -> list:
