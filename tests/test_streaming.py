@@ -284,6 +284,8 @@ def test_caption_command_bad_input(saved_model, tmp_path, capsys):
     assert run_caption(saved_model, video, "--window_seconds", "10") == 1
     assert "max_frames=16" in capsys.readouterr().err
     assert run_caption(saved_model, video, "--window_seconds", "-1") == 2
+    assert run_caption(saved_model, video, "--segmentation", "gate") == 1  # this model has no gate
+    assert "needs a model with a signing gate" in capsys.readouterr().err
     assert run_caption(saved_model, video, "--inference_precision", "half") == 2
     assert run_caption(tmp_path, video) == 1
     assert "processor_config.json" in capsys.readouterr().err
