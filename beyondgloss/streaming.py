@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 import torch
 
@@ -279,7 +280,9 @@ class StreamingTranslator:
         if segmentation == "gate" and not gated:
             raise ValueError("segmentation='gate' needs a model with a signing gate (config.signing_gate, trained "
                              "with idle clips); use segmentation='agreement'")
-        return "gate" if segmentation == "auto" and gated else "agreement" if segmentation == "auto" else segmentation
+        if segmentation == "auto":
+            return "gate" if gated else "agreement"
+        return segmentation
 
     def is_signing(self, probability: float, start: float, end: float) -> bool:
         """`"gate"` segmentation: whether the tail from `start` to `end` (seconds of the stream) holds signing, from
@@ -414,7 +417,7 @@ class StreamingTranslator:
         def decide(features, times, spent, last_arrival, position):
             count = min(self.tail, len(features))
             began = time.perf_counter()
-            probability = self.signing_probability(torch.stack(list(features)[-count:]))
+            probability = self.signing_probability(torch.stack(list(islice(features, len(features) - count, None))))
             self._kept_states = None
             spent["temporal_encoder"] += time.perf_counter() - began
             self.stats.gate_checks.append((times[-count], times[-1], probability))
@@ -434,8 +437,8 @@ class StreamingTranslator:
             return None
         offset = position - len(features)  # the stream's frame number of the buffer's first frame
         first, end = stretch[0] - offset, stretch[1] - offset
-        kept = list(times)[first:end]
-        window = self._record(self._window(list(features)[first:end], kept, spent), times, last_arrival)
+        kept = list(islice(times, first, end))
+        window = self._record(self._window(list(islice(features, first, end)), kept, spent), times, last_arrival)
         if not window.text:
             return None
         return Caption(window.start, window.end, " ".join(window.text.split()), window.confidence,

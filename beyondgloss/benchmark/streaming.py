@@ -124,10 +124,11 @@ def _timed(function, device) -> float:
     return time.perf_counter() - began
 
 
-def _stages(translator, video, device, repeats: int) -> dict:
+def _stages(translator, video, device, repeats: int, sentence_seconds: float) -> dict:
     """Milliseconds of each stage, measured alone: the frame encoder's three ways in turn, `repeats` rounds after one
-    untimed (so that a change of the machine's load falls on all three alike), and the window's two stages twice each.
-    Each as `{"median": ..., "best": ...}`."""
+    untimed (so that a change of the machine's load falls on all three alike), and the window's two stages twice each
+    (gate: on a stretch of a `sentence_seconds` sentence and one tail, and the gate on one tail). Each as
+    `{"median": ..., "best": ...}`."""
     encoder = translator.model.sign_encoder.frame_encoder
     frames = list(video[:BATCH])
 
@@ -150,7 +151,7 @@ def _stages(translator, video, device, repeats: int) -> dict:
         tail = window[-translator.tail:]
         times["gate_per_tail"] = [_timed(lambda: translator.signing_probability(tail), device) for _ in range(2)]
         translator._kept_states = None
-        window = window[:min(len(window), round(translator.sentence_seconds * FPS) + translator.tail)]
+        window = window[:min(len(window), round(sentence_seconds * FPS) + translator.tail)]
     runs = []
     for _ in range(2):
         runs.append(translator.translate_window(window)[2:])
@@ -236,15 +237,13 @@ def streaming(args, device, precision: str) -> dict:
     script = sentence_script(args, len(video) / FPS) if gated else []
 
     class Scripted(StreamingTranslator):  # the tails' decisions follow the script (see the module docstring)
-        sentence_seconds = args.streaming_sentence
-
         def is_signing(self, probability, start, end):
             return any(start < last and end >= first for first, last in script)
 
     translator = Scripted(model, processor, args.streaming_window, args.streaming_stride, FPS, agreement, generation,
                           inference_precision=precision, segmentation=args.streaming_segmentation,
                           gate_seconds=args.streaming_gate_seconds if gated else None)
-    stages = _stages(translator, video, device, repeats=max(3, args.steps))
+    stages = _stages(translator, video, device, repeats=max(3, args.steps), sentence_seconds=args.streaming_sentence)
     # Per second of video: 25 frames through the frame encoder (batched, as both modes run it), and 1 / stride
     # windows, or 1 / stride gate tails and one stretch per sentence and pause.
     batched = stages[f"frame_encoder_per_frame_batch_{BATCH}"]["best"]
